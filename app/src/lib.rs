@@ -1,0 +1,74 @@
+//! meshport's shared half: what runs both in the browser (compiled to WASM with `hydrate`) and on
+//! the server (with `ssr`): the page shell and routes, pages, shared domain types and the
+//! signatures of server functions. Server-only behaviour is reached through the small traits in
+//! each module's `ssr` submodule, which the `server` crate implements and provides as context.
+
+pub mod onboarding;
+pub mod pages;
+pub mod platform;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+/// The name cargo-leptos gives the bundle: `/pkg/meshport.js`, `.wasm` and `.css`.
+pub const OUTPUT_NAME: &str = "meshport";
+
+/// The HTML document around [`App`], rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <MetaTags />
+            </head>
+            <body class="min-h-screen bg-slate-50 text-slate-900 antialiased">
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The application: routes and the layout shared by every page.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css") />
+        <Title text="meshport" />
+        <Router>
+            <header class="border-b border-slate-200 bg-white">
+                <nav
+                    class="mx-auto flex max-w-5xl items-center justify-between px-4 py-3"
+                    aria-label="Main"
+                >
+                    <a href="/" class="text-lg font-semibold tracking-tight text-indigo-700">
+                        "meshport"
+                    </a>
+                    <span class="text-sm text-slate-500">"Self-service onboarding to the mesh"</span>
+                </nav>
+            </header>
+            <main class="mx-auto max-w-5xl px-4 py-8">
+                <Routes fallback=pages::NotFound>
+                    <Route path=StaticSegment("") view=pages::HomePage />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// The WASM entry point: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

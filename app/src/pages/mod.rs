@@ -1,0 +1,24 @@
+//! The pages of the portal, one module each.
+
+mod home;
+
+pub use home::HomePage;
+
+use leptos::prelude::*;
+
+/// Shown for any path no route matches.
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(leptos_axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <h1 class="text-2xl font-semibold">"Page not found"</h1>
+        <p class="mt-2">
+            <a class="text-indigo-700 underline" href="/">
+                "Back to the start page"
+            </a>
+        </p>
+    }
+}

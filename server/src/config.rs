@@ -1,0 +1,241 @@
+//! meshport's configuration: one typed [`Config`], read once at start-up from an optional TOML
+//! file and `MESHPORT_*` environment variables (nested keys joined by `__`, for example
+//! `MESHPORT_VAULT__ADDR`). Every field has a documented default; secrets are [`SecretString`]s,
+//! so `Debug` output never shows them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Environment variables that configure meshport start with this prefix.
+pub const ENV_PREFIX: &str = "MESHPORT_";
+
+/// Everything meshport can be configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Socket address the HTTP server listens on. Default `127.0.0.1:3000`.
+    pub listen: SocketAddr,
+    /// URL users reach meshport at, used for links and redirects. Default `http://127.0.0.1:3000`.
+    pub public_url: String,
+    /// Folder for meshport's own files (SQLite database, dev services). Default `./data`.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`. Default: SQLite at `<data_dir>/meshport.db`.
+    pub database_url: Option<SecretString>,
+    /// Folder holding the built site (`pkg/` with the WASM, JS and CSS). Default `target/site`.
+    pub site_root: PathBuf,
+    /// Log output: `json` (default) or `pretty`.
+    pub log_format: LogFormat,
+    /// How meshport reaches Vault or OpenBao.
+    pub vault: VaultConfig,
+    /// The GitOps repository meshport proposes manifests to.
+    pub gitops: GitopsConfig,
+    /// Settings of `meshport dev` only.
+    pub dev: DevConfig,
+}
+
+/// How meshport reaches Vault or OpenBao.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct VaultConfig {
+    /// Base URL of the Vault API. Default `http://127.0.0.1:8200`.
+    pub addr: String,
+    /// Token meshport authenticates with. Default: unset (then `VAULT_TOKEN` is used).
+    pub token: Option<SecretString>,
+    /// Vault Enterprise / OpenBao namespace. Default: none.
+    pub namespace: Option<String>,
+    /// PEM file of a CA that signs Vault's TLS certificate. Default: the system roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Mount path of the KV version 2 secrets engine. Default `secret`.
+    pub kv_mount: String,
+    /// Mount path of the Kubernetes auth method. Default `kubernetes`.
+    pub kubernetes_auth_mount: String,
+}
+
+/// The GitOps repository meshport proposes manifests to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GitopsConfig {
+    /// Clone URL (https, ssh, file path). Default: `<data_dir>/gitops.git`, the local repository.
+    pub repo_url: Option<String>,
+    /// Branch ArgoCD syncs from; meshport never pushes to it. Default `main`.
+    pub base_branch: String,
+}
+
+/// Settings of `meshport dev`, the local demo.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DevConfig {
+    /// The OpenBao executable started as the dev Vault. Default `bao` (found on `PATH`).
+    pub bao_bin: PathBuf,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Pretty,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            public_url: "http://127.0.0.1:3000".to_owned(),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            site_root: PathBuf::from("target/site"),
+            log_format: LogFormat::Json,
+            vault: VaultConfig::default(),
+            gitops: GitopsConfig::default(),
+            dev: DevConfig::default(),
+        }
+    }
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            addr: "http://127.0.0.1:8200".to_owned(),
+            token: None,
+            namespace: None,
+            ca_cert: None,
+            kv_mount: "secret".to_owned(),
+            kubernetes_auth_mount: "kubernetes".to_owned(),
+        }
+    }
+}
+
+impl Default for GitopsConfig {
+    fn default() -> Self {
+        Self { repo_url: None, base_branch: "main".to_owned() }
+    }
+}
+
+impl Default for DevConfig {
+    fn default() -> Self {
+        Self { bao_bin: PathBuf::from("bao") }
+    }
+}
+
+/// The configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+impl Config {
+    /// Reads the configuration: defaults, then `file` (if given), then `MESHPORT_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
+            .extract()
+            .map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    /// The database URL: the configured one, or SQLite in the data folder.
+    pub fn database_url(&self) -> SecretString {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("meshport.db").display()).into()
+        })
+    }
+
+    /// The GitOps repository URL: the configured one, or the local repository in the data folder.
+    pub fn gitops_repo_url(&self) -> String {
+        self.gitops
+            .repo_url
+            .clone()
+            .unwrap_or_else(|| self.local_gitops_repo().display().to_string())
+    }
+
+    /// Where `meshport dev` keeps its local bare GitOps repository.
+    pub fn local_gitops_repo(&self) -> PathBuf {
+        self.data_dir.join("gitops.git")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        Jail::expect_with(|_| {
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
+            assert_eq!(config.database_url().expose_secret(), "sqlite://data/meshport.db");
+            assert_eq!(config.gitops_repo_url(), "data/gitops.git");
+            assert_eq!(config.vault.kv_mount, "secret");
+            assert_eq!(config.log_format, LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_file_and_nests_with_double_underscore() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "meshport.toml",
+                r#"
+                listen = "0.0.0.0:8080"
+                log_format = "pretty"
+                [vault]
+                addr = "https://vault.example:8200"
+                kv_mount = "kv"
+                "#,
+            )?;
+            jail.set_env("MESHPORT_VAULT__ADDR", "https://bao.internal:8200");
+            jail.set_env("MESHPORT_VAULT__TOKEN", "12345");
+            jail.set_env("MESHPORT_DATA_DIR", "/var/lib/meshport");
+            jail.set_env("MESHPORT_CONFIG", "ignored: names the file, not a setting");
+            let config = Config::load(Some(Path::new("meshport.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+            assert_eq!(config.log_format, LogFormat::Pretty);
+            assert_eq!(config.vault.addr, "https://bao.internal:8200");
+            assert_eq!(config.vault.kv_mount, "kv");
+            assert_eq!(config.vault.token.as_ref().unwrap().expose_secret(), "12345");
+            assert_eq!(
+                config.database_url().expose_secret(),
+                "sqlite:///var/lib/meshport/meshport.db"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MESHPORT_VAULT__TOKEN", "hvs.very-secret-token");
+            jail.set_env("MESHPORT_DATABASE_URL", "postgres://meshport:pg-password@db/meshport");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let debug = format!("{config:?}");
+            assert!(!debug.contains("very-secret-token"), "{debug}");
+            assert!(!debug.contains("pg-password"), "{debug}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_file_or_a_bad_value_is_an_error_naming_it() {
+        Jail::expect_with(|jail| {
+            let missing = Config::load(Some(Path::new("nope.toml"))).unwrap_err().to_string();
+            assert!(missing.contains("nope.toml"), "{missing}");
+            jail.set_env("MESHPORT_LOG_FORMAT", "xml");
+            let bad = Config::load(None).unwrap_err().to_string();
+            assert!(bad.contains("log_format"), "{bad}");
+            Ok(())
+        });
+    }
+}

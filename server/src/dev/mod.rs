@@ -1,0 +1,49 @@
+//! `meshport dev`: the whole portal on one machine. Starts an OpenBao dev server with the KV v2
+//! and Kubernetes-auth mounts, a local bare GitOps repository and SQLite under the data folder,
+//! then serves the portal until Ctrl-C or SIGTERM, and stops OpenBao on the way out.
+
+mod openbao;
+mod process;
+
+pub use openbao::{OpenBaoDevError, OpenBaoDevServer};
+pub use process::{ServiceProcess, free_loopback_port};
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::gitops;
+
+/// Runs the local demo until a shutdown signal.
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!("could not create the data folder {}", config.data_dir.display())
+    })?;
+
+    let openbao =
+        OpenBaoDevServer::start(&config.dev.bao_bin, &config.data_dir.join("openbao.log")).await?;
+    let vault_config = openbao.vault_config();
+    config.vault = crate::config::VaultConfig {
+        kv_mount: config.vault.kv_mount.clone(),
+        kubernetes_auth_mount: config.vault.kubernetes_auth_mount.clone(),
+        ..vault_config
+    };
+    crate::vault::Vault::new(&config.vault)?
+        .ensure_mounts()
+        .await
+        .context("could not enable the Vault mounts")?;
+    tracing::info!(addr = openbao.addr(), "OpenBao dev server ready (in memory, root token)");
+
+    let repo = config.local_gitops_repo();
+    let branch = config.gitops.base_branch.clone();
+    let created = tokio::task::spawn_blocking({
+        let repo = repo.clone();
+        move || gitops::init_local_repository(&repo, &branch)
+    })
+    .await??;
+    tracing::info!(repo = %repo.display(), created, "local GitOps repository ready");
+    config.gitops.repo_url = Some(repo.display().to_string());
+
+    let served = crate::serve(config).await;
+    tokio::task::spawn_blocking(move || openbao.stop()).await?;
+    served
+}

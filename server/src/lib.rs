@@ -1,0 +1,67 @@
+//! meshport's server: configuration, the HTTP layer and one module per outside system.
+//! `main.rs` only parses the command line and calls into here.
+
+pub mod config;
+pub mod dev;
+pub mod gitops;
+pub mod store;
+pub mod telemetry;
+pub mod vault;
+pub mod web;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use leptos::prelude::LeptosOptions;
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::vault::Vault;
+
+/// The Leptos options for the built site described by `config`.
+pub fn leptos_options(config: &Config, env: leptos::config::Env) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name(app::OUTPUT_NAME)
+        .site_root(config.site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(config.listen)
+        .env(env)
+        .build()
+}
+
+/// Connects to the database and brings its schema up to date.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("could not create the data folder {}", config.data_dir.display())
+        })?;
+    }
+    let store = Store::connect(&config.database_url()).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Serves the portal until Ctrl-C or SIGTERM, then finishes open requests and returns.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let vault = Arc::new(Vault::new(&config.vault)?);
+    let env = if config.log_format == config::LogFormat::Pretty {
+        leptos::config::Env::DEV
+    } else {
+        leptos::config::Env::PROD
+    };
+    let state = web::AppState::new(leptos_options(&config, env), store.clone(), vault);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", config.listen))?;
+    tracing::info!(
+        "meshport listening on http://{} (public URL {})",
+        listener.local_addr()?,
+        config.public_url
+    );
+    axum::serve(listener, web::router(state))
+        .with_graceful_shutdown(web::shutdown_signal())
+        .await?;
+    store.close().await;
+    Ok(())
+}

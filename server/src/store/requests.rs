@@ -1,0 +1,180 @@
+//! Onboarding requests as stored: who asked for which service, why, and where it stands.
+
+use app::onboarding::RequestStatus;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{Store, StoreError, on_pool};
+
+/// A stored onboarding request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnboardingRequestRecord {
+    pub id: Uuid,
+    pub service_name: String,
+    pub namespace: String,
+    pub team: String,
+    pub requested_by: Uuid,
+    pub justification: String,
+    /// The submitted form, without secret values.
+    pub spec: serde_json::Value,
+    pub status: RequestStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A request about to be stored; it starts as [`RequestStatus::Submitted`].
+#[derive(Clone, Debug)]
+pub struct NewOnboardingRequest<'a> {
+    pub service_name: &'a str,
+    pub namespace: &'a str,
+    pub team: &'a str,
+    pub requested_by: Uuid,
+    pub justification: &'a str,
+    pub spec: &'a serde_json::Value,
+}
+
+/// Which requests to list; unset fields match everything. Newest first.
+#[derive(Clone, Debug, Default)]
+pub struct RequestFilter {
+    /// Only requests of these teams (an empty list matches none).
+    pub teams: Option<Vec<String>>,
+    pub requested_by: Option<Uuid>,
+    pub status: Option<RequestStatus>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
+/// The row as the database returns it; the status is checked when turned into a record.
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    service_name: String,
+    namespace: String,
+    team: String,
+    requested_by: Uuid,
+    justification: String,
+    spec: Json<serde_json::Value>,
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for OnboardingRequestRecord {
+    type Error = StoreError;
+
+    fn try_from(row: Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            status: row.status.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+            id: row.id,
+            service_name: row.service_name,
+            namespace: row.namespace,
+            team: row.team,
+            requested_by: row.requested_by,
+            justification: row.justification,
+            spec: row.spec.0,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+const REQUEST_COLUMNS: &str = "id, service_name, namespace, team, requested_by, justification, \
+                               spec, status, created_at, updated_at";
+
+impl Store {
+    /// Stores a new request in state `submitted`.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_request(
+        &self,
+        request: &NewOnboardingRequest<'_>,
+    ) -> Result<OnboardingRequestRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO onboarding_requests
+                (id, service_name, namespace, team, requested_by, justification, spec, status,
+                 created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+             RETURNING {REQUEST_COLUMNS}"
+        );
+        let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(Uuid::new_v4())
+            .bind(request.service_name)
+            .bind(request.namespace)
+            .bind(request.team)
+            .bind(request.requested_by)
+            .bind(request.justification)
+            .bind(Json(request.spec))
+            .bind(RequestStatus::Submitted.as_str())
+            .bind(Utc::now())
+            .fetch_one(pool)
+            .await?);
+        row.try_into()
+    }
+
+    /// The request with this id, if any.
+    #[tracing::instrument(skip_all)]
+    pub async fn request(&self, id: Uuid) -> Result<Option<OnboardingRequestRecord>, StoreError> {
+        let sql = format!("SELECT {REQUEST_COLUMNS} FROM onboarding_requests WHERE id = $1");
+        let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Requests matching the filter, newest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_requests(
+        &self,
+        filter: &RequestFilter,
+    ) -> Result<Vec<OnboardingRequestRecord>, StoreError> {
+        if filter.teams.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let limit = i64::from(filter.limit.unwrap_or(100));
+        let rows = on_pool!(self, pool => {
+            let mut query = sqlx::QueryBuilder::new(format!(
+                "SELECT {REQUEST_COLUMNS} FROM onboarding_requests WHERE 1 = 1"
+            ));
+            if let Some(teams) = &filter.teams {
+                query.push(" AND team IN (");
+                let mut separated = query.separated(", ");
+                for team in teams {
+                    separated.push_bind(team.as_str());
+                }
+                query.push(")");
+            }
+            if let Some(requested_by) = filter.requested_by {
+                query.push(" AND requested_by = ").push_bind(requested_by);
+            }
+            if let Some(status) = filter.status {
+                query.push(" AND status = ").push_bind(status.as_str());
+            }
+            query.push(" ORDER BY created_at DESC, id LIMIT ").push_bind(limit);
+            query.build_query_as::<Row>().fetch_all(pool).await?
+        });
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Moves a request from `from` to `to`. Returns false, changing nothing, when the request is
+    /// not in state `from` (for example because someone else moved it first).
+    #[tracing::instrument(skip_all)]
+    pub async fn transition_request(
+        &self,
+        id: Uuid,
+        from: RequestStatus,
+        to: RequestStatus,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE onboarding_requests SET status = $1, updated_at = $2
+                   WHERE id = $3 AND status = $4";
+        let result = on_pool!(self, pool => sqlx::query(sql)
+            .bind(to.as_str())
+            .bind(Utc::now())
+            .bind(id)
+            .bind(from.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(result == 1)
+    }
+}

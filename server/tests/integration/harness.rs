@@ -1,0 +1,228 @@
+//! Starts the real services the tests use, once per test binary: an OpenBao dev server and a
+//! private PostgreSQL cluster, each on a free loopback port, with their files in a folder under
+//! the target directory. They are stopped and the folder removed when the binary exits (and, if
+//! it crashes, the kernel stops them and the next run removes the folder).
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use meshport_server::config::VaultConfig;
+use meshport_server::dev::{OpenBaoDevServer, ServiceProcess, free_loopback_port};
+use meshport_server::store::Store;
+use nix::sys::signal::Signal;
+use sqlx::{Connection, Executor, PgConnection};
+
+/// Addresses of the running services.
+pub struct Services {
+    openbao: VaultConfig,
+    postgres_port: u16,
+}
+
+/// What must be stopped and removed at exit.
+struct Running {
+    // Field order is drop order: services first, then their folder.
+    _openbao: OpenBaoDevServer,
+    _postgres: ServiceProcess,
+    _folder: tempfile::TempDir,
+}
+
+static SERVICES: OnceLock<Services> = OnceLock::new();
+static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
+
+/// The services, started on first use.
+pub fn services() -> &'static Services {
+    SERVICES.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel();
+        // Children are tied to the thread that spawns them (parent-death signal), so they are
+        // spawned from a thread that lives until the process exits.
+        std::thread::Builder::new()
+            .name("test-services".into())
+            .spawn(move || match start() {
+                Ok((services, running)) => {
+                    *RUNNING.lock().unwrap() = Some(running);
+                    // SAFETY: registers a plain `extern "C"` function without arguments.
+                    unsafe { libc::atexit(stop_at_exit) };
+                    sender.send(Ok(services)).unwrap();
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(error) => sender.send(Err(error)).unwrap(),
+            })
+            .expect("spawn the service thread");
+        match receiver.recv().expect("the service thread answers") {
+            Ok(services) => services,
+            Err(error) => panic!("could not start the test services: {error:#}"),
+        }
+    })
+}
+
+extern "C" fn stop_at_exit() {
+    if let Ok(mut running) = RUNNING.lock() {
+        running.take();
+    }
+}
+
+fn start() -> anyhow::Result<(Services, Running)> {
+    let folder = service_folder()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let bao = std::env::var_os("MESHPORT_DEV__BAO_BIN").unwrap_or_else(|| "bao".into());
+    let openbao =
+        runtime.block_on(OpenBaoDevServer::start(Path::new(&bao), &folder.path().join("openbao.log")))?;
+    let (postgres, postgres_port) = start_postgres(folder.path(), &runtime)?;
+    let services = Services { openbao: openbao.vault_config(), postgres_port };
+    Ok((services, Running { _openbao: openbao, _postgres: postgres, _folder: folder }))
+}
+
+/// A fresh folder for this run's service files; folders of earlier runs that are gone are removed.
+fn service_folder() -> anyhow::Result<tempfile::TempDir> {
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("meshport-services");
+    std::fs::create_dir_all(&parent)?;
+    for entry in std::fs::read_dir(&parent)?.flatten() {
+        let owner = entry.file_name().to_string_lossy().split('-').next().and_then(|p| p.parse().ok());
+        if let Some(pid) = owner
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(tempfile::Builder::new().prefix(&format!("{}-", std::process::id())).tempdir_in(parent)?)
+}
+
+/// Where PostgreSQL's server programs are: `MESHPORT_TEST_PG_BINDIR`, else the newest Debian
+/// installation, else `PATH`.
+fn postgres_bindir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MESHPORT_TEST_PG_BINDIR") {
+        return dir.into();
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).unwrap_or_default()
+}
+
+/// PostgreSQL refuses to run as root; then it runs as the `postgres` account.
+fn as_postgres_user(command: &mut Command, folders: &[&Path]) -> anyhow::Result<()> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(());
+    }
+    let user = nix::unistd::User::from_name("postgres")?
+        .ok_or_else(|| anyhow::anyhow!("running as root but there is no `postgres` account"))?;
+    for folder in folders {
+        std::os::unix::fs::chown(folder, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
+    }
+    command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+    Ok(())
+}
+
+fn start_postgres(
+    folder: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<(ServiceProcess, u16)> {
+    use std::os::unix::fs::PermissionsExt;
+    let bindir = postgres_bindir();
+    let data = folder.join("pgdata");
+    let sockets = folder.join("pgsock");
+    std::fs::create_dir_all(&data)?;
+    std::fs::create_dir_all(&sockets)?;
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))?;
+    let log = std::fs::File::create(folder.join("postgres.log"))?;
+
+    let mut initdb = Command::new(bindir.join("initdb"));
+    initdb
+        .args(["--auth=trust", "--username=meshport", "--encoding=UTF8", "--no-sync", "-D"])
+        .arg(&data)
+        .current_dir(folder)
+        .stdout(Stdio::null())
+        .stderr(log.try_clone()?);
+    as_postgres_user(&mut initdb, &[folder, &data, &sockets])?;
+    let status = initdb.status().map_err(|e| {
+        anyhow::anyhow!("could not run {}: {e}; install PostgreSQL", bindir.join("initdb").display())
+    })?;
+    anyhow::ensure!(status.success(), "initdb failed; see {}", folder.join("postgres.log").display());
+
+    let port = free_loopback_port()?;
+    let mut postgres = Command::new(bindir.join("postgres"));
+    postgres
+        .arg("-D")
+        .arg(&data)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+        .arg(&sockets)
+        .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        .current_dir(folder)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    as_postgres_user(&mut postgres, &[])?;
+    // SIGINT is PostgreSQL's fast shutdown: clients are disconnected, then it exits.
+    let mut process = ServiceProcess::spawn("postgres", postgres, Signal::SIGINT)?;
+
+    let url = admin_url(port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    runtime.block_on(async {
+        loop {
+            match PgConnection::connect(&url).await {
+                Ok(connection) => return connection.close().await.map_err(Into::into),
+                Err(error) if Instant::now() >= deadline || !process.is_running() => {
+                    anyhow::bail!("PostgreSQL did not start: {error}; see its log in {}", folder.display())
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })?;
+    Ok((process, port))
+}
+
+fn admin_url(port: u16) -> String {
+    format!("postgres://meshport@127.0.0.1:{port}/postgres")
+}
+
+/// Vault settings of the OpenBao dev server, with its root token.
+pub fn openbao() -> VaultConfig {
+    services().openbao.clone()
+}
+
+/// The database backends the store tests run against.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated, empty database of its own for one test.
+pub struct TestDatabase {
+    pub store: Store,
+    pub url: String,
+    _folder: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend) -> Self {
+        let (url, folder) = match backend {
+            Backend::Sqlite => {
+                let folder = tempfile::tempdir().unwrap();
+                (format!("sqlite://{}", folder.path().join("meshport.db").display()), Some(folder))
+            }
+            Backend::Postgres => {
+                let port = services().postgres_port;
+                let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::connect(&admin_url(port)).await.unwrap();
+                admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+                admin.close().await.unwrap();
+                (format!("postgres://meshport@127.0.0.1:{port}/{name}"), None)
+            }
+        };
+        let store = Store::connect(&url.clone().into()).await.unwrap();
+        store.migrate().await.unwrap();
+        Self { store, url, _folder: folder }
+    }
+}

@@ -1,0 +1,10 @@
+//! meshport's integration tests: ONE test binary, against the real services. The harness starts
+//! an OpenBao dev server and a private PostgreSQL cluster on free loopback ports the first time
+//! a test needs them, and stops them when the binary exits.
+
+mod gitops;
+mod harness;
+mod process;
+mod store;
+mod vault;
+mod web;
