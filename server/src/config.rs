@@ -137,10 +137,12 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment
-            .merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
-            .extract()
-            .map_err(|e| ConfigError(Box::new(e)))
+        // Each variable is merged as a string: `extract_lossy` turns strings into numbers and
+        // booleans where a field wants one, while a token made of digits stays a string.
+        for (key, value) in Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]).iter() {
+            figment = figment.merge((key.as_str().to_owned(), value));
+        }
+        figment.extract_lossy().map_err(|e| ConfigError(Box::new(e)))
     }
 
     /// The database URL: the configured one, or SQLite in the data folder.
@@ -199,12 +201,14 @@ mod tests {
             jail.set_env("MESHPORT_VAULT__ADDR", "https://bao.internal:8200");
             jail.set_env("MESHPORT_VAULT__TOKEN", "12345");
             jail.set_env("MESHPORT_DATA_DIR", "/var/lib/meshport");
+            jail.set_env("MESHPORT_PUBLIC_URL", "https://meshport.example.com");
             jail.set_env("MESHPORT_CONFIG", "ignored: names the file, not a setting");
             let config = Config::load(Some(Path::new("meshport.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
             assert_eq!(config.log_format, LogFormat::Pretty);
             assert_eq!(config.vault.addr, "https://bao.internal:8200");
             assert_eq!(config.vault.kv_mount, "kv");
+            assert_eq!(config.public_url, "https://meshport.example.com");
             assert_eq!(config.vault.token.as_ref().unwrap().expose_secret(), "12345");
             assert_eq!(
                 config.database_url().expose_secret(),
@@ -234,7 +238,7 @@ mod tests {
             assert!(missing.contains("nope.toml"), "{missing}");
             jail.set_env("MESHPORT_LOG_FORMAT", "xml");
             let bad = Config::load(None).unwrap_err().to_string();
-            assert!(bad.contains("log_format"), "{bad}");
+            assert!(bad.contains("log_format") && bad.contains("xml"), "{bad}");
             Ok(())
         });
     }

@@ -106,7 +106,7 @@ impl Store {
     /// Checks that the database answers.
     #[tracing::instrument(skip_all)]
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await?);
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop)?);
         Ok(())
     }
 

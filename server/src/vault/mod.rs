@@ -15,8 +15,6 @@ use crate::config::VaultConfig;
 pub enum VaultError {
     #[error("invalid Vault settings: {0}")]
     Settings(String),
-    #[error("Vault is sealed or not initialised")]
-    NotReady,
     #[error("Vault request failed: {0}")]
     Client(#[from] ClientError),
 }
@@ -81,13 +79,13 @@ impl Vault {
         &self.kv_mount
     }
 
-    /// Succeeds when Vault answers, is initialised and unsealed.
+    /// Succeeds when Vault answers, is unsealed and accepts meshport's token. (A token lookup
+    /// rather than `sys/health`: vaultrs' health response needs fields OpenBao does not send, and
+    /// a portal whose token expired is not ready either.)
     #[tracing::instrument(skip_all)]
     pub async fn health(&self) -> Result<(), VaultError> {
-        match vaultrs::sys::status(&self.client).await? {
-            vaultrs::sys::ServerStatus::OK | vaultrs::sys::ServerStatus::STANDBY => Ok(()),
-            _ => Err(VaultError::NotReady),
-        }
+        vaultrs::token::lookup_self(&self.client).await?;
+        Ok(())
     }
 
     /// Enables the KV version 2 engine and the Kubernetes auth method at the configured paths

@@ -1,6 +1,6 @@
 //! Starts the real services the tests use, once per test binary: an OpenBao dev server and a
 //! private PostgreSQL cluster, each on a free loopback port, with their files in a folder under
-//! the target directory. They are stopped and the folder removed when the binary exits (and, if
+//! the system temp folder. They are stopped and the folder removed when the binary exits (and, if
 //! it crashes, the kernel stops them and the next run removes the folder).
 
 use std::os::unix::process::CommandExt;
@@ -29,12 +29,13 @@ struct Running {
     _folder: tempfile::TempDir,
 }
 
-static SERVICES: OnceLock<Services> = OnceLock::new();
+// A failed start is kept too, so later tests fail at once instead of retrying it.
+static SERVICES: OnceLock<Result<Services, String>> = OnceLock::new();
 static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
 
 /// The services, started on first use.
 pub fn services() -> &'static Services {
-    SERVICES.get_or_init(|| {
+    let started = SERVICES.get_or_init(|| {
         let (sender, receiver) = mpsc::channel();
         // Children are tied to the thread that spawns them (parent-death signal), so they are
         // spawned from a thread that lives until the process exits.
@@ -53,11 +54,12 @@ pub fn services() -> &'static Services {
                 Err(error) => sender.send(Err(error)).unwrap(),
             })
             .expect("spawn the service thread");
-        match receiver.recv().expect("the service thread answers") {
-            Ok(services) => services,
-            Err(error) => panic!("could not start the test services: {error:#}"),
-        }
-    })
+        receiver.recv().expect("the service thread answers").map_err(|e| format!("{e:#}"))
+    });
+    match started {
+        Ok(services) => services,
+        Err(error) => panic!("could not start the test services: {error}"),
+    }
 }
 
 extern "C" fn stop_at_exit() {
@@ -79,10 +81,12 @@ fn start() -> anyhow::Result<(Services, Running)> {
 
 /// A fresh folder for this run's service files; folders of earlier runs that are gone are removed.
 fn service_folder() -> anyhow::Result<tempfile::TempDir> {
-    let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("meshport-services");
+    // Under the system temp folder: PostgreSQL runs as its own account when tests run as root,
+    // and that account cannot enter root's home, where the target folder usually is.
+    let parent = std::env::temp_dir().join("meshport-test-services");
     std::fs::create_dir_all(&parent)?;
     for entry in std::fs::read_dir(&parent)?.flatten() {
-        let owner = entry.file_name().to_string_lossy().split('-').next().and_then(|p| p.parse().ok());
+        let owner: Option<u32> = entry.file_name().to_string_lossy().split('-').next().and_then(|p| p.parse().ok());
         if let Some(pid) = owner
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
@@ -201,7 +205,6 @@ pub enum Backend {
 /// A migrated, empty database of its own for one test.
 pub struct TestDatabase {
     pub store: Store,
-    pub url: String,
     _folder: Option<tempfile::TempDir>,
 }
 
@@ -223,6 +226,6 @@ impl TestDatabase {
         };
         let store = Store::connect(&url.clone().into()).await.unwrap();
         store.migrate().await.unwrap();
-        Self { store, url, _folder: folder }
+        Self { store, _folder: folder }
     }
 }

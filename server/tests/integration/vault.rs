@@ -33,7 +33,7 @@ async fn ensure_mounts_enables_kv_v2_and_kubernetes_auth_once() {
     assert_eq!(kv.mount_type, "kv");
     assert_eq!(kv.options.as_ref().and_then(|o| o.get("version")).map(String::as_str), Some("2"));
     let auths = vaultrs::sys::auth::list(vault.client()).await.unwrap();
-    assert_eq!(auths[&format!("{}/", config.kubernetes_auth_mount)].auth_type, "kubernetes");
+    assert_eq!(auths[&format!("{}/", config.kubernetes_auth_mount)].mount_type, "kubernetes");
 
     // KV v2 answers on the mount: a written secret reads back, with version metadata.
     let value = std::collections::HashMap::from([("api_key", "not-a-real-key")]);
@@ -60,5 +60,6 @@ async fn an_unreachable_vault_is_reported_not_hung() {
 async fn a_wrong_token_is_refused() {
     let config = VaultConfig { token: Some("not-the-token".to_owned().into()), ..openbao() };
     let vault = Vault::new(&config).unwrap();
+    assert!(vault.health().await.is_err(), "a portal whose token is refused is not ready");
     assert!(vault.ensure_mounts().await.is_err());
 }
