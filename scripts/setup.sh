@@ -8,9 +8,9 @@ cd "$MESHPORT_ROOT"
 step() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages: Chromium (browser tests), PostgreSQL (store tests), git, Python venv.
+# Debian packages: Chromium (browser tests), PostgreSQL (store tests), git, curl, Python venv.
 missing=()
-for package in chromium postgresql git python3-venv; do
+for package in chromium postgresql git curl python3-venv; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 # A Python from elsewhere (pyenv) brings its own venv module; Debian's needs python3-venv.

@@ -95,9 +95,6 @@ mod tests {
             // The serde name equals the database name, so JSON and SQL agree.
             assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{status}\""));
         }
-        assert_eq!(
-            "archived".parse::<RequestStatus>(),
-            Err(UnknownStatus("archived".to_owned()))
-        );
+        assert_eq!("archived".parse::<RequestStatus>(), Err(UnknownStatus("archived".to_owned())));
     }
 }

@@ -20,8 +20,8 @@ pub const ENV_PREFIX: &str = "MESHPORT_";
 pub struct Config {
     /// Socket address the HTTP server listens on. Default `127.0.0.1:3000`.
     pub listen: SocketAddr,
-    /// URL users reach meshport at, used for links and redirects. Default `http://127.0.0.1:3000`.
-    pub public_url: String,
+    /// URL users reach meshport at, used for links and redirects. Default `http://<listen>`.
+    pub public_url: Option<String>,
     /// Folder for meshport's own files (SQLite database, dev services). Default `./data`.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`. Default: SQLite at `<data_dir>/meshport.db`.
@@ -88,7 +88,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            public_url: "http://127.0.0.1:3000".to_owned(),
+            public_url: None,
             data_dir: PathBuf::from("data"),
             database_url: None,
             site_root: PathBuf::from("target/site"),
@@ -145,6 +145,11 @@ impl Config {
         figment.extract_lossy().map_err(|e| ConfigError(Box::new(e)))
     }
 
+    /// The URL users reach meshport at: the configured one, or the listen address over http.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
     /// The database URL: the configured one, or SQLite in the data folder.
     pub fn database_url(&self) -> SecretString {
         self.database_url.clone().unwrap_or_else(|| {
@@ -177,6 +182,7 @@ mod tests {
         Jail::expect_with(|_| {
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
+            assert_eq!(config.public_url(), "http://127.0.0.1:3000");
             assert_eq!(config.database_url().expose_secret(), "sqlite://data/meshport.db");
             assert_eq!(config.gitops_repo_url(), "data/gitops.git");
             assert_eq!(config.vault.kv_mount, "secret");
@@ -203,12 +209,13 @@ mod tests {
             jail.set_env("MESHPORT_DATA_DIR", "/var/lib/meshport");
             jail.set_env("MESHPORT_PUBLIC_URL", "https://meshport.example.com");
             jail.set_env("MESHPORT_CONFIG", "ignored: names the file, not a setting");
-            let config = Config::load(Some(Path::new("meshport.toml"))).map_err(|e| e.to_string())?;
+            let config =
+                Config::load(Some(Path::new("meshport.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
             assert_eq!(config.log_format, LogFormat::Pretty);
             assert_eq!(config.vault.addr, "https://bao.internal:8200");
             assert_eq!(config.vault.kv_mount, "kv");
-            assert_eq!(config.public_url, "https://meshport.example.com");
+            assert_eq!(config.public_url(), "https://meshport.example.com");
             assert_eq!(config.vault.token.as_ref().unwrap().expose_secret(), "12345");
             assert_eq!(
                 config.database_url().expose_secret(),

@@ -18,14 +18,15 @@ use crate::config::Config;
 use crate::store::Store;
 use crate::vault::Vault;
 
-/// The Leptos options for the built site described by `config`.
-pub fn leptos_options(config: &Config, env: leptos::config::Env) -> LeptosOptions {
+/// The Leptos options for the built site described by `config`. Set here rather than read from
+/// `Cargo.toml`, so the binary runs without the source tree or cargo-leptos' variables.
+pub fn leptos_options(config: &Config) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name(app::OUTPUT_NAME)
         .site_root(config.site_root.display().to_string())
         .site_pkg_dir("pkg")
         .site_addr(config.listen)
-        .env(env)
+        .env(leptos::config::Env::PROD)
         .build()
 }
 
@@ -45,19 +46,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let vault = Arc::new(Vault::new(&config.vault)?);
-    let env = if config.log_format == config::LogFormat::Pretty {
-        leptos::config::Env::DEV
-    } else {
-        leptos::config::Env::PROD
-    };
-    let state = web::AppState::new(leptos_options(&config, env), store.clone(), vault);
+    let state = web::AppState::new(leptos_options(&config), store.clone(), vault);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("could not listen on {}", config.listen))?;
     tracing::info!(
         "meshport listening on http://{} (public URL {})",
         listener.local_addr()?,
-        config.public_url
+        config.public_url()
     );
     axum::serve(listener, web::router(state))
         .with_graceful_shutdown(web::shutdown_signal())

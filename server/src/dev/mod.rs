@@ -21,11 +21,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     let openbao =
         OpenBaoDevServer::start(&config.dev.bao_bin, &config.data_dir.join("openbao.log")).await?;
-    let vault_config = openbao.vault_config();
+    // The configured mount paths stay; address and credentials are the dev server's.
     config.vault = crate::config::VaultConfig {
-        kv_mount: config.vault.kv_mount.clone(),
-        kubernetes_auth_mount: config.vault.kubernetes_auth_mount.clone(),
-        ..vault_config
+        kv_mount: config.vault.kv_mount,
+        kubernetes_auth_mount: config.vault.kubernetes_auth_mount,
+        ..openbao.vault_config()
     };
     crate::vault::Vault::new(&config.vault)?
         .ensure_mounts()

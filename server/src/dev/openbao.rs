@@ -59,11 +59,8 @@ impl OpenBaoDevServer {
             .stderr(log);
         let process =
             ServiceProcess::spawn("openbao", command, Signal::SIGTERM).map_err(spawn_error)?;
-        let mut server = Self {
-            process,
-            addr: format!("http://127.0.0.1:{port}"),
-            root_token: token.into(),
-        };
+        let mut server =
+            Self { process, addr: format!("http://127.0.0.1:{port}"), root_token: token.into() };
         server.wait_ready(Duration::from_secs(30), log_file).await?;
         Ok(server)
     }

@@ -70,7 +70,8 @@ impl Store {
                     .foreign_keys(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+                let pool =
+                    SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
                 Ok(Self::Sqlite(pool))
             }
             "postgres" | "postgresql" => {

@@ -105,8 +105,13 @@ impl Vault {
         }
         let auths = vaultrs::sys::auth::list(&self.client).await?;
         if !auths.contains_key(&mount_key(&self.kubernetes_auth_mount)) {
-            vaultrs::sys::auth::enable(&self.client, &self.kubernetes_auth_mount, "kubernetes", None)
-                .await?;
+            vaultrs::sys::auth::enable(
+                &self.client,
+                &self.kubernetes_auth_mount,
+                "kubernetes",
+                None,
+            )
+            .await?;
         }
         Ok(())
     }

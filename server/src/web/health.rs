@@ -23,8 +23,7 @@ pub async fn healthz() -> &'static str {
 /// Readiness: 200 when the database and Vault answer, 503 otherwise, with a JSON report.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let report = state.readiness.check().await;
-    let status =
-        if report.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(report))
 }
 
@@ -43,10 +42,8 @@ impl DependencyProbe {
 #[async_trait::async_trait]
 impl ReadinessProbe for DependencyProbe {
     async fn check(&self) -> Readiness {
-        let (database, vault) = tokio::join!(
-            judge("database", self.store.ping()),
-            judge("vault", self.vault.health())
-        );
+        let (database, vault) =
+            tokio::join!(judge("database", self.store.ping()), judge("vault", self.vault.health()));
         Readiness { database, vault }
     }
 }

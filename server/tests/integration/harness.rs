@@ -72,8 +72,8 @@ fn start() -> anyhow::Result<(Services, Running)> {
     let folder = service_folder()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let bao = std::env::var_os("MESHPORT_DEV__BAO_BIN").unwrap_or_else(|| "bao".into());
-    let openbao =
-        runtime.block_on(OpenBaoDevServer::start(Path::new(&bao), &folder.path().join("openbao.log")))?;
+    let openbao = runtime
+        .block_on(OpenBaoDevServer::start(Path::new(&bao), &folder.path().join("openbao.log")))?;
     let (postgres, postgres_port) = start_postgres(folder.path(), &runtime)?;
     let services = Services { openbao: openbao.vault_config(), postgres_port };
     Ok((services, Running { _openbao: openbao, _postgres: postgres, _folder: folder }))
@@ -86,7 +86,8 @@ fn service_folder() -> anyhow::Result<tempfile::TempDir> {
     let parent = std::env::temp_dir().join("meshport-test-services");
     std::fs::create_dir_all(&parent)?;
     for entry in std::fs::read_dir(&parent)?.flatten() {
-        let owner: Option<u32> = entry.file_name().to_string_lossy().split('-').next().and_then(|p| p.parse().ok());
+        let owner: Option<u32> =
+            entry.file_name().to_string_lossy().split('-').next().and_then(|p| p.parse().ok());
         if let Some(pid) = owner
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
@@ -150,9 +151,16 @@ fn start_postgres(
         .stderr(log.try_clone()?);
     as_postgres_user(&mut initdb, &[folder, &data, &sockets])?;
     let status = initdb.status().map_err(|e| {
-        anyhow::anyhow!("could not run {}: {e}; install PostgreSQL", bindir.join("initdb").display())
+        anyhow::anyhow!(
+            "could not run {}: {e}; install PostgreSQL",
+            bindir.join("initdb").display()
+        )
     })?;
-    anyhow::ensure!(status.success(), "initdb failed; see {}", folder.join("postgres.log").display());
+    anyhow::ensure!(
+        status.success(),
+        "initdb failed; see {}",
+        folder.join("postgres.log").display()
+    );
 
     let port = free_loopback_port()?;
     let mut postgres = Command::new(bindir.join("postgres"));
@@ -177,7 +185,10 @@ fn start_postgres(
             match PgConnection::connect(&url).await {
                 Ok(connection) => return connection.close().await.map_err(Into::into),
                 Err(error) if Instant::now() >= deadline || !process.is_running() => {
-                    anyhow::bail!("PostgreSQL did not start: {error}; see its log in {}", folder.display())
+                    anyhow::bail!(
+                        "PostgreSQL did not start: {error}; see its log in {}",
+                        folder.display()
+                    )
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }

@@ -65,7 +65,10 @@ async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
     };
     assert!(status.success(), "meshport dev exited with {status}");
     for child in started {
-        assert!(!std::path::Path::new(&format!("/proc/{child}")).exists(), "child {child} outlived meshport");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{child}")).exists(),
+            "child {child} outlived meshport"
+        );
     }
     assert!(folder.path().join("meshport.db").is_file());
     assert!(folder.path().join("gitops.git/HEAD").is_file());

@@ -2,7 +2,9 @@
 //! PostgreSQL.
 
 use app::onboarding::RequestStatus;
-use meshport_server::store::{NewOnboardingRequest, NewUser, RequestFilter, Store, StoreError};
+use meshport_server::store::{
+    NewOnboardingRequest, NewUser, OnboardingRequestRecord, RequestFilter, Store, StoreError, User,
+};
 use serde_json::json;
 
 use crate::harness::{Backend, TestDatabase};
@@ -34,16 +36,13 @@ on_both_backends!(
     transitions_only_move_from_the_expected_state,
 );
 
-async fn user(store: &Store, subject: &str) -> meshport_server::store::User {
-    store
-        .upsert_user(&NewUser {
-            issuer: "https://idp.example",
-            subject,
-            email: &format!("{subject}@example.com"),
-            display_name: subject,
-        })
-        .await
-        .unwrap()
+async fn sign_in(store: &Store, issuer: &str, subject: &str, email: &str, name: &str) -> User {
+    let user = NewUser { issuer, subject, email, display_name: name };
+    store.upsert_user(&user).await.unwrap()
+}
+
+async fn user(store: &Store, subject: &str) -> User {
+    sign_in(store, "https://idp.example", subject, &format!("{subject}@example.com"), subject).await
 }
 
 fn request<'a>(
@@ -69,16 +68,14 @@ async fn migrations_are_idempotent(db: TestDatabase) {
 
 async fn sign_in_creates_then_refreshes_a_user(db: TestDatabase) {
     let first = user(&db.store, "alice").await;
-    let again = db
-        .store
-        .upsert_user(&NewUser {
-            issuer: "https://idp.example",
-            subject: "alice",
-            email: "alice@new.example.com",
-            display_name: "Alice Liddell",
-        })
-        .await
-        .unwrap();
+    let again = sign_in(
+        &db.store,
+        "https://idp.example",
+        "alice",
+        "alice@new.example.com",
+        "Alice Liddell",
+    )
+    .await;
     assert_eq!(again.id, first.id);
     assert_eq!(again.email, "alice@new.example.com");
     assert_eq!(again.display_name, "Alice Liddell");
@@ -90,16 +87,9 @@ async fn sign_in_creates_then_refreshes_a_user(db: TestDatabase) {
 
 async fn subjects_are_unique_per_issuer_only(db: TestDatabase) {
     let here = user(&db.store, "bob").await;
-    let elsewhere = db
-        .store
-        .upsert_user(&NewUser {
-            issuer: "https://other-idp.example",
-            subject: "bob",
-            email: "bob@other.example.com",
-            display_name: "Bob",
-        })
-        .await
-        .unwrap();
+    let elsewhere =
+        sign_in(&db.store, "https://other-idp.example", "bob", "bob@other.example.com", "Bob")
+            .await;
     assert_ne!(here.id, elsewhere.id);
 }
 
@@ -143,7 +133,7 @@ async fn requests_are_filtered_and_newest_first(db: TestDatabase) {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 
-    let names = |records: Vec<meshport_server::store::OnboardingRequestRecord>| {
+    let names = |records: Vec<OnboardingRequestRecord>| {
         records.into_iter().map(|r| r.service_name).collect::<Vec<_>>()
     };
     let all = db.store.list_requests(&RequestFilter::default()).await.unwrap();
@@ -165,7 +155,10 @@ async fn requests_are_filtered_and_newest_first(db: TestDatabase) {
     let by_bob = RequestFilter { requested_by: Some(bob.id), ..Default::default() };
     assert_eq!(names(db.store.list_requests(&by_bob).await.unwrap()), ["checkout", "payment"]);
 
-    db.store.transition_request(ids[0], RequestStatus::Submitted, RequestStatus::Approved).await.unwrap();
+    db.store
+        .transition_request(ids[0], RequestStatus::Submitted, RequestStatus::Approved)
+        .await
+        .unwrap();
     let approved = RequestFilter { status: Some(RequestStatus::Approved), ..Default::default() };
     assert_eq!(names(db.store.list_requests(&approved).await.unwrap()), ["cart"]);
 }

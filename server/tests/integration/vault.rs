@@ -37,7 +37,9 @@ async fn ensure_mounts_enables_kv_v2_and_kubernetes_auth_once() {
 
     // KV v2 answers on the mount: a written secret reads back, with version metadata.
     let value = std::collections::HashMap::from([("api_key", "not-a-real-key")]);
-    vaultrs::kv2::set(vault.client(), vault.kv_mount(), "prod-app/cart/config", &value).await.unwrap();
+    vaultrs::kv2::set(vault.client(), vault.kv_mount(), "prod-app/cart/config", &value)
+        .await
+        .unwrap();
     let read: std::collections::HashMap<String, String> =
         vaultrs::kv2::read(vault.client(), vault.kv_mount(), "prod-app/cart/config").await.unwrap();
     assert_eq!(read["api_key"], "not-a-real-key");

@@ -13,12 +13,15 @@ use crate::harness::{Backend, TestDatabase, openbao};
 
 async fn app(vault: VaultConfig) -> (axum::Router, TestDatabase) {
     let db = TestDatabase::new(Backend::Sqlite).await;
-    let options = meshport_server::leptos_options(&Config::default(), leptos::config::Env::PROD);
+    let options = meshport_server::leptos_options(&Config::default());
     let state = AppState::new(options, db.store.clone(), Arc::new(Vault::new(&vault).unwrap()));
     (router(state), db)
 }
 
-async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, header::HeaderMap, String) {
+async fn send(
+    app: &axum::Router,
+    request: Request<Body>,
+) -> (StatusCode, header::HeaderMap, String) {
     let response = app.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, 10 * 1024 * 1024).await.unwrap();
@@ -41,18 +44,23 @@ async fn readyz_is_200_when_database_and_vault_answer() {
     let (app, _db) = app(openbao()).await;
     let (status, _, body) = send(&app, get("/readyz")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        serde_json::json!({"database": "ok", "vault": "ok"}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"database": "ok", "vault": "ok"})
+    );
 }
 
 #[tokio::test]
 async fn readyz_is_503_and_names_vault_when_vault_is_down() {
     let port = meshport_server::dev::free_loopback_port().unwrap();
-    let (app, _db) = app(VaultConfig { addr: format!("http://127.0.0.1:{port}"), ..openbao() }).await;
+    let (app, _db) =
+        app(VaultConfig { addr: format!("http://127.0.0.1:{port}"), ..openbao() }).await;
     let (status, _, body) = send(&app, get("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        serde_json::json!({"database": "ok", "vault": "unavailable"}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"database": "ok", "vault": "unavailable"})
+    );
 }
 
 #[tokio::test]
@@ -70,7 +78,8 @@ async fn the_home_page_is_server_rendered_with_its_hydration_bundle() {
 #[tokio::test]
 async fn responses_are_compressed_when_the_client_accepts_it() {
     let (app, _db) = app(openbao()).await;
-    let request = Request::get("/").header(header::ACCEPT_ENCODING, "gzip").body(Body::empty()).unwrap();
+    let request =
+        Request::get("/").header(header::ACCEPT_ENCODING, "gzip").body(Body::empty()).unwrap();
     let response = app.oneshot(request).await.unwrap();
     assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
 }
@@ -85,8 +94,10 @@ async fn the_platform_status_server_function_reports_readiness() {
         .unwrap();
     let (status, _, body) = send(&app, request).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        serde_json::json!({"database": "ok", "vault": "ok"}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"database": "ok", "vault": "ok"})
+    );
 }
 
 #[tokio::test]
