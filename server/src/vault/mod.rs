@@ -15,7 +15,7 @@ use crate::config::VaultConfig;
 pub enum VaultError {
     #[error("invalid Vault settings: {0}")]
     Settings(String),
-    #[error("Vault request failed: {0}")]
+    #[error("Vault request failed: {}", with_sources(.0))]
     Client(#[from] ClientError),
 }
 
@@ -115,6 +115,19 @@ impl Vault {
         }
         Ok(())
     }
+}
+
+/// The error and its causes, `outer: inner: innermost`: vaultrs' own message alone ("An error
+/// occurred with the request") does not tell an operator what went wrong.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Vault lists mounts with a trailing slash.
