@@ -9,5 +9,6 @@ cd "$MESHPORT_ROOT"
 
 profile=debug
 if [ "${1:-}" = "--release" ]; then profile=release; shift; fi
-cargo leptos build $([ "$profile" = release ] && echo --release)
+# One build at a time in the shared target folder (another clone may be building).
+flock "$MESHPORT_CACHE/build.lock" cargo leptos build $([ "$profile" = release ] && echo --release)
 exec "$CARGO_TARGET_DIR/$profile/meshport" dev "$@"

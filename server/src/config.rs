@@ -14,9 +14,24 @@ use serde::Deserialize;
 /// Environment variables that configure meshport start with this prefix.
 pub const ENV_PREFIX: &str = "MESHPORT_";
 
+/// The top-level keys of [`Config`]. Only `MESHPORT_*` variables naming one of them are read, so
+/// other variables with the prefix (the scripts' and tests' own) are not taken for typos, while
+/// an unknown key in the file or under a known section is refused.
+const KEYS: [&str; 9] = [
+    "listen",
+    "public_url",
+    "data_dir",
+    "database_url",
+    "site_root",
+    "log_format",
+    "vault",
+    "gitops",
+    "dev",
+];
+
 /// Everything meshport can be configured with.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Socket address the HTTP server listens on. Default `127.0.0.1:3000`.
     pub listen: SocketAddr,
@@ -40,7 +55,7 @@ pub struct Config {
 
 /// How meshport reaches Vault or OpenBao.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct VaultConfig {
     /// Base URL of the Vault API. Default `http://127.0.0.1:8200`.
     pub addr: String,
@@ -58,7 +73,7 @@ pub struct VaultConfig {
 
 /// The GitOps repository meshport proposes manifests to.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct GitopsConfig {
     /// Clone URL (https, ssh, file path). Default: `<data_dir>/gitops.git`, the local repository.
     pub repo_url: Option<String>,
@@ -68,7 +83,7 @@ pub struct GitopsConfig {
 
 /// Settings of `meshport dev`, the local demo.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DevConfig {
     /// The OpenBao executable started as the dev Vault. Default `bao` (found on `PATH`).
     pub bao_bin: PathBuf,
@@ -139,7 +154,11 @@ impl Config {
         }
         // Each variable is merged as a string: `extract_lossy` turns strings into numbers and
         // booleans where a field wants one, while a token made of digits stays a string.
-        for (key, value) in Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]).iter() {
+        let variables = Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        });
+        for (key, value) in variables.iter() {
             figment = figment.merge((key.as_str().to_owned(), value));
         }
         figment.extract_lossy().map_err(|e| ConfigError(Box::new(e)))
@@ -209,6 +228,7 @@ mod tests {
             jail.set_env("MESHPORT_DATA_DIR", "/var/lib/meshport");
             jail.set_env("MESHPORT_PUBLIC_URL", "https://meshport.example.com");
             jail.set_env("MESHPORT_CONFIG", "ignored: names the file, not a setting");
+            jail.set_env("MESHPORT_E2E_URL", "ignored: not a setting");
             let config =
                 Config::load(Some(Path::new("meshport.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
@@ -221,6 +241,33 @@ mod tests {
                 config.database_url().expose_secret(),
                 "sqlite:///var/lib/meshport/meshport.db"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_with_its_name() {
+        Jail::expect_with(|jail| {
+            jail.create_file("meshport.toml", "databse_url = \"postgres://db/meshport\"\n")?;
+            let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
+            assert!(error.contains("databse_url"), "{error}");
+            jail.set_env("MESHPORT_VAULT__CA_CERTS", "/etc/ca.pem");
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(error.contains("ca_certs"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_top_level_key_is_read_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MESHPORT_SITE_ROOT", "/srv/site");
+            jail.set_env("MESHPORT_GITOPS__BASE_BRANCH", "production");
+            jail.set_env("MESHPORT_DEV__BAO_BIN", "/opt/bao");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.site_root, Path::new("/srv/site"));
+            assert_eq!(config.gitops.base_branch, "production");
+            assert_eq!(config.dev.bao_bin, Path::new("/opt/bao"));
             Ok(())
         });
     }

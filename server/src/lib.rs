@@ -42,6 +42,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// How long open requests may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves the portal until Ctrl-C or SIGTERM, then finishes open requests and returns.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
@@ -55,9 +58,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         listener.local_addr()?,
         config.public_url()
     );
-    axum::serve(listener, web::router(state))
-        .with_graceful_shutdown(web::shutdown_signal())
-        .await?;
+    // After the signal, open requests get DRAIN_TIMEOUT to finish; then meshport exits anyway.
+    let (signalled, drain_started) = tokio::sync::oneshot::channel();
+    let server = axum::serve(listener, web::router(state)).with_graceful_shutdown(async move {
+        web::shutdown_signal().await;
+        let _ = signalled.send(());
+    });
+    let drain_deadline = async {
+        match drain_started.await {
+            Ok(()) => tokio::time::sleep(DRAIN_TIMEOUT).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = server.into_future() => served?,
+        () = drain_deadline => {
+            tracing::warn!("requests still open {DRAIN_TIMEOUT:?} after the shutdown signal; exiting");
+        }
+    }
     store.close().await;
     Ok(())
 }

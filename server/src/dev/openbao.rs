@@ -1,6 +1,7 @@
 //! An OpenBao dev server (`bao server -dev`): in-memory, unsealed, with a root token. For the
 //! local demo and the integration tests, never for production.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use secrecy::SecretString;
 
-use super::process::{ServiceProcess, free_loopback_port};
+use super::process::{ServiceProcess, free_loopback_port_pair};
 use crate::config::VaultConfig;
 use crate::vault::{Vault, VaultError};
 
@@ -36,15 +37,30 @@ pub enum OpenBaoDevError {
 
 impl OpenBaoDevServer {
     /// Starts `bin server -dev` on a free loopback port, its output appended to `log_file`,
-    /// and waits until it answers.
+    /// and waits until it answers. OpenBao also listens on the next port for cluster traffic;
+    /// either port can be taken between choosing and binding it, so a start that exits early
+    /// is tried again on other ports.
     pub async fn start(bin: &Path, log_file: &Path) -> Result<Self, OpenBaoDevError> {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            match Self::start_once(bin, log_file).await {
+                Err(OpenBaoDevError::Exited { .. }) if attempt < ATTEMPTS => continue,
+                result => return result,
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    async fn start_once(bin: &Path, log_file: &Path) -> Result<Self, OpenBaoDevError> {
         let spawn_error =
             |source| OpenBaoDevError::Spawn { bin: bin.display().to_string(), source };
-        let port = free_loopback_port().map_err(spawn_error)?;
+        let port = free_loopback_port_pair().map_err(spawn_error)?;
         let token = uuid::Uuid::new_v4().to_string();
+        // The dev server prints its root token: the log is for its owner only.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(log_file)
             .map_err(spawn_error)?;
         let mut command = Command::new(bin);

@@ -74,3 +74,15 @@ impl Drop for ServiceProcess {
 pub fn free_loopback_port() -> io::Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
+
+/// A loopback port that was free a moment ago, with the port after it free too (OpenBao's
+/// cluster listener takes the API port plus one).
+pub fn free_loopback_port_pair() -> io::Result<u16> {
+    for _ in 0..20 {
+        let port = free_loopback_port()?;
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AddrInUse, "no two adjacent free loopback ports"))
+}

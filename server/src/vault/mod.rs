@@ -10,6 +10,9 @@ use vaultrs::error::ClientError;
 
 use crate::config::VaultConfig;
 
+/// How long one Vault request may take before it fails.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A Vault API call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
@@ -37,7 +40,8 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
-    /// Builds a client from configuration. Without a configured token, `VAULT_TOKEN` is used.
+    /// Builds a client from configuration. Without a configured token, `VAULT_TOKEN` is used;
+    /// no other `VAULT_*` variable is read.
     pub fn new(config: &VaultConfig) -> Result<Self, VaultError> {
         let mut settings = VaultClientSettingsBuilder::default();
         // The builder panics on an unparsable address, so check it first.
@@ -58,9 +62,13 @@ impl Vault {
         if let Some(namespace) = &config.namespace {
             settings.set_namespace(namespace.clone());
         }
-        if let Some(ca_cert) = &config.ca_cert {
-            settings.ca_certs(vec![ca_cert.display().to_string()]);
-        }
+        // Set explicitly, or vaultrs would fall back to VAULT_SKIP_VERIFY, VAULT_CACERT and the
+        // client-certificate variables behind the configuration's back.
+        settings
+            .verify(true)
+            .ca_certs(config.ca_cert.iter().map(|path| path.display().to_string()).collect())
+            .identity(None)
+            .timeout(Some(REQUEST_TIMEOUT));
         let settings = settings.build().map_err(|e| VaultError::Settings(e.to_string()))?;
         Ok(Self {
             client: VaultClient::new(settings)?,

@@ -1,7 +1,7 @@
 //! `/healthz` (the process answers) and `/readyz` (its database and Vault answer too).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use app::platform::{CheckState, Readiness, ssr::ReadinessProbe};
 use axum::Json;
@@ -27,24 +27,39 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     (status, Json(report))
 }
 
-/// Checks the real database and Vault.
+/// A report is reused for this long, so that visitors and probes cannot make meshport call
+/// Vault (and fill its audit log) on every request.
+const REPORT_TTL: Duration = Duration::from_secs(5);
+
+/// Checks the real database and Vault, at most once per [`REPORT_TTL`].
 pub struct DependencyProbe {
     store: Store,
     vault: Arc<Vault>,
+    /// The last report and when it was made; the lock also makes concurrent callers share one
+    /// check.
+    last: tokio::sync::Mutex<Option<(Instant, Readiness)>>,
 }
 
 impl DependencyProbe {
     pub fn new(store: Store, vault: Arc<Vault>) -> Self {
-        Self { store, vault }
+        Self { store, vault, last: tokio::sync::Mutex::new(None) }
     }
 }
 
 #[async_trait::async_trait]
 impl ReadinessProbe for DependencyProbe {
     async fn check(&self) -> Readiness {
+        let mut last = self.last.lock().await;
+        if let Some((made, report)) = last.as_ref()
+            && made.elapsed() < REPORT_TTL
+        {
+            return report.clone();
+        }
         let (database, vault) =
             tokio::join!(judge("database", self.store.ping()), judge("vault", self.vault.health()));
-        Readiness { database, vault }
+        let report = Readiness { database, vault };
+        *last = Some((Instant::now(), report.clone()));
+        report
     }
 }
 

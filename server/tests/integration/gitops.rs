@@ -29,3 +29,14 @@ fn the_local_repository_is_created_once_with_the_argocd_layout() {
     assert!(clone.join("manifests/.gitkeep").is_file());
     assert_eq!(git(&["branch", "--show-current"], &clone).trim(), "main");
 }
+
+#[test]
+fn a_folder_that_is_not_a_finished_repository_is_reported_not_reused() {
+    let folder = tempfile::tempdir().unwrap();
+    let repo = folder.path().join("gitops.git");
+    // A bare repository without the branch, as an interrupted older setup could leave.
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&["init", "--quiet", "--bare"], &repo);
+    let error = init_local_repository(&repo, "main").unwrap_err().to_string();
+    assert!(error.contains("refs/heads/main"), "{error}");
+}

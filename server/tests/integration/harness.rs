@@ -1,6 +1,6 @@
 //! Starts the real services the tests use, once per test binary: an OpenBao dev server and a
-//! private PostgreSQL cluster, each on a free loopback port, with their files in a folder under
-//! the system temp folder. They are stopped and the folder removed when the binary exits (and, if
+//! private PostgreSQL cluster, each on a free loopback port, with their files in a folder of
+//! their own in the system temp folder. They are stopped and the folder removed when the binary exits (and, if
 //! it crashes, the kernel stops them and the next run removes the folder).
 
 use std::os::unix::process::CommandExt;
@@ -79,22 +79,29 @@ fn start() -> anyhow::Result<(Services, Running)> {
     Ok((services, Running { _openbao: openbao, _postgres: postgres, _folder: folder }))
 }
 
-/// A fresh folder for this run's service files; folders of earlier runs that are gone are removed.
+/// A fresh folder for this run's service files, directly in the system temp folder: when tests
+/// run as root, PostgreSQL runs as its own account, which cannot enter root's home (where the
+/// target folder usually is). Folders of earlier runs whose process is gone are removed.
 fn service_folder() -> anyhow::Result<tempfile::TempDir> {
-    // Under the system temp folder: PostgreSQL runs as its own account when tests run as root,
-    // and that account cannot enter root's home, where the target folder usually is.
-    let parent = std::env::temp_dir().join("meshport-test-services");
-    std::fs::create_dir_all(&parent)?;
-    for entry in std::fs::read_dir(&parent)?.flatten() {
+    const PREFIX: &str = "meshport-test-services-";
+    let temp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&temp)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
         let owner: Option<u32> =
-            entry.file_name().to_string_lossy().split('-').next().and_then(|p| p.parse().ok());
+            name.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()?.parse().ok());
+        let ours = entry.metadata().is_ok_and(|m| {
+            std::os::unix::fs::MetadataExt::uid(&m) == nix::unistd::Uid::effective().as_raw()
+        });
         if let Some(pid) = owner
+            && ours
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
-    Ok(tempfile::Builder::new().prefix(&format!("{}-", std::process::id())).tempdir_in(parent)?)
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("{PREFIX}{}-", std::process::id()))
+        .tempdir_in(temp)?)
 }
 
 /// Where PostgreSQL's server programs are: `MESHPORT_TEST_PG_BINDIR`, else the newest Debian
@@ -138,7 +145,8 @@ fn start_postgres(
     let sockets = folder.join("pgsock");
     std::fs::create_dir_all(&data)?;
     std::fs::create_dir_all(&sockets)?;
-    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o755))?;
+    // The PostgreSQL account must be able to enter the folder; it owns only its subfolders.
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o711))?;
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))?;
     let log = std::fs::File::create(folder.join("postgres.log"))?;
 
@@ -149,7 +157,7 @@ fn start_postgres(
         .current_dir(folder)
         .stdout(Stdio::null())
         .stderr(log.try_clone()?);
-    as_postgres_user(&mut initdb, &[folder, &data, &sockets])?;
+    as_postgres_user(&mut initdb, &[&data, &sockets])?;
     let status = initdb.status().map_err(|e| {
         anyhow::anyhow!(
             "could not run {}: {e}; install PostgreSQL",

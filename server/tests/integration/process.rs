@@ -1,7 +1,7 @@
 //! The real `meshport` binary: `meshport dev` starts OpenBao, becomes ready, and on SIGTERM
 //! stops everything it started and exits cleanly.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -22,54 +22,86 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The `meshport` child: killed if the test ends early, its output kept for the failure message.
+struct Meshport {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Meshport {
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Meshport {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 #[tokio::test]
 async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
     let folder = tempfile::tempdir().unwrap();
     let port = meshport_server::dev::free_loopback_port().unwrap();
-    let mut meshport = Command::new(env!("CARGO_BIN_EXE_meshport"))
+    let log = folder.path().join("meshport.log");
+    let output = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_meshport"))
         .arg("dev")
         .env("MESHPORT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MESHPORT_DATA_DIR", folder.path())
+        .env("MESHPORT_DATA_DIR", folder.path().join("data"))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
         .spawn()
         .unwrap();
+    let mut meshport = Meshport { child, log };
 
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let ready = loop {
+    loop {
         let answer = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await;
         if let Ok(response) = answer
             && response.status() == reqwest::StatusCode::OK
         {
-            break true;
+            break;
         }
-        if Instant::now() > deadline || meshport.try_wait().unwrap().is_some() {
-            break false;
-        }
+        let exited = meshport.child.try_wait().unwrap();
+        assert!(exited.is_none(), "meshport dev exited ({exited:?}):\n{}", meshport.output());
+        assert!(
+            Instant::now() < deadline,
+            "meshport dev not ready in 60 s:\n{}",
+            meshport.output()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let started = children(meshport.id());
-    kill(Pid::from_raw(meshport.id() as i32), Signal::SIGTERM).unwrap();
-    assert!(ready, "meshport dev did not become ready");
+    }
+    let started = children(meshport.child.id());
     assert!(!started.is_empty(), "OpenBao runs as a child of meshport dev");
 
+    kill(Pid::from_raw(meshport.child.id() as i32), Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(status) = meshport.try_wait().unwrap() {
+        if let Some(status) = meshport.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "meshport dev did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", meshport.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(status.success(), "meshport dev exited with {status}");
+    assert!(status.success(), "meshport dev exited with {status}:\n{}", meshport.output());
     for child in started {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{child}")).exists(),
-            "child {child} outlived meshport"
-        );
+        let alive = std::path::Path::new(&format!("/proc/{child}")).exists();
+        assert!(!alive, "child {child} outlived meshport");
     }
-    assert!(folder.path().join("meshport.db").is_file());
-    assert!(folder.path().join("gitops.git/HEAD").is_file());
+    let data = folder.path().join("data");
+    assert!(data.join("meshport.db").is_file());
+    assert!(data.join("gitops.git/HEAD").is_file());
+    let log_mode = std::fs::metadata(data.join("openbao.log")).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&log_mode) & 0o077,
+        0,
+        "the OpenBao log holds the root token: owner only"
+    );
 }
