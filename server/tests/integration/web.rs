@@ -28,6 +28,11 @@ async fn send(
     (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
 }
 
+fn assert_json(body: &str, expected: serde_json::Value) {
+    let actual: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(actual, expected);
+}
+
 fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
@@ -44,10 +49,7 @@ async fn readyz_is_200_when_database_and_vault_answer() {
     let (app, _db) = app(openbao()).await;
     let (status, _, body) = send(&app, get("/readyz")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        serde_json::json!({"database": "ok", "vault": "ok"})
-    );
+    assert_json(&body, serde_json::json!({"database": "ok", "vault": "ok"}));
 }
 
 #[tokio::test]
@@ -57,10 +59,7 @@ async fn readyz_is_503_and_names_vault_when_vault_is_down() {
         app(VaultConfig { addr: format!("http://127.0.0.1:{port}"), ..openbao() }).await;
     let (status, _, body) = send(&app, get("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        serde_json::json!({"database": "ok", "vault": "unavailable"})
-    );
+    assert_json(&body, serde_json::json!({"database": "ok", "vault": "unavailable"}));
 }
 
 #[tokio::test]
@@ -94,10 +93,7 @@ async fn the_platform_status_server_function_reports_readiness() {
         .unwrap();
     let (status, _, body) = send(&app, request).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        serde_json::json!({"database": "ok", "vault": "ok"})
-    );
+    assert_json(&body, serde_json::json!({"database": "ok", "vault": "ok"}));
 }
 
 #[tokio::test]
