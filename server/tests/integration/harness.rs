@@ -229,22 +229,27 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn new(backend: Backend) -> Self {
-        let (url, folder) = match backend {
-            Backend::Sqlite => {
-                let folder = tempfile::tempdir().unwrap();
-                (format!("sqlite://{}", folder.path().join("meshport.db").display()), Some(folder))
-            }
-            Backend::Postgres => {
-                let port = services().postgres_port;
-                let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::connect(&admin_url(port)).await.unwrap();
-                admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-                admin.close().await.unwrap();
-                (format!("postgres://meshport@127.0.0.1:{port}/{name}"), None)
-            }
-        };
-        let store = Store::connect(&url.clone().into()).await.unwrap();
+        let (url, folder) = empty_database(backend).await;
+        let store = Store::connect(&url.into()).await.unwrap();
         store.migrate().await.unwrap();
         Self { store, _folder: folder }
+    }
+}
+
+/// The URL of a new, empty database (no schema), and the folder that holds it for SQLite.
+pub async fn empty_database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let folder = tempfile::tempdir().unwrap();
+            (format!("sqlite://{}", folder.path().join("meshport.db").display()), Some(folder))
+        }
+        Backend::Postgres => {
+            let port = services().postgres_port;
+            let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = PgConnection::connect(&admin_url(port)).await.unwrap();
+            admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+            admin.close().await.unwrap();
+            (format!("postgres://meshport@127.0.0.1:{port}/{name}"), None)
+        }
     }
 }

@@ -105,3 +105,39 @@ async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
         "the OpenBao log holds the root token: owner only"
     );
 }
+
+#[tokio::test]
+async fn meshport_migrate_creates_the_schema_in_postgres() {
+    let (url, _) = crate::harness::empty_database(crate::harness::Backend::Postgres).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_meshport"))
+        .arg("migrate")
+        .env("MESHPORT_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // The migrated schema works: the store can use it without migrating itself.
+    let store = meshport_server::store::Store::connect(&url.into()).await.unwrap();
+    let user = meshport_server::store::NewUser {
+        issuer: "https://idp.example",
+        subject: "ops",
+        email: "ops@example.com",
+        display_name: "Ops",
+    };
+    store.upsert_user(&user).await.unwrap();
+}
+
+#[test]
+fn a_bad_configuration_stops_meshport_with_the_key_named() {
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("meshport.toml");
+    std::fs::write(&file, "[vault]\nadress = \"https://vault.example\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_meshport"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("adress"), "{stderr}");
+}
