@@ -12,18 +12,15 @@ for file in target/site/pkg/meshport.wasm target/site/pkg/meshport.js target/sit
   printf '%-34s raw %9d B   gzip -9 %9d B\n' "$file" "$(stat -c %s "$file")" "$(gzip -9 -c "$file" | wc -c)"
 done
 
+source "$MESHPORT_ROOT/scripts/dev-server.sh"
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-MESHPORT_LISTEN="127.0.0.1:$port" MESHPORT_DATA_DIR="$work/data" \
-  "$CARGO_TARGET_DIR/release/meshport" dev >"$work/meshport.log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+trap 'stop_dev_server; rm -rf "$work"' EXIT
+start_dev_server release "$work"
 sleep 2
-rss() { awk '/^VmRSS/ { print $2 " kB" }' "/proc/$pid/status"; }
+rss() { awk '/^VmRSS/ { print $2 " kB" }' "/proc/$DEV_SERVER_PID/status"; }
 echo "meshport dev (release) idle RSS:          $(rss)"
-for _ in $(seq 1 200); do curl -fs -o /dev/null "http://127.0.0.1:$port/"; done
+for _ in $(seq 1 200); do curl -fs -o /dev/null "$DEV_SERVER_URL/"; done
 echo "RSS after 200 renders of /:               $(rss)"
 start=$(date +%s%N)
-for _ in $(seq 1 200); do curl -fs -o /dev/null "http://127.0.0.1:$port/"; done
+for _ in $(seq 1 200); do curl -fs -o /dev/null "$DEV_SERVER_URL/"; done
 echo "mean time per render of / (curl, serial): $(( ($(date +%s%N) - start) / 200000 )) µs"

@@ -18,27 +18,14 @@ echo "== Rust tests"
 cargo test --workspace --no-fail-fast
 
 echo "== browser tests"
+source "$MESHPORT_ROOT/scripts/dev-server.sh"
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-MESHPORT_LISTEN="127.0.0.1:$port" MESHPORT_DATA_DIR="$work/data" \
-  "$CARGO_TARGET_DIR/debug/meshport" dev >"$work/meshport.log" 2>&1 &
-meshport_pid=$!
 cleanup() {
   status=$?
-  if kill -TERM "$meshport_pid" 2>/dev/null; then
-    # meshport drains for at most 30 s; do not wait for ever.
-    for _ in $(seq 1 350); do kill -0 "$meshport_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$meshport_pid" 2>/dev/null || true
-  fi
+  stop_dev_server
   if [ "$status" -ne 0 ]; then echo "== meshport dev log"; tail -n 60 "$work/meshport.log"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  kill -0 "$meshport_pid" 2>/dev/null || { echo "meshport dev exited" >&2; exit 1; }
-  sleep 0.2
-done
-curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null
-MESHPORT_E2E_URL="http://127.0.0.1:$port" node --test end2end/tests/*.test.mjs
+start_dev_server debug "$work"
+MESHPORT_E2E_URL="$DEV_SERVER_URL" node --test end2end/tests/*.test.mjs

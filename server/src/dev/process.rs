@@ -2,7 +2,7 @@
 
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -42,11 +42,17 @@ impl ServiceProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// How the process ended, once it has.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Sends the stop signal and waits up to `grace` for the process to end, then kills it.
-    /// Blocking.
-    pub fn stop(&mut self, grace: Duration) {
+    /// Returns how it ended by itself (or had ended before), or `None` when it had to be
+    /// killed. Blocking.
+    pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         if !self.is_running() {
-            return;
+            return self.exit_status();
         }
         let pid = Pid::from_raw(self.child.id() as i32);
         let _ = kill(pid, self.stop_signal);
@@ -54,13 +60,14 @@ impl ServiceProcess {
         while Instant::now() < deadline {
             if !self.is_running() {
                 tracing::debug!(service = %self.name, "stopped");
-                return;
+                return self.exit_status();
             }
             std::thread::sleep(Duration::from_millis(25));
         }
         tracing::warn!(service = %self.name, "did not stop in time; killing it");
         let _ = self.child.kill();
         let _ = self.child.wait();
+        None
     }
 }
 

@@ -1,11 +1,11 @@
 //! The real `meshport` binary: `meshport dev` starts OpenBao, becomes ready, and on SIGTERM
 //! stops everything it started and exits cleanly.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use meshport_server::dev::ServiceProcess;
+use nix::sys::signal::Signal;
 
 /// Children of `pid`, read from /proc.
 fn children(pid: u32) -> Vec<u32> {
@@ -22,43 +22,23 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// The `meshport` child: killed if the test ends early, its output kept for the failure message.
-struct Meshport {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Meshport {
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Meshport {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[tokio::test]
 async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
     let folder = tempfile::tempdir().unwrap();
     let port = meshport_server::dev::free_loopback_port().unwrap();
     let log = folder.path().join("meshport.log");
     let output = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_meshport"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshport"));
+    command
         .arg("dev")
         .env("MESHPORT_LISTEN", format!("127.0.0.1:{port}"))
         .env("MESHPORT_DATA_DIR", folder.path().join("data"))
         .stdin(Stdio::null())
         .stdout(output.try_clone().unwrap())
-        .stderr(output)
-        .spawn()
-        .unwrap();
-    let mut meshport = Meshport { child, log };
+        .stderr(output);
+    // Stopped (and, if need be, killed) when the test ends early.
+    let mut meshport = ServiceProcess::spawn("meshport", command, Signal::SIGTERM).unwrap();
+    let output = || std::fs::read_to_string(&log).unwrap_or_default();
 
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -69,28 +49,17 @@ async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
         {
             break;
         }
-        let exited = meshport.child.try_wait().unwrap();
-        assert!(exited.is_none(), "meshport dev exited ({exited:?}):\n{}", meshport.output());
-        assert!(
-            Instant::now() < deadline,
-            "meshport dev not ready in 60 s:\n{}",
-            meshport.output()
-        );
+        let exited = meshport.exit_status();
+        assert!(exited.is_none(), "meshport dev exited ({exited:?}):\n{}", output());
+        assert!(Instant::now() < deadline, "meshport dev not ready in 60 s:\n{}", output());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let started = children(meshport.child.id());
+    let started = children(meshport.id());
     assert!(!started.is_empty(), "OpenBao runs as a child of meshport dev");
 
-    kill(Pid::from_raw(meshport.child.id() as i32), Signal::SIGTERM).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = meshport.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", meshport.output());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(status.success(), "meshport dev exited with {status}:\n{}", meshport.output());
+    let status = meshport.stop(Duration::from_secs(30));
+    let status = status.unwrap_or_else(|| panic!("no exit 30 s after SIGTERM:\n{}", output()));
+    assert!(status.success(), "meshport dev exited with {status}:\n{}", output());
     for child in started {
         let alive = std::path::Path::new(&format!("/proc/{child}")).exists();
         assert!(!alive, "child {child} outlived meshport");
