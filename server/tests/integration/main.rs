@@ -2,6 +2,7 @@
 //! an OpenBao dev server and a private PostgreSQL cluster on free loopback ports the first time
 //! a test needs them, and stops them when the binary exits.
 
+mod artifacts;
 mod gitops;
 mod harness;
 mod process;

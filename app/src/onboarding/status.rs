@@ -1,4 +1,4 @@
-//! The onboarding request as the portal tracks it: its lifecycle states.
+//! Where an onboarding request is in its lifecycle.
 
 use std::fmt;
 use std::str::FromStr;

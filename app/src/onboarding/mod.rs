@@ -1,0 +1,23 @@
+//! Onboarding: what a developer asks for ([`OnboardingRequest`]), the one validator that judges it
+//! in the browser and on the server ([`check`], [`ValidRequest`]), and where a request is in its
+//! lifecycle ([`RequestStatus`]).
+
+mod quantity;
+mod reference;
+mod request;
+mod status;
+mod validate;
+
+pub use reference::ImageReference;
+pub use request::{
+    Alphabet, CertificateSpec, EnvVar, OnboardingRequest, OnboardingRules, PortSpec, Protocol,
+    Resources, SecretSource, SecretSpec, SecretValue,
+};
+pub use status::{RequestStatus, UnknownStatus};
+pub use validate::{
+    FieldError, LINKERD_PROXY_PORTS, MAX_SECRET_NAME, RESERVED_SERVICE_NAMES, Rule, ValidRequest,
+    ValidationErrors, check, is_dns_label, secret_file_env,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,276 @@
+//! What a developer asks for when a service joins the mesh: the onboarding form as data. The same
+//! types travel from the browser to the server; [`super::validate`] decides whether they are
+//! acceptable.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One service joining the mesh, exactly as the onboarding form describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnboardingRequest {
+    /// Name of the Deployment, Service and ServiceAccount (a DNS-1035 label).
+    pub service: String,
+    /// Kubernetes namespace, one of the configured [`OnboardingRules::namespaces`].
+    pub namespace: String,
+    /// The team that owns the service.
+    pub team: String,
+    /// Why the service needs to join the mesh; shown to the approving admin and auditors.
+    pub justification: String,
+    /// Container image as an OCI reference, `registry/repository:tag` or `…@sha256:…`.
+    pub image: String,
+    /// Pod replicas, 1 to 50.
+    pub replicas: u32,
+    /// Ports the container listens on; each gets a Service port and a Linkerd `Server`.
+    pub ports: Vec<PortSpec>,
+    /// CPU and memory requests and limits of the container.
+    pub resources: Resources,
+    /// Plain (non-secret) environment variables.
+    pub env: Vec<EnvVar>,
+    /// Secrets kept in Vault's KV store and rendered by the Vault Agent under `/vault/secrets`.
+    pub secrets: Vec<SecretSpec>,
+    /// Service accounts allowed to call this service over mTLS: `name` (a service in the same
+    /// namespace) or `namespace/name`.
+    pub allowed_callers: Vec<String>,
+    /// A TLS certificate issued by Vault's PKI engine, when the service terminates TLS itself.
+    pub certificate: Option<CertificateSpec>,
+    /// Days after which the service's secrets count as due for rotation. Default 30.
+    pub rotation_days: u32,
+}
+
+/// The protocol a port speaks; it decides Linkerd's protocol handling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 (Linkerd also detects HTTP/2).
+    Http,
+    /// gRPC over HTTP/2.
+    Grpc,
+    /// Any other TCP protocol; Linkerd treats it as opaque.
+    Tcp,
+}
+
+impl Protocol {
+    /// Every protocol, in the order the form offers them.
+    pub const ALL: [Protocol; 3] = [Self::Http, Self::Grpc, Self::Tcp];
+
+    /// The name used in the form and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Grpc => "grpc",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// One container port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    /// Port name (an IANA service name: at most 15 characters), referenced by the Service.
+    pub name: String,
+    /// Port number, 1 to 65535, not one of the Linkerd proxy's own ports.
+    pub number: u32,
+    /// What the port speaks.
+    pub protocol: Protocol,
+}
+
+/// Container resources as Kubernetes quantities. Requests are required; an empty limit means
+/// none is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU request, for example `100m` or `0.5`.
+    pub cpu_request: String,
+    /// Memory request, for example `128Mi`.
+    pub memory_request: String,
+    /// CPU limit, or empty for none (the usual choice: CPU limits cause throttling).
+    pub cpu_limit: String,
+    /// Memory limit, or empty for none.
+    pub memory_limit: String,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Self {
+            cpu_request: "100m".to_owned(),
+            memory_request: "128Mi".to_owned(),
+            cpu_limit: String::new(),
+            memory_limit: "256Mi".to_owned(),
+        }
+    }
+}
+
+/// A plain environment variable. Secrets belong in [`SecretSpec`], never here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvVar {
+    /// Variable name, a C identifier.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// One secret of the service: a KV v2 entry at `<kv mount>/data/<namespace>/<service>/<name>`,
+/// rendered by the Vault Agent to the file `/vault/secrets/<name>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretSpec {
+    /// Key name: lowercase letters, digits and `_`; also the file name.
+    pub name: String,
+    /// Where the value comes from.
+    pub source: SecretSource,
+}
+
+/// Where a secret's value comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SecretSource {
+    /// meshport generates a random value.
+    Generate {
+        /// Number of characters, 16 to 128.
+        length: u32,
+        /// Characters to draw from.
+        alphabet: Alphabet,
+    },
+    /// The requester types the value once; it goes to Vault and nowhere else.
+    Provided {
+        /// The value, write-only.
+        value: SecretValue,
+    },
+    /// The value already exists in Vault at the service's path; meshport leaves it alone.
+    Existing,
+}
+
+/// Characters a generated secret is drawn from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alphabet {
+    /// `A–Z a–z 0–9`.
+    Alphanumeric,
+    /// Alphanumeric plus `-_.~!#%^*+=`, symbols safe in URLs' userinfo-free parts and shells.
+    AlphanumericSymbols,
+    /// `0–9 a–f`.
+    Hex,
+}
+
+impl Alphabet {
+    /// Every alphabet, in the order the form offers them.
+    pub const ALL: [Alphabet; 3] = [Self::Alphanumeric, Self::AlphanumericSymbols, Self::Hex];
+
+    /// The name used in the form, in JSON and in the secret's Vault metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alphanumeric => "alphanumeric",
+            Self::AlphanumericSymbols => "alphanumeric_symbols",
+            Self::Hex => "hex",
+        }
+    }
+
+    /// The characters, as bytes.
+    pub fn characters(self) -> &'static [u8] {
+        match self {
+            Self::Alphanumeric => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            Self::AlphanumericSymbols => {
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~!#%^*+="
+            }
+            Self::Hex => b"0123456789abcdef",
+        }
+    }
+}
+
+/// A secret value typed by a person. It serialises (it must reach the server), but `Debug` never
+/// shows it, and [`OnboardingRequest::without_secret_values`] removes it before anything is
+/// stored.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that writes it to Vault.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the value is empty (for example after redaction).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue([redacted])")
+    }
+}
+
+/// A certificate from Vault's PKI engine for the service's cluster DNS names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateSpec {
+    /// Lifetime of each issued certificate in hours, 1 to 2160 (90 days).
+    pub ttl_hours: u32,
+}
+
+impl OnboardingRequest {
+    /// The request with every user-provided secret value blanked: the form that may be stored,
+    /// logged or shown again.
+    pub fn without_secret_values(&self) -> Self {
+        let mut request = self.clone();
+        for secret in &mut request.secrets {
+            if let SecretSource::Provided { value } = &mut secret.source {
+                *value = SecretValue::default();
+            }
+        }
+        request
+    }
+}
+
+impl Default for OnboardingRequest {
+    /// The form as a developer first sees it.
+    fn default() -> Self {
+        Self {
+            service: String::new(),
+            namespace: OnboardingRules::DEFAULT_NAMESPACE.to_owned(),
+            team: String::new(),
+            justification: String::new(),
+            image: String::new(),
+            replicas: 2,
+            ports: vec![PortSpec {
+                name: "http".to_owned(),
+                number: 8080,
+                protocol: Protocol::Http,
+            }],
+            resources: Resources::default(),
+            env: Vec::new(),
+            secrets: Vec::new(),
+            allowed_callers: Vec::new(),
+            certificate: None,
+            rotation_days: OnboardingRules::DEFAULT_ROTATION_DAYS,
+        }
+    }
+}
+
+/// The platform's settings that the validator applies; the server reads them from its
+/// configuration and hands them to the browser, so both judge a form the same way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnboardingRules {
+    /// Namespaces services may be onboarded into.
+    pub namespaces: Vec<String>,
+    /// Whether images tagged `latest` (or untagged) are accepted.
+    pub allow_latest_tag: bool,
+}
+
+impl OnboardingRules {
+    /// The shop's application namespace.
+    pub const DEFAULT_NAMESPACE: &str = "prod-app";
+    /// Rotation period when the form does not say otherwise.
+    pub const DEFAULT_ROTATION_DAYS: u32 = 30;
+}
+
+impl Default for OnboardingRules {
+    fn default() -> Self {
+        Self { namespaces: vec![Self::DEFAULT_NAMESPACE.to_owned()], allow_latest_tag: false }
+    }
+}

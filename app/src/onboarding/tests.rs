@@ -1,0 +1,336 @@
+//! The validator's rules, one by one, and a table of hostile inputs that must each be refused
+//! with a message naming the field.
+
+use super::*;
+
+fn rules() -> OnboardingRules {
+    OnboardingRules::default()
+}
+
+/// A request every rule accepts.
+fn cart() -> OnboardingRequest {
+    OnboardingRequest {
+        service: "cart".into(),
+        team: "checkout".into(),
+        justification: "Cart moves to the mesh for mTLS.".into(),
+        image: "ghcr.io/open-telemetry/demo:2.1.3-cart".into(),
+        env: vec![EnvVar { name: "CART_PORT".into(), value: "8080".into() }],
+        secrets: vec![
+            SecretSpec {
+                name: "valkey_password".into(),
+                source: SecretSource::Generate { length: 32, alphabet: Alphabet::Alphanumeric },
+            },
+            SecretSpec {
+                name: "api_key".into(),
+                source: SecretSource::Provided { value: SecretValue::new("s3cr3t-value") },
+            },
+        ],
+        allowed_callers: vec!["frontend".into(), "ingress-nginx/ingress-nginx".into()],
+        ..OnboardingRequest::default()
+    }
+}
+
+fn errors_of(request: &OnboardingRequest) -> Vec<(String, Rule)> {
+    check(request, &rules()).into_iter().map(|e| (e.field, e.rule)).collect()
+}
+
+#[test]
+fn a_complete_request_is_valid() {
+    assert_eq!(check(&cart(), &rules()), vec![]);
+    let valid = ValidRequest::new(cart(), &rules()).unwrap();
+    assert_eq!(valid.service, "cart");
+}
+
+#[test]
+fn an_empty_form_names_every_missing_field() {
+    let errors = errors_of(&OnboardingRequest::default());
+    for field in ["service", "team", "justification", "image", "allowed_callers"] {
+        assert!(errors.contains(&(field.to_owned(), Rule::Required)), "{field}: {errors:?}");
+    }
+}
+
+/// Each row: a change to a valid request, the field that must be blamed and the rule.
+#[test]
+fn hostile_and_wrong_inputs_are_refused_with_the_field_and_rule() {
+    type Mutation = fn(&mut OnboardingRequest);
+    let long = "a".repeat(64);
+    let table: Vec<(&str, Mutation, &str, Rule)> = vec![
+        ("path traversal in the name", |r| r.service = "../admin".into(), "service", Rule::Format),
+        ("glob in the name", |r| r.service = "cart*".into(), "service", Rule::Format),
+        ("slash in the name", |r| r.service = "prod-app/cart".into(), "service", Rule::Format),
+        (
+            "quote aimed at HCL",
+            |r| r.service = "cart\" { capabilities".into(),
+            "service",
+            Rule::Format,
+        ),
+        (
+            "newline aimed at YAML",
+            |r| r.service = "cart\nkind: Secret".into(),
+            "service",
+            Rule::Format,
+        ),
+        ("HCL template", |r| r.service = "${path}".into(), "service", Rule::Format),
+        ("Cyrillic look-alike", |r| r.service = "cаrt".into(), "service", Rule::Format),
+        ("fullwidth look-alike", |r| r.service = "ｃart".into(), "service", Rule::Format),
+        ("upper case", |r| r.service = "Cart".into(), "service", Rule::Format),
+        ("leading digit", |r| r.service = "1cart".into(), "service", Rule::Format),
+        ("trailing hyphen", |r| r.service = "cart-".into(), "service", Rule::Format),
+        ("empty name", |r| r.service = String::new(), "service", Rule::Required),
+        ("reserved name", |r| r.service = "vault".into(), "service", Rule::Reserved),
+        ("reserved prefix", |r| r.service = "linkerd-proxy".into(), "service", Rule::Reserved),
+        (
+            "namespace not allowed",
+            |r| r.namespace = "kube-system".into(),
+            "namespace",
+            Rule::NotAllowed,
+        ),
+        (
+            "namespace traversal",
+            |r| r.namespace = "../prod-app".into(),
+            "namespace",
+            Rule::NotAllowed,
+        ),
+        ("team with space", |r| r.team = "check out".into(), "team", Rule::Format),
+        (
+            "blank justification",
+            |r| r.justification = " \n ".into(),
+            "justification",
+            Rule::Required,
+        ),
+        (
+            "justification with NUL",
+            |r| r.justification = "ok\0".into(),
+            "justification",
+            Rule::Format,
+        ),
+        (
+            "over-long justification",
+            |r| r.justification = "x".repeat(2001),
+            "justification",
+            Rule::TooLong,
+        ),
+        ("latest tag", |r| r.image = "ghcr.io/shop/cart:latest".into(), "image", Rule::NotAllowed),
+        ("untagged image", |r| r.image = "ghcr.io/shop/cart".into(), "image", Rule::NotAllowed),
+        ("image with newline", |r| r.image = "shop/cart:1\nx".into(), "image", Rule::Format),
+        ("image with quote", |r| r.image = "shop/cart:1\"".into(), "image", Rule::Format),
+        ("zero replicas", |r| r.replicas = 0, "replicas", Rule::OutOfRange),
+        ("too many replicas", |r| r.replicas = 51, "replicas", Rule::OutOfRange),
+        ("port 0", |r| r.ports[0].number = 0, "ports[0].number", Rule::OutOfRange),
+        ("port above 65535", |r| r.ports[0].number = 70000, "ports[0].number", Rule::OutOfRange),
+        ("Linkerd proxy port", |r| r.ports[0].number = 4191, "ports[0].number", Rule::Reserved),
+        (
+            "port name too long",
+            |r| r.ports[0].name = "http-metrics-extra".into(),
+            "ports[0].name",
+            Rule::TooLong,
+        ),
+        (
+            "port name digits only",
+            |r| r.ports[0].name = "8080".into(),
+            "ports[0].name",
+            Rule::Format,
+        ),
+        (
+            "port name double hyphen",
+            |r| r.ports[0].name = "a--b".into(),
+            "ports[0].name",
+            Rule::Format,
+        ),
+        (
+            "duplicate port",
+            |r| {
+                r.ports.push(PortSpec {
+                    name: "http".into(),
+                    number: 9090,
+                    protocol: Protocol::Grpc,
+                })
+            },
+            "ports[1].name",
+            Rule::Duplicate,
+        ),
+        (
+            "CPU not a quantity",
+            |r| r.resources.cpu_request = "lots".into(),
+            "resources.cpu_request",
+            Rule::Format,
+        ),
+        (
+            "memory missing",
+            |r| r.resources.memory_request = String::new(),
+            "resources.memory_request",
+            Rule::Required,
+        ),
+        (
+            "memory zero",
+            |r| r.resources.memory_request = "0Mi".into(),
+            "resources.memory_request",
+            Rule::OutOfRange,
+        ),
+        (
+            "limit below request",
+            |r| r.resources.memory_limit = "64Mi".into(),
+            "resources.memory_limit",
+            Rule::Conflict,
+        ),
+        ("env name with dash", |r| r.env[0].name = "CART-PORT".into(), "env[0].name", Rule::Format),
+        (
+            "secret in env",
+            |r| r.env[0].name = "DB_PASSWORD".into(),
+            "env[0].name",
+            Rule::NotAllowed,
+        ),
+        (
+            "env value with newline",
+            |r| r.env[0].value = "a\nb: c".into(),
+            "env[0].value",
+            Rule::Format,
+        ),
+        (
+            "env shadows a secret file",
+            |r| r.env[0].name = "API_KEY_FILE".into(),
+            "env[0].name",
+            Rule::Conflict,
+        ),
+        (
+            "env value over-long",
+            |r| r.env[0].value = "v".repeat(4097),
+            "env[0].value",
+            Rule::TooLong,
+        ),
+        (
+            "secret name traversal",
+            |r| r.secrets[0].name = "../root".into(),
+            "secrets[0].name",
+            Rule::Format,
+        ),
+        (
+            "secret name with dot",
+            |r| r.secrets[0].name = "tls.pem".into(),
+            "secrets[0].name",
+            Rule::Format,
+        ),
+        (
+            "secret name with glob",
+            |r| r.secrets[0].name = "*".into(),
+            "secrets[0].name",
+            Rule::Format,
+        ),
+        (
+            "secret name too long",
+            |r| r.secrets[0].name = "a".repeat(42),
+            "secrets[0].name",
+            Rule::TooLong,
+        ),
+        (
+            "duplicate secret",
+            |r| r.secrets[1].name = "valkey_password".into(),
+            "secrets[1].name",
+            Rule::Duplicate,
+        ),
+        (
+            "short generated secret",
+            |r| r.secrets[0].source = SecretSource::Generate { length: 8, alphabet: Alphabet::Hex },
+            "secrets[0].source.length",
+            Rule::OutOfRange,
+        ),
+        (
+            "empty provided secret",
+            |r| r.secrets[1].source = SecretSource::Provided { value: SecretValue::default() },
+            "secrets[1].source.value",
+            Rule::Required,
+        ),
+        (
+            "caller traversal",
+            |r| r.allowed_callers[0] = "../frontend".into(),
+            "allowed_callers[0]",
+            Rule::Format,
+        ),
+        (
+            "caller wildcard",
+            |r| r.allowed_callers[0] = "*".into(),
+            "allowed_callers[0]",
+            Rule::Format,
+        ),
+        (
+            "caller with three parts",
+            |r| r.allowed_callers[0] = "a/b/c".into(),
+            "allowed_callers[0]",
+            Rule::Format,
+        ),
+        (
+            "caller empty",
+            |r| r.allowed_callers[0] = String::new(),
+            "allowed_callers[0]",
+            Rule::Required,
+        ),
+        (
+            "caller repeated",
+            |r| r.allowed_callers[1] = "prod-app/frontend".into(),
+            "allowed_callers[1]",
+            Rule::Duplicate,
+        ),
+        ("no callers", |r| r.allowed_callers.clear(), "allowed_callers", Rule::Required),
+        (
+            "certificate TTL zero",
+            |r| r.certificate = Some(CertificateSpec { ttl_hours: 0 }),
+            "certificate.ttl_hours",
+            Rule::OutOfRange,
+        ),
+        ("rotation zero", |r| r.rotation_days = 0, "rotation_days", Rule::OutOfRange),
+        ("rotation over a year", |r| r.rotation_days = 366, "rotation_days", Rule::OutOfRange),
+    ];
+    for (case, mutate, field, rule) in table {
+        let mut request = cart();
+        mutate(&mut request);
+        let errors = check(&request, &rules());
+        let error = errors
+            .iter()
+            .find(|e| e.field == field)
+            .unwrap_or_else(|| panic!("{case}: no error on `{field}`, got {errors:?}"));
+        assert_eq!(error.rule, rule, "{case}: {error:?}");
+        assert!(
+            error.message.len() > 10 && error.message.ends_with('.'),
+            "{case}: {:?}",
+            error.message
+        );
+        assert!(ValidRequest::new(request, &rules()).is_err(), "{case}");
+    }
+    let mut request = cart();
+    request.service = long;
+    assert_eq!(errors_of(&request), vec![("service".to_owned(), Rule::TooLong)]);
+}
+
+#[test]
+fn the_latest_tag_is_accepted_only_when_the_platform_allows_it() {
+    let mut request = cart();
+    request.image = "ghcr.io/shop/cart:latest".into();
+    let lenient = OnboardingRules { allow_latest_tag: true, ..rules() };
+    assert_eq!(check(&request, &lenient), vec![]);
+}
+
+#[test]
+fn messages_never_repeat_a_provided_secret() {
+    let mut request = cart();
+    let value = "x".repeat(super::validate::MAX_SECRET_VALUE + 1);
+    request.secrets[1].source = SecretSource::Provided { value: SecretValue::new(value.clone()) };
+    request.service = value.clone();
+    let errors = check(&request, &rules());
+    assert!(errors.iter().any(|e| e.field == "secrets[1].source.value" && e.rule == Rule::TooLong));
+    assert!(errors.iter().all(|e| !e.message.contains("xxxx")));
+    assert!(!format!("{:?}", cart()).contains("s3cr3t-value"), "Debug shows the value");
+}
+
+#[test]
+fn stored_copies_carry_no_secret_values() {
+    let stored = cart().without_secret_values();
+    assert!(!serde_json::to_string(&stored).unwrap().contains("s3cr3t-value"));
+    assert_eq!(stored.secrets[0], cart().secrets[0], "generated secrets keep their settings");
+}
+
+#[test]
+fn requests_round_trip_through_json() {
+    let json = serde_json::to_string(&cart()).unwrap();
+    assert!(json.contains(r#""source":{"kind":"provided","value":"s3cr3t-value"}"#), "{json}");
+    assert_eq!(serde_json::from_str::<OnboardingRequest>(&json).unwrap(), cart());
+}

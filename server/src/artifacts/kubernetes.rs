@@ -1,0 +1,341 @@
+//! The Kubernetes manifests of one service: ServiceAccount, Service, Deployment (meshed by
+//! Linkerd, with the Vault Agent injector's annotations) and the Linkerd policy objects that
+//! admit only the allowed callers.
+
+use std::collections::BTreeMap;
+
+use app::onboarding::{Protocol, ValidRequest, secret_file_env};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort,
+    ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use uuid::Uuid;
+
+use super::linkerd::{
+    AuthorizationPolicy, AuthorizationPolicySpec, MeshTlsAuthentication, MeshTlsAuthenticationSpec,
+    ObjectReference, Server, ServerSpec,
+};
+use super::vault::{KvSecret, PkiRole};
+use super::{ArtifactSettings, KubeObject, Manifest, Names};
+
+/// Where the Vault Agent writes secrets in the pod (the injector's default).
+pub const SECRETS_DIR: &str = "/vault/secrets";
+/// The file holding the PKI certificate, key and CA chain.
+pub const CERTIFICATE_FILE: &str = "tls.pem";
+
+/// Every manifest of the service, unsorted.
+pub(super) fn manifests(
+    request: &ValidRequest,
+    settings: &ArtifactSettings,
+    names: &Names,
+    secrets: &[KvSecret],
+    pki_role: Option<&PkiRole>,
+    request_id: Option<Uuid>,
+) -> Vec<Manifest> {
+    let service = &request.service;
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(request.namespace.clone()),
+        labels: Some(labels(request)),
+        annotations: request_id
+            .map(|id| BTreeMap::from([("meshport.io/request-id".to_owned(), id.to_string())])),
+        ..ObjectMeta::default()
+    };
+    let file = |name: &str| format!("manifests/{}/{service}/{name}.yaml", request.namespace);
+
+    let mut manifests = vec![
+        Manifest {
+            path: file("serviceaccount"),
+            object: KubeObject::ServiceAccount(Box::new(ServiceAccount {
+                metadata: meta(service),
+                ..ServiceAccount::default()
+            })),
+        },
+        Manifest {
+            path: file("deployment"),
+            object: KubeObject::Deployment(Box::new(deployment(
+                request,
+                settings,
+                names,
+                secrets,
+                pki_role,
+                meta(service),
+            ))),
+        },
+    ];
+    if request.ports.is_empty() {
+        return manifests;
+    }
+    manifests.push(Manifest {
+        path: file("service"),
+        object: KubeObject::Service(Box::new(Service {
+            metadata: meta(service),
+            spec: Some(ServiceSpec {
+                selector: Some(selector(request)),
+                ports: Some(
+                    request
+                        .ports
+                        .iter()
+                        .map(|port| ServicePort {
+                            name: Some(port.name.clone()),
+                            port: port.number as i32,
+                            target_port: Some(IntOrString::String(port.name.clone())),
+                            protocol: Some("TCP".to_owned()),
+                            app_protocol: Some(app_protocol(port.protocol).to_owned()),
+                            ..ServicePort::default()
+                        })
+                        .collect(),
+                ),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        })),
+    });
+
+    let authentication = format!("{service}-callers");
+    manifests.push(Manifest {
+        path: file("meshtlsauthentication"),
+        object: KubeObject::MeshTlsAuthentication(Box::new(MeshTlsAuthentication::new(
+            meta(&authentication),
+            MeshTlsAuthenticationSpec {
+                identity_refs: request
+                    .allowed_callers
+                    .iter()
+                    .map(|caller| match caller.split_once('/') {
+                        Some((namespace, name)) => {
+                            ObjectReference::service_account(namespace, name)
+                        }
+                        None => ObjectReference::service_account(&request.namespace, caller),
+                    })
+                    .collect(),
+            },
+        ))),
+    });
+    for port in &request.ports {
+        let server = format!("{service}-{}", port.name);
+        manifests.push(Manifest {
+            path: file(&format!("server-{}", port.name)),
+            object: KubeObject::Server(Box::new(Server::new(
+                meta(&server),
+                ServerSpec {
+                    pod_selector: LabelSelector {
+                        match_labels: Some(selector(request)),
+                        match_expressions: None,
+                    },
+                    port: port.name.clone(),
+                    proxy_protocol: proxy_protocol(port.protocol).to_owned(),
+                    access_policy: "deny".to_owned(),
+                },
+            ))),
+        });
+        manifests.push(Manifest {
+            path: file(&format!("authorizationpolicy-{}", port.name)),
+            object: KubeObject::AuthorizationPolicy(Box::new(AuthorizationPolicy::new(
+                meta(&server),
+                AuthorizationPolicySpec {
+                    target_ref: ObjectReference::policy("Server", &server),
+                    required_authentication_refs: vec![ObjectReference::policy(
+                        "MeshTLSAuthentication",
+                        &authentication,
+                    )],
+                },
+            ))),
+        });
+    }
+    manifests
+}
+
+fn deployment(
+    request: &ValidRequest,
+    settings: &ArtifactSettings,
+    names: &Names,
+    secrets: &[KvSecret],
+    pki_role: Option<&PkiRole>,
+    metadata: ObjectMeta,
+) -> Deployment {
+    let mut env: Vec<EnvVar> = request
+        .env
+        .iter()
+        .map(|var| EnvVar {
+            name: var.name.clone(),
+            value: Some(var.value.clone()),
+            value_from: None,
+        })
+        .collect();
+    // The Vault Agent writes files; the app finds each through `<NAME>_FILE`.
+    env.extend(secrets.iter().map(|secret| EnvVar {
+        name: secret_file_env(&secret.key),
+        value: Some(format!("{SECRETS_DIR}/{}", secret.key)),
+        value_from: None,
+    }));
+    if pki_role.is_some() {
+        env.push(EnvVar {
+            name: "TLS_PEM_FILE".to_owned(),
+            value: Some(format!("{SECRETS_DIR}/{CERTIFICATE_FILE}")),
+            value_from: None,
+        });
+    }
+    let resources = &request.resources;
+    let quantities = |pairs: [(&str, &str); 2]| {
+        let map: BTreeMap<String, Quantity> = pairs
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| (name.to_owned(), Quantity(value.to_owned())))
+            .collect();
+        (!map.is_empty()).then_some(map)
+    };
+    let container = Container {
+        name: request.service.clone(),
+        image: Some(request.image.clone()),
+        ports: (!request.ports.is_empty()).then(|| {
+            request
+                .ports
+                .iter()
+                .map(|port| ContainerPort {
+                    name: Some(port.name.clone()),
+                    container_port: port.number as i32,
+                    protocol: Some("TCP".to_owned()),
+                    ..ContainerPort::default()
+                })
+                .collect()
+        }),
+        env: (!env.is_empty()).then_some(env),
+        resources: Some(ResourceRequirements {
+            requests: quantities([
+                ("cpu", &resources.cpu_request),
+                ("memory", &resources.memory_request),
+            ]),
+            limits: quantities([
+                ("cpu", &resources.cpu_limit),
+                ("memory", &resources.memory_limit),
+            ]),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    Deployment {
+        metadata,
+        spec: Some(DeploymentSpec {
+            replicas: Some(request.replicas as i32),
+            selector: LabelSelector {
+                match_labels: Some(selector(request)),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(request)),
+                    annotations: Some(pod_annotations(request, settings, names, secrets, pki_role)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(request.service.clone()),
+                    security_context: Some(PodSecurityContext {
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_owned(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+/// The pod template's annotations: Linkerd injection with enforced mTLS, and the Vault Agent
+/// injector's when the service has secrets or a certificate.
+fn pod_annotations(
+    request: &ValidRequest,
+    settings: &ArtifactSettings,
+    names: &Names,
+    secrets: &[KvSecret],
+    pki_role: Option<&PkiRole>,
+) -> BTreeMap<String, String> {
+    let mut annotations = BTreeMap::from([
+        ("linkerd.io/inject".to_owned(), "enabled".to_owned()),
+        ("config.linkerd.io/default-inbound-policy".to_owned(), "all-authenticated".to_owned()),
+        // The Vault Agent init container runs before the proxy, which would refuse its call to
+        // Vault; Vault's own TLS protects that hop.
+        ("config.linkerd.io/skip-outbound-ports".to_owned(), settings.vault_port.to_string()),
+    ]);
+    if secrets.is_empty() && pki_role.is_none() {
+        return annotations;
+    }
+    let vault = |name: &str| format!("{}/{name}", settings.annotation_prefix);
+    annotations.insert(vault("agent-inject"), "true".to_owned());
+    annotations.insert(vault("role"), names.vault.clone());
+    annotations.insert(vault("auth-path"), format!("auth/{}", settings.kubernetes_auth_mount));
+    for secret in secrets {
+        let path = secret.data_path();
+        annotations.insert(vault(&format!("agent-inject-secret-{}", secret.key)), path.clone());
+        annotations.insert(
+            vault(&format!("agent-inject-template-{}", secret.key)),
+            format!(
+                "{{{{- with secret \"{path}\" -}}}}{{{{ .Data.data.{} }}}}{{{{- end }}}}",
+                secret.key
+            ),
+        );
+    }
+    if let Some(pki_role) = pki_role {
+        let issue = pki_role.issue_path();
+        let common_name = format!("{}.{}.svc", request.service, request.namespace);
+        annotations
+            .insert(vault(&format!("agent-inject-secret-{CERTIFICATE_FILE}")), issue.clone());
+        // One template for certificate, key and chain: a second `secret` call would issue a
+        // second certificate whose key does not match.
+        annotations.insert(
+            vault(&format!("agent-inject-template-{CERTIFICATE_FILE}")),
+            format!(
+                "{{{{- with secret \"{issue}\" \"common_name={common_name}\" -}}}}\n\
+                 {{{{ .Data.certificate }}}}\n{{{{ .Data.private_key }}}}\n{{{{ .Data.issuing_ca }}}}\n\
+                 {{{{- end }}}}\n"
+            ),
+        );
+    }
+    annotations
+}
+
+/// Labels on every object: the recommended `app.kubernetes.io` ones and the owning team.
+fn labels(request: &ValidRequest) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), request.service.clone()),
+        ("app.kubernetes.io/managed-by".to_owned(), "meshport".to_owned()),
+        ("meshport.io/team".to_owned(), request.team.clone()),
+    ])
+}
+
+/// The labels that select the service's pods.
+fn selector(request: &ValidRequest) -> BTreeMap<String, String> {
+    BTreeMap::from([("app.kubernetes.io/name".to_owned(), request.service.clone())])
+}
+
+/// The Service port's `appProtocol`, which Linkerd and gateways read.
+fn app_protocol(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Http => "http",
+        Protocol::Grpc => "kubernetes.io/h2c",
+        Protocol::Tcp => "linkerd.io/opaque",
+    }
+}
+
+/// The `Server`'s `proxyProtocol`.
+fn proxy_protocol(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Http => "HTTP/1",
+        Protocol::Grpc => "gRPC",
+        Protocol::Tcp => "opaque",
+    }
+}

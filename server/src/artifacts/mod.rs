@@ -1,0 +1,318 @@
+//! What an onboarding request turns into: the Kubernetes manifests proposed to the GitOps
+//! repository and the Vault objects created for the service. Everything here is typed data built
+//! from a [`ValidRequest`] (k8s-openapi structs, small typed structs for Linkerd's CRDs, a typed
+//! Vault policy), serialised by maintained YAML, JSON and HCL serialisers; nothing is assembled
+//! from strings. `vault/` and `gitops/` apply what this module describes.
+
+mod kubernetes;
+pub mod linkerd;
+pub mod vault;
+
+use std::collections::BTreeMap;
+
+use app::onboarding::{SecretSource, ValidRequest};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use self::linkerd::{AuthorizationPolicy, MeshTlsAuthentication, Server};
+use self::vault::{
+    Capability, KubernetesAuthRole, KvSecret, PkiRole, PolicyRule, ServicePolicy, ValueSource,
+};
+
+/// Platform settings the artifacts depend on, from [`crate::config::Config::artifact_settings`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtifactSettings {
+    /// Annotation prefix of the injector: `vault.hashicorp.com` or `openbao.openbao.org`.
+    pub annotation_prefix: String,
+    /// Mount of the KV v2 engine.
+    pub kv_mount: String,
+    /// Mount of the Kubernetes auth method.
+    pub kubernetes_auth_mount: String,
+    /// Mount of the PKI engine.
+    pub pki_mount: String,
+    /// Prefix of policy, role and PKI role names, which scopes meshport's own Vault policy.
+    pub name_prefix: String,
+    /// Login token lifetime of a service's role, in seconds.
+    pub token_ttl: u64,
+    /// Longest login token lifetime of a service's role, in seconds.
+    pub token_max_ttl: u64,
+    /// Audience bound to the service's role, when configured.
+    pub audience: Option<String>,
+    /// The cluster's DNS domain, for certificate names.
+    pub cluster_domain: String,
+    /// Port of Vault as pods reach it; the Vault Agent's traffic to it bypasses the proxy.
+    pub vault_port: u16,
+}
+
+/// A Kubernetes object meshport proposes to the GitOps repository.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KubeObject {
+    /// The service's identity, used by Linkerd and by Vault's Kubernetes login.
+    ServiceAccount(Box<ServiceAccount>),
+    /// The cluster-internal address.
+    Service(Box<Service>),
+    /// The workload.
+    Deployment(Box<Deployment>),
+    /// One port under Linkerd policy.
+    Server(Box<Server>),
+    /// The callers' identities.
+    MeshTlsAuthentication(Box<MeshTlsAuthentication>),
+    /// Lets the callers reach a port.
+    AuthorizationPolicy(Box<AuthorizationPolicy>),
+}
+
+impl KubeObject {
+    /// The object's `kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ServiceAccount(_) => "ServiceAccount",
+            Self::Service(_) => "Service",
+            Self::Deployment(_) => "Deployment",
+            Self::Server(_) => "Server",
+            Self::MeshTlsAuthentication(_) => "MeshTLSAuthentication",
+            Self::AuthorizationPolicy(_) => "AuthorizationPolicy",
+        }
+    }
+
+    /// The object as YAML, one document ending in a newline.
+    pub fn to_yaml(&self) -> Result<String, serde_saphyr::ser::Error> {
+        // Long single-line values (image digests, templates) stay on one line, not folded.
+        let options = serde_saphyr::ser_options! { folded_wrap_chars: 4096 };
+        let mut yaml = serde_saphyr::to_string_with_options(self, options)?;
+        if !yaml.ends_with('\n') {
+            yaml.push('\n');
+        }
+        Ok(yaml)
+    }
+
+    /// Reads an object of the given kind back from YAML.
+    pub fn from_yaml(kind: &str, yaml: &str) -> Result<Self, String> {
+        fn parse<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<Box<T>, String> {
+            serde_saphyr::from_str(yaml).map(Box::new).map_err(|e| e.to_string())
+        }
+        Ok(match kind {
+            "ServiceAccount" => Self::ServiceAccount(parse(yaml)?),
+            "Service" => Self::Service(parse(yaml)?),
+            "Deployment" => Self::Deployment(parse(yaml)?),
+            "Server" => Self::Server(parse(yaml)?),
+            "MeshTLSAuthentication" => Self::MeshTlsAuthentication(parse(yaml)?),
+            "AuthorizationPolicy" => Self::AuthorizationPolicy(parse(yaml)?),
+            other => return Err(format!("meshport does not generate `{other}` objects")),
+        })
+    }
+}
+
+/// A Kubernetes object and its file in the GitOps repository.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// `manifests/<namespace>/<service>/<kind>[-<port>].yaml`.
+    pub path: String,
+    /// The object.
+    pub object: KubeObject,
+}
+
+/// A file of the rendered output: its path and contents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactFile {
+    /// Path relative to the GitOps repository (manifests) or to a preview folder (Vault).
+    pub path: String,
+    /// Contents, ending in a newline.
+    pub contents: String,
+}
+
+/// Everything one onboarded service consists of.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceArtifacts {
+    /// The manifests, sorted by path.
+    pub manifests: Vec<Manifest>,
+    /// The service's Vault policy.
+    pub policy: ServicePolicy,
+    /// Its Kubernetes-auth role.
+    pub role: KubernetesAuthRole,
+    /// Its KV secrets (without values).
+    pub secrets: Vec<KvSecret>,
+    /// Its PKI role, when it asked for a certificate.
+    pub pki_role: Option<PkiRole>,
+}
+
+/// A rendering step failed. Only possible through a serialiser bug, never through input.
+#[derive(Debug, thiserror::Error)]
+#[error("could not serialise {what}: {message}")]
+pub struct RenderError {
+    what: String,
+    message: String,
+}
+
+impl ServiceArtifacts {
+    /// Builds every artifact of `request`. `request_id` is recorded in annotations and Vault
+    /// metadata once the request exists; a preview passes `None`.
+    pub fn build(
+        request: &ValidRequest,
+        settings: &ArtifactSettings,
+        request_id: Option<Uuid>,
+    ) -> Self {
+        let names = Names::new(request, settings);
+        let pki_role = request.certificate.as_ref().map(|certificate| PkiRole {
+            mount: settings.pki_mount.clone(),
+            name: names.vault.clone(),
+            allowed_domains: cluster_dns_names(request, settings),
+            allow_bare_domains: true,
+            allow_subdomains: false,
+            allow_wildcard_certificates: false,
+            max_ttl: u64::from(certificate.ttl_hours) * 3600,
+            ttl: u64::from(certificate.ttl_hours) * 3600,
+            key_type: "ec".to_owned(),
+            key_bits: 256,
+            server_flag: true,
+            client_flag: true,
+            no_store: false,
+        });
+        let secrets: Vec<KvSecret> = request
+            .secrets
+            .iter()
+            .map(|secret| KvSecret {
+                mount: settings.kv_mount.clone(),
+                path: format!("{}/{}", names.kv_prefix, secret.name),
+                key: secret.name.clone(),
+                source: ValueSource::of(&secret.source),
+                custom_metadata: secret_metadata(request, &secret.source, request_id),
+            })
+            .collect();
+        let mut rules = vec![
+            PolicyRule {
+                path: format!("{}/data/{}/*", settings.kv_mount, names.kv_prefix),
+                capabilities: vec![Capability::Read],
+            },
+            PolicyRule {
+                path: format!("{}/metadata/{}/*", settings.kv_mount, names.kv_prefix),
+                capabilities: vec![Capability::Read, Capability::List],
+            },
+        ];
+        if let Some(pki_role) = &pki_role {
+            rules.push(PolicyRule {
+                path: pki_role.issue_path(),
+                capabilities: vec![Capability::Create, Capability::Update],
+            });
+        }
+        let policy = ServicePolicy { name: names.vault.clone(), rules };
+        let role = KubernetesAuthRole {
+            mount: settings.kubernetes_auth_mount.clone(),
+            name: names.vault.clone(),
+            bound_service_account_names: vec![request.service.clone()],
+            bound_service_account_namespaces: vec![request.namespace.clone()],
+            token_policies: vec![policy.name.clone()],
+            token_ttl: settings.token_ttl,
+            token_max_ttl: settings.token_max_ttl,
+            audience: settings.audience.clone(),
+        };
+        let mut manifests = kubernetes::manifests(
+            request,
+            settings,
+            &names,
+            &secrets,
+            pki_role.as_ref(),
+            request_id,
+        );
+        manifests.sort_by(|a, b| a.path.cmp(&b.path));
+        Self { manifests, policy, role, secrets, pki_role }
+    }
+
+    /// The manifests as files for the GitOps repository.
+    pub fn gitops_files(&self) -> Result<Vec<ArtifactFile>, RenderError> {
+        self.manifests
+            .iter()
+            .map(|manifest| {
+                let contents = manifest.object.to_yaml().map_err(|e| RenderError {
+                    what: manifest.path.clone(),
+                    message: e.to_string(),
+                })?;
+                Ok(ArtifactFile { path: manifest.path.clone(), contents })
+            })
+            .collect()
+    }
+
+    /// The Vault objects as files a person can review, each named after the API path it is
+    /// written to: the policy as HCL, the role, the secrets' metadata and the PKI role as the
+    /// JSON bodies meshport sends.
+    pub fn vault_files(&self) -> Result<Vec<ArtifactFile>, RenderError> {
+        let mut files = vec![
+            ArtifactFile {
+                path: format!("vault/sys/policies/acl/{}.hcl", self.policy.name),
+                contents: self.policy.to_hcl(),
+            },
+            json_file(format!("auth/{}/role/{}", self.role.mount, self.role.name), &self.role)?,
+        ];
+        for secret in &self.secrets {
+            let body = serde_json::json!({ "custom_metadata": secret.custom_metadata });
+            files.push(json_file(secret.metadata_path(), &body)?);
+        }
+        if let Some(pki_role) = &self.pki_role {
+            files.push(json_file(format!("{}/roles/{}", pki_role.mount, pki_role.name), pki_role)?);
+        }
+        Ok(files)
+    }
+}
+
+/// `vault/<api path>.json` holding `value` as pretty JSON.
+fn json_file<T: Serialize>(api_path: String, value: &T) -> Result<ArtifactFile, RenderError> {
+    let mut contents = serde_json::to_string_pretty(value)
+        .map_err(|e| RenderError { what: api_path.clone(), message: e.to_string() })?;
+    contents.push('\n');
+    Ok(ArtifactFile { path: format!("vault/{api_path}.json"), contents })
+}
+
+/// The names derived from a request, computed once.
+struct Names {
+    /// Policy, role and PKI role name.
+    vault: String,
+    /// `<namespace>/<service>`, the service's KV prefix.
+    kv_prefix: String,
+}
+
+impl Names {
+    fn new(request: &ValidRequest, settings: &ArtifactSettings) -> Self {
+        Self {
+            vault: format!("{}{}-{}", settings.name_prefix, request.namespace, request.service),
+            kv_prefix: format!("{}/{}", request.namespace, request.service),
+        }
+    }
+}
+
+/// The names the service answers to inside the cluster.
+fn cluster_dns_names(request: &ValidRequest, settings: &ArtifactSettings) -> Vec<String> {
+    let (service, namespace) = (&request.service, &request.namespace);
+    vec![
+        service.clone(),
+        format!("{service}.{namespace}"),
+        format!("{service}.{namespace}.svc"),
+        format!("{service}.{namespace}.svc.{}", settings.cluster_domain),
+    ]
+}
+
+/// The `custom_metadata` of a KV secret: who owns it, which request made it, when it is due.
+fn secret_metadata(
+    request: &ValidRequest,
+    source: &SecretSource,
+    request_id: Option<Uuid>,
+) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::from([
+        ("managed_by".to_owned(), "meshport".to_owned()),
+        ("owner_team".to_owned(), request.team.clone()),
+        ("rotation_period_days".to_owned(), request.rotation_days.to_string()),
+        ("service".to_owned(), format!("{}/{}", request.namespace, request.service)),
+    ]);
+    metadata.insert("value_source".to_owned(), ValueSource::of(source).as_str().to_owned());
+    if let SecretSource::Generate { length, alphabet } = source {
+        metadata.insert("generator".to_owned(), format!("{}:{length}", alphabet.as_str()));
+    }
+    if let Some(id) = request_id {
+        metadata.insert("request_id".to_owned(), id.to_string());
+    }
+    metadata
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,7 @@
+path "secret/data/prod-app/cart/*" {
+  capabilities = ["read"]
+}
+
+path "secret/metadata/prod-app/cart/*" {
+  capabilities = ["read", "list"]
+}
