@@ -3,9 +3,12 @@
 //! signatures of server functions. Server-only behaviour is reached through the small traits in
 //! each module's `ssr` submodule, which the `server` crate implements and provides as context.
 
+pub mod access;
+pub mod account;
 pub mod onboarding;
 pub mod pages;
 pub mod platform;
+pub mod requests;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

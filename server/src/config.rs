@@ -20,7 +20,7 @@ pub const ENV_PREFIX: &str = "MESHPORT_";
 /// The top-level keys of [`Config`]. Only `MESHPORT_*` variables naming one of them are read, so
 /// other variables with the prefix (the scripts' and tests' own) are not taken for typos, while
 /// an unknown key in the file or under a known section is refused.
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "listen",
     "public_url",
     "data_dir",
@@ -30,6 +30,7 @@ const KEYS: [&str; 10] = [
     "vault",
     "gitops",
     "onboarding",
+    "identity",
     "dev",
 ];
 
@@ -55,6 +56,8 @@ pub struct Config {
     pub gitops: GitopsConfig,
     /// What services may ask for, and how their artifacts are shaped.
     pub onboarding: OnboardingConfig,
+    /// Sign-in through the company's OpenID Connect provider, sessions and roles.
+    pub identity: IdentityConfig,
     /// Settings of `meshport dev` only.
     pub dev: DevConfig,
 }
@@ -92,6 +95,41 @@ pub struct VaultConfig {
     /// Port Vault listens on as pods reach it; the Vault Agent's traffic bypasses the Linkerd
     /// proxy there. Default 8200.
     pub agent_port: u16,
+}
+
+/// Sign-in, sessions and the mapping of identity-provider groups to roles and teams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Issuer URL of the OpenID Connect provider, exactly as its discovery document says.
+    /// Default: none (sign-in disabled, except the demo sign-ins of `meshport dev`).
+    pub issuer_url: Option<String>,
+    /// Client id registered at the provider.
+    pub client_id: String,
+    /// Client secret registered at the provider.
+    pub client_secret: Option<SecretString>,
+    /// Scopes asked for besides `openid`. Default `["email", "profile", "groups"]`.
+    pub scopes: Vec<String>,
+    /// Claim holding the user's groups. Default `groups`.
+    pub groups_claim: String,
+    /// Claim holding the e-mail address. Default `email`.
+    pub email_claim: String,
+    /// Claim holding the display name. Default `name`.
+    pub name_claim: String,
+    /// Groups whose members are developers. Default `["developers"]`.
+    pub developer_groups: Vec<String>,
+    /// Groups whose members are platform admins. Default `["platform-admins"]`.
+    pub admin_groups: Vec<String>,
+    /// Groups whose members are auditors. Default `["auditors"]`.
+    pub auditor_groups: Vec<String>,
+    /// Pattern of team groups; `{team}` marks the team name. Default `team-{team}`.
+    pub team_group_pattern: String,
+    /// Minutes without activity after which a session ends. Default 30.
+    pub session_idle_minutes: u32,
+    /// Hours after sign-in after which a session ends regardless. Default 12.
+    pub session_max_hours: u32,
+    /// Days an API token lives when its creator does not say. Default 30; at most 365.
+    pub token_days: u32,
 }
 
 /// What services may ask for when they join the mesh.
@@ -146,6 +184,7 @@ impl Default for Config {
             vault: VaultConfig::default(),
             gitops: GitopsConfig::default(),
             onboarding: OnboardingConfig::default(),
+            identity: IdentityConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -167,6 +206,27 @@ impl Default for VaultConfig {
             role_token_max_ttl: 4 * 3600,
             role_audience: None,
             agent_port: 8200,
+        }
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            issuer_url: None,
+            client_id: "meshport".to_owned(),
+            client_secret: None,
+            scopes: ["email", "profile", "groups"].map(String::from).to_vec(),
+            groups_claim: "groups".to_owned(),
+            email_claim: "email".to_owned(),
+            name_claim: "name".to_owned(),
+            developer_groups: vec!["developers".to_owned()],
+            admin_groups: vec!["platform-admins".to_owned()],
+            auditor_groups: vec!["auditors".to_owned()],
+            team_group_pattern: "team-{team}".to_owned(),
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            token_days: 30,
         }
     }
 }
@@ -242,7 +302,8 @@ impl Config {
                         && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 })
         };
-        let checks: [(&'static str, bool, &'static str); 7] = [
+        let identity = &self.identity;
+        let checks: [(&'static str, bool, &'static str); 11] = [
             (
                 "vault.kv_mount",
                 is_mount(&self.vault.kv_mount),
@@ -280,6 +341,22 @@ impl Config {
                 self.onboarding.cluster_domain.split('.').all(is_label),
                 "must be a DNS name such as `cluster.local`",
             ),
+            (
+                "identity.issuer_url",
+                identity.issuer_url.as_deref().is_none_or(|url| url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))),
+                "must be an http(s) URL",
+            ),
+            (
+                "identity.team_group_pattern",
+                identity.team_group_pattern.matches("{team}").count() == 1,
+                "must contain `{team}` exactly once, as in `team-{team}`",
+            ),
+            (
+                "identity.session_idle_minutes",
+                identity.session_idle_minutes >= 1 && identity.session_max_hours >= 1,
+                "and `session_max_hours` must be at least 1",
+            ),
+            ("identity.token_days", (1..=365).contains(&identity.token_days), "must be between 1 and 365"),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {
             Some((key, _, rule)) => Err(ConfigError::Value { key, rule }),

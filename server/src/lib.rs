@@ -5,6 +5,8 @@ pub mod artifacts;
 pub mod config;
 pub mod dev;
 pub mod gitops;
+pub mod identity;
+pub mod requests;
 pub mod store;
 pub mod telemetry;
 pub mod vault;
@@ -48,9 +50,18 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves the portal until Ctrl-C or SIGTERM, then finishes open requests and returns.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    serve_with(config, false).await
+}
+
+/// Serves the portal; `demo` offers the demo sign-ins (`meshport dev`, loopback only).
+pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let vault = Arc::new(Vault::new(&config.vault)?);
-    let state = web::AppState::new(leptos_options(&config), store.clone(), vault);
+    let state = web::AppState::new(&config, store.clone(), vault, demo).await?;
+    state.sessions.spawn_cleanup(std::time::Duration::from_secs(600));
+    if state.identity.demo {
+        tracing::warn!("demo sign-ins are enabled (meshport dev on loopback); never use this for real work");
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("could not listen on {}", config.listen))?;

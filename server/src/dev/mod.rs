@@ -21,12 +21,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     let openbao =
         OpenBaoDevServer::start(&config.dev.bao_bin, &config.data_dir.join("openbao.log")).await?;
-    // The configured mount paths stay; address and credentials are the dev server's.
-    config.vault = crate::config::VaultConfig {
-        kv_mount: config.vault.kv_mount,
-        kubernetes_auth_mount: config.vault.kubernetes_auth_mount,
-        ..openbao.vault_config()
-    };
+    // The configured mounts and names stay; address and credentials are the dev server's.
+    let dev_vault = openbao.vault_config();
+    config.vault.addr = dev_vault.addr;
+    config.vault.token = dev_vault.token;
+    config.vault.namespace = None;
+    config.vault.ca_cert = None;
     crate::vault::Vault::new(&config.vault)?
         .ensure_mounts()
         .await
@@ -43,7 +43,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     tracing::info!(repo = %repo.display(), created, "local GitOps repository ready");
     config.gitops.repo_url = Some(repo.display().to_string());
 
-    let served = crate::serve(config).await;
+    let served = crate::serve_with(config, true).await;
     tokio::task::spawn_blocking(move || openbao.stop()).await?;
     served
 }

@@ -4,6 +4,7 @@
 //! whichever pool is configured.
 
 mod requests;
+mod tokens;
 mod users;
 
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use requests::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
+pub use tokens::{ApiTokenRecord, NewApiToken};
 pub use users::{NewUser, User};
 
 /// Runs `$body` with `$pool` bound to the configured backend's pool. The body is compiled once

@@ -21,6 +21,11 @@ pub struct OnboardingRequestRecord {
     pub status: RequestStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The platform admin who approved or rejected it.
+    pub decided_by: Option<Uuid>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The admin's reason (required for a rejection).
+    pub decision_reason: Option<String>,
 }
 
 /// A request about to be stored; it starts as [`RequestStatus::Submitted`].
@@ -58,6 +63,9 @@ struct Row {
     status: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    decided_by: Option<Uuid>,
+    decided_at: Option<DateTime<Utc>>,
+    decision_reason: Option<String>,
 }
 
 impl TryFrom<Row> for OnboardingRequestRecord {
@@ -75,12 +83,16 @@ impl TryFrom<Row> for OnboardingRequestRecord {
             spec: row.spec.0,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            decided_by: row.decided_by,
+            decided_at: row.decided_at,
+            decision_reason: row.decision_reason,
         })
     }
 }
 
 const REQUEST_COLUMNS: &str = "id, service_name, namespace, team, requested_by, justification, \
-                               spec, status, created_at, updated_at";
+                               spec, status, created_at, updated_at, decided_by, decided_at, \
+                               decision_reason";
 
 impl Store {
     /// Stores a new request in state `submitted`.
@@ -176,5 +188,33 @@ impl Store {
             .await?
             .rows_affected());
         Ok(result == 1)
+    }
+
+    /// Records an admin's decision on a submitted request: moves it to `to` (approved or
+    /// rejected). Returns false, changing nothing, when the request is no longer submitted or
+    /// when `decided_by` is its requester: four-eyes holds in the database too.
+    #[tracing::instrument(skip_all)]
+    pub async fn decide_request(
+        &self,
+        id: Uuid,
+        decided_by: Uuid,
+        to: RequestStatus,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE onboarding_requests
+                   SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4,
+                       updated_at = $3
+                   WHERE id = $5 AND status = $6 AND requested_by <> $2";
+        let affected = on_pool!(self, pool => sqlx::query(sql)
+            .bind(to.as_str())
+            .bind(decided_by)
+            .bind(Utc::now())
+            .bind(reason)
+            .bind(id)
+            .bind(RequestStatus::Submitted.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(affected == 1)
     }
 }

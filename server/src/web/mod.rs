@@ -2,10 +2,14 @@
 //! endpoints, compression and request tracing, and graceful shutdown.
 
 mod health;
+pub mod security;
 
 use std::sync::Arc;
 
+use app::account::AvailableSignIns;
+use app::account::ssr::AccountService;
 use app::platform::ssr::ReadinessProbe;
+use app::requests::ssr::RequestService;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
@@ -17,8 +21,13 @@ use tracing::Level;
 
 pub use health::DependencyProbe;
 
+use crate::config::Config;
+use crate::identity::session::{self, Sessions};
+use crate::identity::{Accounts, Identity};
+use crate::requests::Requests;
 use crate::store::Store;
 use crate::vault::Vault;
+use security::SecurityPolicy;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -31,6 +40,16 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     /// Checks the database and Vault for `/readyz` and the status on the start page.
     pub readiness: Arc<dyn ReadinessProbe>,
+    /// Sign-in: the OpenID provider, group mapping, demo identities.
+    pub identity: Arc<Identity>,
+    /// The session store (same database).
+    pub sessions: Sessions,
+    /// Cross-site refusal and security headers.
+    pub security: Arc<SecurityPolicy>,
+    /// Onboarding requests, for the server functions.
+    pub requests: Arc<dyn RequestService>,
+    /// API tokens, for the server functions.
+    pub accounts: Arc<dyn AccountService>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -40,33 +59,67 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
-    /// State over the given store and Vault client.
-    pub fn new(leptos_options: LeptosOptions, store: Store, vault: Arc<Vault>) -> Self {
+    /// State for `config` over the given store and Vault client. `demo` offers the demo
+    /// sign-ins (honoured only on a loopback address).
+    pub async fn new(config: &Config, store: Store, vault: Arc<Vault>, demo: bool) -> anyhow::Result<Self> {
         let readiness = Arc::new(DependencyProbe::new(store.clone(), vault.clone()));
-        Self { leptos_options, store, vault, readiness }
+        let identity = Arc::new(Identity::new(config, store.clone(), demo)?);
+        let sessions = Sessions::new(&store).await?;
+        let security = Arc::new(SecurityPolicy::new(&identity.public_url, identity.oidc.as_ref().map(|o| o.issuer())));
+        Ok(Self {
+            leptos_options: crate::leptos_options(config),
+            requests: Arc::new(Requests { store: store.clone(), rules: config.onboarding_rules() }),
+            accounts: Arc::new(Accounts { store: store.clone(), default_days: config.identity.token_days }),
+            store,
+            vault,
+            readiness,
+            identity,
+            sessions,
+            security,
+        })
     }
 
-    /// Makes the services server functions need reachable through Leptos context.
+    /// Makes the services server functions need reachable through Leptos context, and puts
+    /// this response's script nonce into its Content-Security-Policy.
     fn provide_context(&self) {
         provide_context(self.readiness.clone());
+        provide_context(self.requests.clone());
+        provide_context(self.accounts.clone());
+        provide_context(AvailableSignIns { oidc: self.identity.oidc.is_some(), demo: self.identity.demo });
+        if let (Some(nonce), Some(response)) =
+            (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+            && let Ok(csp) = http::HeaderValue::from_str(&self.security.content_security_policy(Some(&nonce)))
+        {
+            response.insert_header(http::header::CONTENT_SECURITY_POLICY, csp);
+        }
     }
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application. From the outside in: tracing, compression, security headers,
+/// cross-site refusal, sessions, the caller's principal, then the routes.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let shell_options = state.leptos_options.clone();
-    let context_state = state.clone();
+    let (page_state, fallback_state) = (state.clone(), state.clone());
+    let session_layer = session::layer(&state.identity, state.sessions.clone());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(crate::identity::routes(state.identity.clone()))
         .leptos_routes_with_context(
             &state,
             routes,
-            move || context_state.provide_context(),
+            move || page_state.provide_context(),
             move || app::shell(shell_options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+            move || fallback_state.provide_context(),
+            app::shell,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state.identity.clone(), session::resolve_principal))
+        .layer(session_layer)
+        .layer(axum::middleware::from_fn_with_state(state.security.clone(), security::refuse_cross_site))
+        .layer(axum::middleware::from_fn_with_state(state.security.clone(), security::security_headers))
         .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http()

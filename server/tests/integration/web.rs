@@ -13,8 +13,9 @@ use crate::harness::{Backend, TestDatabase, openbao};
 
 async fn app(vault: VaultConfig) -> (axum::Router, TestDatabase) {
     let db = TestDatabase::new(Backend::Sqlite).await;
-    let options = meshport_server::leptos_options(&Config::default());
-    let state = AppState::new(options, db.store.clone(), Arc::new(Vault::new(&vault).unwrap()));
+    let state = AppState::new(&Config::default(), db.store.clone(), Arc::new(Vault::new(&vault).unwrap()), false)
+        .await
+        .unwrap();
     (router(state), db)
 }
 
@@ -87,6 +88,7 @@ async fn responses_are_compressed_when_the_client_accepts_it() {
 async fn the_platform_status_server_function_reports_readiness() {
     let (app, _db) = app(openbao()).await;
     let request = Request::post("/api/platform_status")
+        .header("sec-fetch-site", "same-origin")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::ACCEPT, "application/json")
         .body(Body::empty())

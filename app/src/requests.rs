@@ -1,0 +1,84 @@
+//! Onboarding requests as server functions: submit (developers, for their own teams), list
+//! (what the caller may see) and decide (platform admins, never on their own request). Each
+//! checks the caller on the server, then calls the service the server provides as context.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::access::AppError;
+use crate::onboarding::{OnboardingRequest, RequestStatus};
+
+/// A request in a list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSummary {
+    pub id: String,
+    pub service: String,
+    pub namespace: String,
+    pub team: String,
+    /// User id of the requester.
+    pub requested_by: String,
+    pub status: RequestStatus,
+    /// RFC 3339.
+    pub created_at: String,
+    /// User id of the deciding admin.
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+}
+
+/// An admin's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+/// Submits a request; returns its id. Developers only, for their own teams; the validator runs
+/// again here whatever the browser said.
+#[server(endpoint = "submit_request", input = leptos::server_fn::codec::Json)]
+pub async fn submit_request(request: OnboardingRequest) -> Result<String, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    ssr::check(principal.may_submit_for(&request.team))?;
+    service()?.submit(&principal, request).await.map_err(ssr::fail)
+}
+
+/// The requests the caller may see: all for admins and auditors, their teams' for developers.
+#[server(endpoint = "list_requests")]
+pub async fn list_requests() -> Result<Vec<RequestSummary>, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    service()?.list(&principal).await.map_err(ssr::fail)
+}
+
+/// Approves or rejects a submitted request (a rejection needs a reason). Platform admins only,
+/// and never the request's own author.
+#[server(endpoint = "decide_request", input = leptos::server_fn::codec::Json)]
+pub async fn decide_request(id: String, decision: Decision, reason: String) -> Result<(), AppError> {
+    use crate::access::{Role, ssr};
+    let principal = ssr::require_role(Role::PlatformAdmin)?;
+    service()?.decide(&principal, &id, decision, reason.trim()).await.map_err(ssr::fail)
+}
+
+#[cfg(feature = "ssr")]
+fn service() -> Result<std::sync::Arc<dyn ssr::RequestService>, AppError> {
+    use_context::<std::sync::Arc<dyn ssr::RequestService>>()
+        .ok_or_else(|| AppError::Internal("The request service is not configured.".into()))
+}
+
+/// The service the server implements.
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use super::{Decision, RequestSummary};
+    use crate::access::{AppError, Principal};
+    use crate::onboarding::OnboardingRequest;
+
+    /// Stores and moves requests; applies the rules that need stored data (visibility by team,
+    /// four-eyes against the stored requester).
+    #[async_trait::async_trait]
+    pub trait RequestService: Send + Sync {
+        async fn submit(&self, requester: &Principal, request: OnboardingRequest) -> Result<String, AppError>;
+        async fn list(&self, viewer: &Principal) -> Result<Vec<RequestSummary>, AppError>;
+        async fn decide(&self, admin: &Principal, id: &str, decision: Decision, reason: &str) -> Result<(), AppError>;
+    }
+}

@@ -1,0 +1,21 @@
+-- Who decided on a request, when and why (four-eyes: never the requester; enforced in code).
+ALTER TABLE onboarding_requests ADD COLUMN decided_by UUID REFERENCES users (id);
+ALTER TABLE onboarding_requests ADD COLUMN decided_at TIMESTAMPTZ;
+ALTER TABLE onboarding_requests ADD COLUMN decision_reason TEXT;
+
+-- API tokens for automation. Only a SHA-256 hash of the token is kept; `roles` and `teams` are
+-- comma-separated: a subset of the creator's roles, and their teams, when the token was made.
+CREATE TABLE api_tokens (
+    id           UUID PRIMARY KEY,
+    user_id      UUID NOT NULL REFERENCES users (id),
+    name         TEXT NOT NULL,
+    token_hash   TEXT NOT NULL UNIQUE,
+    roles        TEXT NOT NULL,
+    teams        TEXT NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL,
+    revoked_at   TIMESTAMPTZ,
+    last_used_at TIMESTAMPTZ
+);
+
+CREATE INDEX api_tokens_by_user ON api_tokens (user_id, created_at);

@@ -1,0 +1,21 @@
+-- Who decided on a request, when and why (four-eyes: never the requester; enforced in code).
+ALTER TABLE onboarding_requests ADD COLUMN decided_by BLOB REFERENCES users (id);
+ALTER TABLE onboarding_requests ADD COLUMN decided_at TEXT;
+ALTER TABLE onboarding_requests ADD COLUMN decision_reason TEXT;
+
+-- API tokens for automation. Only a SHA-256 hash of the token is kept; `roles` and `teams` are
+-- comma-separated: a subset of the creator's roles, and their teams, when the token was made.
+CREATE TABLE api_tokens (
+    id           BLOB PRIMARY KEY NOT NULL,
+    user_id      BLOB NOT NULL REFERENCES users (id),
+    name         TEXT NOT NULL,
+    token_hash   TEXT NOT NULL UNIQUE,
+    roles        TEXT NOT NULL,
+    teams        TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    revoked_at   TEXT,
+    last_used_at TEXT
+);
+
+CREATE INDEX api_tokens_by_user ON api_tokens (user_id, created_at);

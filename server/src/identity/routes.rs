@@ -1,0 +1,185 @@
+//! The sign-in routes, plain axum handlers: `GET /auth/login` sends the browser to the provider,
+//! `GET /auth/callback` completes the sign-in, `POST /auth/logout` ends the session (and the
+//! provider's, when it offers an end-session endpoint), `POST /auth/demo` signs in a demo
+//! identity in `meshport dev` on loopback only.
+
+use std::sync::Arc;
+
+use app::access::{Role, SignInMethod};
+use axum::Form;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use http::StatusCode;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::oidc::{CallbackQuery, PendingSignIn};
+use super::session::{self, AUTH_KEY, PENDING_KEY, SessionAuth};
+use super::{DEMO_ISSUER, DEMO_USERS, Identity};
+use crate::store::NewUser;
+
+/// The sign-in routes, over the identity state.
+pub fn routes<S>(identity: Arc<Identity>) -> Router<S> {
+    Router::new()
+        .route("/auth/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/auth/logout", post(logout))
+        .route("/auth/demo", post(demo))
+        .with_state(identity)
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    return_to: Option<String>,
+}
+
+async fn login(State(identity): State<Arc<Identity>>, session: Session, Query(query): Query<LoginQuery>) -> Response {
+    let Some(oidc) = &identity.oidc else {
+        return failure(StatusCode::NOT_FOUND, "No identity provider is configured.");
+    };
+    match oidc.begin(local_path(query.return_to)).await {
+        Ok((url, pending)) => match session.insert(PENDING_KEY, &pending).await {
+            Ok(()) => Redirect::to(url.as_str()).into_response(),
+            Err(error) => internal(&error),
+        },
+        Err(error) => {
+            tracing::warn!(%error, "sign-in could not start");
+            failure(StatusCode::BAD_GATEWAY, &error.to_string())
+        }
+    }
+}
+
+async fn callback(State(identity): State<Arc<Identity>>, session: Session, Query(query): Query<CallbackQuery>) -> Response {
+    let Some(oidc) = &identity.oidc else {
+        return failure(StatusCode::NOT_FOUND, "No identity provider is configured.");
+    };
+    // One use only: a replayed callback finds nothing pending.
+    let pending: Option<PendingSignIn> = match session.remove(PENDING_KEY).await {
+        Ok(pending) => pending,
+        Err(error) => return internal(&error),
+    };
+    let Some(pending) = pending else {
+        return failure(StatusCode::BAD_REQUEST, &super::oidc::OidcError::NoPendingSignIn.to_string());
+    };
+    let return_to = pending.return_to.clone();
+    let verified = match oidc.finish(pending, query).await {
+        Ok(verified) => verified,
+        Err(error) => {
+            tracing::warn!(%error, "sign-in refused");
+            return failure(StatusCode::BAD_REQUEST, &error.to_string());
+        }
+    };
+    let user = identity
+        .store
+        .upsert_user(&NewUser {
+            issuer: &verified.issuer,
+            subject: &verified.subject,
+            email: &verified.email,
+            display_name: &verified.name,
+        })
+        .await;
+    let user = match user {
+        Ok(user) => user,
+        Err(error) => return internal(&error),
+    };
+    let principal = identity.groups.principal(&user, &verified.groups, SignInMethod::Oidc);
+    tracing::info!(user = %user.id, roles = ?principal.roles, "signed in");
+    match session::start(&identity, &session, principal, Some(verified.id_token)).await {
+        Ok(()) => Redirect::to(&return_to).into_response(),
+        Err(error) => internal(&error),
+    }
+}
+
+async fn logout(State(identity): State<Arc<Identity>>, session: Session) -> Response {
+    let auth: Option<SessionAuth> = session.get(AUTH_KEY).await.ok().flatten();
+    if let Err(error) = session.flush().await {
+        return internal(&error);
+    }
+    let home = format!("{}/", identity.public_url);
+    let provider_logout = match (&identity.oidc, auth.and_then(|a| a.id_token)) {
+        (Some(oidc), Some(id_token)) => oidc.end_session_url(&id_token, &home).await,
+        _ => None,
+    };
+    match provider_logout {
+        Some(url) => Redirect::to(url.as_str()).into_response(),
+        None => Redirect::to("/").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DemoForm {
+    role: String,
+}
+
+async fn demo(State(identity): State<Arc<Identity>>, session: Session, Form(form): Form<DemoForm>) -> Response {
+    if !identity.demo {
+        return failure(StatusCode::NOT_FOUND, "Demo sign-ins exist only in `meshport dev` on a loopback address.");
+    }
+    let Some((role, name, group)) = DEMO_USERS.into_iter().find(|(role, ..)| role.as_str() == form.role) else {
+        return failure(StatusCode::BAD_REQUEST, "Unknown demo role.");
+    };
+    let subject = format!("demo-{}", role.as_str());
+    let email = format!("{subject}@meshport.invalid");
+    let user = identity
+        .store
+        .upsert_user(&NewUser { issuer: DEMO_ISSUER, subject: &subject, email: &email, display_name: name })
+        .await;
+    let user = match user {
+        Ok(user) => user,
+        Err(error) => return internal(&error),
+    };
+    let groups = vec![group.to_owned(), "team-shop".to_owned()];
+    let mut principal = identity.groups.principal(&user, &groups, SignInMethod::Demo);
+    // The demo works whatever groups the configuration maps.
+    principal.roles = [role].into();
+    if role == Role::Developer {
+        principal.teams = ["shop".to_owned()].into();
+    }
+    match session::start(&identity, &session, principal, None).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(error) => internal(&error),
+    }
+}
+
+/// `path` when it is a local path (`/…` but not `//…`), else `/`: no open redirects.
+fn local_path(path: Option<String>) -> String {
+    match path {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        _ => "/".to_owned(),
+    }
+}
+
+/// A small self-contained error page.
+fn failure(status: StatusCode, message: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in failed · meshport</title></head>\
+         <body><main><h1>Sign-in failed</h1><p role=\"alert\">{}</p><p><a href=\"/signin\">Try again</a></p></main></body></html>",
+        escape_html(message)
+    );
+    (status, Html(body)).into_response()
+}
+
+fn internal(error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(%error, "sign-in failed on the server");
+    failure(StatusCode::INTERNAL_SERVER_ERROR, "Something failed on the server; try again.")
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(local_path(Some("/requests?x=1".into())), "/requests?x=1");
+        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "evil"] {
+            assert_eq!(local_path(Some(bad.into())), "/", "{bad}");
+        }
+        assert_eq!(local_path(None), "/");
+    }
+}

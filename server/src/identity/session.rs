@@ -1,0 +1,208 @@
+//! Sessions in meshport's own database (SQLite or PostgreSQL, like everything else) and the
+//! middleware that resolves each request's caller: an API bearer token, or a session that has
+//! neither been idle too long nor outlived its absolute limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::access::Principal;
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::cookie::time::{Duration as CookieDuration, OffsetDateTime};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion};
+use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+use super::Identity;
+use super::tokens;
+use crate::store::Store;
+
+/// The session key of the signed-in caller.
+pub const AUTH_KEY: &str = "auth";
+/// The session key of a sign-in waiting for the provider's callback.
+pub const PENDING_KEY: &str = "oidc.pending";
+/// How often an active session's idle deadline is pushed back (and the session written).
+const TOUCH_EVERY_SECONDS: i64 = 60;
+
+/// What a session remembers about its signed-in caller.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionAuth {
+    /// The caller, with the roles and teams they had at sign-in.
+    pub principal: Principal,
+    /// The raw ID token, for the provider's end-session request.
+    pub id_token: Option<String>,
+    /// Unix seconds of the sign-in, for the absolute limit.
+    pub signed_in_at: i64,
+    /// Unix seconds of the last time the idle deadline was pushed back.
+    pub touched_at: i64,
+}
+
+/// The session store on whichever database meshport uses.
+#[derive(Clone, Debug)]
+pub enum Sessions {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+macro_rules! on_sessions {
+    ($sessions:expr, $store:ident => $body:expr) => {
+        match $sessions {
+            Sessions::Sqlite($store) => $body,
+            Sessions::Postgres($store) => $body,
+        }
+    };
+}
+
+impl Sessions {
+    /// The store over meshport's database, its table created if missing.
+    pub async fn new(store: &Store) -> anyhow::Result<Self> {
+        let sessions = match store {
+            Store::Sqlite(pool) => Self::Sqlite(SqliteStore::new(pool.clone())),
+            Store::Postgres(pool) => Self::Postgres(PostgresStore::new(pool.clone())),
+        };
+        on_sessions!(&sessions, store => store.migrate().await)?;
+        Ok(sessions)
+    }
+
+    /// Deletes expired sessions every `period`, for as long as the process runs; a failed round
+    /// is logged and the next one tried.
+    pub fn spawn_cleanup(&self, period: Duration) {
+        let sessions = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                ticker.tick().await;
+                if let Err(error) = sessions.delete_expired().await {
+                    tracing::warn!(%error, "could not delete expired sessions");
+                }
+            }
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for Sessions {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        on_sessions!(self, store => store.create(record).await)
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        on_sessions!(self, store => store.save(record).await)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        on_sessions!(self, store => store.load(id).await)
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        on_sessions!(self, store => store.delete(id).await)
+    }
+}
+
+#[async_trait::async_trait]
+impl ExpiredDeletion for Sessions {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        on_sessions!(self, store => store.delete_expired().await)
+    }
+}
+
+/// The cookie layer: HttpOnly, Secure unless the public URL is plain http on loopback,
+/// SameSite=Lax (Strict would drop the cookie on the provider's redirect back).
+pub fn layer(identity: &Identity, sessions: Sessions) -> SessionManagerLayer<Sessions> {
+    let secure = identity.secure_cookies();
+    SessionManagerLayer::new(sessions)
+        // `__Host-` makes browsers refuse the cookie unless Secure, host-only and Path=/.
+        .with_name(if secure { "__Host-meshport" } else { "meshport_session" })
+        .with_secure(secure)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(CookieDuration::minutes(i64::from(identity.config.session_idle_minutes))))
+}
+
+/// Resolves the caller and puts the [`Principal`] into the request's extensions. An invalid
+/// bearer token is answered 401 at once; no credentials just leaves the request anonymous.
+pub async fn resolve_principal(
+    State(identity): State<Arc<Identity>>,
+    session: Session,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(header) = request.headers().get(AUTHORIZATION) {
+        let principal = match header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")) {
+            Some(token) => tokens::principal_for(&identity.store, token.trim()).await,
+            None => None,
+        };
+        match principal {
+            Some(principal) => {
+                request.extensions_mut().insert(principal);
+            }
+            None => return unauthorized(),
+        }
+    } else if let Some(principal) = session_principal(&identity, &session).await {
+        request.extensions_mut().insert(principal);
+    }
+    next.run(request).await
+}
+
+/// The session's caller, or none when the session is missing, broken or over its limits (then
+/// it is ended).
+async fn session_principal(identity: &Identity, session: &Session) -> Option<Principal> {
+    let mut auth: SessionAuth = match session.get(AUTH_KEY).await {
+        Ok(auth) => auth?,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the session");
+            return None;
+        }
+    };
+    let now = Utc::now().timestamp();
+    let max_age = i64::from(identity.config.session_max_hours) * 3600;
+    if now - auth.signed_in_at >= max_age {
+        let _ = session.flush().await;
+        return None;
+    }
+    if now - auth.touched_at >= TOUCH_EVERY_SECONDS {
+        // Reading is not activity for tower-sessions: writing pushes the idle deadline back,
+        // but never past the absolute limit.
+        auth.touched_at = now;
+        let idle = i64::from(identity.config.session_idle_minutes) * 60;
+        let deadline = (now + idle).min(auth.signed_in_at + max_age);
+        if let Ok(at) = OffsetDateTime::from_unix_timestamp(deadline) {
+            session.set_expiry(Some(Expiry::AtDateTime(at)));
+        }
+        if let Err(error) = session.insert(AUTH_KEY, &auth).await {
+            tracing::warn!(%error, "could not refresh the session");
+        }
+    }
+    Some(auth.principal)
+}
+
+/// Signs `principal` in: a new session id (no fixation), then the caller stored in it.
+pub async fn start(
+    identity: &Identity,
+    session: &Session,
+    principal: Principal,
+    id_token: Option<String>,
+) -> Result<(), tower_sessions::session::Error> {
+    session.cycle_id().await?;
+    let now = Utc::now().timestamp();
+    let max_age = i64::from(identity.config.session_max_hours) * 3600;
+    let idle = i64::from(identity.config.session_idle_minutes) * 60;
+    if let Ok(at) = OffsetDateTime::from_unix_timestamp(now + idle.min(max_age)) {
+        session.set_expiry(Some(Expiry::AtDateTime(at)));
+    }
+    let auth = SessionAuth { principal, id_token, signed_in_at: now, touched_at: now };
+    session.insert(AUTH_KEY, &auth).await
+}
+
+/// 401 with a JSON body, as every API answer.
+pub fn unauthorized() -> Response {
+    let body = serde_json::json!({ "error": "sign_in_required", "detail": "A valid session or API token is required." });
+    (http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+}

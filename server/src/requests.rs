@@ -1,0 +1,96 @@
+//! The onboarding-request service behind the server functions: validates with the one
+//! validator, stores requests without secret values, lists what the caller may see and records
+//! admins' decisions (four-eyes checked against the stored requester).
+
+use app::access::{AppError, Principal};
+use app::onboarding::{OnboardingRequest, OnboardingRules, RequestStatus, ValidRequest};
+use app::requests::ssr::RequestService;
+use app::requests::{Decision, RequestSummary};
+use uuid::Uuid;
+
+use crate::store::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter, Store};
+
+/// Longest reason an admin may give.
+const MAX_REASON: usize = 1000;
+
+/// Requests over meshport's store.
+pub struct Requests {
+    pub store: Store,
+    pub rules: OnboardingRules,
+}
+
+/// Logs a server-side failure and answers with a message that leaks nothing.
+pub fn internal(error: impl std::fmt::Display) -> AppError {
+    tracing::error!(%error, "request failed on the server");
+    AppError::Internal("Something failed on the server; try again, or tell the platform team.".into())
+}
+
+fn summary(record: OnboardingRequestRecord) -> RequestSummary {
+    RequestSummary {
+        id: record.id.to_string(),
+        service: record.service_name,
+        namespace: record.namespace,
+        team: record.team,
+        requested_by: record.requested_by.to_string(),
+        status: record.status,
+        created_at: record.created_at.to_rfc3339(),
+        decided_by: record.decided_by.map(|id| id.to_string()),
+        decision_reason: record.decision_reason,
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestService for Requests {
+    async fn submit(&self, requester: &Principal, request: OnboardingRequest) -> Result<String, AppError> {
+        let valid = ValidRequest::new(request, &self.rules)?;
+        let requested_by: Uuid = requester.user_id.parse().map_err(internal)?;
+        // Provided secret values never reach the database.
+        let spec = serde_json::to_value(valid.without_secret_values()).map_err(internal)?;
+        let record = self
+            .store
+            .create_request(&NewOnboardingRequest {
+                service_name: &valid.service,
+                namespace: &valid.namespace,
+                team: &valid.team,
+                requested_by,
+                justification: &valid.justification,
+                spec: &spec,
+            })
+            .await
+            .map_err(internal)?;
+        Ok(record.id.to_string())
+    }
+
+    async fn list(&self, viewer: &Principal) -> Result<Vec<RequestSummary>, AppError> {
+        let filter = RequestFilter {
+            teams: (!viewer.sees_all_teams()).then(|| viewer.teams.iter().cloned().collect()),
+            ..RequestFilter::default()
+        };
+        let records = self.store.list_requests(&filter).await.map_err(internal)?;
+        Ok(records.into_iter().map(summary).collect())
+    }
+
+    async fn decide(&self, admin: &Principal, id: &str, decision: Decision, reason: &str) -> Result<(), AppError> {
+        let not_found = || AppError::NotFound("No such request.".into());
+        let id: Uuid = id.parse().map_err(|_| not_found())?;
+        let record = self.store.request(id).await.map_err(internal)?.ok_or_else(not_found)?;
+        admin.may_decide(&record.requested_by.to_string())?;
+        if decision == Decision::Reject && reason.is_empty() {
+            return Err(AppError::Invalid("Give a reason for the rejection; the requester reads it.".into()));
+        }
+        if reason.chars().count() > MAX_REASON {
+            return Err(AppError::Invalid(format!("Keep the reason under {MAX_REASON} characters.")));
+        }
+        let to = match decision {
+            Decision::Approve => RequestStatus::Approved,
+            Decision::Reject => RequestStatus::Rejected,
+        };
+        let admin_id: Uuid = admin.user_id.parse().map_err(internal)?;
+        let reason = (!reason.is_empty()).then_some(reason);
+        if self.store.decide_request(id, admin_id, to, reason).await.map_err(internal)? {
+            Ok(())
+        } else {
+            Err(AppError::Conflict(format!("The request is {} already; nothing was changed.", record.status)))
+        }
+    }
+}
