@@ -80,7 +80,7 @@ pub async fn list_api_tokens() -> Result<Vec<ApiTokenInfo>, AppError> {
 }
 
 /// Revokes one of the caller's API tokens.
-#[server(endpoint = "revoke_api_token")]
+#[server(endpoint = "revoke_api_token", input = leptos::server_fn::codec::Json)]
 pub async fn revoke_api_token(id: String) -> Result<(), AppError> {
     let principal = crate::access::ssr::require_principal()?;
     ssr_service()?.revoke(&principal, &id).await.map_err(crate::access::ssr::fail)

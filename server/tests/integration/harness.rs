@@ -19,6 +19,7 @@ use sqlx::{Connection, Executor, PgConnection};
 pub struct Services {
     openbao: VaultConfig,
     postgres_port: u16,
+    oidc_issuer: String,
 }
 
 /// What must be stopped and removed at exit.
@@ -26,6 +27,7 @@ struct Running {
     // Field order is drop order: services first, then their folder.
     _openbao: OpenBaoDevServer,
     _postgres: ServiceProcess,
+    _oidc: ServiceProcess,
     _folder: tempfile::TempDir,
 }
 
@@ -75,8 +77,9 @@ fn start() -> anyhow::Result<(Services, Running)> {
     let openbao = runtime
         .block_on(OpenBaoDevServer::start(Path::new(&bao), &folder.path().join("openbao.log")))?;
     let (postgres, postgres_port) = start_postgres(folder.path(), &runtime)?;
-    let services = Services { openbao: openbao.vault_config(), postgres_port };
-    Ok((services, Running { _openbao: openbao, _postgres: postgres, _folder: folder }))
+    let (oidc, oidc_issuer) = start_oidc_provider(folder.path(), &runtime)?;
+    let services = Services { openbao: openbao.vault_config(), postgres_port, oidc_issuer };
+    Ok((services, Running { _openbao: openbao, _postgres: postgres, _oidc: oidc, _folder: folder }))
 }
 
 /// A fresh folder for this run's service files, directly in the system temp folder: when tests
@@ -252,4 +255,78 @@ pub async fn empty_database(backend: Backend) -> (String, Option<tempfile::TempD
             (format!("postgres://meshport@127.0.0.1:{port}/{name}"), None)
         }
     }
+}
+
+/// The public URL the in-process sign-in tests give meshport; the provider knows its callback.
+pub const TEST_PUBLIC_URL: &str = "http://127.0.0.1:3999";
+/// The client meshport is registered as at the test provider.
+pub const OIDC_CLIENT_ID: &str = "meshport";
+/// Its secret.
+pub const OIDC_CLIENT_SECRET: &str = "meshport-test-secret";
+
+/// The test provider's users: login, password, groups.
+pub const OIDC_USERS: [(&str, &str, &[&str]); 4] = [
+    ("dana", "Dana Developer", &["developers", "team-cart"]),
+    ("alex", "Alex Admin", &["platform-admins", "developers", "team-cart"]),
+    ("blake", "Blake Admin", &["platform-admins"]),
+    ("ari", "Ari Auditor", &["auditors"]),
+];
+
+/// The password of a test user.
+pub fn oidc_password(login: &str) -> String {
+    format!("{login}-password")
+}
+
+/// The real OpenID provider (npm `oidc-provider`, `end2end/oidc-provider.mjs`) on a free port.
+fn start_oidc_provider(folder: &Path, runtime: &tokio::runtime::Runtime) -> anyhow::Result<(ServiceProcess, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let users: Vec<serde_json::Value> = OIDC_USERS
+        .iter()
+        .map(|(login, name, groups)| {
+            serde_json::json!({
+                "sub": login, "email": format!("{login}@shop.example"), "name": name,
+                "groups": groups, "password": oidc_password(login),
+            })
+        })
+        .collect();
+    let users_file = folder.join("oidc-users.json");
+    std::fs::write(&users_file, serde_json::to_vec(&users)?)?;
+    let port = free_loopback_port()?;
+    let log = std::fs::File::create(folder.join("oidc-provider.log"))?;
+    let mut node = Command::new("node");
+    node.arg(root.join("end2end/oidc-provider.mjs"))
+        .arg(port.to_string())
+        .current_dir(&root)
+        .env("OIDC_USERS_FILE", &users_file)
+        .env("OIDC_CLIENT_ID", OIDC_CLIENT_ID)
+        .env("OIDC_CLIENT_SECRET", OIDC_CLIENT_SECRET)
+        .env("OIDC_REDIRECT_URIS", format!("{TEST_PUBLIC_URL}/auth/callback"))
+        .env("OIDC_POST_LOGOUT_REDIRECT_URIS", format!("{TEST_PUBLIC_URL}/"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let process = ServiceProcess::spawn("oidc-provider", node, Signal::SIGTERM)
+        .map_err(|e| anyhow::anyhow!("could not run node (scripts/setup.sh installs it): {e}"))?;
+    let issuer = format!("http://127.0.0.1:{port}");
+    let discovery = format!("{issuer}/.well-known/openid-configuration");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    runtime.block_on(async {
+        loop {
+            if reqwest::get(&discovery).await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the OIDC provider did not answer; see {}",
+                folder.join("oidc-provider.log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })?;
+    Ok((process, issuer))
+}
+
+/// The test OpenID provider's issuer URL.
+pub fn oidc_issuer() -> String {
+    services().oidc_issuer.clone()
 }

@@ -5,6 +5,7 @@
 mod artifacts;
 mod gitops;
 mod harness;
+mod identity;
 mod process;
 mod store;
 mod vault;

@@ -1,0 +1,435 @@
+//! Sign-in and access control against the real OpenID provider (npm `oidc-provider`, started by
+//! the harness): the full code flow at the HTTP level, refused callbacks (state, nonce, expired
+//! or tampered ID tokens), session fixation, sign-out, forged server-function calls, cross-site
+//! posts, API tokens, demo sign-ins and the security headers.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use meshport_server::config::Config;
+use meshport_server::store::Store;
+use meshport_server::vault::Vault;
+use meshport_server::web::{AppState, router};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::harness::{
+    Backend, OIDC_CLIENT_SECRET, TEST_PUBLIC_URL, TestDatabase, oidc_issuer, oidc_password, openbao,
+};
+
+/// The provider's test hook alters the next ID token it issues, so sign-ins run one at a time.
+static SIGN_IN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Meshport {
+    app: axum::Router,
+    store: Store,
+    _db: TestDatabase,
+}
+
+async fn meshport_with(demo: bool, configure: impl FnOnce(&mut Config)) -> Meshport {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let mut config = Config::default();
+    config.public_url = Some(TEST_PUBLIC_URL.into());
+    config.identity.issuer_url = Some(oidc_issuer());
+    config.identity.client_secret = Some(OIDC_CLIENT_SECRET.into());
+    configure(&mut config);
+    let vault = Arc::new(Vault::new(&openbao()).unwrap());
+    let state = AppState::new(&config, db.store.clone(), vault, demo).await.unwrap();
+    Meshport { app: router(state), store: db.store.clone(), _db: db }
+}
+
+async fn meshport() -> Meshport {
+    meshport_with(false, |_| {}).await
+}
+
+/// One answer of meshport.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> String {
+        self.headers.get(header::LOCATION).expect("a redirect").to_str().unwrap().to_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// The session cookie a browser would hold for meshport.
+#[derive(Clone, Debug, Default)]
+struct Jar(Option<String>);
+
+impl Jar {
+    fn take_from(&mut self, headers: &header::HeaderMap) {
+        for cookie in headers.get_all(header::SET_COOKIE) {
+            let cookie = cookie.to_str().unwrap();
+            let pair = cookie.split(';').next().unwrap().trim().to_owned();
+            let removed = cookie.contains("Max-Age=0") || pair.ends_with('=');
+            self.0 = (!removed).then_some(pair);
+        }
+    }
+}
+
+async fn send(app: &axum::Router, jar: &mut Jar, request: http::request::Builder, body: Body) -> Answer {
+    let request = match &jar.0 {
+        Some(cookie) => request.header(header::COOKIE, cookie),
+        None => request,
+    };
+    let response = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+    let (parts, body) = response.into_parts();
+    jar.take_from(&parts.headers);
+    let bytes = axum::body::to_bytes(body, 10 * 1024 * 1024).await.unwrap();
+    Answer { status: parts.status, headers: parts.headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+}
+
+/// A server-function call as meshport's own page makes it: same-origin, JSON back.
+async fn server_fn(app: &axum::Router, jar: &mut Jar, name: &str, args: Value) -> Answer {
+    let request = Request::post(format!("/api/{name}"))
+        .header("sec-fetch-site", "same-origin")
+        .header(header::ORIGIN, TEST_PUBLIC_URL)
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/json");
+    send(app, jar, request, Body::from(args.to_string())).await
+}
+
+async fn whoami(app: &axum::Router, jar: &mut Jar) -> Value {
+    let request = Request::post("/api/whoami")
+        .header("sec-fetch-site", "same-origin")
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let answer = send(app, jar, request, Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.json()
+}
+
+/// The browser's side at the provider: follows redirects, fills the login form, and returns
+/// the callback path meshport is sent back to.
+async fn at_provider(authorize_url: &str, login: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let issuer = url::Url::parse(&oidc_issuer()).unwrap();
+    let mut next = client.get(authorize_url);
+    for _ in 0..10 {
+        let response = next.send().await.unwrap();
+        if let Some(location) = response.headers().get(header::LOCATION) {
+            let target = issuer.join(location.to_str().unwrap()).unwrap().to_string();
+            if let Some(path) = target.strip_prefix(TEST_PUBLIC_URL) {
+                return path.to_owned();
+            }
+            next = client.get(target);
+            continue;
+        }
+        let page = response.text().await.unwrap();
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no login form at the provider: {page}"));
+        next = client
+            .post(issuer.join(action).unwrap())
+            .form(&[("login", login.to_owned()), ("password", oidc_password(login))]);
+    }
+    panic!("the provider never sent the browser back to meshport");
+}
+
+/// Starts a sign-in at meshport: the provider URL it redirects to.
+async fn begin(app: &axum::Router, jar: &mut Jar) -> String {
+    let answer = send(app, jar, Request::get("/auth/login"), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let location = answer.location();
+    assert!(location.starts_with(&oidc_issuer()), "{location}");
+    for part in ["code_challenge_method=S256", "state=", "nonce=", "scope=openid"] {
+        assert!(location.contains(part), "{part} missing in {location}");
+    }
+    location
+}
+
+async fn callback(app: &axum::Router, jar: &mut Jar, path: &str) -> Answer {
+    send(app, jar, Request::get(path), Body::empty()).await
+}
+
+/// A complete sign-in; the jar then holds the signed-in session.
+async fn sign_in(app: &axum::Router, login: &str) -> Jar {
+    let _one_at_a_time = SIGN_IN.lock().await;
+    let mut jar = Jar::default();
+    let authorize = begin(app, &mut jar).await;
+    let back = at_provider(&authorize, login).await;
+    let answer = callback(app, &mut jar, &back).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    jar
+}
+
+/// A sign-in whose next ID token the provider alters as `change` says; returns the callback's
+/// answer and the jar.
+async fn sign_in_with_altered_token(app: &axum::Router, change: Value) -> (Answer, Jar) {
+    let _one_at_a_time = SIGN_IN.lock().await;
+    let hook = format!("{}/__test/next-id-token", oidc_issuer());
+    reqwest::Client::new().post(&hook).json(&change).send().await.unwrap().error_for_status().unwrap();
+    let mut jar = Jar::default();
+    let authorize = begin(app, &mut jar).await;
+    let back = at_provider(&authorize, "dana").await;
+    let answer = callback(app, &mut jar, &back).await;
+    reqwest::Client::new().delete(&hook).send().await.unwrap();
+    (answer, jar)
+}
+
+fn cart_request(team: &str) -> Value {
+    json!({ "request": {
+        "service": "cart", "namespace": "prod-app", "team": team,
+        "justification": "Cart joins the mesh.", "image": "ghcr.io/open-telemetry/demo:2.1.3-cart",
+        "replicas": 2, "ports": [{ "name": "grpc", "number": 7070, "protocol": "grpc" }],
+        "resources": { "cpu_request": "100m", "memory_request": "128Mi", "cpu_limit": "", "memory_limit": "256Mi" },
+        "env": [], "allowed_callers": ["frontend"], "certificate": null, "rotation_days": 30,
+        "secrets": [{ "name": "db_password", "source": { "kind": "provided", "value": "typed-once-9f8e" } }],
+    }})
+}
+
+#[tokio::test]
+async fn the_code_flow_signs_in_with_roles_and_teams_from_groups() {
+    let meshport = meshport().await;
+    let mut jar = sign_in(&meshport.app, "dana").await;
+    let me = whoami(&meshport.app, &mut jar).await;
+    assert_eq!(me["name"], "Dana Developer");
+    assert_eq!(me["email"], "dana@shop.example");
+    assert_eq!(me["roles"], json!(["developer"]));
+    assert_eq!(me["teams"], json!(["cart"]));
+    assert_eq!(me["method"], "oidc");
+    let mut jar = sign_in(&meshport.app, "ari").await;
+    assert_eq!(whoami(&meshport.app, &mut jar).await["roles"], json!(["auditor"]));
+}
+
+#[tokio::test]
+async fn the_session_id_changes_at_sign_in_so_a_planted_id_stays_anonymous() {
+    let meshport = meshport().await;
+    let _one_at_a_time = SIGN_IN.lock().await;
+    let mut jar = Jar::default();
+    let authorize = begin(&meshport.app, &mut jar).await;
+    let planted = jar.clone();
+    assert!(planted.0.is_some(), "the pending sign-in lives in a session");
+    let back = at_provider(&authorize, "dana").await;
+    callback(&meshport.app, &mut jar, &back).await;
+    assert_ne!(jar.0, planted.0, "the session id was not cycled");
+    assert_eq!(whoami(&meshport.app, &mut planted.clone()).await, Value::Null);
+    assert_eq!(whoami(&meshport.app, &mut jar).await["name"], "Dana Developer");
+}
+
+#[tokio::test]
+async fn a_callback_with_the_wrong_state_or_replayed_is_refused() {
+    let meshport = meshport().await;
+    let _one_at_a_time = SIGN_IN.lock().await;
+    let mut jar = Jar::default();
+    let authorize = begin(&meshport.app, &mut jar).await;
+    let back = at_provider(&authorize, "dana").await;
+    let forged = back.replace("state=", "state=forged");
+    let answer = callback(&meshport.app, &mut jar, &forged).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.body.contains("state mismatch"), "{}", answer.body);
+    // The pending sign-in was used up: the genuine callback cannot be replayed afterwards.
+    let answer = callback(&meshport.app, &mut jar, &back).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(whoami(&meshport.app, &mut jar).await, Value::Null);
+}
+
+#[tokio::test]
+async fn wrong_nonce_expired_or_tampered_id_tokens_are_refused() {
+    let meshport = meshport().await;
+    for (change, expected) in [
+        (json!({ "claims": { "nonce": "someone-elses" } }), "nonce"),
+        (json!({ "exp_offset": -60 }), "expired"),
+        (json!({ "tamper": "signature" }), "signature"),
+        (json!({ "tamper": "alg-none" }), "ID token"),
+    ] {
+        let (answer, mut jar) = sign_in_with_altered_token(&meshport.app, change.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{change}: {}", answer.body);
+        assert!(answer.body.to_lowercase().contains(&expected.to_lowercase()), "{change}: {}", answer.body);
+        assert_eq!(whoami(&meshport.app, &mut jar).await, Value::Null, "{change}");
+    }
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session_and_the_provider_session() {
+    let meshport = meshport().await;
+    let mut jar = sign_in(&meshport.app, "dana").await;
+    let kept = jar.clone();
+    let request = Request::post("/auth/logout").header("sec-fetch-site", "same-origin");
+    let answer = send(&meshport.app, &mut jar, request, Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let location = answer.location();
+    assert!(location.starts_with(&format!("{}/session/end", oidc_issuer())), "{location}");
+    assert!(location.contains("id_token_hint=") && location.contains("post_logout_redirect_uri="), "{location}");
+    assert_eq!(jar.0, None, "the cookie is removed");
+    assert_eq!(whoami(&meshport.app, &mut kept.clone()).await, Value::Null, "the old session is gone");
+}
+
+#[tokio::test]
+async fn forged_server_function_calls_are_refused_and_change_nothing() {
+    let meshport = meshport().await;
+    let app = &meshport.app;
+    let (mut dana, mut alex, mut blake, mut ari) =
+        (sign_in(app, "dana").await, sign_in(app, "alex").await, sign_in(app, "blake").await, sign_in(app, "ari").await);
+
+    // Nobody signed in.
+    let answer = server_fn(app, &mut Jar::default(), "submit_request", cart_request("cart")).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    assert_eq!(answer.json()["error"], "sign_in_required");
+    let answer = server_fn(app, &mut Jar::default(), "list_requests", json!({})).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+
+    // A developer for another team, an auditor, an admin without the developer role.
+    for (jar, who) in [(&mut dana, "dana"), (&mut ari, "ari"), (&mut blake, "blake")] {
+        let team = if who == "dana" { "payments" } else { "cart" };
+        let answer = server_fn(app, jar, "submit_request", cart_request(team)).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{who}: {}", answer.body);
+    }
+    assert_eq!(meshport.store.list_requests(&Default::default()).await.unwrap().len(), 0);
+
+    // Invalid input is refused field by field, and nothing is stored.
+    let mut invalid = cart_request("cart");
+    invalid["request"]["service"] = json!("../etc");
+    let answer = server_fn(app, &mut dana, "submit_request", invalid).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(answer.json()["detail"][0]["field"], "service");
+
+    // The admin who is also a developer submits; the provided secret is not stored.
+    let answer = server_fn(app, &mut alex, "submit_request", cart_request("cart")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let id: String = serde_json::from_str(&answer.body).unwrap();
+    let stored = meshport.store.request(id.parse().unwrap()).await.unwrap().unwrap();
+    assert!(!stored.spec.to_string().contains("typed-once-9f8e"), "a secret reached the database");
+
+    let approve = json!({ "id": id, "decision": "approve", "reason": "" });
+    // A developer, an auditor, and the request's own author (an admin) may not approve.
+    for (jar, who) in [(&mut dana, "dana"), (&mut ari, "ari"), (&mut alex, "alex")] {
+        let answer = server_fn(app, jar, "decide_request", approve.clone()).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{who}: {}", answer.body);
+    }
+    let unchanged = meshport.store.request(id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(unchanged.status.as_str(), "submitted");
+
+    // A cross-site post carrying the admin's cookie is refused before it reaches the function.
+    let request = Request::post("/api/decide_request")
+        .header("sec-fetch-site", "cross-site")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::CONTENT_TYPE, "application/json");
+    let answer = send(app, &mut blake, request, Body::from(approve.to_string())).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    let request = Request::post("/api/decide_request").header(header::CONTENT_TYPE, "application/json");
+    let answer = send(app, &mut blake, request, Body::from(approve.to_string())).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "no Origin, no Sec-Fetch-Site: refused");
+    assert_eq!(meshport.store.request(id.parse().unwrap()).await.unwrap().unwrap().status.as_str(), "submitted");
+
+    // A rejection needs a reason; another admin decides.
+    let reject = json!({ "id": id, "decision": "reject", "reason": " " });
+    assert_eq!(server_fn(app, &mut blake, "decide_request", reject).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let answer = server_fn(app, &mut blake, "decide_request", approve.clone()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let decided = meshport.store.request(id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(decided.status.as_str(), "approved");
+    assert_eq!(decided.decided_by.map(|u| u.to_string()), whoami(app, &mut blake).await["user_id"].as_str().map(String::from));
+    let answer = server_fn(app, &mut blake, "decide_request", approve).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "decided once only");
+
+    // Auditors read everything; developers their teams' requests.
+    let listed = server_fn(app, &mut ari, "list_requests", json!({})).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(server_fn(app, &mut dana, "list_requests", json!({})).await.json().as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn api_tokens_carry_a_subset_of_roles_and_stop_working_when_revoked() {
+    let meshport = meshport().await;
+    let app = &meshport.app;
+    let mut alex = sign_in(app, "alex").await;
+    let answer = server_fn(app, &mut alex, "create_api_token", json!({ "name": "ci", "roles": ["auditor"], "days": 7 })).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "alex is no auditor: {}", answer.body);
+    let answer =
+        server_fn(app, &mut alex, "create_api_token", json!({ "name": "ci", "roles": ["developer"], "days": 7 })).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let created = answer.json();
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("mpt_"));
+
+    let bearer = |name: &str| {
+        // Functions without JSON input take a form body, as leptos's client sends it.
+        let content_type = if name == "list_requests" { "application/x-www-form-urlencoded" } else { "application/json" };
+        Request::post(format!("/api/{name}"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, content_type)
+    };
+    let answer = send(app, &mut Jar::default(), bearer("list_requests"), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    // The token is a developer only: no admin decisions, and it cannot mint tokens.
+    let approve = json!({ "id": uuid::Uuid::new_v4().to_string(), "decision": "approve", "reason": "" });
+    let answer = send(app, &mut Jar::default(), bearer("decide_request"), Body::from(approve.to_string())).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = send(
+        app,
+        &mut Jar::default(),
+        bearer("create_api_token"),
+        Body::from(json!({ "name": "x", "roles": ["developer"], "days": 1 }).to_string()),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+
+    // Only the hash is stored.
+    let tokens = server_fn(app, &mut alex, "list_api_tokens", json!({})).await.json();
+    assert_eq!(tokens[0]["name"], "ci");
+    assert!(!tokens.to_string().contains(&token));
+
+    let answer = server_fn(app, &mut alex, "revoke_api_token", json!({ "id": created["info"]["id"] })).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let answer = send(app, &mut Jar::default(), bearer("list_requests"), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let forged = Request::post("/api/list_requests").header(header::AUTHORIZATION, "Bearer mpt_forged");
+    assert_eq!(send(app, &mut Jar::default(), forged, Body::empty()).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn demo_sign_ins_exist_only_in_dev_mode_on_loopback() {
+    let demo_form = || {
+        Request::post("/auth/demo")
+            .header("sec-fetch-site", "same-origin")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+    };
+    let served = meshport().await;
+    let answer = send(&served.app, &mut Jar::default(), demo_form(), Body::from("role=platform-admin")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "serve never offers demo sign-ins");
+
+    let exposed = meshport_with(true, |config| config.listen = "0.0.0.0:3000".parse().unwrap()).await;
+    let answer = send(&exposed.app, &mut Jar::default(), demo_form(), Body::from("role=platform-admin")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "not on a non-loopback address");
+
+    let dev = meshport_with(true, |_| {}).await;
+    let mut jar = Jar::default();
+    let answer = send(&dev.app, &mut jar, demo_form(), Body::from("role=platform-admin")).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let me = whoami(&dev.app, &mut jar).await;
+    assert_eq!((me["roles"].clone(), me["method"].clone()), (json!(["platform-admin"]), json!("demo")));
+}
+
+#[tokio::test]
+async fn pages_carry_a_nonced_csp_and_the_security_headers() {
+    let meshport = meshport().await;
+    let answer = send(&meshport.app, &mut Jar::default(), Request::get("/"), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let csp = answer.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let nonce = csp.split("'nonce-").nth(1).and_then(|n| n.split('\'').next()).expect("a nonce in the CSP");
+    assert!(answer.body.contains(&format!("nonce=\"{nonce}\"")), "inline scripts carry the nonce");
+    assert!(csp.contains(&format!("form-action 'self' {}", oidc_issuer())), "{csp}");
+    assert_eq!(answer.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(answer.headers[header::REFERRER_POLICY], "same-origin");
+    assert!(answer.headers.get(header::STRICT_TRANSPORT_SECURITY).is_none(), "no HSTS over http");
+    let again = send(&meshport.app, &mut Jar::default(), Request::get("/"), Body::empty()).await;
+    assert_ne!(again.headers[header::CONTENT_SECURITY_POLICY], answer.headers[header::CONTENT_SECURITY_POLICY]);
+}
