@@ -23,9 +23,26 @@ work="$(mktemp -d)"
 cleanup() {
   status=$?
   stop_dev_server
+  [ -z "${OIDC_PID:-}" ] || kill -TERM "$OIDC_PID" 2>/dev/null || true
   if [ "$status" -ne 0 ]; then echo "== meshport dev log"; tail -n 60 "$work/meshport.log"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+# The real OpenID provider (npm oidc-provider) with the journeys' users; meshport dev signs in
+# through it. Its port and meshport's are chosen first: each must know the other's URL.
+DEV_SERVER_PORT="$(free_port)"
+oidc_port="$(free_port)"
+OIDC_USERS_FILE="$MESHPORT_ROOT/end2end/oidc-users.json" \
+  OIDC_REDIRECT_URIS="http://127.0.0.1:$DEV_SERVER_PORT/auth/callback" \
+  OIDC_POST_LOGOUT_REDIRECT_URIS="http://127.0.0.1:$DEV_SERVER_PORT/" \
+  node end2end/oidc-provider.mjs "$oidc_port" >"$work/oidc-provider.log" 2>&1 &
+OIDC_PID=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+export MESHPORT_IDENTITY__ISSUER_URL="http://127.0.0.1:$oidc_port"
+export MESHPORT_IDENTITY__CLIENT_SECRET="meshport-test-secret"
+export DEV_SERVER_PORT
 start_dev_server debug "$work"
-MESHPORT_E2E_URL="$DEV_SERVER_URL" node --test end2end/tests/*.test.mjs
+MESHPORT_E2E_URL="$DEV_SERVER_URL" node --test --test-concurrency=1 end2end/tests/*.test.mjs

@@ -48,6 +48,7 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css") />
         <Title text="meshport" />
         <Router>
+            <pages::DemoBanner />
             <header class="border-b border-slate-200 bg-white">
                 <nav
                     class="mx-auto flex max-w-5xl items-center justify-between px-4 py-3"
@@ -56,12 +57,16 @@ pub fn App() -> impl IntoView {
                     <a href="/" class="text-lg font-semibold tracking-tight text-indigo-700">
                         "meshport"
                     </a>
-                    <span class="text-sm text-slate-500">"Self-service onboarding to the mesh"</span>
+                    <span class="hidden text-sm text-slate-500 sm:inline">
+                        "Self-service onboarding to the mesh"
+                    </span>
+                    <pages::AccountMenu />
                 </nav>
             </header>
             <main class="mx-auto max-w-5xl px-4 py-8">
                 <Routes fallback=pages::NotFound>
                     <Route path=StaticSegment("") view=pages::HomePage />
+                    <Route path=StaticSegment("signin") view=pages::SignInPage />
                 </Routes>
             </main>
         </Router>

@@ -1,8 +1,10 @@
 //! The pages of the portal, one module each.
 
 mod home;
+mod signin;
 
 pub use home::HomePage;
+pub use signin::{AccountMenu, DemoBanner, SignInPage};
 
 use leptos::prelude::*;
 
