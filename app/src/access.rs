@@ -111,7 +111,9 @@ impl Principal {
     /// Four-eyes: only a platform admin approves or rejects, and never a request they submitted.
     pub fn may_decide(&self, requested_by: &str) -> Result<(), AppError> {
         if !self.has(Role::PlatformAdmin) {
-            return Err(AppError::Forbidden("Only platform admins approve or reject requests.".into()));
+            return Err(AppError::Forbidden(
+                "Only platform admins approve or reject requests.".into(),
+            ));
         }
         if self.user_id == requested_by {
             return Err(AppError::Forbidden(
@@ -127,7 +129,9 @@ impl Principal {
             return Err(AppError::Invalid("Choose at least one role for the token.".into()));
         }
         match roles.iter().find(|role| !self.has(**role)) {
-            Some(role) => Err(AppError::Forbidden(format!("You do not hold the role {}.", role.as_str()))),
+            Some(role) => {
+                Err(AppError::Forbidden(format!("You do not hold the role {}.", role.as_str())))
+            }
             None => Ok(()),
         }
     }
@@ -225,7 +229,10 @@ pub mod ssr {
     /// Sets the response status for `error` and returns it, so `?` answers 401/403/….
     pub fn fail(error: AppError) -> AppError {
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(http::StatusCode::from_u16(error.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR));
+            response.set_status(
+                http::StatusCode::from_u16(error.status())
+                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+            );
         }
         error
     }

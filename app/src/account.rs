@@ -55,16 +55,24 @@ pub async fn sign_in_options() -> Result<AvailableSignIns, AppError> {
 /// Creates an API token carrying some of the caller's roles. Signed-in people only (a token
 /// cannot mint tokens); `days` defaults to the configured lifetime.
 #[server(endpoint = "create_api_token", input = leptos::server_fn::codec::Json)]
-pub async fn create_api_token(name: String, roles: BTreeSet<Role>, days: Option<u32>) -> Result<CreatedApiToken, AppError> {
+pub async fn create_api_token(
+    name: String,
+    roles: BTreeSet<Role>,
+    days: Option<u32>,
+) -> Result<CreatedApiToken, AppError> {
     use crate::access::{SignInMethod, ssr};
     let principal = ssr::require_principal()?;
     if principal.method == SignInMethod::ApiToken {
-        return Err(ssr::fail(AppError::Forbidden("API tokens cannot create API tokens; sign in.".into())));
+        return Err(ssr::fail(AppError::Forbidden(
+            "API tokens cannot create API tokens; sign in.".into(),
+        )));
     }
     ssr::check(principal.may_grant(&roles))?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ssr::fail(AppError::Invalid("Name the token with 1 to 64 printable characters.".into())));
+        return Err(ssr::fail(AppError::Invalid(
+            "Name the token with 1 to 64 printable characters.".into(),
+        )));
     }
     if days.is_some_and(|d| !(1..=365).contains(&d)) {
         return Err(ssr::fail(AppError::Invalid("A token lives between 1 and 365 days.".into())));

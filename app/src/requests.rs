@@ -54,7 +54,11 @@ pub async fn list_requests() -> Result<Vec<RequestSummary>, AppError> {
 /// Approves or rejects a submitted request (a rejection needs a reason). Platform admins only,
 /// and never the request's own author.
 #[server(endpoint = "decide_request", input = leptos::server_fn::codec::Json)]
-pub async fn decide_request(id: String, decision: Decision, reason: String) -> Result<(), AppError> {
+pub async fn decide_request(
+    id: String,
+    decision: Decision,
+    reason: String,
+) -> Result<(), AppError> {
     use crate::access::{Role, ssr};
     let principal = ssr::require_role(Role::PlatformAdmin)?;
     service()?.decide(&principal, &id, decision, reason.trim()).await.map_err(ssr::fail)
@@ -77,8 +81,18 @@ pub mod ssr {
     /// four-eyes against the stored requester).
     #[async_trait::async_trait]
     pub trait RequestService: Send + Sync {
-        async fn submit(&self, requester: &Principal, request: OnboardingRequest) -> Result<String, AppError>;
+        async fn submit(
+            &self,
+            requester: &Principal,
+            request: OnboardingRequest,
+        ) -> Result<String, AppError>;
         async fn list(&self, viewer: &Principal) -> Result<Vec<RequestSummary>, AppError>;
-        async fn decide(&self, admin: &Principal, id: &str, decision: Decision, reason: &str) -> Result<(), AppError>;
+        async fn decide(
+            &self,
+            admin: &Principal,
+            id: &str,
+            decision: Decision,
+            reason: &str,
+        ) -> Result<(), AppError>;
     }
 }

@@ -343,7 +343,9 @@ impl Config {
             ),
             (
                 "identity.issuer_url",
-                identity.issuer_url.as_deref().is_none_or(|url| url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))),
+                identity.issuer_url.as_deref().is_none_or(|url| {
+                    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+                }),
                 "must be an http(s) URL",
             ),
             (
@@ -356,7 +358,11 @@ impl Config {
                 identity.session_idle_minutes >= 1 && identity.session_max_hours >= 1,
                 "and `session_max_hours` must be at least 1",
             ),
-            ("identity.token_days", (1..=365).contains(&identity.token_days), "must be between 1 and 365"),
+            (
+                "identity.token_days",
+                (1..=365).contains(&identity.token_days),
+                "must be between 1 and 365",
+            ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {
             Some((key, _, rule)) => Err(ConfigError::Value { key, rule }),

@@ -60,7 +60,9 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     let state = web::AppState::new(&config, store.clone(), vault, demo).await?;
     state.sessions.spawn_cleanup(std::time::Duration::from_secs(600));
     if state.identity.demo {
-        tracing::warn!("demo sign-ins are enabled (meshport dev on loopback); never use this for real work");
+        tracing::warn!(
+            "demo sign-ins are enabled (meshport dev on loopback); never use this for real work"
+        );
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

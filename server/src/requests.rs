@@ -22,7 +22,9 @@ pub struct Requests {
 /// Logs a server-side failure and answers with a message that leaks nothing.
 pub fn internal(error: impl std::fmt::Display) -> AppError {
     tracing::error!(%error, "request failed on the server");
-    AppError::Internal("Something failed on the server; try again, or tell the platform team.".into())
+    AppError::Internal(
+        "Something failed on the server; try again, or tell the platform team.".into(),
+    )
 }
 
 fn summary(record: OnboardingRequestRecord) -> RequestSummary {
@@ -41,7 +43,11 @@ fn summary(record: OnboardingRequestRecord) -> RequestSummary {
 
 #[async_trait::async_trait]
 impl RequestService for Requests {
-    async fn submit(&self, requester: &Principal, request: OnboardingRequest) -> Result<String, AppError> {
+    async fn submit(
+        &self,
+        requester: &Principal,
+        request: OnboardingRequest,
+    ) -> Result<String, AppError> {
         let valid = ValidRequest::new(request, &self.rules)?;
         let requested_by: Uuid = requester.user_id.parse().map_err(internal)?;
         // Provided secret values never reach the database.
@@ -70,16 +76,26 @@ impl RequestService for Requests {
         Ok(records.into_iter().map(summary).collect())
     }
 
-    async fn decide(&self, admin: &Principal, id: &str, decision: Decision, reason: &str) -> Result<(), AppError> {
+    async fn decide(
+        &self,
+        admin: &Principal,
+        id: &str,
+        decision: Decision,
+        reason: &str,
+    ) -> Result<(), AppError> {
         let not_found = || AppError::NotFound("No such request.".into());
         let id: Uuid = id.parse().map_err(|_| not_found())?;
         let record = self.store.request(id).await.map_err(internal)?.ok_or_else(not_found)?;
         admin.may_decide(&record.requested_by.to_string())?;
         if decision == Decision::Reject && reason.is_empty() {
-            return Err(AppError::Invalid("Give a reason for the rejection; the requester reads it.".into()));
+            return Err(AppError::Invalid(
+                "Give a reason for the rejection; the requester reads it.".into(),
+            ));
         }
         if reason.chars().count() > MAX_REASON {
-            return Err(AppError::Invalid(format!("Keep the reason under {MAX_REASON} characters.")));
+            return Err(AppError::Invalid(format!(
+                "Keep the reason under {MAX_REASON} characters."
+            )));
         }
         let to = match decision {
             Decision::Approve => RequestStatus::Approved,
@@ -90,7 +106,10 @@ impl RequestService for Requests {
         if self.store.decide_request(id, admin_id, to, reason).await.map_err(internal)? {
             Ok(())
         } else {
-            Err(AppError::Conflict(format!("The request is {} already; nothing was changed.", record.status)))
+            Err(AppError::Conflict(format!(
+                "The request is {} already; nothing was changed.",
+                record.status
+            )))
         }
     }
 }

@@ -45,7 +45,8 @@ impl AccountService for Accounts {
         days: Option<u32>,
     ) -> Result<CreatedApiToken, AppError> {
         let expires_at = Utc::now() + Duration::days(i64::from(days.unwrap_or(self.default_days)));
-        let (token, record) = tokens::create(&self.store, owner, name, roles, expires_at).await.map_err(internal)?;
+        let (token, record) =
+            tokens::create(&self.store, owner, name, roles, expires_at).await.map_err(internal)?;
         tracing::info!(user = %owner.user_id, token = %record.id, "API token created");
         Ok(CreatedApiToken { token, info: info(record) })
     }

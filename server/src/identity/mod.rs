@@ -96,11 +96,15 @@ impl GroupMapping {
     /// The roles of someone in `groups`.
     pub fn roles(&self, groups: &[String]) -> BTreeSet<Role> {
         let member = |names: &[String]| groups.iter().any(|g| names.contains(g));
-        [(Role::Developer, &self.developer), (Role::PlatformAdmin, &self.admin), (Role::Auditor, &self.auditor)]
-            .into_iter()
-            .filter(|(_, names)| member(names))
-            .map(|(role, _)| role)
-            .collect()
+        [
+            (Role::Developer, &self.developer),
+            (Role::PlatformAdmin, &self.admin),
+            (Role::Auditor, &self.auditor),
+        ]
+        .into_iter()
+        .filter(|(_, names)| member(names))
+        .map(|(role, _)| role)
+        .collect()
     }
 
     /// The teams of someone in `groups`: each group matching the pattern whose team part is a
@@ -108,7 +112,9 @@ impl GroupMapping {
     pub fn teams(&self, groups: &[String]) -> BTreeSet<String> {
         groups
             .iter()
-            .filter_map(|group| group.strip_prefix(&self.team_prefix)?.strip_suffix(&self.team_suffix))
+            .filter_map(|group| {
+                group.strip_prefix(&self.team_prefix)?.strip_suffix(&self.team_suffix)
+            })
             .filter(|team| is_dns_label(team) && team.len() <= 63)
             .map(str::to_owned)
             .collect()
@@ -146,14 +152,19 @@ mod tests {
     fn groups_map_to_roles_and_teams() {
         let mapping = GroupMapping::new(&IdentityConfig::default());
         let groups: Vec<String> =
-            ["developers", "team-cart", "team-Bad", "team-", "team-../x", "auditors", "other"].map(String::from).to_vec();
+            ["developers", "team-cart", "team-Bad", "team-", "team-../x", "auditors", "other"]
+                .map(String::from)
+                .to_vec();
         assert_eq!(mapping.roles(&groups), [Role::Developer, Role::Auditor].into());
         assert_eq!(mapping.teams(&groups), ["cart".to_owned()].into());
         let mapping = GroupMapping::new(&IdentityConfig {
             team_group_pattern: "/org/{team}/members".into(),
             ..IdentityConfig::default()
         });
-        assert_eq!(mapping.teams(&["/org/payments/members".into()]), ["payments".to_owned()].into());
+        assert_eq!(
+            mapping.teams(&["/org/payments/members".into()]),
+            ["payments".to_owned()].into()
+        );
     }
 
     #[test]

@@ -10,16 +10,15 @@ use std::time::Duration;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
     CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
-    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse,
-    CoreTokenType,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     AdditionalClaims, AsyncHttpClient, AuthorizationCode, Client, ClientId, ClientSecret,
-    CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, HttpClientError, HttpRequest, HttpResponse, IdToken, IdTokenFields, IssuerUrl,
-    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope,
-    StandardErrorResponse, StandardTokenResponse, TokenResponse, UserInfoClaims,
+    CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    HttpClientError, HttpRequest, HttpResponse, IdToken, IdTokenFields, IssuerUrl, LogoutRequest,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
+    ProviderMetadataWithLogout, RedirectUrl, Scope, StandardErrorResponse, StandardTokenResponse,
+    TokenResponse, UserInfoClaims,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -42,8 +41,12 @@ type TokenFields = IdTokenFields<
     CoreJwsSigningAlgorithm,
 >;
 type OidcTokenResponse = StandardTokenResponse<TokenFields, CoreTokenType>;
-type OidcIdToken =
-    IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type OidcIdToken = IdToken<
+    ExtraClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 type OidcClient = Client<
     ExtraClaims,
     CoreAuthDisplay,
@@ -195,16 +198,20 @@ impl OidcProvider {
     async fn client(&self) -> Result<&(OidcClient, Option<EndSessionUrl>), OidcError> {
         self.discovered
             .get_or_try_init(|| async {
-                let issuer = IssuerUrl::new(self.issuer.clone()).map_err(|e| OidcError::Discovery(e.to_string()))?;
+                let issuer = IssuerUrl::new(self.issuer.clone())
+                    .map_err(|e| OidcError::Discovery(e.to_string()))?;
                 let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
                     .await
                     .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
                 let end_session = metadata.additional_metadata().end_session_endpoint.clone();
-                let redirect = RedirectUrl::new(self.redirect_url.clone()).map_err(|e| OidcError::Discovery(e.to_string()))?;
+                let redirect = RedirectUrl::new(self.redirect_url.clone())
+                    .map_err(|e| OidcError::Discovery(e.to_string()))?;
                 let client = OidcClient::from_provider_metadata(
                     metadata,
                     ClientId::new(self.client_id.clone()),
-                    self.client_secret.as_ref().map(|s| ClientSecret::new(s.expose_secret().to_owned())),
+                    self.client_secret
+                        .as_ref()
+                        .map(|s| ClientSecret::new(s.expose_secret().to_owned())),
                 )
                 .set_redirect_uri(redirect);
                 Ok((client, end_session))
@@ -237,7 +244,11 @@ impl OidcProvider {
 
     /// Completes a sign-in: checks state and issuer, exchanges the code with the PKCE verifier,
     /// verifies the ID token (signature, issuer, audience, expiry, nonce) and reads UserInfo.
-    pub async fn finish(&self, pending: PendingSignIn, query: CallbackQuery) -> Result<VerifiedIdentity, OidcError> {
+    pub async fn finish(
+        &self,
+        pending: PendingSignIn,
+        query: CallbackQuery,
+    ) -> Result<VerifiedIdentity, OidcError> {
         if let Some(error) = query.error {
             let description = query.error_description.unwrap_or_default();
             return Err(OidcError::Provider(format!("{error} {description}").trim().to_owned()));
@@ -269,10 +280,13 @@ impl OidcProvider {
         let mut name = claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned());
         // Many providers put profile and group claims only in UserInfo.
         if let Ok(request) = client.user_info(token.access_token().clone(), Some(subject.clone())) {
-            let info: UserInfoClaims<ExtraClaims, CoreGenderClaim> =
-                request.request_async(&self.http).await.map_err(|e| OidcError::UserInfo(error_chain(&e)))?;
+            let info: UserInfoClaims<ExtraClaims, CoreGenderClaim> = request
+                .request_async(&self.http)
+                .await
+                .map_err(|e| OidcError::UserInfo(error_chain(&e)))?;
             email = email.or_else(|| info.email().map(|e| e.as_str().to_owned()));
-            name = name.or_else(|| info.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned()));
+            name = name
+                .or_else(|| info.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned()));
             for (key, value) in &info.additional_claims().0 {
                 extra.entry(key.clone()).or_insert_with(|| value.clone());
             }
@@ -311,7 +325,9 @@ impl OidcProvider {
 /// A claim holding a list of strings (or one string of space- or comma-separated names).
 fn string_list(value: Option<&serde_json::Value>) -> Vec<String> {
     match value {
-        Some(serde_json::Value::Array(values)) => values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(serde_json::Value::Array(values)) => {
+            values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        }
         Some(serde_json::Value::String(s)) => {
             s.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect()
         }

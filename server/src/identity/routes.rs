@@ -35,7 +35,11 @@ struct LoginQuery {
     return_to: Option<String>,
 }
 
-async fn login(State(identity): State<Arc<Identity>>, session: Session, Query(query): Query<LoginQuery>) -> Response {
+async fn login(
+    State(identity): State<Arc<Identity>>,
+    session: Session,
+    Query(query): Query<LoginQuery>,
+) -> Response {
     let Some(oidc) = &identity.oidc else {
         return failure(StatusCode::NOT_FOUND, "No identity provider is configured.");
     };
@@ -51,7 +55,11 @@ async fn login(State(identity): State<Arc<Identity>>, session: Session, Query(qu
     }
 }
 
-async fn callback(State(identity): State<Arc<Identity>>, session: Session, Query(query): Query<CallbackQuery>) -> Response {
+async fn callback(
+    State(identity): State<Arc<Identity>>,
+    session: Session,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
     let Some(oidc) = &identity.oidc else {
         return failure(StatusCode::NOT_FOUND, "No identity provider is configured.");
     };
@@ -61,7 +69,10 @@ async fn callback(State(identity): State<Arc<Identity>>, session: Session, Query
         Err(error) => return internal(&error),
     };
     let Some(pending) = pending else {
-        return failure(StatusCode::BAD_REQUEST, &super::oidc::OidcError::NoPendingSignIn.to_string());
+        return failure(
+            StatusCode::BAD_REQUEST,
+            &super::oidc::OidcError::NoPendingSignIn.to_string(),
+        );
     };
     let return_to = pending.return_to.clone();
     let verified = match oidc.finish(pending, query).await {
@@ -113,18 +124,32 @@ struct DemoForm {
     role: String,
 }
 
-async fn demo(State(identity): State<Arc<Identity>>, session: Session, Form(form): Form<DemoForm>) -> Response {
+async fn demo(
+    State(identity): State<Arc<Identity>>,
+    session: Session,
+    Form(form): Form<DemoForm>,
+) -> Response {
     if !identity.demo {
-        return failure(StatusCode::NOT_FOUND, "Demo sign-ins exist only in `meshport dev` on a loopback address.");
+        return failure(
+            StatusCode::NOT_FOUND,
+            "Demo sign-ins exist only in `meshport dev` on a loopback address.",
+        );
     }
-    let Some((role, name, group)) = DEMO_USERS.into_iter().find(|(role, ..)| role.as_str() == form.role) else {
+    let Some((role, name, group)) =
+        DEMO_USERS.into_iter().find(|(role, ..)| role.as_str() == form.role)
+    else {
         return failure(StatusCode::BAD_REQUEST, "Unknown demo role.");
     };
     let subject = format!("demo-{}", role.as_str());
     let email = format!("{subject}@meshport.invalid");
     let user = identity
         .store
-        .upsert_user(&NewUser { issuer: DEMO_ISSUER, subject: &subject, email: &email, display_name: name })
+        .upsert_user(&NewUser {
+            issuer: DEMO_ISSUER,
+            subject: &subject,
+            email: &email,
+            display_name: name,
+        })
         .await;
     let user = match user {
         Ok(user) => user,
@@ -146,7 +171,9 @@ async fn demo(State(identity): State<Arc<Identity>>, session: Session, Form(form
 /// `path` when it is a local path (`/…` but not `//…`), else `/`: no open redirects.
 fn local_path(path: Option<String>) -> String {
     match path {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path
+        }
         _ => "/".to_owned(),
     }
 }

@@ -123,7 +123,9 @@ pub fn layer(identity: &Identity, sessions: Sessions) -> SessionManagerLayer<Ses
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(CookieDuration::minutes(i64::from(identity.config.session_idle_minutes))))
+        .with_expiry(Expiry::OnInactivity(CookieDuration::minutes(i64::from(
+            identity.config.session_idle_minutes,
+        ))))
 }
 
 /// Resolves the caller and puts the [`Principal`] into the request's extensions. An invalid

@@ -69,7 +69,9 @@ pub async fn principal_for(store: &Store, token: &str) -> Option<Principal> {
             subject: user.subject,
             email: user.email,
             name: user.display_name,
-            roles: split(&record.roles).filter_map(|r| Role::ALL.into_iter().find(|role| role.as_str() == r)).collect(),
+            roles: split(&record.roles)
+                .filter_map(|r| Role::ALL.into_iter().find(|role| role.as_str() == r))
+                .collect(),
             teams: split(&record.teams).map(str::to_owned).collect(),
             method: SignInMethod::ApiToken,
         }),

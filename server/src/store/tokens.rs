@@ -39,7 +39,10 @@ const TOKEN_COLUMNS: &str =
 impl Store {
     /// Stores a new token.
     #[tracing::instrument(skip_all)]
-    pub async fn create_api_token(&self, token: &NewApiToken<'_>) -> Result<ApiTokenRecord, StoreError> {
+    pub async fn create_api_token(
+        &self,
+        token: &NewApiToken<'_>,
+    ) -> Result<ApiTokenRecord, StoreError> {
         let sql = format!(
             "INSERT INTO api_tokens
                 (id, user_id, name, token_hash, roles, teams, created_at, expires_at)
@@ -74,7 +77,10 @@ impl Store {
 
     /// The live (not revoked, not expired) token with this hash, marked as used now.
     #[tracing::instrument(skip_all)]
-    pub async fn use_api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, StoreError> {
+    pub async fn use_api_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ApiTokenRecord>, StoreError> {
         let now = Utc::now();
         let sql = format!(
             "UPDATE api_tokens SET last_used_at = $1

@@ -61,15 +61,26 @@ impl FromRef<AppState> for LeptosOptions {
 impl AppState {
     /// State for `config` over the given store and Vault client. `demo` offers the demo
     /// sign-ins (honoured only on a loopback address).
-    pub async fn new(config: &Config, store: Store, vault: Arc<Vault>, demo: bool) -> anyhow::Result<Self> {
+    pub async fn new(
+        config: &Config,
+        store: Store,
+        vault: Arc<Vault>,
+        demo: bool,
+    ) -> anyhow::Result<Self> {
         let readiness = Arc::new(DependencyProbe::new(store.clone(), vault.clone()));
         let identity = Arc::new(Identity::new(config, store.clone(), demo)?);
         let sessions = Sessions::new(&store).await?;
-        let security = Arc::new(SecurityPolicy::new(&identity.public_url, identity.oidc.as_ref().map(|o| o.issuer())));
+        let security = Arc::new(SecurityPolicy::new(
+            &identity.public_url,
+            identity.oidc.as_ref().map(|o| o.issuer()),
+        ));
         Ok(Self {
             leptos_options: crate::leptos_options(config),
             requests: Arc::new(Requests { store: store.clone(), rules: config.onboarding_rules() }),
-            accounts: Arc::new(Accounts { store: store.clone(), default_days: config.identity.token_days }),
+            accounts: Arc::new(Accounts {
+                store: store.clone(),
+                default_days: config.identity.token_days,
+            }),
             store,
             vault,
             readiness,
@@ -85,10 +96,14 @@ impl AppState {
         provide_context(self.readiness.clone());
         provide_context(self.requests.clone());
         provide_context(self.accounts.clone());
-        provide_context(AvailableSignIns { oidc: self.identity.oidc.is_some(), demo: self.identity.demo });
+        provide_context(AvailableSignIns {
+            oidc: self.identity.oidc.is_some(),
+            demo: self.identity.demo,
+        });
         if let (Some(nonce), Some(response)) =
             (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
-            && let Ok(csp) = http::HeaderValue::from_str(&self.security.content_security_policy(Some(&nonce)))
+            && let Ok(csp) =
+                http::HeaderValue::from_str(&self.security.content_security_policy(Some(&nonce)))
         {
             response.insert_header(http::header::CONTENT_SECURITY_POLICY, csp);
         }
@@ -116,10 +131,19 @@ pub fn router(state: AppState) -> Router {
             move || fallback_state.provide_context(),
             app::shell,
         ))
-        .layer(axum::middleware::from_fn_with_state(state.identity.clone(), session::resolve_principal))
+        .layer(axum::middleware::from_fn_with_state(
+            state.identity.clone(),
+            session::resolve_principal,
+        ))
         .layer(session_layer)
-        .layer(axum::middleware::from_fn_with_state(state.security.clone(), security::refuse_cross_site))
-        .layer(axum::middleware::from_fn_with_state(state.security.clone(), security::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.security.clone(),
+            security::refuse_cross_site,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.security.clone(),
+            security::security_headers,
+        ))
         .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http()

@@ -24,7 +24,8 @@ pub struct SecurityPolicy {
 impl SecurityPolicy {
     /// The policy for a public URL and identity provider issuer.
     pub fn new(public_url: &str, issuer: Option<&str>) -> Self {
-        let origin_of = |url: &str| url::Url::parse(url).map(|u| u.origin().ascii_serialization()).ok();
+        let origin_of =
+            |url: &str| url::Url::parse(url).map(|u| u.origin().ascii_serialization()).ok();
         Self {
             origin: origin_of(public_url).unwrap_or_default(),
             https: public_url.starts_with("https://"),
@@ -49,7 +50,11 @@ impl SecurityPolicy {
 /// Refuses a state-changing request that a browser sent from another site. A browser tells
 /// with `Sec-Fetch-Site`; older ones with `Origin`. Requests carrying an `Authorization` header
 /// (API tokens) cannot be forged by a page and pass.
-pub async fn refuse_cross_site(State(policy): State<Arc<SecurityPolicy>>, request: Request, next: Next) -> Response {
+pub async fn refuse_cross_site(
+    State(policy): State<Arc<SecurityPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if safe || request.headers().contains_key(header::AUTHORIZATION) {
         return next.run(request).await;
@@ -57,7 +62,10 @@ pub async fn refuse_cross_site(State(policy): State<Arc<SecurityPolicy>>, reques
     let headers = request.headers();
     let same_site = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some(site) => site == "same-origin",
-        None => headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) == Some(policy.origin.as_str()),
+        None => {
+            headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+                == Some(policy.origin.as_str())
+        }
     };
     if same_site {
         next.run(request).await
@@ -71,7 +79,11 @@ pub async fn refuse_cross_site(State(policy): State<Arc<SecurityPolicy>>, reques
 }
 
 /// Adds the security headers; a page rendered by Leptos already carries its nonced CSP.
-pub async fn security_headers(State(policy): State<Arc<SecurityPolicy>>, request: Request, next: Next) -> Response {
+pub async fn security_headers(
+    State(policy): State<Arc<SecurityPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY)
@@ -83,7 +95,10 @@ pub async fn security_headers(State(policy): State<Arc<SecurityPolicy>>, request
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if policy.https {
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
     }
     response
 }
@@ -94,7 +109,10 @@ mod tests {
 
     #[test]
     fn the_policy_names_the_nonce_and_the_provider() {
-        let policy = SecurityPolicy::new("https://meshport.example.com/", Some("https://id.example.com/realms/shop"));
+        let policy = SecurityPolicy::new(
+            "https://meshport.example.com/",
+            Some("https://id.example.com/realms/shop"),
+        );
         assert_eq!(policy.origin, "https://meshport.example.com");
         assert!(policy.https);
         let csp = policy.content_security_policy(Some("abc123"));

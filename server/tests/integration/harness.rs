@@ -278,7 +278,10 @@ pub fn oidc_password(login: &str) -> String {
 }
 
 /// The real OpenID provider (npm `oidc-provider`, `end2end/oidc-provider.mjs`) on a free port.
-fn start_oidc_provider(folder: &Path, runtime: &tokio::runtime::Runtime) -> anyhow::Result<(ServiceProcess, String)> {
+fn start_oidc_provider(
+    folder: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<(ServiceProcess, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let users: Vec<serde_json::Value> = OIDC_USERS
         .iter()

@@ -28,7 +28,15 @@ struct Meshport {
 }
 
 async fn meshport_with(demo: bool, configure: impl FnOnce(&mut Config)) -> Meshport {
-    let db = TestDatabase::new(Backend::Sqlite).await;
+    meshport_on(Backend::Sqlite, demo, configure).await
+}
+
+async fn meshport_on(
+    backend: Backend,
+    demo: bool,
+    configure: impl FnOnce(&mut Config),
+) -> Meshport {
+    let db = TestDatabase::new(backend).await;
     let mut config = Config::default();
     config.public_url = Some(TEST_PUBLIC_URL.into());
     config.identity.issuer_url = Some(oidc_issuer());
@@ -76,7 +84,12 @@ impl Jar {
     }
 }
 
-async fn send(app: &axum::Router, jar: &mut Jar, request: http::request::Builder, body: Body) -> Answer {
+async fn send(
+    app: &axum::Router,
+    jar: &mut Jar,
+    request: http::request::Builder,
+    body: Body,
+) -> Answer {
     let request = match &jar.0 {
         Some(cookie) => request.header(header::COOKIE, cookie),
         None => request,
@@ -85,7 +98,11 @@ async fn send(app: &axum::Router, jar: &mut Jar, request: http::request::Builder
     let (parts, body) = response.into_parts();
     jar.take_from(&parts.headers);
     let bytes = axum::body::to_bytes(body, 10 * 1024 * 1024).await.unwrap();
-    Answer { status: parts.status, headers: parts.headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
 }
 
 /// A server-function call as meshport's own page makes it: same-origin, JSON back.
@@ -173,7 +190,14 @@ async fn sign_in(app: &axum::Router, login: &str) -> Jar {
 async fn sign_in_with_altered_token(app: &axum::Router, change: Value) -> (Answer, Jar) {
     let _one_at_a_time = SIGN_IN.lock().await;
     let hook = format!("{}/__test/next-id-token", oidc_issuer());
-    reqwest::Client::new().post(&hook).json(&change).send().await.unwrap().error_for_status().unwrap();
+    reqwest::Client::new()
+        .post(&hook)
+        .json(&change)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
     let mut jar = Jar::default();
     let authorize = begin(app, &mut jar).await;
     let back = at_provider(&authorize, "dana").await;
@@ -250,7 +274,11 @@ async fn wrong_nonce_expired_or_tampered_id_tokens_are_refused() {
     ] {
         let (answer, mut jar) = sign_in_with_altered_token(&meshport.app, change.clone()).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{change}: {}", answer.body);
-        assert!(answer.body.to_lowercase().contains(&expected.to_lowercase()), "{change}: {}", answer.body);
+        assert!(
+            answer.body.to_lowercase().contains(&expected.to_lowercase()),
+            "{change}: {}",
+            answer.body
+        );
         assert_eq!(whoami(&meshport.app, &mut jar).await, Value::Null, "{change}");
     }
 }
@@ -265,17 +293,28 @@ async fn sign_out_ends_the_session_and_the_provider_session() {
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
     let location = answer.location();
     assert!(location.starts_with(&format!("{}/session/end", oidc_issuer())), "{location}");
-    assert!(location.contains("id_token_hint=") && location.contains("post_logout_redirect_uri="), "{location}");
+    assert!(
+        location.contains("id_token_hint=") && location.contains("post_logout_redirect_uri="),
+        "{location}"
+    );
     assert_eq!(jar.0, None, "the cookie is removed");
-    assert_eq!(whoami(&meshport.app, &mut kept.clone()).await, Value::Null, "the old session is gone");
+    assert_eq!(
+        whoami(&meshport.app, &mut kept.clone()).await,
+        Value::Null,
+        "the old session is gone"
+    );
 }
 
 #[tokio::test]
 async fn forged_server_function_calls_are_refused_and_change_nothing() {
     let meshport = meshport().await;
     let app = &meshport.app;
-    let (mut dana, mut alex, mut blake, mut ari) =
-        (sign_in(app, "dana").await, sign_in(app, "alex").await, sign_in(app, "blake").await, sign_in(app, "ari").await);
+    let (mut dana, mut alex, mut blake, mut ari) = (
+        sign_in(app, "dana").await,
+        sign_in(app, "alex").await,
+        sign_in(app, "blake").await,
+        sign_in(app, "ari").await,
+    );
 
     // Nobody signed in.
     let answer = server_fn(app, &mut Jar::default(), "submit_request", cart_request("cart")).await;
@@ -322,26 +361,44 @@ async fn forged_server_function_calls_are_refused_and_change_nothing() {
         .header(header::CONTENT_TYPE, "application/json");
     let answer = send(app, &mut blake, request, Body::from(approve.to_string())).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
-    let request = Request::post("/api/decide_request").header(header::CONTENT_TYPE, "application/json");
+    let request =
+        Request::post("/api/decide_request").header(header::CONTENT_TYPE, "application/json");
     let answer = send(app, &mut blake, request, Body::from(approve.to_string())).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "no Origin, no Sec-Fetch-Site: refused");
-    assert_eq!(meshport.store.request(id.parse().unwrap()).await.unwrap().unwrap().status.as_str(), "submitted");
+    assert_eq!(
+        meshport.store.request(id.parse().unwrap()).await.unwrap().unwrap().status.as_str(),
+        "submitted"
+    );
 
     // A rejection needs a reason; another admin decides.
     let reject = json!({ "id": id, "decision": "reject", "reason": " " });
-    assert_eq!(server_fn(app, &mut blake, "decide_request", reject).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        server_fn(app, &mut blake, "decide_request", reject).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
     let answer = server_fn(app, &mut blake, "decide_request", approve.clone()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let decided = meshport.store.request(id.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(decided.status.as_str(), "approved");
-    assert_eq!(decided.decided_by.map(|u| u.to_string()), whoami(app, &mut blake).await["user_id"].as_str().map(String::from));
+    assert_eq!(
+        decided.decided_by.map(|u| u.to_string()),
+        whoami(app, &mut blake).await["user_id"].as_str().map(String::from)
+    );
     let answer = server_fn(app, &mut blake, "decide_request", approve).await;
     assert_eq!(answer.status, StatusCode::CONFLICT, "decided once only");
 
     // Auditors read everything; developers their teams' requests.
     let listed = server_fn(app, &mut ari, "list_requests", json!({})).await.json();
     assert_eq!(listed.as_array().unwrap().len(), 1);
-    assert_eq!(server_fn(app, &mut dana, "list_requests", json!({})).await.json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        server_fn(app, &mut dana, "list_requests", json!({}))
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -349,10 +406,21 @@ async fn api_tokens_carry_a_subset_of_roles_and_stop_working_when_revoked() {
     let meshport = meshport().await;
     let app = &meshport.app;
     let mut alex = sign_in(app, "alex").await;
-    let answer = server_fn(app, &mut alex, "create_api_token", json!({ "name": "ci", "roles": ["auditor"], "days": 7 })).await;
+    let answer = server_fn(
+        app,
+        &mut alex,
+        "create_api_token",
+        json!({ "name": "ci", "roles": ["auditor"], "days": 7 }),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "alex is no auditor: {}", answer.body);
-    let answer =
-        server_fn(app, &mut alex, "create_api_token", json!({ "name": "ci", "roles": ["developer"], "days": 7 })).await;
+    let answer = server_fn(
+        app,
+        &mut alex,
+        "create_api_token",
+        json!({ "name": "ci", "roles": ["developer"], "days": 7 }),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let created = answer.json();
     let token = created["token"].as_str().unwrap().to_owned();
@@ -360,7 +428,11 @@ async fn api_tokens_carry_a_subset_of_roles_and_stop_working_when_revoked() {
 
     let bearer = |name: &str| {
         // Functions without JSON input take a form body, as leptos's client sends it.
-        let content_type = if name == "list_requests" { "application/x-www-form-urlencoded" } else { "application/json" };
+        let content_type = if name == "list_requests" {
+            "application/x-www-form-urlencoded"
+        } else {
+            "application/json"
+        };
         Request::post(format!("/api/{name}"))
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .header(header::ACCEPT, "application/json")
@@ -369,8 +441,11 @@ async fn api_tokens_carry_a_subset_of_roles_and_stop_working_when_revoked() {
     let answer = send(app, &mut Jar::default(), bearer("list_requests"), Body::empty()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     // The token is a developer only: no admin decisions, and it cannot mint tokens.
-    let approve = json!({ "id": uuid::Uuid::new_v4().to_string(), "decision": "approve", "reason": "" });
-    let answer = send(app, &mut Jar::default(), bearer("decide_request"), Body::from(approve.to_string())).await;
+    let approve =
+        json!({ "id": uuid::Uuid::new_v4().to_string(), "decision": "approve", "reason": "" });
+    let answer =
+        send(app, &mut Jar::default(), bearer("decide_request"), Body::from(approve.to_string()))
+            .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     let answer = send(
         app,
@@ -386,12 +461,17 @@ async fn api_tokens_carry_a_subset_of_roles_and_stop_working_when_revoked() {
     assert_eq!(tokens[0]["name"], "ci");
     assert!(!tokens.to_string().contains(&token));
 
-    let answer = server_fn(app, &mut alex, "revoke_api_token", json!({ "id": created["info"]["id"] })).await;
+    let answer =
+        server_fn(app, &mut alex, "revoke_api_token", json!({ "id": created["info"]["id"] })).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let answer = send(app, &mut Jar::default(), bearer("list_requests"), Body::empty()).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    let forged = Request::post("/api/list_requests").header(header::AUTHORIZATION, "Bearer mpt_forged");
-    assert_eq!(send(app, &mut Jar::default(), forged, Body::empty()).await.status, StatusCode::UNAUTHORIZED);
+    let forged =
+        Request::post("/api/list_requests").header(header::AUTHORIZATION, "Bearer mpt_forged");
+    assert_eq!(
+        send(app, &mut Jar::default(), forged, Body::empty()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -402,11 +482,16 @@ async fn demo_sign_ins_exist_only_in_dev_mode_on_loopback() {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
     };
     let served = meshport().await;
-    let answer = send(&served.app, &mut Jar::default(), demo_form(), Body::from("role=platform-admin")).await;
+    let answer =
+        send(&served.app, &mut Jar::default(), demo_form(), Body::from("role=platform-admin"))
+            .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "serve never offers demo sign-ins");
 
-    let exposed = meshport_with(true, |config| config.listen = "0.0.0.0:3000".parse().unwrap()).await;
-    let answer = send(&exposed.app, &mut Jar::default(), demo_form(), Body::from("role=platform-admin")).await;
+    let exposed =
+        meshport_with(true, |config| config.listen = "0.0.0.0:3000".parse().unwrap()).await;
+    let answer =
+        send(&exposed.app, &mut Jar::default(), demo_form(), Body::from("role=platform-admin"))
+            .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "not on a non-loopback address");
 
     let dev = meshport_with(true, |_| {}).await;
@@ -414,7 +499,10 @@ async fn demo_sign_ins_exist_only_in_dev_mode_on_loopback() {
     let answer = send(&dev.app, &mut jar, demo_form(), Body::from("role=platform-admin")).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
     let me = whoami(&dev.app, &mut jar).await;
-    assert_eq!((me["roles"].clone(), me["method"].clone()), (json!(["platform-admin"]), json!("demo")));
+    assert_eq!(
+        (me["roles"].clone(), me["method"].clone()),
+        (json!(["platform-admin"]), json!("demo"))
+    );
 }
 
 #[tokio::test]
@@ -424,12 +512,64 @@ async fn pages_carry_a_nonced_csp_and_the_security_headers() {
     assert_eq!(answer.status, StatusCode::OK);
     let csp = answer.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
     assert!(!csp.contains("unsafe-inline"), "{csp}");
-    let nonce = csp.split("'nonce-").nth(1).and_then(|n| n.split('\'').next()).expect("a nonce in the CSP");
+    let nonce =
+        csp.split("'nonce-").nth(1).and_then(|n| n.split('\'').next()).expect("a nonce in the CSP");
     assert!(answer.body.contains(&format!("nonce=\"{nonce}\"")), "inline scripts carry the nonce");
     assert!(csp.contains(&format!("form-action 'self' {}", oidc_issuer())), "{csp}");
     assert_eq!(answer.headers[header::X_FRAME_OPTIONS], "DENY");
     assert_eq!(answer.headers[header::REFERRER_POLICY], "same-origin");
     assert!(answer.headers.get(header::STRICT_TRANSPORT_SECURITY).is_none(), "no HSTS over http");
     let again = send(&meshport.app, &mut Jar::default(), Request::get("/"), Body::empty()).await;
-    assert_ne!(again.headers[header::CONTENT_SECURITY_POLICY], answer.headers[header::CONTENT_SECURITY_POLICY]);
+    assert_ne!(
+        again.headers[header::CONTENT_SECURITY_POLICY],
+        answer.headers[header::CONTENT_SECURITY_POLICY]
+    );
+}
+
+#[tokio::test]
+async fn sessions_live_in_postgres_too() {
+    let meshport = meshport_on(Backend::Postgres, false, |_| {}).await;
+    let mut jar = sign_in(&meshport.app, "blake").await;
+    assert_eq!(whoami(&meshport.app, &mut jar).await["roles"], json!(["platform-admin"]));
+    let Store::Postgres(pool) = &meshport.store else { panic!("a PostgreSQL store") };
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 1, "the signed-in session is stored in PostgreSQL");
+    let request = Request::post("/auth/logout").header("sec-fetch-site", "same-origin");
+    send(&meshport.app, &mut jar, request, Body::empty()).await;
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0, "sign-out deletes it");
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_at_its_deadline() {
+    let meshport = meshport_with(false, |config| {
+        config.identity.session_idle_minutes = 15;
+        config.identity.session_max_hours = 1;
+    })
+    .await;
+    let mut jar = sign_in(&meshport.app, "dana").await;
+    let Store::Sqlite(pool) = &meshport.store else { panic!("a SQLite store") };
+    let expiry: i64 = sqlx::query_scalar(
+        "SELECT CAST(strftime('%s', expiry_date) AS INTEGER) FROM tower_sessions",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!(
+        (now + 14 * 60..=now + 15 * 60).contains(&expiry),
+        "idle deadline {expiry} not ~15 min from {now}"
+    );
+    // Fifteen idle minutes later (the deadline moved into the past), the session is gone.
+    sqlx::query("UPDATE tower_sessions SET expiry_date = '2000-01-01 00:00:00.0 +00:00:00'")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(whoami(&meshport.app, &mut jar).await, Value::Null);
 }

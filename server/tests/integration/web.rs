@@ -13,9 +13,14 @@ use crate::harness::{Backend, TestDatabase, openbao};
 
 async fn app(vault: VaultConfig) -> (axum::Router, TestDatabase) {
     let db = TestDatabase::new(Backend::Sqlite).await;
-    let state = AppState::new(&Config::default(), db.store.clone(), Arc::new(Vault::new(&vault).unwrap()), false)
-        .await
-        .unwrap();
+    let state = AppState::new(
+        &Config::default(),
+        db.store.clone(),
+        Arc::new(Vault::new(&vault).unwrap()),
+        false,
+    )
+    .await
+    .unwrap();
     (router(state), db)
 }
 
