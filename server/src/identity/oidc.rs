@@ -26,6 +26,7 @@ use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::config::IdentityConfig;
+use crate::telemetry::with_sources;
 
 /// Claims other than the standard ones, for the configurable groups (and other) claims.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -202,7 +203,7 @@ impl OidcProvider {
                     .map_err(|e| OidcError::Discovery(e.to_string()))?;
                 let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
                     .await
-                    .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
+                    .map_err(|e| OidcError::Discovery(with_sources(&e)))?;
                 let end_session = metadata.additional_metadata().end_session_endpoint.clone();
                 let redirect = RedirectUrl::new(self.redirect_url.clone())
                     .map_err(|e| OidcError::Discovery(e.to_string()))?;
@@ -268,12 +269,12 @@ impl OidcProvider {
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
             .request_async(&self.http)
             .await
-            .map_err(|e| OidcError::Exchange(error_chain(&e)))?;
+            .map_err(|e| OidcError::Exchange(with_sources(&e)))?;
         let id_token = token.id_token().ok_or(OidcError::NoIdToken)?;
         let verifier = client.id_token_verifier();
         let claims = id_token
             .claims(&verifier, &Nonce::new(pending.nonce))
-            .map_err(|e| OidcError::IdToken(error_chain(&e)))?;
+            .map_err(|e| OidcError::IdToken(with_sources(&e)))?;
         let subject = claims.subject().clone();
         let mut extra = claims.additional_claims().0.clone();
         let mut email = claims.email().map(|e| e.as_str().to_owned());
@@ -283,7 +284,7 @@ impl OidcProvider {
             let info: UserInfoClaims<ExtraClaims, CoreGenderClaim> = request
                 .request_async(&self.http)
                 .await
-                .map_err(|e| OidcError::UserInfo(error_chain(&e)))?;
+                .map_err(|e| OidcError::UserInfo(with_sources(&e)))?;
             email = email.or_else(|| info.email().map(|e| e.as_str().to_owned()));
             name = name
                 .or_else(|| info.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned()));
@@ -337,16 +338,4 @@ fn string_list(value: Option<&serde_json::Value>) -> Vec<String> {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// An error with its sources, for messages that say what really failed.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

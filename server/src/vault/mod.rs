@@ -9,6 +9,7 @@ use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
 use crate::config::VaultConfig;
+use crate::telemetry::with_sources;
 
 /// How long one Vault request may take before it fails.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -123,19 +124,6 @@ impl Vault {
         }
         Ok(())
     }
-}
-
-/// The error and its causes, `outer: inner: innermost`: vaultrs' own message alone ("An error
-/// occurred with the request") does not tell an operator what went wrong.
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Vault lists mounts with a trailing slash.
