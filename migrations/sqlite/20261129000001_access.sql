@@ -19,3 +19,8 @@ CREATE TABLE api_tokens (
 );
 
 CREATE INDEX api_tokens_by_user ON api_tokens (user_id, created_at);
+
+-- One live request per service: a second team cannot claim a service that is being onboarded
+-- or runs (rejected and offboarded requests do not count).
+CREATE UNIQUE INDEX onboarding_requests_one_live_per_service ON onboarding_requests (namespace, service_name)
+    WHERE status NOT IN ('rejected', 'offboarded');

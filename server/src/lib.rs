@@ -2,6 +2,7 @@
 //! `main.rs` only parses the command line and calls into here.
 
 pub mod artifacts;
+pub mod audit;
 pub mod config;
 pub mod dev;
 pub mod gitops;

@@ -6,8 +6,10 @@ use app::access::{AppError, Principal};
 use app::onboarding::{OnboardingRequest, OnboardingRules, RequestStatus, ValidRequest};
 use app::requests::ssr::RequestService;
 use app::requests::{Decision, RequestSummary};
+use serde_json::json;
 use uuid::Uuid;
 
+use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
 use crate::store::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter, Store};
 
 /// Longest reason an admin may give.
@@ -52,8 +54,23 @@ impl RequestService for Requests {
         let requested_by: Uuid = requester.user_id.parse().map_err(internal)?;
         // Provided secret values never reach the database.
         let spec = serde_json::to_value(valid.without_secret_values()).map_err(internal)?;
-        let record = self
+        let taken = || {
+            AppError::Conflict(format!(
+                "{}/{} is already claimed by a live onboarding request (or its Vault names would \
+                 clash with one); offboard or reject that first.",
+                valid.namespace, valid.service
+            ))
+        };
+        let claimed = self
             .store
+            .live_request_claiming(&valid.namespace, &valid.service)
+            .await
+            .map_err(internal)?;
+        if claimed.is_some() {
+            return Err(taken());
+        }
+        let mut tx = self.store.begin().await.map_err(internal)?;
+        let record = tx
             .create_request(&NewOnboardingRequest {
                 service_name: &valid.service,
                 namespace: &valid.namespace,
@@ -63,7 +80,11 @@ impl RequestService for Requests {
                 spec: &spec,
             })
             .await
-            .map_err(internal)?;
+            .map_err(|e| if e.is_unique_violation() { taken() } else { internal(e) })?;
+        let details = json!({ "team": valid.team, "image": valid.image, "justification": valid.justification });
+        let event = request_event(requester, Action::RequestSubmitted, &record, details);
+        audit::record(&mut tx, event).await.map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
         Ok(record.id.to_string())
     }
 
@@ -103,13 +124,37 @@ impl RequestService for Requests {
         };
         let admin_id: Uuid = admin.user_id.parse().map_err(internal)?;
         let reason = (!reason.is_empty()).then_some(reason);
-        if self.store.decide_request(id, admin_id, to, reason).await.map_err(internal)? {
-            Ok(())
-        } else {
-            Err(AppError::Conflict(format!(
+        let mut tx = self.store.begin().await.map_err(internal)?;
+        if !tx.decide_request(id, admin_id, to, reason).await.map_err(internal)? {
+            return Err(AppError::Conflict(format!(
                 "The request is {} already; nothing was changed.",
                 record.status
-            )))
+            )));
         }
+        let action = match decision {
+            Decision::Approve => Action::RequestApproved,
+            Decision::Reject => Action::RequestRejected,
+        };
+        let details = json!({ "reason": reason, "requested_by": record.requested_by });
+        audit::record(&mut tx, request_event(admin, action, &record, details))
+            .await
+            .map_err(internal)?;
+        tx.commit().await.map_err(internal)
+    }
+}
+
+fn request_event(
+    actor: &Principal,
+    action: Action,
+    record: &OnboardingRequestRecord,
+    details: serde_json::Value,
+) -> NewEvent {
+    NewEvent {
+        actor: Actor::from(actor),
+        action,
+        target: Target::new("service", &record.namespace, &record.service_name),
+        request_id: Some(record.id),
+        details,
+        outcome: Outcome::Success,
     }
 }

@@ -15,8 +15,8 @@ pub use request::{
 };
 pub use status::{RequestStatus, UnknownStatus};
 pub use validate::{
-    FieldError, LINKERD_PROXY_PORTS, MAX_SECRET_NAME, RESERVED_SERVICE_NAMES, Rule, ValidRequest,
-    ValidationErrors, check, is_dns_label, secret_file_env,
+    CERTIFICATE_FILE_ENV, FieldError, LINKERD_PROXY_PORTS, MAX_SECRET_NAME, RESERVED_SERVICE_NAMES,
+    Rule, ValidRequest, ValidationErrors, check, is_dns_label, secret_file_env,
 };
 
 #[cfg(test)]

@@ -193,6 +193,24 @@ fn hostile_and_wrong_inputs_are_refused_with_the_field_and_rule() {
             Rule::Conflict,
         ),
         (
+            "env shadows the certificate file",
+            |r| {
+                r.certificate = Some(CertificateSpec { ttl_hours: 24 });
+                r.env[0].name = "TLS_PEM_FILE".into();
+            },
+            "env[0].name",
+            Rule::Conflict,
+        ),
+        (
+            "secret shadows the certificate file",
+            |r| {
+                r.certificate = Some(CertificateSpec { ttl_hours: 24 });
+                r.secrets[0].name = "tls_pem".into();
+            },
+            "secrets[0].name",
+            Rule::Conflict,
+        ),
+        (
             "env value over-long",
             |r| r.env[0].value = "v".repeat(4097),
             "env[0].value",

@@ -43,6 +43,9 @@ pub const LINKERD_PROXY_PORTS: [u32; 6] = [4140, 4143, 4190, 4191, 4567, 4568];
 /// name.
 pub const MAX_SECRET_NAME: usize = 63 - "agent-inject-template-".len();
 
+/// The variable naming the file with the Vault-issued certificate, key and chain.
+pub const CERTIFICATE_FILE_ENV: &str = "TLS_PEM_FILE";
+
 /// Limits on list sizes, so one request stays reviewable.
 pub const MAX_PORTS: usize = 10;
 /// See [`MAX_PORTS`].
@@ -411,6 +414,14 @@ impl Checker {
                 );
             } else if !names.insert(secret.name.as_str()) {
                 self.push(field, Rule::Duplicate, "Another secret already has this name.");
+            } else if request.certificate.is_some()
+                && secret_file_env(&secret.name) == CERTIFICATE_FILE_ENV
+            {
+                self.push(
+                    field,
+                    Rule::Conflict,
+                    "This name is taken by the certificate's file; rename the secret.",
+                );
             }
             match &secret.source {
                 SecretSource::Generate { length, .. } => {
@@ -444,8 +455,11 @@ impl Checker {
         if request.env.len() > MAX_ENV {
             self.push("env", Rule::OutOfRange, format!("At most {MAX_ENV} environment variables."));
         }
-        let secret_files: HashSet<String> =
+        let mut secret_files: HashSet<String> =
             request.secrets.iter().map(|s| secret_file_env(&s.name)).collect();
+        if request.certificate.is_some() {
+            secret_files.insert(CERTIFICATE_FILE_ENV.to_owned());
+        }
         let mut names = HashSet::new();
         for (i, var) in request.env.iter().enumerate() {
             let field = format!("env[{i}].name");

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use app::onboarding::{Protocol, ValidRequest, secret_file_env};
+use app::onboarding::{CERTIFICATE_FILE_ENV, Protocol, ValidRequest, secret_file_env};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec,
@@ -117,7 +117,9 @@ pub(super) fn manifests(
         ))),
     });
     for port in &request.ports {
-        let server = format!("{service}-{}", port.name);
+        // By number: numbers hold no `-`, so `<service>-<number>` cannot collide with another
+        // service's (`cart` + `grpc-web` and `cart-grpc` + `web` would).
+        let server = format!("{service}-{}", port.number);
         manifests.push(Manifest {
             path: file(&format!("server-{}", port.name)),
             object: KubeObject::Server(Box::new(Server::new(
@@ -175,7 +177,7 @@ fn deployment(
     }));
     if pki_role.is_some() {
         env.push(EnvVar {
-            name: "TLS_PEM_FILE".to_owned(),
+            name: CERTIFICATE_FILE_ENV.to_owned(),
             value: Some(format!("{SECRETS_DIR}/{CERTIFICATE_FILE}")),
             value_from: None,
         });
@@ -334,7 +336,8 @@ fn app_protocol(protocol: Protocol) -> &'static str {
 /// The `Server`'s `proxyProtocol`.
 fn proxy_protocol(protocol: Protocol) -> &'static str {
     match protocol {
-        Protocol::Http => "HTTP/1",
+        // Detection tells HTTP/1 from HTTP/2.
+        Protocol::Http => "unknown",
         Protocol::Grpc => "gRPC",
         Protocol::Tcp => "opaque",
     }

@@ -8,7 +8,10 @@ use app::account::{ApiTokenInfo, CreatedApiToken};
 use chrono::{Duration, Utc};
 use uuid::Uuid;
 
+use serde_json::json;
+
 use super::tokens;
+use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
 use crate::requests::internal;
 use crate::store::{ApiTokenRecord, Store};
 
@@ -45,9 +48,16 @@ impl AccountService for Accounts {
         days: Option<u32>,
     ) -> Result<CreatedApiToken, AppError> {
         let expires_at = Utc::now() + Duration::days(i64::from(days.unwrap_or(self.default_days)));
+        let mut tx = self.store.begin().await.map_err(internal)?;
         let (token, record) =
-            tokens::create(&self.store, owner, name, roles, expires_at).await.map_err(internal)?;
-        tracing::info!(user = %owner.user_id, token = %record.id, "API token created");
+            tokens::create(&mut tx, owner, name, roles, expires_at).await.map_err(internal)?;
+        let details = json!({
+            "token_id": record.id, "name": record.name, "roles": record.roles,
+            "expires_at": record.expires_at,
+        });
+        let event = token_event(owner, Action::ApiTokenCreated, &record.id, details);
+        audit::record(&mut tx, event).await.map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
         Ok(CreatedApiToken { token, info: info(record) })
     }
 
@@ -61,11 +71,28 @@ impl AccountService for Accounts {
         let not_found = || AppError::NotFound("You have no such live token.".into());
         let id: Uuid = id.parse().map_err(|_| not_found())?;
         let user: Uuid = owner.user_id.parse().map_err(internal)?;
-        if self.store.revoke_api_token(id, user).await.map_err(internal)? {
-            tracing::info!(user = %owner.user_id, token = %id, "API token revoked");
-            Ok(())
-        } else {
-            Err(not_found())
+        let mut tx = self.store.begin().await.map_err(internal)?;
+        if !tx.revoke_api_token(id, user).await.map_err(internal)? {
+            return Err(not_found());
         }
+        let event = token_event(owner, Action::ApiTokenRevoked, &id, json!({ "token_id": id }));
+        audit::record(&mut tx, event).await.map_err(internal)?;
+        tx.commit().await.map_err(internal)
+    }
+}
+
+fn token_event(
+    owner: &Principal,
+    action: Action,
+    id: &Uuid,
+    details: serde_json::Value,
+) -> NewEvent {
+    NewEvent {
+        actor: Actor::from(owner),
+        action,
+        target: Target::new("api_token", "", &id.to_string()),
+        request_id: None,
+        details,
+        outcome: Outcome::Success,
     }
 }

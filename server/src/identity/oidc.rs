@@ -114,6 +114,19 @@ pub enum OidcError {
     UserInfo(String),
 }
 
+impl OidcError {
+    /// The message for the browser: provider-side failures are told apart in the log only, so
+    /// the page does not show provider URLs or responses.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Discovery(_) | Self::Exchange(_) | Self::UserInfo(_) => {
+                "the identity provider could not complete the sign-in; try again, or tell the platform team".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 /// What the browser must bring back from the provider; kept in the session until the callback.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PendingSignIn {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use app::access::{Role, SignInMethod};
+use app::access::{Principal, Role, SignInMethod};
 use axum::Form;
 use axum::Router;
 use axum::extract::{Query, State};
@@ -18,7 +18,8 @@ use tower_sessions::Session;
 use super::oidc::{CallbackQuery, PendingSignIn};
 use super::session::{self, AUTH_KEY, PENDING_KEY, SessionAuth};
 use super::{DEMO_ISSUER, DEMO_USERS, Identity};
-use crate::store::NewUser;
+use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
+use crate::store::{NewUser, StoreError, User};
 
 /// The sign-in routes, over the identity state.
 pub fn routes<S>(identity: Arc<Identity>) -> Router<S> {
@@ -50,7 +51,7 @@ async fn login(
         },
         Err(error) => {
             tracing::warn!(%error, "sign-in could not start");
-            failure(StatusCode::BAD_GATEWAY, &error.to_string())
+            failure(StatusCode::BAD_GATEWAY, &error.public_message())
         }
     }
 }
@@ -79,24 +80,23 @@ async fn callback(
         Ok(verified) => verified,
         Err(error) => {
             tracing::warn!(%error, "sign-in refused");
-            return failure(StatusCode::BAD_REQUEST, &error.to_string());
+            return failure(StatusCode::BAD_REQUEST, &error.public_message());
         }
     };
-    let user = identity
-        .store
-        .upsert_user(&NewUser {
-            issuer: &verified.issuer,
-            subject: &verified.subject,
-            email: &verified.email,
-            display_name: &verified.name,
-        })
-        .await;
-    let user = match user {
-        Ok(user) => user,
+    let user = NewUser {
+        issuer: &verified.issuer,
+        subject: &verified.subject,
+        email: &verified.email,
+        display_name: &verified.name,
+    };
+    let principal = signed_in(&identity, &user, |user| {
+        identity.groups.principal(user, &verified.groups, SignInMethod::Oidc)
+    })
+    .await;
+    let principal = match principal {
+        Ok(principal) => principal,
         Err(error) => return internal(&error),
     };
-    let principal = identity.groups.principal(&user, &verified.groups, SignInMethod::Oidc);
-    tracing::info!(user = %user.id, roles = ?principal.roles, "signed in");
     match session::start(&identity, &session, principal, Some(verified.id_token)).await {
         Ok(()) => Redirect::to(&return_to).into_response(),
         Err(error) => internal(&error),
@@ -107,6 +107,12 @@ async fn logout(State(identity): State<Arc<Identity>>, session: Session) -> Resp
     let auth: Option<SessionAuth> = session.get(AUTH_KEY).await.ok().flatten();
     if let Err(error) = session.flush().await {
         return internal(&error);
+    }
+    if let Some(auth) = &auth {
+        let event = session_event(&auth.principal, Action::SignOut, serde_json::json!({}));
+        if let Err(error) = audit::record_alone(&identity.store, event).await {
+            tracing::error!(%error, "could not record a sign-out");
+        }
     }
     let home = format!("{}/", identity.public_url);
     let provider_logout = match (&identity.oidc, auth.and_then(|a| a.id_token)) {
@@ -142,36 +148,66 @@ async fn demo(
     };
     let subject = format!("demo-{}", role.as_str());
     let email = format!("{subject}@meshport.invalid");
-    let user = identity
-        .store
-        .upsert_user(&NewUser {
-            issuer: DEMO_ISSUER,
-            subject: &subject,
-            email: &email,
-            display_name: name,
-        })
-        .await;
-    let user = match user {
-        Ok(user) => user,
+    let user =
+        NewUser { issuer: DEMO_ISSUER, subject: &subject, email: &email, display_name: name };
+    let groups = vec![group.to_owned(), "team-shop".to_owned()];
+    let principal = signed_in(&identity, &user, |user| {
+        let mut principal = identity.groups.principal(user, &groups, SignInMethod::Demo);
+        // The demo works whatever groups the configuration maps.
+        principal.roles = [role].into();
+        if role == Role::Developer {
+            principal.teams = ["shop".to_owned()].into();
+        }
+        principal
+    })
+    .await;
+    let principal = match principal {
+        Ok(principal) => principal,
         Err(error) => return internal(&error),
     };
-    let groups = vec![group.to_owned(), "team-shop".to_owned()];
-    let mut principal = identity.groups.principal(&user, &groups, SignInMethod::Demo);
-    // The demo works whatever groups the configuration maps.
-    principal.roles = [role].into();
-    if role == Role::Developer {
-        principal.teams = ["shop".to_owned()].into();
-    }
     match session::start(&identity, &session, principal, None).await {
         Ok(()) => Redirect::to("/").into_response(),
         Err(error) => internal(&error),
     }
 }
 
+/// Records a sign-in: the user's row and the audit event in one transaction. `principal_of`
+/// derives the caller from the stored user.
+async fn signed_in(
+    identity: &Identity,
+    user: &NewUser<'_>,
+    principal_of: impl FnOnce(&User) -> Principal,
+) -> Result<Principal, StoreError> {
+    let mut tx = identity.store.begin().await?;
+    let user = tx.upsert_user(user).await?;
+    let principal = principal_of(&user);
+    let details = serde_json::json!({ "method": principal.method, "teams": principal.teams });
+    audit::record(&mut tx, session_event(&principal, Action::SignIn, details)).await?;
+    tx.commit().await?;
+    tracing::info!(user = %user.id, roles = ?principal.roles, "signed in");
+    Ok(principal)
+}
+
+fn session_event(principal: &Principal, action: Action, details: serde_json::Value) -> NewEvent {
+    NewEvent {
+        actor: Actor::from(principal),
+        action,
+        target: Target::new("session", "", &principal.email),
+        request_id: None,
+        details,
+        outcome: Outcome::Success,
+    }
+}
+
 /// `path` when it is a local path (`/…` but not `//…`), else `/`: no open redirects.
 fn local_path(path: Option<String>) -> String {
     match path {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
             path
         }
         _ => "/".to_owned(),
@@ -204,7 +240,14 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {
         assert_eq!(local_path(Some("/requests?x=1".into())), "/requests?x=1");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "evil"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "evil",
+            "/\t/evil.example",
+            "/ /x",
+        ] {
             assert_eq!(local_path(Some(bad.into())), "/", "{bad}");
         }
         assert_eq!(local_path(None), "/");

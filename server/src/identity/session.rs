@@ -137,7 +137,7 @@ pub async fn resolve_principal(
     next: Next,
 ) -> Response {
     if let Some(header) = request.headers().get(AUTHORIZATION) {
-        let principal = match header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")) {
+        let principal = match header.to_str().ok().and_then(bearer_token) {
             Some(token) => tokens::principal_for(&identity.store, token.trim()).await,
             None => None,
         };
@@ -151,6 +151,12 @@ pub async fn resolve_principal(
         request.extensions_mut().insert(principal);
     }
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer …` header (the scheme name is case-insensitive).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// The session's caller, or none when the session is missing, broken or over its limits (then

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::store::{ApiTokenRecord, NewApiToken, Store, StoreError};
+use crate::store::{ApiTokenRecord, NewApiToken, Store, StoreError, Tx};
 
 /// Every token starts with this, so secret scanners can spot a leaked one.
 pub const TOKEN_PREFIX: &str = "mpt_";
@@ -30,7 +30,7 @@ pub fn hash(token: &str) -> String {
 /// Creates a token for `owner` with `roles` (already checked to be theirs) and returns it with
 /// its record. The token itself is never stored.
 pub async fn create(
-    store: &Store,
+    tx: &mut Tx,
     owner: &Principal,
     name: &str,
     roles: &BTreeSet<Role>,
@@ -40,7 +40,7 @@ pub async fn create(
     let user_id: Uuid = owner.user_id.parse()?;
     let roles = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
     let teams = owner.teams.iter().cloned().collect::<Vec<_>>().join(",");
-    let record = store
+    let record = tx
         .create_api_token(&NewApiToken {
             user_id,
             name,

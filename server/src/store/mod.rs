@@ -30,6 +30,37 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Runs `$body` with `$conn` bound to the transaction's connection (use `&mut **$conn` as the
+/// executor), once per backend like [`on_pool!`].
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite($conn) => $body,
+            $crate::store::Tx::Postgres($conn) => $body,
+        }
+    };
+}
+pub(crate) use on_tx;
+
+/// A database transaction. A change and the audit event recording it are written in one, so
+/// neither exists without the other.
+#[derive(Debug)]
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    /// Makes every change of the transaction permanent.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await?,
+            Self::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
 /// A connection pool to meshport's database.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -57,6 +88,13 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether a unique constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Database(error) if error.as_database_error().is_some_and(|e| e.is_unique_violation()))
+    }
 }
 
 impl Store {
@@ -104,6 +142,14 @@ impl Store {
             Self::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
         }
         Ok(())
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Self::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
     }
 
     /// Checks that the database answers.

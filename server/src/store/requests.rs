@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, Tx, on_pool, on_tx};
 
 /// A stored onboarding request.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,40 +95,32 @@ const REQUEST_COLUMNS: &str = "id, service_name, namespace, team, requested_by, 
                                decision_reason";
 
 impl Store {
-    /// Stores a new request in state `submitted`.
-    #[tracing::instrument(skip_all)]
-    pub async fn create_request(
-        &self,
-        request: &NewOnboardingRequest<'_>,
-    ) -> Result<OnboardingRequestRecord, StoreError> {
-        let sql = format!(
-            "INSERT INTO onboarding_requests
-                (id, service_name, namespace, team, requested_by, justification, spec, status,
-                 created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-             RETURNING {REQUEST_COLUMNS}"
-        );
-        let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
-            .bind(Uuid::new_v4())
-            .bind(request.service_name)
-            .bind(request.namespace)
-            .bind(request.team)
-            .bind(request.requested_by)
-            .bind(request.justification)
-            .bind(Json(request.spec))
-            .bind(RequestStatus::Submitted.as_str())
-            .bind(Utc::now())
-            .fetch_one(pool)
-            .await?);
-        row.try_into()
-    }
-
     /// The request with this id, if any.
     #[tracing::instrument(skip_all)]
     pub async fn request(&self, id: Uuid) -> Result<Option<OnboardingRequestRecord>, StoreError> {
         let sql = format!("SELECT {REQUEST_COLUMNS} FROM onboarding_requests WHERE id = $1");
         let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
             .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// A live request (not rejected or offboarded) for this service, or for another service
+    /// whose `<namespace>-<service>` Vault names would be the same.
+    #[tracing::instrument(skip_all)]
+    pub async fn live_request_claiming(
+        &self,
+        namespace: &str,
+        service: &str,
+    ) -> Result<Option<OnboardingRequestRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM onboarding_requests
+             WHERE status NOT IN ('rejected', 'offboarded') AND namespace || '-' || service_name = $1
+             LIMIT 1"
+        );
+        let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(format!("{namespace}-{service}"))
             .fetch_optional(pool)
             .await?);
         row.map(TryInto::try_into).transpose()
@@ -189,13 +181,43 @@ impl Store {
             .rows_affected());
         Ok(result == 1)
     }
+}
+
+impl Tx {
+    /// Stores a new request in state `submitted`.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_request(
+        &mut self,
+        request: &NewOnboardingRequest<'_>,
+    ) -> Result<OnboardingRequestRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO onboarding_requests
+                (id, service_name, namespace, team, requested_by, justification, spec, status,
+                 created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+             RETURNING {REQUEST_COLUMNS}"
+        );
+        let row = on_tx!(self, conn => sqlx::query_as::<_, Row>(&sql)
+            .bind(Uuid::new_v4())
+            .bind(request.service_name)
+            .bind(request.namespace)
+            .bind(request.team)
+            .bind(request.requested_by)
+            .bind(request.justification)
+            .bind(Json(request.spec))
+            .bind(RequestStatus::Submitted.as_str())
+            .bind(Utc::now())
+            .fetch_one(&mut **conn)
+            .await?);
+        row.try_into()
+    }
 
     /// Records an admin's decision on a submitted request: moves it to `to` (approved or
     /// rejected). Returns false, changing nothing, when the request is no longer submitted or
     /// when `decided_by` is its requester: four-eyes holds in the database too.
     #[tracing::instrument(skip_all)]
     pub async fn decide_request(
-        &self,
+        &mut self,
         id: Uuid,
         decided_by: Uuid,
         to: RequestStatus,
@@ -205,14 +227,14 @@ impl Store {
                    SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4,
                        updated_at = $3
                    WHERE id = $5 AND status = $6 AND requested_by <> $2";
-        let affected = on_pool!(self, pool => sqlx::query(sql)
+        let affected = on_tx!(self, conn => sqlx::query(sql)
             .bind(to.as_str())
             .bind(decided_by)
             .bind(Utc::now())
             .bind(reason)
             .bind(id)
             .bind(RequestStatus::Submitted.as_str())
-            .execute(pool)
+            .execute(&mut **conn)
             .await?
             .rows_affected());
         Ok(affected == 1)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, Tx, on_pool, on_tx};
 
 /// A stored API token (never the token itself).
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -37,31 +37,6 @@ const TOKEN_COLUMNS: &str =
     "id, user_id, name, roles, teams, created_at, expires_at, revoked_at, last_used_at";
 
 impl Store {
-    /// Stores a new token.
-    #[tracing::instrument(skip_all)]
-    pub async fn create_api_token(
-        &self,
-        token: &NewApiToken<'_>,
-    ) -> Result<ApiTokenRecord, StoreError> {
-        let sql = format!(
-            "INSERT INTO api_tokens
-                (id, user_id, name, token_hash, roles, teams, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {TOKEN_COLUMNS}"
-        );
-        let record = on_pool!(self, pool => sqlx::query_as::<_, ApiTokenRecord>(&sql)
-            .bind(Uuid::new_v4())
-            .bind(token.user_id)
-            .bind(token.name)
-            .bind(token.token_hash)
-            .bind(token.roles)
-            .bind(token.teams)
-            .bind(Utc::now())
-            .bind(token.expires_at)
-            .fetch_one(pool)
-            .await?);
-        Ok(record)
-    }
-
     /// The user's tokens, newest first, revoked ones included.
     #[tracing::instrument(skip_all)]
     pub async fn api_tokens_of(&self, user_id: Uuid) -> Result<Vec<ApiTokenRecord>, StoreError> {
@@ -94,17 +69,44 @@ impl Store {
             .await?);
         Ok(record)
     }
+}
+
+impl Tx {
+    /// Stores a new token.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_api_token(
+        &mut self,
+        token: &NewApiToken<'_>,
+    ) -> Result<ApiTokenRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO api_tokens
+                (id, user_id, name, token_hash, roles, teams, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {TOKEN_COLUMNS}"
+        );
+        let record = on_tx!(self, conn => sqlx::query_as::<_, ApiTokenRecord>(&sql)
+            .bind(Uuid::new_v4())
+            .bind(token.user_id)
+            .bind(token.name)
+            .bind(token.token_hash)
+            .bind(token.roles)
+            .bind(token.teams)
+            .bind(Utc::now())
+            .bind(token.expires_at)
+            .fetch_one(&mut **conn)
+            .await?);
+        Ok(record)
+    }
 
     /// Revokes the user's token; false when they have no such live token.
     #[tracing::instrument(skip_all)]
-    pub async fn revoke_api_token(&self, id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
+    pub async fn revoke_api_token(&mut self, id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
         let sql = "UPDATE api_tokens SET revoked_at = $1
                    WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL";
-        let affected = on_pool!(self, pool => sqlx::query(sql)
+        let affected = on_tx!(self, conn => sqlx::query(sql)
             .bind(Utc::now())
             .bind(id)
             .bind(user_id)
-            .execute(pool)
+            .execute(&mut **conn)
             .await?
             .rows_affected());
         Ok(affected == 1)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, Tx, on_pool, on_tx};
 
 /// A person who signed in at least once.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -31,9 +31,22 @@ pub struct NewUser<'a> {
 const USER_COLUMNS: &str = "id, issuer, subject, email, display_name, created_at, last_login_at";
 
 impl Store {
+    /// The user with this id, if any.
+    #[tracing::instrument(skip_all)]
+    pub async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let user = on_pool!(self, pool => sqlx::query_as::<_, User>(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(user)
+    }
+}
+
+impl Tx {
     /// Records a sign-in: creates the user, or refreshes their email, name and last sign-in.
     #[tracing::instrument(skip_all)]
-    pub async fn upsert_user(&self, user: &NewUser<'_>) -> Result<User, StoreError> {
+    pub async fn upsert_user(&mut self, user: &NewUser<'_>) -> Result<User, StoreError> {
         let now = Utc::now();
         let sql = format!(
             "INSERT INTO users (id, issuer, subject, email, display_name, created_at, last_login_at)
@@ -44,25 +57,14 @@ impl Store {
                     last_login_at = excluded.last_login_at
              RETURNING {USER_COLUMNS}"
         );
-        let user = on_pool!(self, pool => sqlx::query_as::<_, User>(&sql)
+        let user = on_tx!(self, conn => sqlx::query_as::<_, User>(&sql)
             .bind(Uuid::new_v4())
             .bind(user.issuer)
             .bind(user.subject)
             .bind(user.email)
             .bind(user.display_name)
             .bind(now)
-            .fetch_one(pool)
-            .await?);
-        Ok(user)
-    }
-
-    /// The user with this id, if any.
-    #[tracing::instrument(skip_all)]
-    pub async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let user = on_pool!(self, pool => sqlx::query_as::<_, User>(&sql)
-            .bind(id)
-            .fetch_optional(pool)
+            .fetch_one(&mut **conn)
             .await?);
         Ok(user)
     }

@@ -333,3 +333,22 @@ fn start_oidc_provider(
 pub fn oidc_issuer() -> String {
     services().oidc_issuer.clone()
 }
+
+/// Runs each scenario `async fn(TestDatabase)` as two tests, one on SQLite and one on
+/// PostgreSQL, in submodules `sqlite` and `postgres` of the calling module.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario(super::TestDatabase::new(super::Backend::Sqlite).await).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario(super::TestDatabase::new(super::Backend::Postgres).await).await;
+            })*
+        }
+    };
+}

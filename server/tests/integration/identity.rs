@@ -399,6 +399,34 @@ async fn forged_server_function_calls_are_refused_and_change_nothing() {
             .len(),
         1
     );
+
+    // Nobody else may claim the same service while it is live.
+    let answer = server_fn(app, &mut dana, "submit_request", cart_request("cart")).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
+
+    // Every change is in the audit trail, by whom, and the chain holds.
+    let Store::Sqlite(pool) = &meshport.store else { panic!("a SQLite store") };
+    let trail: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT action, actor_subject, request_id FROM audit_events ORDER BY seq")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let of = |action: &str| trail.iter().filter(|(a, ..)| a == action).cloned().collect::<Vec<_>>();
+    assert_eq!(of("sign_in").len(), 4);
+    assert_eq!(
+        of("request_submitted"),
+        vec![("request_submitted".into(), "alex".into(), Some(id.clone()))]
+    );
+    assert_eq!(
+        of("request_approved"),
+        vec![("request_approved".into(), "blake".into(), Some(id.clone()))]
+    );
+    assert!(
+        !trail.iter().any(|(a, ..)| a == "request_rejected"),
+        "refused attempts change nothing"
+    );
+    let verification = meshport_server::audit::verify(&meshport.store).await.unwrap();
+    assert_eq!((verification.events, verification.first_broken), (trail.len() as u64, None));
 }
 
 #[tokio::test]

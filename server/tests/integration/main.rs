@@ -2,9 +2,12 @@
 //! an OpenBao dev server and a private PostgreSQL cluster on free loopback ports the first time
 //! a test needs them, and stops them when the binary exits.
 
-mod artifacts;
-mod gitops;
+#[macro_use]
 mod harness;
+
+mod artifacts;
+mod audit;
+mod gitops;
 mod identity;
 mod process;
 mod store;

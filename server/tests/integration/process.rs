@@ -92,7 +92,9 @@ async fn meshport_migrate_creates_the_schema_in_postgres() {
         email: "ops@example.com",
         display_name: "Ops",
     };
-    store.upsert_user(&user).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert_user(&user).await.unwrap();
+    tx.commit().await.unwrap();
 }
 
 #[test]

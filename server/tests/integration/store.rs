@@ -9,23 +9,6 @@ use serde_json::json;
 
 use crate::harness::{Backend, TestDatabase};
 
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(super::TestDatabase::new(super::Backend::Sqlite).await).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(super::TestDatabase::new(super::Backend::Postgres).await).await;
-            })*
-        }
-    };
-}
-
 on_both_backends!(
     migrations_are_idempotent,
     sign_in_creates_then_refreshes_a_user,
@@ -38,7 +21,21 @@ on_both_backends!(
 
 async fn sign_in(store: &Store, issuer: &str, subject: &str, email: &str, name: &str) -> User {
     let user = NewUser { issuer, subject, email, display_name: name };
-    store.upsert_user(&user).await.unwrap()
+    let mut tx = store.begin().await.unwrap();
+    let user = tx.upsert_user(&user).await.unwrap();
+    tx.commit().await.unwrap();
+    user
+}
+
+/// Stores a request in a transaction of its own.
+async fn create(
+    store: &Store,
+    request: &NewOnboardingRequest<'_>,
+) -> Result<OnboardingRequestRecord, StoreError> {
+    let mut tx = store.begin().await?;
+    let created = tx.create_request(request).await?;
+    tx.commit().await?;
+    Ok(created)
 }
 
 async fn user(store: &Store, subject: &str) -> User {
@@ -101,7 +98,7 @@ async fn a_request_round_trips_with_its_spec(db: TestDatabase) {
         "allowed_callers": ["checkout", "frontend"],
         "note": "ünïcödé ✓ and \"quotes\"",
     });
-    let created = db.store.create_request(&request("cart", "shop", alice.id, &spec)).await.unwrap();
+    let created = create(&db.store, &request("cart", "shop", alice.id, &spec)).await.unwrap();
     assert_eq!(created.status, RequestStatus::Submitted);
     assert_eq!(created.created_at, created.updated_at);
     let read = db.store.request(created.id).await.unwrap().unwrap();
@@ -113,8 +110,7 @@ async fn a_request_round_trips_with_its_spec(db: TestDatabase) {
 
 async fn a_request_needs_a_known_requester(db: TestDatabase) {
     let spec = json!({});
-    let error =
-        db.store.create_request(&request("cart", "shop", uuid::Uuid::new_v4(), &spec)).await;
+    let error = create(&db.store, &request("cart", "shop", uuid::Uuid::new_v4(), &spec)).await;
     assert!(matches!(error, Err(StoreError::Database(_))), "{error:?}");
     let all = db.store.list_requests(&RequestFilter::default()).await.unwrap();
     assert!(all.is_empty());
@@ -128,7 +124,7 @@ async fn requests_are_filtered_and_newest_first(db: TestDatabase) {
     for (service, team, by) in
         [("cart", "shop", alice.id), ("payment", "payments", bob.id), ("checkout", "shop", bob.id)]
     {
-        ids.push(db.store.create_request(&request(service, team, by, &spec)).await.unwrap().id);
+        ids.push(create(&db.store, &request(service, team, by, &spec)).await.unwrap().id);
         // Timestamps must differ for the order to be observable on every backend.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -166,7 +162,7 @@ async fn requests_are_filtered_and_newest_first(db: TestDatabase) {
 async fn transitions_only_move_from_the_expected_state(db: TestDatabase) {
     let alice = user(&db.store, "alice").await;
     let spec = json!({});
-    let created = db.store.create_request(&request("cart", "shop", alice.id, &spec)).await.unwrap();
+    let created = create(&db.store, &request("cart", "shop", alice.id, &spec)).await.unwrap();
     let moved = db
         .store
         .transition_request(created.id, RequestStatus::Submitted, RequestStatus::Approved)

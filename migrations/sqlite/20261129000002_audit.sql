@@ -1,0 +1,43 @@
+-- The audit trail: append-only, hash-chained. `hash` is SHA-256 over the canonical encoding of
+-- the event including `prev_hash` (see server/src/audit/). `seq` runs 1, 2, 3… without gaps.
+CREATE TABLE audit_events (
+    seq              INTEGER PRIMARY KEY NOT NULL,
+    id               TEXT NOT NULL UNIQUE,
+    occurred_at      TEXT NOT NULL,
+    actor_user_id    TEXT,
+    actor_subject    TEXT NOT NULL,
+    actor_email      TEXT NOT NULL,
+    actor_roles      TEXT NOT NULL,
+    action           TEXT NOT NULL,
+    target_kind      TEXT NOT NULL,
+    target_namespace TEXT NOT NULL,
+    target_name      TEXT NOT NULL,
+    request_id       TEXT,
+    details          TEXT NOT NULL,
+    outcome          TEXT NOT NULL,
+    prev_hash        TEXT NOT NULL,
+    hash             TEXT NOT NULL
+);
+
+CREATE INDEX audit_events_by_time ON audit_events (occurred_at);
+CREATE INDEX audit_events_by_request ON audit_events (request_id);
+
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit_events is append-only');
+END;
+
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit_events is append-only');
+END;
+
+-- The chain's head: the last sequence number and hash. Updating it first in every recording
+-- transaction serialises writers, so the chain never forks.
+CREATE TABLE audit_head (
+    id   INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_head (id, seq, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');

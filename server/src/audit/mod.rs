@@ -1,0 +1,289 @@
+//! The audit trail: who did what, to what, with which outcome, written in the same transaction
+//! as the change it records. Events form a hash chain (each `hash` is SHA-256 over the event's
+//! canonical encoding, which includes the previous event's hash), the table refuses UPDATE and
+//! DELETE, and [`verify`] recomputes the chain and names the first event that does not fit.
+
+use chrono::{SecondsFormat, Utc};
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use app::access::Principal;
+
+use crate::store::{Store, StoreError, Tx, on_pool, on_tx};
+
+/// The `prev_hash` of the first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    SignIn,
+    SignOut,
+    RequestSubmitted,
+    RequestApproved,
+    RequestRejected,
+    ProvisioningStep,
+    PullRequestOpened,
+    PullRequestMerged,
+    SecretRotated,
+    ServiceOffboarded,
+    ApiTokenCreated,
+    ApiTokenRevoked,
+    ExportPerformed,
+}
+
+impl Action {
+    /// The stable name stored and exported.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignIn => "sign_in",
+            Self::SignOut => "sign_out",
+            Self::RequestSubmitted => "request_submitted",
+            Self::RequestApproved => "request_approved",
+            Self::RequestRejected => "request_rejected",
+            Self::ProvisioningStep => "provisioning_step",
+            Self::PullRequestOpened => "pull_request_opened",
+            Self::PullRequestMerged => "pull_request_merged",
+            Self::SecretRotated => "secret_rotated",
+            Self::ServiceOffboarded => "service_offboarded",
+            Self::ApiTokenCreated => "api_token_created",
+            Self::ApiTokenRevoked => "api_token_revoked",
+            Self::ExportPerformed => "export_performed",
+        }
+    }
+}
+
+/// How it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// Who acted: a person (with the roles they held) or meshport itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Option<String>,
+    pub subject: String,
+    pub email: String,
+    pub roles: Vec<String>,
+}
+
+impl Actor {
+    /// meshport acting on its own (provisioning, polling).
+    pub fn system() -> Self {
+        Self {
+            user_id: None,
+            subject: "meshport".into(),
+            email: String::new(),
+            roles: vec!["system".into()],
+        }
+    }
+}
+
+impl From<&Principal> for Actor {
+    fn from(principal: &Principal) -> Self {
+        Self {
+            user_id: Some(principal.user_id.clone()),
+            subject: principal.subject.clone(),
+            email: principal.email.clone(),
+            roles: principal.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+/// What was acted on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Target {
+    /// A target of `kind` named `name` in `namespace` (empty for cluster-wide things).
+    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
+        Self { kind: kind.to_owned(), namespace: namespace.to_owned(), name: name.to_owned() }
+    }
+}
+
+/// An event about to be recorded. `details` must never hold a secret value.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub actor: Actor,
+    pub action: Action,
+    pub target: Target,
+    pub request_id: Option<Uuid>,
+    pub details: serde_json::Value,
+    pub outcome: Outcome,
+}
+
+/// A recorded event, exactly as stored and hashed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub id: String,
+    /// RFC 3339, UTC, microseconds.
+    pub occurred_at: String,
+    pub actor_user_id: Option<String>,
+    pub actor_subject: String,
+    pub actor_email: String,
+    /// Comma-separated.
+    pub actor_roles: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target_namespace: String,
+    pub target_name: String,
+    pub request_id: Option<String>,
+    /// JSON text.
+    pub details: String,
+    pub outcome: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditEvent {
+    /// SHA-256 (hex) over the canonical encoding: a JSON array of every field but `hash`, in a
+    /// fixed order. Text fields are hashed exactly as stored.
+    pub fn compute_hash(&self) -> String {
+        let canonical = serde_json::json!([
+            self.seq,
+            self.id,
+            self.occurred_at,
+            self.actor_user_id,
+            self.actor_subject,
+            self.actor_email,
+            self.actor_roles,
+            self.action,
+            self.target_kind,
+            self.target_namespace,
+            self.target_name,
+            self.request_id,
+            self.details,
+            self.outcome,
+            self.prev_hash,
+        ]);
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+}
+
+const EVENT_COLUMNS: &str = "seq, id, occurred_at, actor_user_id, actor_subject, actor_email, \
+    actor_roles, action, target_kind, target_namespace, target_name, request_id, details, \
+    outcome, prev_hash, hash";
+
+/// Appends `event` to the chain inside `tx`; it becomes visible when `tx` commits, together with
+/// the change it records.
+#[tracing::instrument(skip_all, fields(action = event.action.as_str()))]
+pub async fn record(tx: &mut Tx, event: NewEvent) -> Result<AuditEvent, StoreError> {
+    // Taking the head first locks it: concurrent recorders queue here.
+    let advance = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
+    let (seq, prev_hash): (i64, String) =
+        on_tx!(tx, conn => sqlx::query_as(advance).fetch_one(&mut **conn).await?);
+    let mut stored = AuditEvent {
+        seq,
+        id: Uuid::new_v4().to_string(),
+        occurred_at: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+        actor_user_id: event.actor.user_id,
+        actor_subject: event.actor.subject,
+        actor_email: event.actor.email,
+        actor_roles: event.actor.roles.join(","),
+        action: event.action.as_str().to_owned(),
+        target_kind: event.target.kind,
+        target_namespace: event.target.namespace,
+        target_name: event.target.name,
+        request_id: event.request_id.map(|id| id.to_string()),
+        details: event.details.to_string(),
+        outcome: event.outcome.as_str().to_owned(),
+        prev_hash,
+        hash: String::new(),
+    };
+    stored.hash = stored.compute_hash();
+    let insert = format!(
+        "INSERT INTO audit_events ({EVENT_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    );
+    let e = &stored;
+    on_tx!(tx, conn => sqlx::query(&insert)
+        .bind(e.seq).bind(&e.id).bind(&e.occurred_at).bind(&e.actor_user_id).bind(&e.actor_subject)
+        .bind(&e.actor_email).bind(&e.actor_roles).bind(&e.action).bind(&e.target_kind)
+        .bind(&e.target_namespace).bind(&e.target_name).bind(&e.request_id).bind(&e.details)
+        .bind(&e.outcome).bind(&e.prev_hash).bind(&e.hash)
+        .execute(&mut **conn)
+        .await
+        .map(drop)?);
+    let head = "UPDATE audit_head SET hash = $1 WHERE id = 1";
+    on_tx!(tx, conn => sqlx::query(head).bind(&stored.hash).execute(&mut **conn).await.map(drop)?);
+    Ok(stored)
+}
+
+/// Records `event` in a transaction of its own (for events that change nothing else).
+pub async fn record_alone(store: &Store, event: NewEvent) -> Result<AuditEvent, StoreError> {
+    let mut tx = store.begin().await?;
+    let recorded = record(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(recorded)
+}
+
+/// What [`verify`] found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Events read.
+    pub events: u64,
+    /// The hash of the last event (the genesis hash when there are none).
+    pub last_hash: String,
+    /// The first event that breaks the chain, and why.
+    pub first_broken: Option<BrokenEvent>,
+}
+
+/// An event that does not fit the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BrokenEvent {
+    /// Its sequence number (or the number that was expected there).
+    pub seq: i64,
+    pub reason: String,
+}
+
+/// Recomputes the whole chain in sequence order, streaming (constant memory), and stops at the
+/// first event whose number, link or hash is wrong.
+#[tracing::instrument(skip_all)]
+pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events ORDER BY seq");
+    let mut verification =
+        Verification { events: 0, last_hash: GENESIS_HASH.to_owned(), first_broken: None };
+    on_pool!(store, pool => {
+        let mut rows = sqlx::query_as::<_, AuditEvent>(&sql).fetch(pool);
+        while let Some(event) = rows.try_next().await? {
+            let expected = verification.events as i64 + 1;
+            let broken = |reason: String| Some(BrokenEvent { seq: expected, reason });
+            verification.first_broken = if event.seq != expected {
+                broken(format!("event {expected} is missing (found {} next)", event.seq))
+            } else if event.prev_hash != verification.last_hash {
+                broken("its prev_hash does not match the previous event's hash: an event before it was removed or reordered".into())
+            } else if event.compute_hash() != event.hash {
+                broken("its contents do not match its hash: the event was edited".into())
+            } else {
+                None
+            };
+            if verification.first_broken.is_some() {
+                break;
+            }
+            verification.events += 1;
+            verification.last_hash = event.hash;
+        }
+    });
+    Ok(verification)
+}
