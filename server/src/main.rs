@@ -1,8 +1,11 @@
-//! The `meshport` command: `serve`, `migrate` and `dev`.
+//! The `meshport` command: `serve`, `migrate`, `dev` and `audit`.
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use meshport_server::audit::{self, export::Format, export::Period};
 use meshport_server::config::{Config, LogFormat};
 use meshport_server::{dev, open_store, serve, telemetry};
 
@@ -25,6 +28,29 @@ enum Command {
     Migrate,
     /// Run the local demo: an OpenBao dev server, a local GitOps repository, SQLite, the portal.
     Dev,
+    /// Check or export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; exit 1 naming the first event that does not fit.
+    Verify,
+    /// Write the events of a period to standard output, streamed.
+    Export {
+        /// First instant included, RFC 3339 (for example 2026-11-01T00:00:00Z). Default: the start.
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        /// First instant excluded, RFC 3339. Default: now.
+        #[arg(long)]
+        to: Option<DateTime<Utc>>,
+        /// csv, jsonl or ocsf (OCSF 6003 API Activity as JSON Lines).
+        #[arg(long, default_value = "jsonl")]
+        format: Format,
+    },
 }
 
 #[tokio::main]
@@ -46,6 +72,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve => serve(config).await,
         Command::Migrate => open_store(&config).await.map(|_| tracing::info!("schema up to date")),
         Command::Dev => dev::run(config).await,
+        Command::Audit { command } => run_audit(&config, command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -54,4 +81,32 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
+    use std::io::Write;
+    let store = open_store(config).await?;
+    match command {
+        AuditCommand::Verify => {
+            let verification = audit::verify(&store).await?;
+            println!("{}", serde_json::to_string_pretty(&verification)?);
+            if let Some(broken) = verification.first_broken {
+                anyhow::bail!(
+                    "the audit trail is broken at event {}: {}",
+                    broken.seq,
+                    broken.reason
+                );
+            }
+        }
+        AuditCommand::Export { from, to, format } => {
+            let mut chunks = audit::export::stream(store.clone(), Period { from, to }, format);
+            let mut out = std::io::stdout().lock();
+            while let Some(chunk) = chunks.recv().await {
+                out.write_all(&chunk?).context("could not write the export")?;
+            }
+            out.flush()?;
+        }
+    }
+    store.close().await;
+    Ok(())
 }

@@ -3,6 +3,8 @@
 //! canonical encoding, which includes the previous event's hash), the table refuses UPDATE and
 //! DELETE, and [`verify`] recomputes the chain and names the first event that does not fit.
 
+pub mod export;
+
 use chrono::{SecondsFormat, Utc};
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -181,7 +183,7 @@ impl AuditEvent {
     }
 }
 
-const EVENT_COLUMNS: &str = "seq, id, occurred_at, actor_user_id, actor_subject, actor_email, \
+pub(crate) const EVENT_COLUMNS: &str = "seq, id, occurred_at, actor_user_id, actor_subject, actor_email, \
     actor_roles, action, target_kind, target_namespace, target_name, request_id, details, \
     outcome, prev_hash, hash";
 

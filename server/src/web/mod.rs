@@ -1,6 +1,7 @@
 //! The HTTP layer: the axum router with the Leptos pages and server functions, health
 //! endpoints, compression and request tracing, and graceful shutdown.
 
+mod audit;
 mod health;
 pub mod security;
 
@@ -120,6 +121,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/api/audit/export", get(audit::export_events))
+        .route("/api/audit/verify", get(audit::verify_chain))
         .merge(crate::identity::routes(state.identity.clone()))
         .leptos_routes_with_context(
             &state,

@@ -601,3 +601,47 @@ async fn an_idle_session_ends_at_its_deadline() {
         .unwrap();
     assert_eq!(whoami(&meshport.app, &mut jar).await, Value::Null);
 }
+
+#[tokio::test]
+async fn auditors_download_the_trail_and_others_cannot() {
+    let dev = meshport_with(true, |_| {}).await;
+    let demo = |role: &str| {
+        let role = role.to_owned();
+        let app = dev.app.clone();
+        async move {
+            let mut jar = Jar::default();
+            let request = Request::post("/auth/demo")
+                .header("sec-fetch-site", "same-origin")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            send(&app, &mut jar, request, Body::from(format!("role={role}"))).await;
+            jar
+        }
+    };
+    let download =
+        |format: &str| Request::get(format!("/api/audit/export?format={format}&from=2020-01-01"));
+    let answer = send(&dev.app, &mut Jar::default(), download("csv"), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let answer = send(&dev.app, &mut demo("developer").await, download("csv"), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+
+    let mut auditor = demo("auditor").await;
+    let answer = send(&dev.app, &mut auditor, download("csv"), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(answer.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
+    assert!(answer.headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains("attachment"));
+    let rows: Vec<csv::StringRecord> =
+        csv::Reader::from_reader(answer.body.as_bytes()).records().map(Result::unwrap).collect();
+    let actions: Vec<&str> = rows.iter().map(|r| &r[7]).collect();
+    assert_eq!(
+        actions,
+        ["sign_in", "sign_in", "export_performed"],
+        "the export itself is recorded"
+    );
+
+    let answer = send(&dev.app, &mut auditor, download("xml"), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let answer =
+        send(&dev.app, &mut auditor, Request::get("/api/audit/verify"), Body::empty()).await;
+    assert_eq!(answer.json()["first_broken"], Value::Null);
+    assert_eq!(answer.json()["events"], 3);
+}
