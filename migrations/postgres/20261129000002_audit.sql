@@ -25,7 +25,7 @@ CREATE INDEX audit_events_by_request ON audit_events (request_id);
 
 CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'audit_events is append-only';
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
 END;
 $$;
 
@@ -43,3 +43,16 @@ CREATE TABLE audit_head (
 );
 INSERT INTO audit_head (id, seq, hash)
 VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+-- Signed checkpoints: an Ed25519 signature over the chain's hash at `seq`, so that cutting off
+-- the newest events (which leaves a valid but shorter chain) is detected too.
+CREATE TABLE audit_checkpoints (
+    seq        BIGINT PRIMARY KEY,
+    hash       TEXT NOT NULL,
+    signed_at  TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    signature  TEXT NOT NULL
+);
+
+CREATE TRIGGER audit_checkpoints_no_update_or_delete BEFORE UPDATE OR DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();

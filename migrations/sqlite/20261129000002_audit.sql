@@ -41,3 +41,23 @@ CREATE TABLE audit_head (
 );
 INSERT INTO audit_head (id, seq, hash)
 VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+-- Signed checkpoints: an Ed25519 signature over the chain's hash at `seq`, so that cutting off
+-- the newest events (which leaves a valid but shorter chain) is detected too.
+CREATE TABLE audit_checkpoints (
+    seq        INTEGER PRIMARY KEY NOT NULL,
+    hash       TEXT NOT NULL,
+    signed_at  TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    signature  TEXT NOT NULL
+);
+
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'audit_checkpoints is append-only');
+END;
+
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'audit_checkpoints is append-only');
+END;

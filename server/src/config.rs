@@ -20,7 +20,7 @@ pub const ENV_PREFIX: &str = "MESHPORT_";
 /// The top-level keys of [`Config`]. Only `MESHPORT_*` variables naming one of them are read, so
 /// other variables with the prefix (the scripts' and tests' own) are not taken for typos, while
 /// an unknown key in the file or under a known section is refused.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "listen",
     "public_url",
     "data_dir",
@@ -31,6 +31,7 @@ const KEYS: [&str; 11] = [
     "gitops",
     "onboarding",
     "identity",
+    "audit",
     "dev",
 ];
 
@@ -58,6 +59,8 @@ pub struct Config {
     pub onboarding: OnboardingConfig,
     /// Sign-in through the company's OpenID Connect provider, sessions and roles.
     pub identity: IdentityConfig,
+    /// The audit trail's signed checkpoints.
+    pub audit: AuditConfig,
     /// Settings of `meshport dev` only.
     pub dev: DevConfig,
 }
@@ -132,6 +135,25 @@ pub struct IdentityConfig {
     pub token_days: u32,
 }
 
+/// The audit trail's signed checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Ed25519 key (base64 of its 32-byte seed) signing checkpoints. Default: none (`meshport
+    /// dev` keeps one in `<data_dir>/audit-signing.key`; `serve` then signs no checkpoints).
+    pub signing_key: Option<SecretString>,
+    /// Sign a checkpoint after this many new events. Default 100.
+    pub checkpoint_every: u32,
+    /// Sign a checkpoint at least this often while there are new events. Default 60.
+    pub checkpoint_minutes: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { signing_key: None, checkpoint_every: 100, checkpoint_minutes: 60 }
+    }
+}
+
 /// What services may ask for when they join the mesh.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -185,6 +207,7 @@ impl Default for Config {
             gitops: GitopsConfig::default(),
             onboarding: OnboardingConfig::default(),
             identity: IdentityConfig::default(),
+            audit: AuditConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -412,6 +435,11 @@ impl Config {
             cluster_domain: self.onboarding.cluster_domain.clone(),
             vault_port: self.vault.agent_port,
         }
+    }
+
+    /// Where `meshport dev` keeps its audit checkpoint key when none is configured.
+    pub fn dev_audit_key_file(&self) -> PathBuf {
+        self.data_dir.join("audit-signing.key")
     }
 
     /// Where `meshport dev` keeps its local bare GitOps repository.

@@ -60,6 +60,17 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     let vault = Arc::new(Vault::new(&config.vault)?);
     let state = web::AppState::new(&config, store.clone(), vault, demo).await?;
     state.sessions.spawn_cleanup(std::time::Duration::from_secs(600));
+    match &state.audit_key {
+        Some(key) => audit::checkpoint::spawn(
+            store.clone(),
+            key.clone(),
+            config.audit.checkpoint_every.max(1),
+            std::time::Duration::from_secs(u64::from(config.audit.checkpoint_minutes.max(1)) * 60),
+        ),
+        None => tracing::warn!(
+            "audit.signing_key is not set: no signed checkpoints, so a cut-off tail of the audit trail would go unnoticed"
+        ),
+    }
     if state.identity.demo {
         tracing::warn!(
             "demo sign-ins are enabled (meshport dev on loopback); never use this for real work"

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use meshport_server::audit::checkpoint::CheckpointKey;
 use meshport_server::audit::{self, export::Format, export::Period};
 use meshport_server::config::{Config, LogFormat};
 use meshport_server::{dev, open_store, serve, telemetry};
@@ -37,8 +38,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Recompute the hash chain; exit 1 naming the first event that does not fit.
+    /// Recompute the hash chain and the checkpoint signatures; exit 1 naming the first event
+    /// that does not fit.
     Verify,
+    /// Print the public key that verifies the audit checkpoints (base64 Ed25519).
+    PublicKey,
     /// Write the events of a period to standard output, streamed.
     Export {
         /// First instant included, RFC 3339 (for example 2026-11-01T00:00:00Z). Default: the start.
@@ -87,8 +91,10 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
     use std::io::Write;
     let store = open_store(config).await?;
     match command {
+        AuditCommand::PublicKey => println!("{}", audit_key(config)?.public_key()),
         AuditCommand::Verify => {
-            let verification = audit::verify(&store).await?;
+            let trusted = audit_key(config).ok().map(|key| key.public_key());
+            let verification = audit::verify(&store, trusted.as_deref()).await?;
             println!("{}", serde_json::to_string_pretty(&verification)?);
             if let Some(broken) = verification.first_broken {
                 anyhow::bail!(
@@ -109,4 +115,15 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
     }
     store.close().await;
     Ok(())
+}
+
+/// The configured checkpoint key, or the one `meshport dev` keeps in the data folder.
+fn audit_key(config: &Config) -> anyhow::Result<CheckpointKey> {
+    match &config.audit.signing_key {
+        Some(seed) => CheckpointKey::from_base64(seed),
+        None if config.dev_audit_key_file().exists() => {
+            CheckpointKey::load_or_create(&config.dev_audit_key_file())
+        }
+        None => anyhow::bail!("no audit signing key: set audit.signing_key"),
+    }
 }

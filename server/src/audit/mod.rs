@@ -3,6 +3,7 @@
 //! canonical encoding, which includes the previous event's hash), the table refuses UPDATE and
 //! DELETE, and [`verify`] recomputes the chain and names the first event that does not fit.
 
+pub mod checkpoint;
 pub mod export;
 
 use chrono::{SecondsFormat, Utc};
@@ -247,6 +248,8 @@ pub struct Verification {
     pub events: u64,
     /// The hash of the last event (the genesis hash when there are none).
     pub last_hash: String,
+    /// Signed checkpoints checked.
+    pub checkpoints: u64,
     /// The first event that breaks the chain, and why.
     pub first_broken: Option<BrokenEvent>,
 }
@@ -260,32 +263,65 @@ pub struct BrokenEvent {
 }
 
 /// Recomputes the whole chain in sequence order, streaming (constant memory), and stops at the
-/// first event whose number, link or hash is wrong.
+/// first event whose number, link or hash is wrong, or that differs from a signed checkpoint.
+/// Checkpoint signatures are checked against `trusted_key` (base64 Ed25519), or, without one,
+/// against the key each checkpoint names. A checkpoint past the last event shows a cut tail.
 #[tracing::instrument(skip_all)]
-pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
+pub async fn verify(store: &Store, trusted_key: Option<&str>) -> Result<Verification, StoreError> {
+    let checkpoints = checkpoint::all(store).await?;
+    let mut verification = Verification {
+        events: 0,
+        last_hash: GENESIS_HASH.to_owned(),
+        checkpoints: checkpoints.len() as u64,
+        first_broken: None,
+    };
+    let broken = |seq: i64, reason: String| Some(BrokenEvent { seq, reason });
+    for point in &checkpoints {
+        let key = trusted_key.unwrap_or(&point.public_key);
+        if !checkpoint::signature_is_valid(point, key) {
+            verification.first_broken = broken(
+                point.seq,
+                format!(
+                    "the checkpoint signed at {} does not carry a valid signature of meshport's key",
+                    point.signed_at
+                ),
+            );
+            return Ok(verification);
+        }
+    }
+    let signed: std::collections::HashMap<i64, &checkpoint::Checkpoint> =
+        checkpoints.iter().map(|c| (c.seq, c)).collect();
     let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events ORDER BY seq");
-    let mut verification =
-        Verification { events: 0, last_hash: GENESIS_HASH.to_owned(), first_broken: None };
     on_pool!(store, pool => {
         let mut rows = sqlx::query_as::<_, AuditEvent>(&sql).fetch(pool);
         while let Some(event) = rows.try_next().await? {
             let expected = verification.events as i64 + 1;
-            let broken = |reason: String| Some(BrokenEvent { seq: expected, reason });
             verification.first_broken = if event.seq != expected {
-                broken(format!("event {expected} is missing (found {} next)", event.seq))
+                broken(expected, format!("event {expected} is missing (found {} next)", event.seq))
             } else if event.prev_hash != verification.last_hash {
-                broken("its prev_hash does not match the previous event's hash: an event before it was removed or reordered".into())
+                broken(expected, "its prev_hash does not match the previous event's hash: an event before it was removed or reordered".into())
             } else if event.compute_hash() != event.hash {
-                broken("its contents do not match its hash: the event was edited".into())
+                broken(expected, "its contents do not match its hash: the event was edited".into())
+            } else if signed.get(&event.seq).is_some_and(|c| c.hash != event.hash) {
+                broken(expected, "its hash differs from the signed checkpoint: the chain was rewritten".into())
             } else {
                 None
             };
             if verification.first_broken.is_some() {
-                break;
+                return Ok(verification);
             }
             verification.events += 1;
             verification.last_hash = event.hash;
         }
     });
+    if let Some(last) = checkpoints.last().filter(|c| c.seq > verification.events as i64) {
+        verification.first_broken = broken(
+            verification.events as i64 + 1,
+            format!(
+                "events after {} were removed: the checkpoint signed at {} covers event {}",
+                verification.events, last.signed_at, last.seq
+            ),
+        );
+    }
     Ok(verification)
 }

@@ -43,6 +43,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     tracing::info!(repo = %repo.display(), created, "local GitOps repository ready");
     config.gitops.repo_url = Some(repo.display().to_string());
 
+    if config.audit.signing_key.is_none() {
+        let key =
+            crate::audit::checkpoint::CheckpointKey::load_or_create(&config.dev_audit_key_file())
+                .context("could not read or create the dev audit signing key")?;
+        config.audit.signing_key = Some(key.seed_base64());
+    }
+
     let served = crate::serve_with(config, true).await;
     tokio::task::spawn_blocking(move || openbao.stop()).await?;
     served

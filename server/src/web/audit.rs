@@ -113,7 +113,8 @@ pub async fn verify_chain(
     if let Err(response) = auditor(principal) {
         return response;
     }
-    match audit::verify(&state.store).await {
+    let trusted = state.audit_key.as_ref().map(|key| key.public_key());
+    match audit::verify(&state.store, trusted.as_deref()).await {
         Ok(verification) => axum::Json(verification).into_response(),
         Err(error_) => {
             tracing::error!(error = %error_, "could not verify the audit trail");

@@ -22,6 +22,7 @@ use tracing::Level;
 
 pub use health::DependencyProbe;
 
+use crate::audit::checkpoint::CheckpointKey;
 use crate::config::Config;
 use crate::identity::session::{self, Sessions};
 use crate::identity::{Accounts, Identity};
@@ -51,6 +52,8 @@ pub struct AppState {
     pub requests: Arc<dyn RequestService>,
     /// API tokens, for the server functions.
     pub accounts: Arc<dyn AccountService>,
+    /// Signs audit checkpoints; its public key is what `verify` trusts.
+    pub audit_key: Option<CheckpointKey>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -75,7 +78,10 @@ impl AppState {
             &identity.public_url,
             identity.oidc.as_ref().map(|o| o.issuer()),
         ));
+        let audit_key =
+            config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
         Ok(Self {
+            audit_key,
             leptos_options: crate::leptos_options(config),
             requests: Arc::new(Requests { store: store.clone(), rules: config.onboarding_rules() }),
             accounts: Arc::new(Accounts {

@@ -2,6 +2,7 @@
 //! `verify` names the first event that was edited, removed or moved by someone who got past the
 //! triggers (a database administrator).
 
+use meshport_server::audit::checkpoint::{self, CheckpointKey};
 use meshport_server::audit::export::{self, Format, Period};
 use meshport_server::audit::{
     self, Action, Actor, AuditEvent, GENESIS_HASH, NewEvent, Outcome, Target, Verification,
@@ -20,6 +21,9 @@ on_both_backends!(
     csv_parses_back_identically,
     jsonl_and_ocsf_carry_every_event,
     a_period_selects_its_events,
+    checkpoints_come_every_n_events_or_when_stale,
+    a_cut_tail_is_named_by_the_signed_checkpoint,
+    a_checkpoint_signed_by_another_key_is_refused,
 );
 
 async fn record(store: &Store, n: usize) {
@@ -59,11 +63,16 @@ async fn drop_protection(store: &Store) {
 
 async fn events_chain_and_verify(db: TestDatabase) {
     assert_eq!(
-        audit::verify(&db.store).await.unwrap(),
-        Verification { events: 0, last_hash: GENESIS_HASH.into(), first_broken: None }
+        audit::verify(&db.store, None).await.unwrap(),
+        Verification {
+            events: 0,
+            last_hash: GENESIS_HASH.into(),
+            checkpoints: 0,
+            first_broken: None
+        }
     );
     record(&db.store, 5).await;
-    let verification = audit::verify(&db.store).await.unwrap();
+    let verification = audit::verify(&db.store, None).await.unwrap();
     assert_eq!((verification.events, verification.first_broken), (5, None));
     assert_ne!(verification.last_hash, GENESIS_HASH);
 }
@@ -79,7 +88,7 @@ async fn the_table_refuses_update_and_delete(db: TestDatabase) {
     if let Store::Postgres(_) = db.store {
         assert!(execute(&db.store, "TRUNCATE audit_events").await.is_err());
     }
-    assert_eq!(audit::verify(&db.store).await.unwrap().events, 2);
+    assert_eq!(audit::verify(&db.store, None).await.unwrap().events, 2);
 }
 
 async fn an_edited_event_is_named(db: TestDatabase) {
@@ -88,7 +97,7 @@ async fn an_edited_event_is_named(db: TestDatabase) {
     execute(&db.store, "UPDATE audit_events SET details = '{\"step\":99}' WHERE seq = 3")
         .await
         .unwrap();
-    let broken = audit::verify(&db.store).await.unwrap().first_broken.expect("detected");
+    let broken = audit::verify(&db.store, None).await.unwrap().first_broken.expect("detected");
     assert_eq!(broken.seq, 3);
     assert!(broken.reason.contains("edited"), "{}", broken.reason);
 }
@@ -97,7 +106,7 @@ async fn a_removed_event_is_named(db: TestDatabase) {
     record(&db.store, 4).await;
     drop_protection(&db.store).await;
     execute(&db.store, "DELETE FROM audit_events WHERE seq = 2").await.unwrap();
-    let broken = audit::verify(&db.store).await.unwrap().first_broken.expect("detected");
+    let broken = audit::verify(&db.store, None).await.unwrap().first_broken.expect("detected");
     assert_eq!(broken.seq, 2);
     assert!(broken.reason.contains("missing"), "{}", broken.reason);
 }
@@ -113,7 +122,7 @@ async fn reordered_events_are_named(db: TestDatabase) {
     ] {
         execute(&db.store, sql).await.unwrap();
     }
-    let broken = audit::verify(&db.store).await.unwrap().first_broken.expect("detected");
+    let broken = audit::verify(&db.store, None).await.unwrap().first_broken.expect("detected");
     assert_eq!(broken.seq, 2);
 }
 
@@ -199,4 +208,74 @@ async fn a_period_selects_its_events(db: TestDatabase) {
     let after = exported(&db.store, Period { from: Some(middle), to: None }, Format::Jsonl).await;
     let before = exported(&db.store, Period { from: None, to: Some(middle) }, Format::Jsonl).await;
     assert_eq!((count(before), count(after)), (2, 3));
+}
+
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+async fn checkpoints_come_every_n_events_or_when_stale(db: TestDatabase) {
+    let key = CheckpointKey::generate().unwrap();
+    record(&db.store, 2).await;
+    // The first checkpoint is due at once (there is no earlier one to be recent).
+    let first = checkpoint::sign_if_due(&db.store, &key, 3, HOUR).await.unwrap().expect("due");
+    assert_eq!(first.seq, 2);
+    assert!(checkpoint::signature_is_valid(&first, &key.public_key()));
+    record(&db.store, 2).await;
+    assert_eq!(checkpoint::sign_if_due(&db.store, &key, 3, HOUR).await.unwrap(), None, "2 of 3");
+    record(&db.store, 1).await;
+    assert_eq!(
+        checkpoint::sign_if_due(&db.store, &key, 3, HOUR).await.unwrap().map(|c| c.seq),
+        Some(5)
+    );
+    record(&db.store, 1).await;
+    let stale = std::time::Duration::ZERO;
+    assert_eq!(
+        checkpoint::sign_if_due(&db.store, &key, 100, stale).await.unwrap().map(|c| c.seq),
+        Some(6)
+    );
+    assert_eq!(
+        checkpoint::sign_if_due(&db.store, &key, 100, stale).await.unwrap(),
+        None,
+        "nothing new"
+    );
+    let verification = audit::verify(&db.store, Some(&key.public_key())).await.unwrap();
+    assert_eq!(
+        (verification.events, verification.checkpoints, verification.first_broken),
+        (6, 3, None)
+    );
+    let error = execute(&db.store, "DELETE FROM audit_checkpoints").await.expect_err("append-only");
+    assert!(error.to_string().contains("append-only"));
+}
+
+async fn a_cut_tail_is_named_by_the_signed_checkpoint(db: TestDatabase) {
+    let key = CheckpointKey::generate().unwrap();
+    record(&db.store, 5).await;
+    checkpoint::sign_if_due(&db.store, &key, 1, HOUR).await.unwrap().expect("signed at 5");
+    record(&db.store, 2).await;
+    drop_protection(&db.store).await;
+    // Without the checkpoint, a chain cut after event 3 would still look whole.
+    execute(&db.store, "DELETE FROM audit_events WHERE seq > 3").await.unwrap();
+    let broken = audit::verify(&db.store, Some(&key.public_key()))
+        .await
+        .unwrap()
+        .first_broken
+        .expect("detected");
+    assert_eq!(broken.seq, 4);
+    assert!(broken.reason.contains("removed"), "{}", broken.reason);
+}
+
+async fn a_checkpoint_signed_by_another_key_is_refused(db: TestDatabase) {
+    let (ours, theirs) = (CheckpointKey::generate().unwrap(), CheckpointKey::generate().unwrap());
+    record(&db.store, 2).await;
+    checkpoint::sign_if_due(&db.store, &theirs, 1, HOUR).await.unwrap().expect("signed");
+    let broken = audit::verify(&db.store, Some(&ours.public_key()))
+        .await
+        .unwrap()
+        .first_broken
+        .expect("refused");
+    assert!(broken.reason.contains("signature"), "{}", broken.reason);
+    assert_eq!(
+        audit::verify(&db.store, None).await.unwrap().first_broken,
+        None,
+        "self-consistent without a trusted key"
+    );
 }

@@ -425,7 +425,7 @@ async fn forged_server_function_calls_are_refused_and_change_nothing() {
         !trail.iter().any(|(a, ..)| a == "request_rejected"),
         "refused attempts change nothing"
     );
-    let verification = meshport_server::audit::verify(&meshport.store).await.unwrap();
+    let verification = meshport_server::audit::verify(&meshport.store, None).await.unwrap();
     assert_eq!((verification.events, verification.first_broken), (trail.len() as u64, None));
 }
 
