@@ -41,6 +41,12 @@ enum AuditCommand {
     /// Recompute the hash chain and the checkpoint signatures; exit 1 naming the first event
     /// that does not fit.
     Verify,
+    /// Write the change-evidence report (one row per request) to standard output.
+    Evidence {
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv")]
+        format: Format,
+    },
     /// Print the public key that verifies the audit checkpoints (base64 Ed25519).
     PublicKey,
     /// Write the events of a period to standard output, streamed.
@@ -91,6 +97,11 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
     use std::io::Write;
     let store = open_store(config).await?;
     match command {
+        AuditCommand::Evidence { format } => {
+            let rows = audit::evidence::rows(&store).await?;
+            let body = audit::evidence::encode(&rows, format).map_err(anyhow::Error::msg)?;
+            std::io::stdout().write_all(&body)?;
+        }
         AuditCommand::PublicKey => println!("{}", audit_key(config)?.public_key()),
         AuditCommand::Verify => {
             let trusted = audit_key(config).ok().map(|key| key.public_key());

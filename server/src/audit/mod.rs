@@ -4,6 +4,7 @@
 //! DELETE, and [`verify`] recomputes the chain and names the first event that does not fit.
 
 pub mod checkpoint;
+pub mod evidence;
 pub mod export;
 
 use chrono::{SecondsFormat, Utc};

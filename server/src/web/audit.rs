@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use crate::audit::evidence;
 use crate::audit::export::{self, Format, Period};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
 
@@ -104,6 +105,48 @@ pub async fn export_events(
         body,
     )
         .into_response()
+}
+
+pub async fn evidence_report(
+    State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+    Query(query): Query<ExportQuery>,
+) -> Response {
+    if let Err(response) = auditor(principal) {
+        return response;
+    }
+    let format: Format = match query.format.as_deref().unwrap_or("csv").parse() {
+        Ok(format) => format,
+        Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &message),
+    };
+    let rows = match evidence::rows(&state.store).await {
+        Ok(rows) => rows,
+        Err(error_) => {
+            tracing::error!(error = %error_, "could not build the evidence report");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "The report could not be built.",
+            );
+        }
+    };
+    match evidence::encode(&rows, format) {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, format.content_type().to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"meshport-change-evidence.{}\"",
+                        format.extension()
+                    ),
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(message) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &message),
+    }
 }
 
 pub async fn verify_chain(

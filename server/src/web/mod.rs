@@ -129,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/api/audit/export", get(audit::export_events))
         .route("/api/audit/verify", get(audit::verify_chain))
+        .route("/api/audit/evidence", get(audit::evidence_report))
         .merge(crate::identity::routes(state.identity.clone()))
         .leptos_routes_with_context(
             &state,

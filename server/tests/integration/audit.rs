@@ -24,6 +24,7 @@ on_both_backends!(
     checkpoints_come_every_n_events_or_when_stale,
     a_cut_tail_is_named_by_the_signed_checkpoint,
     a_checkpoint_signed_by_another_key_is_refused,
+    evidence_flags_self_approval_and_approval_after_merge,
 );
 
 async fn record(store: &Store, n: usize) {
@@ -278,4 +279,61 @@ async fn a_checkpoint_signed_by_another_key_is_refused(db: TestDatabase) {
         None,
         "self-consistent without a trusted key"
     );
+}
+
+async fn evidence_flags_self_approval_and_approval_after_merge(db: TestDatabase) {
+    use app::onboarding::RequestStatus;
+    use meshport_server::store::{NewOnboardingRequest, NewUser};
+    let mut tx = db.store.begin().await.unwrap();
+    let person = |subject: &'static str| NewUser {
+        issuer: "https://idp.example",
+        subject,
+        email: if subject == "dana" { "dana@shop.example" } else { "alex@shop.example" },
+        display_name: subject,
+    };
+    let dana = tx.upsert_user(&person("dana")).await.unwrap();
+    let alex = tx.upsert_user(&person("alex")).await.unwrap();
+    let spec = json!({});
+    let request = tx
+        .create_request(&NewOnboardingRequest {
+            service_name: "cart",
+            namespace: "prod-app",
+            team: "cart",
+            requested_by: dana.id,
+            justification: "why, \"really\"",
+            spec: &spec,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    for (action, details) in [
+        (Action::PullRequestOpened, json!({ "url": "https://git.example/shop/gitops/pull/7" })),
+        (Action::PullRequestMerged, json!({ "commit_sha": "0123abcd" })),
+    ] {
+        let event = NewEvent {
+            actor: Actor::system(),
+            action,
+            target: Target::new("service", "prod-app", "cart"),
+            request_id: Some(request.id),
+            details,
+            outcome: Outcome::Success,
+        };
+        audit::record_alone(&db.store, event).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(tx.decide_request(request.id, alex.id, RequestStatus::Approved, None).await.unwrap());
+    tx.commit().await.unwrap();
+    let rows = audit::evidence::rows(&db.store).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(
+        (row.pr_url.as_str(), row.commit_sha.as_str()),
+        ("https://git.example/shop/gitops/pull/7", "0123abcd")
+    );
+    assert!(row.approved_after_merge, "approval dated after the merge is flagged");
+    assert!(!row.approver_is_requester);
+    // Someone edits the table to approve their own request: the report shows it.
+    execute(&db.store, "UPDATE onboarding_requests SET decided_by = requested_by").await.unwrap();
+    assert!(audit::evidence::rows(&db.store).await.unwrap()[0].approver_is_requester);
 }

@@ -425,6 +425,22 @@ async fn forged_server_function_calls_are_refused_and_change_nothing() {
         !trail.iter().any(|(a, ..)| a == "request_rejected"),
         "refused attempts change nothing"
     );
+    let evidence = meshport_server::audit::evidence::rows(&meshport.store).await.unwrap();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(
+        (evidence[0].requested_by.as_str(), evidence[0].decided_by.as_str()),
+        ("alex@shop.example", "blake@shop.example")
+    );
+    assert_eq!(evidence[0].outcome, "approved");
+    assert!(!evidence[0].approver_is_requester && !evidence[0].approved_after_merge);
+    let csv_report = meshport_server::audit::evidence::encode(
+        &evidence,
+        meshport_server::audit::export::Format::Csv,
+    )
+    .unwrap();
+    let parsed: Vec<csv::StringRecord> =
+        csv::Reader::from_reader(csv_report.as_slice()).records().map(Result::unwrap).collect();
+    assert_eq!((parsed.len(), &parsed[0][0]), (1, id.as_str()));
     let verification = meshport_server::audit::verify(&meshport.store, None).await.unwrap();
     assert_eq!((verification.events, verification.first_broken), (trail.len() as u64, None));
 }
