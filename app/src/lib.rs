@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod account;
+pub mod audit;
 pub mod onboarding;
 pub mod pages;
 pub mod platform;
@@ -67,6 +68,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=pages::NotFound>
                     <Route path=StaticSegment("") view=pages::HomePage />
                     <Route path=StaticSegment("signin") view=pages::SignInPage />
+                    <Route path=StaticSegment("audit") view=pages::AuditPage />
                 </Routes>
             </main>
         </Router>

@@ -66,6 +66,19 @@ test('a developer signs in at the identity provider, sees name and role, and sig
   await context.close();
 });
 
+test('an auditor sees the verified trail and downloads it', async () => {
+  const context = await browser.newContext({ acceptDownloads: true });
+  const page = await context.newPage();
+  await page.goto(`${base}/signin`);
+  await page.click('button[data-demo-role="auditor"]');
+  await page.waitForURL(`${base}/`);
+  await page.goto(`${base}/audit`);
+  assert.match(await page.locator('#audit-status').innerText(), /^Intact: \d+ events/);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-csv')]);
+  assert.match(download.suggestedFilename(), /^meshport-audit-.*\.csv$/);
+  await context.close();
+});
+
 test('meshport dev offers demo identities behind a visible banner', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();

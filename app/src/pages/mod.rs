@@ -1,8 +1,10 @@
 //! The pages of the portal, one module each.
 
+mod audit;
 mod home;
 mod signin;
 
+pub use audit::AuditPage;
 pub use home::HomePage;
 pub use signin::{AccountMenu, DemoBanner, SignInPage};
 

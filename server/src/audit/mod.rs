@@ -6,6 +6,9 @@
 pub mod checkpoint;
 pub mod evidence;
 pub mod export;
+mod overview;
+
+pub use overview::AuditReader;
 
 use chrono::{SecondsFormat, Utc};
 use futures_util::TryStreamExt;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use app::account::AvailableSignIns;
 use app::account::ssr::AccountService;
+use app::audit::ssr::AuditService;
 use app::platform::ssr::ReadinessProbe;
 use app::requests::ssr::RequestService;
 use axum::Router;
@@ -22,6 +23,7 @@ use tracing::Level;
 
 pub use health::DependencyProbe;
 
+use crate::audit::AuditReader;
 use crate::audit::checkpoint::CheckpointKey;
 use crate::config::Config;
 use crate::identity::session::{self, Sessions};
@@ -54,6 +56,8 @@ pub struct AppState {
     pub accounts: Arc<dyn AccountService>,
     /// Signs audit checkpoints; its public key is what `verify` trusts.
     pub audit_key: Option<CheckpointKey>,
+    /// The audit trail, for the `/audit` page.
+    pub audit: Arc<dyn AuditService>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -81,6 +85,10 @@ impl AppState {
         let audit_key =
             config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
         Ok(Self {
+            audit: Arc::new(AuditReader {
+                store: store.clone(),
+                trusted_key: audit_key.as_ref().map(CheckpointKey::public_key),
+            }),
             audit_key,
             leptos_options: crate::leptos_options(config),
             requests: Arc::new(Requests { store: store.clone(), rules: config.onboarding_rules() }),
@@ -103,6 +111,7 @@ impl AppState {
         provide_context(self.readiness.clone());
         provide_context(self.requests.clone());
         provide_context(self.accounts.clone());
+        provide_context(self.audit.clone());
         provide_context(AvailableSignIns {
             oidc: self.identity.oidc.is_some(),
             demo: self.identity.demo,

@@ -654,10 +654,20 @@ async fn auditors_download_the_trail_and_others_cannot() {
         "the export itself is recorded"
     );
 
+    let page = send(&dev.app, &mut auditor, Request::get("/audit"), Body::empty()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Intact: 3 events"), "{}", page.body);
+    let mut developer = demo("developer").await;
+    let refused = server_fn(&dev.app, &mut developer, "audit_overview", json!({})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let evidence = send(&dev.app, &mut auditor, Request::get("/api/audit/evidence?format=csv"), Body::empty()).await;
+    assert_eq!(evidence.status, StatusCode::OK);
+    assert!(evidence.body.starts_with("request_id,namespace,service"), "{}", evidence.body);
+
     let answer = send(&dev.app, &mut auditor, download("xml"), Body::empty()).await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     let answer =
         send(&dev.app, &mut auditor, Request::get("/api/audit/verify"), Body::empty()).await;
     assert_eq!(answer.json()["first_broken"], Value::Null);
-    assert_eq!(answer.json()["events"], 3);
+    assert_eq!(answer.json()["events"], 4, "three, and the developer's sign-in");
 }
