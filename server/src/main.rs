@@ -116,6 +116,21 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
             }
         }
         AuditCommand::Export { from, to, format } => {
+            // The export is evidence too: who (an operator at the command line) and what.
+            let event = audit::NewEvent {
+                actor: audit::Actor {
+                    user_id: None,
+                    subject: "meshport-cli".into(),
+                    email: String::new(),
+                    roles: vec!["operator".into()],
+                },
+                action: audit::Action::ExportPerformed,
+                target: audit::Target::new("audit_trail", "", format.extension()),
+                request_id: None,
+                details: serde_json::json!({ "format": format.extension(), "from": from, "to": to }),
+                outcome: audit::Outcome::Success,
+            };
+            audit::record_alone(&store, event).await?;
             let mut chunks = audit::export::stream(store.clone(), Period { from, to }, format);
             let mut out = std::io::stdout().lock();
             while let Some(chunk) = chunks.recv().await {

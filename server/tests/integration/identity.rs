@@ -660,7 +660,9 @@ async fn auditors_download_the_trail_and_others_cannot() {
     let mut developer = demo("developer").await;
     let refused = server_fn(&dev.app, &mut developer, "audit_overview", json!({})).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
-    let evidence = send(&dev.app, &mut auditor, Request::get("/api/audit/evidence?format=csv"), Body::empty()).await;
+    let evidence =
+        send(&dev.app, &mut auditor, Request::get("/api/audit/evidence?format=csv"), Body::empty())
+            .await;
     assert_eq!(evidence.status, StatusCode::OK);
     assert!(evidence.body.starts_with("request_id,namespace,service"), "{}", evidence.body);
 

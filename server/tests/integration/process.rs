@@ -112,3 +112,50 @@ fn a_bad_configuration_stops_meshport_with_the_key_named() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("adress"), "{stderr}");
 }
+
+#[tokio::test]
+async fn meshport_audit_exports_to_stdout_and_verify_names_a_tampered_event() {
+    use meshport_server::audit::{self, Action, Actor, NewEvent, Outcome, Target};
+    let (url, _folder) = crate::harness::empty_database(crate::harness::Backend::Postgres).await;
+    let store = meshport_server::store::Store::connect(&url.clone().into()).await.unwrap();
+    store.migrate().await.unwrap();
+    for step in 0..3 {
+        let event = NewEvent {
+            actor: Actor::system(),
+            action: Action::ProvisioningStep,
+            target: Target::new("service", "prod-app", "cart"),
+            request_id: None,
+            details: serde_json::json!({ "step": step }),
+            outcome: Outcome::Success,
+        };
+        audit::record_alone(&store, event).await.unwrap();
+    }
+    let meshport = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_meshport"))
+            .args(args)
+            .env("MESHPORT_DATABASE_URL", &url)
+            .env("MESHPORT_DATA_DIR", "/nonexistent-meshport-data")
+            .output()
+            .unwrap()
+    };
+    let export =
+        meshport(&["audit", "export", "--format", "csv", "--from", "2020-01-01T00:00:00Z"]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let rows: Vec<csv::StringRecord> =
+        csv::Reader::from_reader(export.stdout.as_slice()).records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 4, "only CSV on stdout; logs go to stderr");
+    assert_eq!(&rows[3][7], "export_performed", "the export records itself first");
+
+    let verified = meshport(&["audit", "verify"]);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    let meshport_server::store::Store::Postgres(pool) = &store else { unreachable!() };
+    sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER USER").execute(pool).await.unwrap();
+    sqlx::query("UPDATE audit_events SET outcome = 'failure' WHERE seq = 2")
+        .execute(pool)
+        .await
+        .unwrap();
+    let broken = meshport(&["audit", "verify"]);
+    assert_eq!(broken.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(stderr.contains("broken at event 2"), "{stderr}");
+}
