@@ -1,3 +1,9 @@
+-- The roles and teams a user held at their latest sign-in (comma-separated). API tokens act
+-- with the intersection of their own roles and these, so losing a group at the identity
+-- provider takes effect on the owner's tokens at their next sign-in.
+ALTER TABLE users ADD COLUMN roles TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN teams TEXT NOT NULL DEFAULT '';
+
 -- Who decided on a request, when and why (four-eyes: never the requester; enforced in code).
 ALTER TABLE onboarding_requests ADD COLUMN decided_by BLOB REFERENCES users (id);
 ALTER TABLE onboarding_requests ADD COLUMN decided_at TEXT;

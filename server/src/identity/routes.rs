@@ -181,6 +181,10 @@ async fn signed_in(
     let mut tx = identity.store.begin().await?;
     let user = tx.upsert_user(user).await?;
     let principal = principal_of(&user);
+    let join = |names: Vec<&str>| names.join(",");
+    let roles = join(principal.roles.iter().map(|r| r.as_str()).collect());
+    let teams = join(principal.teams.iter().map(String::as_str).collect());
+    tx.set_user_access(user.id, &roles, &teams).await?;
     let details = serde_json::json!({ "method": principal.method, "teams": principal.teams });
     audit::record(&mut tx, session_event(&principal, Action::SignIn, details)).await?;
     tx.commit().await?;

@@ -69,10 +69,15 @@ pub async fn principal_for(store: &Store, token: &str) -> Option<Principal> {
             subject: user.subject,
             email: user.email,
             name: user.display_name,
+            // What the token was given, as far as its owner still holds it.
             roles: split(&record.roles)
+                .filter(|r| split(&user.roles).any(|held| held == *r))
                 .filter_map(|r| Role::ALL.into_iter().find(|role| role.as_str() == r))
                 .collect(),
-            teams: split(&record.teams).map(str::to_owned).collect(),
+            teams: split(&record.teams)
+                .filter(|t| split(&user.teams).any(|held| held == *t))
+                .map(str::to_owned)
+                .collect(),
             method: SignInMethod::ApiToken,
         }),
         Ok(None) => None,

@@ -17,6 +17,10 @@ pub struct User {
     pub display_name: String,
     pub created_at: DateTime<Utc>,
     pub last_login_at: DateTime<Utc>,
+    /// Roles at the latest sign-in, comma-separated.
+    pub roles: String,
+    /// Teams at the latest sign-in, comma-separated.
+    pub teams: String,
 }
 
 /// What a sign-in tells about a person.
@@ -28,7 +32,8 @@ pub struct NewUser<'a> {
     pub display_name: &'a str,
 }
 
-const USER_COLUMNS: &str = "id, issuer, subject, email, display_name, created_at, last_login_at";
+const USER_COLUMNS: &str =
+    "id, issuer, subject, email, display_name, created_at, last_login_at, roles, teams";
 
 impl Store {
     /// The user with this id, if any.
@@ -67,5 +72,24 @@ impl Tx {
             .fetch_one(&mut **conn)
             .await?);
         Ok(user)
+    }
+
+    /// Records the roles and teams (comma-separated) the user holds as of this sign-in.
+    #[tracing::instrument(skip_all)]
+    pub async fn set_user_access(
+        &mut self,
+        id: Uuid,
+        roles: &str,
+        teams: &str,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE users SET roles = $1, teams = $2 WHERE id = $3";
+        on_tx!(self, conn => sqlx::query(sql)
+            .bind(roles)
+            .bind(teams)
+            .bind(id)
+            .execute(&mut **conn)
+            .await
+            .map(drop)?);
+        Ok(())
     }
 }

@@ -484,6 +484,32 @@ async fn api_tokens_carry_a_subset_of_roles_and_stop_working_when_revoked() {
     };
     let answer = send(app, &mut Jar::default(), bearer("list_requests"), Body::empty()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    // It acts as alex the developer while alex is one: it submits for alex's team.
+    let answer = send(
+        app,
+        &mut Jar::default(),
+        bearer("submit_request"),
+        Body::from(cart_request("cart").to_string()),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    // Alex's next sign-in shows no developer group any more: the token loses the role too.
+    let Store::Sqlite(pool) = &meshport.store else { panic!("a SQLite store") };
+    sqlx::query("UPDATE users SET roles = 'platform-admin' WHERE subject = 'alex'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let mut other = cart_request("cart");
+    other["request"]["service"] = json!("cart-two");
+    let answer =
+        send(app, &mut Jar::default(), bearer("submit_request"), Body::from(other.to_string()))
+            .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    sqlx::query("UPDATE users SET roles = 'developer,platform-admin' WHERE subject = 'alex'")
+        .execute(pool)
+        .await
+        .unwrap();
+
     // The token is a developer only: no admin decisions, and it cannot mint tokens.
     let approve =
         json!({ "id": uuid::Uuid::new_v4().to_string(), "decision": "approve", "reason": "" });
