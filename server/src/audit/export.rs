@@ -7,12 +7,11 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures_util::TryStreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{AuditEvent, EVENT_COLUMNS};
-use crate::store::{Store, StoreError, on_pool};
+use super::AuditEvent;
+use crate::store::{Store, StoreError};
 
 /// Chunks are flushed at about this size.
 const CHUNK: usize = 64 * 1024;
@@ -110,22 +109,22 @@ async fn produce(
     sender: &mpsc::Sender<Result<Bytes, StoreError>>,
 ) -> Result<(), StoreError> {
     let stamp = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Micros, true);
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM audit_events WHERE occurred_at >= $1 AND occurred_at < $2 ORDER BY seq"
-    );
     // The stored times are RFC 3339 in one fixed form, so text order is time order.
     let from = period.from.map_or_else(String::new, stamp);
     let to = period.to.map_or_else(|| "~".to_owned(), stamp);
     let mut encoder = Encoder::new(format);
-    on_pool!(store, pool => {
-        let mut rows = sqlx::query_as::<_, AuditEvent>(&sql).bind(&from).bind(&to).fetch(pool);
-        while let Some(event) = rows.try_next().await? {
-            encoder.push(&event);
-            if encoder.buffered() >= CHUNK && sender.send(Ok(encoder.take())).await.is_err() {
-                return Ok(()); // The reader went away (client disconnected).
-            }
+    let mut after = 0;
+    loop {
+        let events = super::page(store, after, &from, &to).await?;
+        let Some(last) = events.last() else { break };
+        after = last.seq;
+        for event in &events {
+            encoder.push(event);
         }
-    });
+        if encoder.buffered() >= CHUNK && sender.send(Ok(encoder.take())).await.is_err() {
+            return Ok(()); // The reader went away (client disconnected).
+        }
+    }
     let rest = encoder.take();
     if !rest.is_empty() {
         let _ = sender.send(Ok(rest)).await;

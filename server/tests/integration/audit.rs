@@ -25,6 +25,7 @@ on_both_backends!(
     a_cut_tail_is_named_by_the_signed_checkpoint,
     a_checkpoint_signed_by_another_key_is_refused,
     evidence_flags_self_approval_and_approval_after_merge,
+    long_trails_are_read_page_by_page,
 );
 
 async fn record(store: &Store, n: usize) {
@@ -336,4 +337,25 @@ async fn evidence_flags_self_approval_and_approval_after_merge(db: TestDatabase)
     // Someone edits the table to approve their own request: the report shows it.
     execute(&db.store, "UPDATE onboarding_requests SET decided_by = requested_by").await.unwrap();
     assert!(audit::evidence::rows(&db.store).await.unwrap()[0].approver_is_requester);
+}
+
+async fn long_trails_are_read_page_by_page(db: TestDatabase) {
+    record(&db.store, 2_100).await;
+    let verification = audit::verify(&db.store, None).await.unwrap();
+    assert_eq!((verification.events, verification.first_broken), (2_100, None));
+    let lines = exported(&db.store, Period::default(), Format::Jsonl).await;
+    let seqs: Vec<i64> = String::from_utf8(lines)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<AuditEvent>(l).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, (1..=2_100).collect::<Vec<_>>(), "every event once, in order, across pages");
+    drop_protection(&db.store).await;
+    execute(&db.store, "UPDATE audit_events SET outcome = 'failure' WHERE seq = 1500")
+        .await
+        .unwrap();
+    assert_eq!(
+        audit::verify(&db.store, None).await.unwrap().first_broken.map(|b| b.seq),
+        Some(1500)
+    );
 }
