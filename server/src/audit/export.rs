@@ -113,12 +113,17 @@ async fn produce(
     let from = period.from.map_or_else(String::new, stamp);
     let to = period.to.map_or_else(|| "~".to_owned(), stamp);
     let mut encoder = Encoder::new(format);
-    let mut after = 0;
+    let Some((first, last)) = super::seq_range(store, &from, &to).await? else {
+        let _ = sender.send(Ok(encoder.take())).await; // The CSV header, for an empty period.
+        return Ok(());
+    };
+    let mut after = first - 1;
     loop {
-        let events = super::page(store, after, &from, &to).await?;
-        let Some(last) = events.last() else { break };
-        after = last.seq;
-        for event in &events {
+        let events = super::page(store, after, last).await?;
+        let Some(newest) = events.last() else { break };
+        after = newest.seq;
+        // A clock step could put an event of another period between the first and last.
+        for event in events.iter().filter(|e| e.occurred_at >= from && e.occurred_at < to) {
             encoder.push(event);
         }
         if encoder.buffered() >= CHUNK && sender.send(Ok(encoder.take())).await.is_err() {
