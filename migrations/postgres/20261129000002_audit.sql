@@ -4,7 +4,7 @@
 CREATE TABLE audit_events (
     seq              BIGINT PRIMARY KEY,
     id               TEXT NOT NULL UNIQUE,
-    occurred_at      TEXT NOT NULL,
+    occurred_at      TEXT COLLATE "C" NOT NULL,
     actor_user_id    TEXT,
     actor_subject    TEXT NOT NULL,
     actor_email      TEXT NOT NULL,
@@ -56,3 +56,5 @@ CREATE TABLE audit_checkpoints (
 
 CREATE TRIGGER audit_checkpoints_no_update_or_delete BEFORE UPDATE OR DELETE ON audit_checkpoints
     FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();

@@ -40,7 +40,12 @@ enum Command {
 enum AuditCommand {
     /// Recompute the hash chain and the checkpoint signatures; exit 1 naming the first event
     /// that does not fit.
-    Verify,
+    Verify {
+        /// The public key checkpoints must be signed with (from `meshport audit public-key`).
+        /// Default: derived from the configured signing key.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
     /// Write the change-evidence report (one row per request) to standard output.
     Evidence {
         /// csv or jsonl.
@@ -54,7 +59,7 @@ enum AuditCommand {
         /// First instant included, RFC 3339 (for example 2026-11-01T00:00:00Z). Default: the start.
         #[arg(long)]
         from: Option<DateTime<Utc>>,
-        /// First instant excluded, RFC 3339. Default: now.
+        /// First instant excluded, RFC 3339. Default: no end.
         #[arg(long)]
         to: Option<DateTime<Utc>>,
         /// csv, jsonl or ocsf (OCSF 6003 API Activity as JSON Lines).
@@ -103,8 +108,14 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
             std::io::stdout().write_all(&body)?;
         }
         AuditCommand::PublicKey => println!("{}", audit_key(config)?.public_key()),
-        AuditCommand::Verify => {
-            let trusted = audit_key(config).ok().map(|key| key.public_key());
+        AuditCommand::Verify { public_key } => {
+            let trusted = public_key.or_else(|| audit_key(config).ok().map(|key| key.public_key()));
+            if trusted.is_none() {
+                eprintln!(
+                    "meshport: no trusted public key (--public-key or audit.signing_key): checkpoints are only \
+                     checked to be signed alike, which someone able to rewrite the database could fake"
+                );
+            }
             let verification = audit::verify(&store, trusted.as_deref()).await?;
             println!("{}", serde_json::to_string_pretty(&verification)?);
             if let Some(broken) = verification.first_broken {

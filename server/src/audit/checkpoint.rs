@@ -145,9 +145,10 @@ pub async fn sign_if_due(
     let insert = "INSERT INTO audit_checkpoints (seq, hash, signed_at, public_key, signature)
                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING";
     let c = &checkpoint;
-    on_pool!(store, pool => sqlx::query(insert).bind(c.seq).bind(&c.hash).bind(&c.signed_at)
-        .bind(&c.public_key).bind(&c.signature).execute(pool).await.map(drop)?);
-    Ok(Some(checkpoint))
+    let inserted = on_pool!(store, pool => sqlx::query(insert).bind(c.seq).bind(&c.hash)
+        .bind(&c.signed_at).bind(&c.public_key).bind(&c.signature).execute(pool).await?.rows_affected());
+    // Another replica may have signed this head first.
+    Ok((inserted == 1).then_some(checkpoint))
 }
 
 /// Signs checkpoints in the background for as long as the process runs.

@@ -111,7 +111,8 @@ async fn produce(
     let stamp = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Micros, true);
     // The stored times are RFC 3339 in one fixed form, so text order is time order.
     let from = period.from.map_or_else(String::new, stamp);
-    let to = period.to.map_or_else(|| "~".to_owned(), stamp);
+    // An open end as a timestamp, not a symbol: symbols sort differently under some collations.
+    let to = period.to.map_or_else(|| "9999-12-31T23:59:59.999999Z".to_owned(), stamp);
     let mut encoder = Encoder::new(format);
     let Some((first, last)) = super::seq_range(store, &from, &to).await? else {
         let _ = sender.send(Ok(encoder.take())).await; // The CSV header, for an empty period.
@@ -224,7 +225,7 @@ pub fn ocsf(event: &AuditEvent) -> serde_json::Value {
         if event.outcome == "success" { (1, "Success") } else { (2, "Failure") };
     let time = DateTime::parse_from_rfc3339(&event.occurred_at).map_or(0, |t| t.timestamp_millis());
     let details: serde_json::Value = serde_json::from_str(&event.details).unwrap_or(json!(null));
-    json!({
+    let mut ocsf = json!({
         "class_uid": 6003,
         "class_name": "API Activity",
         "category_uid": 6,
@@ -248,22 +249,23 @@ pub fn ocsf(event: &AuditEvent) -> serde_json::Value {
             "user": {
                 "uid": event.actor_user_id.clone().unwrap_or_else(|| event.actor_subject.clone()),
                 "name": event.actor_subject,
-                "email_addr": (!event.actor_email.is_empty()).then_some(&event.actor_email),
+
                 "groups": event.actor_roles.split(',').filter(|r| !r.is_empty()).map(|r| json!({ "name": r })).collect::<Vec<_>>(),
             },
         },
         "api": { "operation": event.action, "service": { "name": "meshport" } },
         "src_endpoint": { "name": "meshport" },
-        "resources": [{
-            "type": event.target_kind,
-            "name": event.target_name,
-            "namespace": event.target_namespace,
-        }],
+        "resources": [{ "type": event.target_kind, "name": event.target_name }],
         "unmapped": {
+            "target_namespace": event.target_namespace,
             "request_id": event.request_id,
             "details": details,
             "prev_hash": event.prev_hash,
             "hash": event.hash,
         },
-    })
+    });
+    if !event.actor_email.is_empty() {
+        ocsf["actor"]["user"]["email_addr"] = json!(event.actor_email);
+    }
+    ocsf
 }

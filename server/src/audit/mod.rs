@@ -370,8 +370,10 @@ pub async fn verify(store: &Store, trusted_key: Option<&str>) -> Result<Verifica
         first_broken: None,
     };
     let broken = |seq: i64, reason: String| Some(BrokenEvent { seq, reason });
+    // Without a trusted key, every checkpoint must at least carry the first one's key.
+    let assumed = checkpoints.first().map(|c| c.public_key.clone()).unwrap_or_default();
     for point in &checkpoints {
-        let key = trusted_key.unwrap_or(&point.public_key);
+        let key = trusted_key.unwrap_or(&assumed);
         if !checkpoint::signature_is_valid(point, key) {
             verification.first_broken = broken(
                 point.seq,

@@ -280,6 +280,11 @@ async fn a_checkpoint_signed_by_another_key_is_refused(db: TestDatabase) {
         None,
         "self-consistent without a trusted key"
     );
+    // Without a trusted key, checkpoints must at least all carry one key.
+    record(&db.store, 1).await;
+    checkpoint::sign_if_due(&db.store, &ours, 1, HOUR).await.unwrap().expect("signed");
+    let broken = audit::verify(&db.store, None).await.unwrap().first_broken.expect("two keys");
+    assert!(broken.reason.contains("signature"), "{}", broken.reason);
 }
 
 async fn evidence_flags_self_approval_and_approval_after_merge(db: TestDatabase) {
