@@ -37,6 +37,11 @@ impl Role {
         }
     }
 
+    /// The role named `name` (see [`Role::as_str`]).
+    pub fn from_name(name: &str) -> Option<Role> {
+        Self::ALL.into_iter().find(|role| role.as_str() == name)
+    }
+
     /// The role's name for people.
     pub fn label(self) -> &'static str {
         match self {
@@ -121,6 +126,15 @@ impl Principal {
             ));
         }
         Ok(())
+    }
+
+    /// Auditors and platform admins read the audit trail.
+    pub fn may_read_audit(&self) -> Result<(), AppError> {
+        if self.has(Role::Auditor) || self.has(Role::PlatformAdmin) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("The audit trail is for auditors and platform admins.".into()))
+        }
     }
 
     /// Roles an API token of this caller may carry: a subset of their own.

@@ -31,14 +31,9 @@ pub struct AuditSummary {
 /// The trail's verification and newest events. Auditors and platform admins only.
 #[server(endpoint = "audit_overview")]
 pub async fn audit_overview() -> Result<AuditSummary, AppError> {
-    use crate::access::Role;
     use crate::access::ssr as access;
     let principal = access::require_principal()?;
-    if !principal.has(Role::Auditor) && !principal.has(Role::PlatformAdmin) {
-        return Err(access::fail(AppError::Forbidden(
-            "The audit trail is for auditors and platform admins.".into(),
-        )));
-    }
+    access::check(principal.may_read_audit())?;
     let service = use_context::<std::sync::Arc<dyn ssr::AuditService>>()
         .ok_or_else(|| AppError::Internal("The audit service is not configured.".into()))?;
     service.overview().await.map_err(access::fail)

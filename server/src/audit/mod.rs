@@ -187,6 +187,7 @@ impl AuditEvent {
     }
 }
 
+/// The columns of `audit_events`, in `AuditEvent`'s field order ([`page`] relies on it).
 pub(crate) const EVENT_COLUMNS: &str = "seq, id, occurred_at, actor_user_id, actor_subject, actor_email, \
     actor_roles, action, target_kind, target_namespace, target_name, request_id, details, \
     outcome, prev_hash, hash";
@@ -204,67 +205,30 @@ pub(crate) async fn page(
     after_seq: i64,
     up_to: i64,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    const FIELDS: &str = "seq, id, occurred_at, actor_user_id, actor_subject, actor_email, actor_roles, \
-        action, target_kind, target_namespace, target_name, request_id, details, outcome, prev_hash, hash";
     let inner = format!(
         "SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
     );
-    let packed: Option<String> = match store {
-        Store::Sqlite(pool) => {
-            let sql = format!("SELECT json_group_array(json_array({FIELDS})) FROM ({inner})");
-            sqlx::query_scalar(&sql).bind(after_seq).bind(up_to).bind(PAGE).fetch_one(pool).await?
+    let sql = match store {
+        Store::Sqlite(_) => {
+            format!("SELECT json_group_array(json_array({EVENT_COLUMNS})) FROM ({inner})")
         }
-        Store::Postgres(pool) => {
-            let sql = format!(
-                "SELECT json_agg(json_build_array({FIELDS}) ORDER BY seq)::text FROM ({inner}) AS page"
-            );
-            sqlx::query_scalar(&sql).bind(after_seq).bind(up_to).bind(PAGE).fetch_one(pool).await?
-        }
+        Store::Postgres(_) => format!(
+            "SELECT json_agg(json_build_array({EVENT_COLUMNS}) ORDER BY seq)::text FROM ({inner}) AS page"
+        ),
     };
-    type Packed = (
-        i64,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-    );
-    let rows: Vec<Packed> = match packed {
+    let packed: Option<String> = on_pool!(store, pool => sqlx::query_scalar(&sql)
+        .bind(after_seq)
+        .bind(up_to)
+        .bind(PAGE)
+        .fetch_one(pool)
+        .await?);
+    // Each event comes as an array in `EVENT_COLUMNS` order, which is `AuditEvent`'s field
+    // order: serde reads a struct from such an array.
+    match packed {
         Some(json) => serde_json::from_str(&json)
-            .map_err(|e| StoreError::Corrupt(format!("an audit page: {e}")))?,
-        None => Vec::new(),
-    };
-    Ok(rows
-        .into_iter()
-        .map(|r| AuditEvent {
-            seq: r.0,
-            id: r.1,
-            occurred_at: r.2,
-            actor_user_id: r.3,
-            actor_subject: r.4,
-            actor_email: r.5,
-            actor_roles: r.6,
-            action: r.7,
-            target_kind: r.8,
-            target_namespace: r.9,
-            target_name: r.10,
-            request_id: r.11,
-            details: r.12,
-            outcome: r.13,
-            prev_hash: r.14,
-            hash: r.15,
-        })
-        .collect())
+            .map_err(|e| StoreError::Corrupt(format!("an audit page: {e}"))),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The first and last sequence numbers of the events that occurred in `[from, to)` (RFC 3339

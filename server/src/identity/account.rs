@@ -26,11 +26,7 @@ fn info(record: ApiTokenRecord) -> ApiTokenInfo {
     ApiTokenInfo {
         id: record.id.to_string(),
         name: record.name,
-        roles: record
-            .roles
-            .split(',')
-            .filter_map(|name| Role::ALL.into_iter().find(|role| role.as_str() == name))
-            .collect(),
+        roles: record.roles.split(',').filter_map(Role::from_name).collect(),
         created_at: record.created_at.to_rfc3339(),
         expires_at: record.expires_at.to_rfc3339(),
         revoked: record.revoked_at.is_some(),

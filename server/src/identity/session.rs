@@ -9,7 +9,7 @@ use app::access::Principal;
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tower_sessions::cookie::SameSite;
@@ -170,7 +170,7 @@ async fn session_principal(identity: &Identity, session: &Session) -> Option<Pri
         }
     };
     let now = Utc::now().timestamp();
-    let max_age = i64::from(identity.config.session_max_hours) * 3600;
+    let (idle, max_age) = limits(identity);
     if now - auth.signed_in_at >= max_age {
         let _ = session.flush().await;
         return None;
@@ -179,7 +179,6 @@ async fn session_principal(identity: &Identity, session: &Session) -> Option<Pri
         // Reading is not activity for tower-sessions: writing pushes the idle deadline back,
         // but never past the absolute limit.
         auth.touched_at = now;
-        let idle = i64::from(identity.config.session_idle_minutes) * 60;
         let deadline = (now + idle).min(auth.signed_in_at + max_age);
         if let Ok(at) = OffsetDateTime::from_unix_timestamp(deadline) {
             session.set_expiry(Some(Expiry::AtDateTime(at)));
@@ -191,6 +190,12 @@ async fn session_principal(identity: &Identity, session: &Session) -> Option<Pri
     Some(auth.principal)
 }
 
+/// The idle and absolute session limits, in seconds.
+fn limits(identity: &Identity) -> (i64, i64) {
+    let config = &identity.config;
+    (i64::from(config.session_idle_minutes) * 60, i64::from(config.session_max_hours) * 3600)
+}
+
 /// Signs `principal` in: a new session id (no fixation), then the caller stored in it.
 pub async fn start(
     identity: &Identity,
@@ -200,8 +205,7 @@ pub async fn start(
 ) -> Result<(), tower_sessions::session::Error> {
     session.cycle_id().await?;
     let now = Utc::now().timestamp();
-    let max_age = i64::from(identity.config.session_max_hours) * 3600;
-    let idle = i64::from(identity.config.session_idle_minutes) * 60;
+    let (idle, max_age) = limits(identity);
     if let Ok(at) = OffsetDateTime::from_unix_timestamp(now + idle.min(max_age)) {
         session.set_expiry(Some(Expiry::AtDateTime(at)));
     }
@@ -211,6 +215,9 @@ pub async fn start(
 
 /// 401 with a JSON body, as every API answer.
 pub fn unauthorized() -> Response {
-    let body = serde_json::json!({ "error": "sign_in_required", "detail": "A valid session or API token is required." });
-    (http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+    crate::web::json_error(
+        http::StatusCode::UNAUTHORIZED,
+        "sign_in_required",
+        "A valid session or API token is required.",
+    )
 }

@@ -72,7 +72,7 @@ pub async fn principal_for(store: &Store, token: &str) -> Option<Principal> {
             // What the token was given, as far as its owner still holds it.
             roles: split(&record.roles)
                 .filter(|r| split(&user.roles).any(|held| held == *r))
-                .filter_map(|r| Role::ALL.into_iter().find(|role| role.as_str() == r))
+                .filter_map(Role::from_name)
                 .collect(),
             teams: split(&record.teams)
                 .filter(|t| split(&user.teams).any(|held| held == *t))

@@ -1,7 +1,7 @@
 //! The audit trail over HTTP, for auditors and platform admins: `GET /api/audit/export`
 //! (streamed CSV, JSON Lines or OCSF; the export itself is recorded) and `GET /api/audit/verify`.
 
-use app::access::{Principal, Role};
+use app::access::Principal;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -11,7 +11,7 @@ use http::{StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
+use super::{AppState, json_error};
 use crate::audit::evidence;
 use crate::audit::export::{self, Format, Period};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
@@ -26,21 +26,16 @@ pub struct ExportQuery {
 /// The caller, if they may read the audit trail; otherwise the 401 or 403 to answer.
 fn auditor(principal: Option<Extension<Principal>>) -> Result<Principal, Response> {
     let Some(Extension(principal)) = principal else {
-        return Err(error(StatusCode::UNAUTHORIZED, "sign_in_required", "Sign in to continue."));
+        return Err(json_error(
+            StatusCode::UNAUTHORIZED,
+            "sign_in_required",
+            "Sign in to continue.",
+        ));
     };
-    if principal.has(Role::Auditor) || principal.has(Role::PlatformAdmin) {
-        Ok(principal)
-    } else {
-        Err(error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "The audit trail is for auditors and platform admins.",
-        ))
+    match principal.may_read_audit() {
+        Ok(()) => Ok(principal),
+        Err(denied) => Err(json_error(StatusCode::FORBIDDEN, "forbidden", &denied.to_string())),
     }
-}
-
-fn error(status: StatusCode, code: &str, detail: &str) -> Response {
-    (status, axum::Json(json!({ "error": code, "detail": detail }))).into_response()
 }
 
 /// A date (`2026-11-01`, midnight UTC) or an RFC 3339 instant.
@@ -51,7 +46,7 @@ fn instant(value: Option<&str>, field: &str) -> Result<Option<DateTime<Utc>>, Re
             .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
     });
     parsed.map(Some).map_err(|_| {
-        error(
+        json_error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",
             &format!("`{field}` must be a date (2026-11-01) or an RFC 3339 instant."),
@@ -70,7 +65,7 @@ pub async fn export_events(
     };
     let format: Format = match query.format.as_deref().unwrap_or("jsonl").parse() {
         Ok(format) => format,
-        Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &message),
+        Err(message) => return json_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &message),
     };
     let period = match (instant(query.from.as_deref(), "from"), instant(query.to.as_deref(), "to"))
     {
@@ -87,7 +82,7 @@ pub async fn export_events(
     };
     if let Err(error_) = audit::record_alone(&state.store, event).await {
         tracing::error!(error = %error_, "could not record an export");
-        return error(
+        return json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "The export could not be recorded; try again.",
@@ -117,13 +112,13 @@ pub async fn evidence_report(
     }
     let format: Format = match query.format.as_deref().unwrap_or("csv").parse() {
         Ok(format) => format,
-        Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &message),
+        Err(message) => return json_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &message),
     };
     let rows = match evidence::rows(&state.store).await {
         Ok(rows) => rows,
         Err(error_) => {
             tracing::error!(error = %error_, "could not build the evidence report");
-            return error(
+            return json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "The report could not be built.",
@@ -145,7 +140,7 @@ pub async fn evidence_report(
             body,
         )
             .into_response(),
-        Err(message) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &message),
+        Err(message) => json_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &message),
     }
 }
 
@@ -161,7 +156,7 @@ pub async fn verify_chain(
         Ok(verification) => axum::Json(verification).into_response(),
         Err(error_) => {
             tracing::error!(error = %error_, "could not verify the audit trail");
-            error(
+            json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "The audit trail could not be read.",

@@ -174,6 +174,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A JSON error answer, `{"error": code, "detail": …}`, shaped like the server functions'
+/// `AppError`.
+pub fn json_error(status: http::StatusCode, code: &str, detail: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, axum::Json(serde_json::json!({ "error": code, "detail": detail }))).into_response()
+}
+
 /// The span of one request: method and path only. The query string is left out because it can
 /// carry credentials (an OIDC authorization code, for one).
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 
@@ -70,11 +70,11 @@ pub async fn refuse_cross_site(
     if same_site {
         next.run(request).await
     } else {
-        let body = serde_json::json!({
-            "error": "forbidden",
-            "detail": "Cross-site request refused: the request must come from meshport's own pages.",
-        });
-        (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+        super::json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Cross-site request refused: the request must come from meshport's own pages.",
+        )
     }
 }
 
