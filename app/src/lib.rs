@@ -10,6 +10,7 @@ pub mod onboarding;
 pub mod pages;
 pub mod platform;
 pub mod requests;
+pub mod rotation;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

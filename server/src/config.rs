@@ -98,6 +98,65 @@ pub struct VaultConfig {
     /// Port Vault listens on as pods reach it; the Vault Agent's traffic bypasses the Linkerd
     /// proxy there. Default 8200.
     pub agent_port: u16,
+    /// How meshport itself logs in. Default: the configured token.
+    pub login: VaultLogin,
+    /// What offboarding does with a service's KV secrets. Default `keep`.
+    pub offboard_secrets: SecretRetention,
+}
+
+/// How meshport obtains its own Vault token.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum VaultLogin {
+    /// `vault.token` (or `VAULT_TOKEN`): development and tests.
+    #[default]
+    Token,
+    /// AppRole: for meshport running outside Kubernetes.
+    #[serde(rename = "approle")]
+    AppRole {
+        /// Mount of the AppRole auth method. Default `approle`.
+        #[serde(default = "default_approle_mount")]
+        mount: String,
+        /// The role id.
+        role_id: String,
+        /// The secret id.
+        secret_id: SecretString,
+    },
+    /// Kubernetes: meshport's own service-account token, read afresh at every login because
+    /// projected tokens rotate.
+    Kubernetes {
+        /// Mount of the Kubernetes auth method meshport logs in through. Default `kubernetes`.
+        #[serde(default = "default_kubernetes_mount")]
+        mount: String,
+        /// meshport's role there.
+        role: String,
+        /// The token file. Default the pod's projected service-account token.
+        #[serde(default = "default_jwt_path")]
+        jwt_path: PathBuf,
+    },
+}
+
+fn default_approle_mount() -> String {
+    "approle".to_owned()
+}
+
+fn default_kubernetes_mount() -> String {
+    "kubernetes".to_owned()
+}
+
+fn default_jwt_path() -> PathBuf {
+    PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token")
+}
+
+/// What happens to an offboarded service's KV secrets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretRetention {
+    /// Kept (marked offboarded in their metadata), for a later restore or an audit.
+    #[default]
+    Keep,
+    /// Every version destroyed.
+    Destroy,
 }
 
 /// Sign-in, sessions and the mapping of identity-provider groups to roles and teams.
@@ -229,6 +288,8 @@ impl Default for VaultConfig {
             role_token_max_ttl: 4 * 3600,
             role_audience: None,
             agent_port: 8200,
+            login: VaultLogin::default(),
+            offboard_secrets: SecretRetention::default(),
         }
     }
 }
@@ -326,7 +387,7 @@ impl Config {
                 })
         };
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 11] = [
+        let checks: [(&'static str, bool, &'static str); 12] = [
             (
                 "vault.kv_mount",
                 is_mount(&self.vault.kv_mount),
@@ -338,6 +399,16 @@ impl Config {
                 "must be a mount path like `kubernetes`",
             ),
             ("vault.pki_mount", is_mount(&self.vault.pki_mount), "must be a mount path like `pki`"),
+            (
+                "vault.login.mount",
+                match &self.vault.login {
+                    VaultLogin::Token => true,
+                    VaultLogin::AppRole { mount, .. } | VaultLogin::Kubernetes { mount, .. } => {
+                        is_mount(mount)
+                    }
+                },
+                "must be a mount path like `approle` or `kubernetes`",
+            ),
             (
                 "vault.annotation_prefix",
                 !self.vault.annotation_prefix.is_empty()

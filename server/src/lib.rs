@@ -10,6 +10,7 @@ pub mod identity;
 pub mod requests;
 pub mod store;
 pub mod telemetry;
+pub mod rotation;
 pub mod vault;
 pub mod web;
 
@@ -58,6 +59,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let vault = Arc::new(Vault::new(&config.vault)?);
+    // Logs in (AppRole, Kubernetes) and renews the token for as long as the server runs.
+    vault.keep_logged_in(None);
     let state = web::AppState::new(&config, store.clone(), vault, demo).await?;
     state.sessions.spawn_cleanup(std::time::Duration::from_secs(600));
     match &state.audit_key {

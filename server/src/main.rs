@@ -1,4 +1,4 @@
-//! The `meshport` command: `serve`, `migrate`, `dev` and `audit`.
+//! The `meshport` command: `serve`, `migrate`, `dev`, `audit` and `vault`.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use meshport_server::audit::checkpoint::CheckpointKey;
 use meshport_server::audit::{self, export::Format, export::Period};
 use meshport_server::config::{Config, LogFormat};
-use meshport_server::{dev, open_store, serve, telemetry};
+use meshport_server::{dev, open_store, rotation, serve, telemetry, vault};
 
 /// meshport: self-service onboarding of services to the Linkerd + Vault mesh.
 #[derive(Parser)]
@@ -34,6 +34,32 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// meshport's Vault: its own policy, secret status, rotation.
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Print the least-privilege policy meshport's own Vault identity needs, as HCL, for the
+    /// configured mounts, name prefix and onboarding namespaces.
+    Policy {
+        /// The policy's name.
+        #[arg(long, default_value = "meshport")]
+        name: String,
+    },
+    /// Check that the KV v2, Kubernetes-auth (and with --pki, PKI) mounts exist.
+    Preflight {
+        #[arg(long)]
+        pki: bool,
+    },
+    /// Print the rotation status of every managed secret and PKI certificate as JSON Lines.
+    Status,
+    /// Write a new version of a generated secret, `<namespace>/<service>/<name>`, and record
+    /// it in the audit trail.
+    Rotate { path: String },
 }
 
 #[derive(Subcommand)]
@@ -88,6 +114,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => open_store(&config).await.map(|_| tracing::info!("schema up to date")),
         Command::Dev => dev::run(config).await,
         Command::Audit { command } => run_audit(&config, command).await,
+        Command::Vault { command } => run_vault(&config, command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -151,6 +178,41 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
         }
     }
     store.close().await;
+    Ok(())
+}
+
+async fn run_vault(config: &Config, command: VaultCommand) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let VaultCommand::Policy { name } = &command {
+        let policy = vault::portal_policy(name, &config.artifact_settings(), &config.onboarding.namespaces);
+        print!("{}", policy.to_hcl());
+        return Ok(());
+    }
+    let vault = vault::Vault::connect(&config.vault).await?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        VaultCommand::Policy { .. } => unreachable!("answered above"),
+        VaultCommand::Preflight { pki } => {
+            vault.preflight(pki).await?;
+            writeln!(out, "the Vault mounts are in place")?;
+        }
+        VaultCommand::Status => {
+            let now = Utc::now();
+            for secret in vault.secret_statuses(&config.onboarding.namespaces, now).await? {
+                writeln!(out, "{}", serde_json::json!({ "secret": secret }))?;
+            }
+            for certificate in vault.pki_certificates(now).await? {
+                writeln!(out, "{}", serde_json::json!({ "certificate": certificate }))?;
+            }
+        }
+        VaultCommand::Rotate { path } => {
+            let store = open_store(config).await?;
+            let version =
+                rotation::rotate_secret(&vault, &store, audit::Actor::system(), &path).await?;
+            writeln!(out, "{path}: version {version}")?;
+            store.close().await;
+        }
+    }
     Ok(())
 }
 

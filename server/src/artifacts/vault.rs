@@ -19,6 +19,8 @@ pub enum Capability {
     Update,
     /// List keys below a path.
     List,
+    /// Remove data.
+    Delete,
 }
 
 impl Capability {
@@ -29,6 +31,7 @@ impl Capability {
             Self::Read => "read",
             Self::Update => "update",
             Self::List => "list",
+            Self::Delete => "delete",
         }
     }
 }

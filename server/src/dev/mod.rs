@@ -6,7 +6,7 @@ mod openbao;
 mod process;
 
 pub use openbao::{OpenBaoDevError, OpenBaoDevServer};
-pub use process::{ServiceProcess, free_loopback_port};
+pub use process::{ServiceProcess, free_loopback_port, free_loopback_port_pair};
 
 use anyhow::Context;
 

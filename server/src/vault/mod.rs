@@ -1,39 +1,98 @@
 //! meshport's connection to Vault or OpenBao (both speak the same API): the client built from
-//! configuration, health, and the mounts meshport relies on.
+//! configuration, meshport's own login and token renewal, and the raw calls the provisioning
+//! ([`provision`]), status ([`status`]) and rotation code is built on.
+
+mod api;
+mod generate;
+mod login;
+mod portal_policy;
+pub mod provision;
+pub mod status;
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use secrecy::ExposeSecret;
+use serde_json::Value;
 use vaultrs::api::sys::requests::EnableEngineRequestBuilder;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use crate::config::VaultConfig;
+use crate::config::{SecretRetention, VaultConfig, VaultLogin};
 use crate::telemetry::with_sources;
+
+pub use generate::generate_secret;
+pub use login::TokenLease;
+pub use portal_policy::portal_policy;
 
 /// How long one Vault request may take before it fails.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A Vault API call failed.
+/// A Vault call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
     #[error("invalid Vault settings: {0}")]
     Settings(String),
     #[error("Vault request failed: {}", with_sources(.0))]
     Client(#[from] ClientError),
+    /// Vault answered with an error status.
+    #[error("Vault refused `{path}` with status {status}: {}", errors.join("; "))]
+    Api { path: String, status: u16, errors: Vec<String> },
+    /// No answer: Vault is down, restarting or unreachable.
+    #[error("Vault did not answer `{path}`: {message}")]
+    Unreachable { path: String, message: String },
+    /// An answer of an unexpected shape.
+    #[error("unexpected answer from Vault at `{path}`: {message}")]
+    Unexpected { path: String, message: String },
+    /// A mount meshport needs is missing (or meshport's policy grants nothing below it).
+    #[error(
+        "{what} mount `{mount}` is missing, or meshport's policy grants nothing below it; \
+         create it with `{command}`"
+    )]
+    MissingMount { what: &'static str, mount: String, command: String },
+    /// A secret the request says exists (or a provided value) is not there.
+    #[error("secret `{path}`: {message}")]
+    Secret { path: String, message: String },
+    #[error("could not read {path}: {source}")]
+    File { path: String, source: std::io::Error },
 }
 
-/// A Vault client together with the mount paths meshport uses.
+impl VaultError {
+    /// Whether the same call may succeed later unchanged: Vault was unreachable, sealed,
+    /// restarting or rate-limiting. Refusals (permissions, bad input) are not retryable.
+    pub fn is_retryable(&self) -> bool {
+        let retryable_status = |status: u16| status == 429 || status >= 500;
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Api { status, .. } => retryable_status(*status),
+            Self::Client(ClientError::APIError { code, .. }) => retryable_status(*code),
+            Self::Client(ClientError::RestClientError { source }) => match source {
+                rustify::errors::ClientError::ServerResponseError { code, .. } => {
+                    retryable_status(*code)
+                }
+                rustify::errors::ClientError::RequestError { .. } => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// A Vault client together with the mount paths meshport uses. The client is replaced, not
+/// mutated, when meshport logs in again, so calls in flight keep the token they started with.
 pub struct Vault {
-    client: VaultClient,
+    client: RwLock<Arc<VaultClient>>,
+    login: VaultLogin,
     kv_mount: String,
     kubernetes_auth_mount: String,
+    pki_mount: String,
+    retention: SecretRetention,
 }
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
-            .field("address", &self.client.settings.address.as_str())
+            .field("address", &self.client().settings.address.as_str())
             .field("kv_mount", &self.kv_mount)
             .field("kubernetes_auth_mount", &self.kubernetes_auth_mount)
             .finish_non_exhaustive()
@@ -41,8 +100,9 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
-    /// Builds a client from configuration. Without a configured token, `VAULT_TOKEN` is used;
-    /// no other `VAULT_*` variable is read.
+    /// Builds a client from configuration, without calling Vault. With `vault.login` =
+    /// `token`, the configured token is used, else `VAULT_TOKEN`; no other `VAULT_*` variable
+    /// is read. Other login methods need [`Vault::login`] before the first call.
     pub fn new(config: &VaultConfig) -> Result<Self, VaultError> {
         let mut settings = VaultClientSettingsBuilder::default();
         // The builder panics on an unparsable address, so check it first.
@@ -59,6 +119,9 @@ impl Vault {
         }
         if let Some(token) = &config.token {
             settings.token(token.expose_secret());
+        } else if !matches!(config.login, VaultLogin::Token) {
+            // Not VAULT_TOKEN: the login supplies the token.
+            settings.token("");
         }
         if let Some(namespace) = &config.namespace {
             settings.set_namespace(namespace.clone());
@@ -72,15 +135,25 @@ impl Vault {
             .timeout(Some(REQUEST_TIMEOUT));
         let settings = settings.build().map_err(|e| VaultError::Settings(e.to_string()))?;
         Ok(Self {
-            client: VaultClient::new(settings)?,
+            client: RwLock::new(Arc::new(VaultClient::new(settings)?)),
+            login: config.login.clone(),
             kv_mount: config.kv_mount.clone(),
             kubernetes_auth_mount: config.kubernetes_auth_mount.clone(),
+            pki_mount: config.pki_mount.clone(),
+            retention: config.offboard_secrets,
         })
     }
 
-    /// The underlying API client.
-    pub fn client(&self) -> &VaultClient {
-        &self.client
+    /// [`Vault::new`] followed by the configured login.
+    pub async fn connect(config: &VaultConfig) -> Result<Arc<Self>, VaultError> {
+        let vault = Arc::new(Self::new(config)?);
+        vault.login().await?;
+        Ok(vault)
+    }
+
+    /// The underlying API client, with the current token.
+    pub fn client(&self) -> Arc<VaultClient> {
+        self.client.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Mount path of the KV version 2 engine.
@@ -93,7 +166,7 @@ impl Vault {
     /// a portal whose token expired is not ready either.)
     #[tracing::instrument(skip_all)]
     pub async fn health(&self) -> Result<(), VaultError> {
-        vaultrs::token::lookup_self(&self.client).await?;
+        vaultrs::token::lookup_self(&*self.client()).await?;
         Ok(())
     }
 
@@ -101,28 +174,69 @@ impl Vault {
     /// where they are missing. Used by `meshport dev`; production mounts are the platform's.
     #[tracing::instrument(skip_all)]
     pub async fn ensure_mounts(&self) -> Result<(), VaultError> {
-        let mounts = vaultrs::sys::mount::list(&self.client).await?;
+        let client = self.client();
+        let mounts = vaultrs::sys::mount::list(&*client).await?;
         if !mounts.contains_key(&mount_key(&self.kv_mount)) {
             let options = HashMap::from([("version".to_owned(), "2".to_owned())]);
             vaultrs::sys::mount::enable(
-                &self.client,
+                &*client,
                 &self.kv_mount,
                 "kv",
                 Some(EnableEngineRequestBuilder::default().options(options)),
             )
             .await?;
         }
-        let auths = vaultrs::sys::auth::list(&self.client).await?;
+        let auths = vaultrs::sys::auth::list(&*client).await?;
         if !auths.contains_key(&mount_key(&self.kubernetes_auth_mount)) {
-            vaultrs::sys::auth::enable(
-                &self.client,
-                &self.kubernetes_auth_mount,
-                "kubernetes",
-                None,
-            )
-            .await?;
+            vaultrs::sys::auth::enable(&*client, &self.kubernetes_auth_mount, "kubernetes", None)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Checks that the mounts meshport writes to exist with the right type, before anything is
+    /// written: the KV v2 engine, the Kubernetes auth method and, when `pki` is true, the PKI
+    /// engine. Uses `sys/internal/ui/mounts`, which every token may call for the mounts its
+    /// policy reaches.
+    #[tracing::instrument(skip_all)]
+    pub async fn preflight(&self, pki: bool) -> Result<(), VaultError> {
+        let kv = self.mount_info(&self.kv_mount).await?;
+        let kv_version = kv.as_ref().and_then(|m| m.pointer("/options/version")?.as_str());
+        if kv.as_ref().and_then(|m| m["type"].as_str()) != Some("kv") || kv_version != Some("2") {
+            return Err(VaultError::MissingMount {
+                what: "KV version 2",
+                mount: self.kv_mount.clone(),
+                command: format!("bao secrets enable -path={} kv-v2", self.kv_mount),
+            });
+        }
+        let auth = self.mount_info(&format!("auth/{}", self.kubernetes_auth_mount)).await?;
+        if auth.as_ref().and_then(|m| m["type"].as_str()) != Some("kubernetes") {
+            return Err(VaultError::MissingMount {
+                what: "Kubernetes auth",
+                mount: self.kubernetes_auth_mount.clone(),
+                command: format!("bao auth enable -path={} kubernetes", self.kubernetes_auth_mount),
+            });
+        }
+        if pki {
+            let engine = self.mount_info(&self.pki_mount).await?;
+            if engine.as_ref().and_then(|m| m["type"].as_str()) != Some("pki") {
+                return Err(VaultError::MissingMount {
+                    what: "PKI",
+                    mount: self.pki_mount.clone(),
+                    command: format!("bao secrets enable -path={} pki", self.pki_mount),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A mount's description, or `None` when it is missing or out of meshport's reach (Vault
+    /// answers both with 403).
+    async fn mount_info(&self, path: &str) -> Result<Option<Value>, VaultError> {
+        match self.read(&format!("sys/internal/ui/mounts/{path}")).await {
+            Err(VaultError::Api { status: 403, .. }) => Ok(None),
+            other => other,
+        }
     }
 }
 
@@ -146,5 +260,18 @@ mod tests {
     fn mount_keys_carry_one_trailing_slash() {
         assert_eq!(mount_key("secret"), "secret/");
         assert_eq!(mount_key("/kubernetes/"), "kubernetes/");
+    }
+
+    #[test]
+    fn only_transient_failures_are_retryable() {
+        let api = |status| VaultError::Api { path: "p".into(), status, errors: vec![] };
+        assert!(api(503).is_retryable(), "sealed or standby");
+        assert!(api(429).is_retryable(), "rate limited");
+        assert!(!api(403).is_retryable(), "permission denied needs a policy change");
+        assert!(!api(400).is_retryable());
+        let down = VaultError::Unreachable { path: "p".into(), message: "refused".into() };
+        assert!(down.is_retryable());
+        let missing = VaultError::Secret { path: "p".into(), message: "missing".into() };
+        assert!(!missing.is_retryable());
     }
 }

@@ -26,7 +26,7 @@ fn port(name: &str, number: u32, protocol: Protocol) -> PortSpec {
 }
 
 /// cart: one gRPC port, a generated Valkey password, two callers, HashiCorp Vault.
-fn cart() -> (OnboardingRequest, ArtifactSettings) {
+pub fn cart() -> (OnboardingRequest, ArtifactSettings) {
     let request = OnboardingRequest {
         service: "cart".into(),
         team: "cart".into(),
@@ -47,7 +47,7 @@ fn cart() -> (OnboardingRequest, ArtifactSettings) {
 
 /// checkout: gRPC and an HTTP metrics port, a typed-in secret, a Vault PKI certificate, a caller
 /// from another namespace, CPU limit.
-fn checkout() -> (OnboardingRequest, ArtifactSettings) {
+pub fn checkout() -> (OnboardingRequest, ArtifactSettings) {
     let request = OnboardingRequest {
         service: "checkout".into(),
         team: "checkout".into(),

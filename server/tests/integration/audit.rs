@@ -136,7 +136,7 @@ async fn all_events(store: &Store) -> Vec<AuditEvent> {
     }
 }
 
-async fn exported(store: &Store, period: Period, format: Format) -> Vec<u8> {
+pub async fn exported(store: &Store, period: Period, format: Format) -> Vec<u8> {
     let mut chunks = export::stream(store.clone(), period, format);
     let mut out = Vec::new();
     while let Some(chunk) = chunks.recv().await {

@@ -237,6 +237,11 @@ impl TestDatabase {
         store.migrate().await.unwrap();
         Self { store, _folder: folder }
     }
+
+    /// The folder holding a SQLite database's files.
+    pub fn folder(&self) -> Option<&Path> {
+        self._folder.as_ref().map(|f| f.path())
+    }
 }
 
 /// The URL of a new, empty database (no schema), and the folder that holds it for SQLite.

@@ -10,6 +10,7 @@ mod audit;
 mod gitops;
 mod identity;
 mod process;
+mod provisioning;
 mod store;
 mod vault;
 mod web;

@@ -28,23 +28,23 @@ async fn ensure_mounts_enables_kv_v2_and_kubernetes_auth_once() {
     vault.ensure_mounts().await.unwrap();
     vault.ensure_mounts().await.unwrap();
 
-    let mounts = vaultrs::sys::mount::list(vault.client()).await.unwrap();
+    let mounts = vaultrs::sys::mount::list(&*vault.client()).await.unwrap();
     let kv = &mounts[&format!("{}/", config.kv_mount)];
     assert_eq!(kv.mount_type, "kv");
     assert_eq!(kv.options.as_ref().and_then(|o| o.get("version")).map(String::as_str), Some("2"));
-    let auths = vaultrs::sys::auth::list(vault.client()).await.unwrap();
+    let auths = vaultrs::sys::auth::list(&*vault.client()).await.unwrap();
     assert_eq!(auths[&format!("{}/", config.kubernetes_auth_mount)].mount_type, "kubernetes");
 
     // KV v2 answers on the mount: a written secret reads back, with version metadata.
     let value = std::collections::HashMap::from([("api_key", "not-a-real-key")]);
-    vaultrs::kv2::set(vault.client(), vault.kv_mount(), "prod-app/cart/config", &value)
+    vaultrs::kv2::set(&*vault.client(), vault.kv_mount(), "prod-app/cart/config", &value)
         .await
         .unwrap();
     let read: std::collections::HashMap<String, String> =
-        vaultrs::kv2::read(vault.client(), vault.kv_mount(), "prod-app/cart/config").await.unwrap();
+        vaultrs::kv2::read(&*vault.client(), vault.kv_mount(), "prod-app/cart/config").await.unwrap();
     assert_eq!(read["api_key"], "not-a-real-key");
     let metadata =
-        vaultrs::kv2::read_metadata(vault.client(), vault.kv_mount(), "prod-app/cart/config")
+        vaultrs::kv2::read_metadata(&*vault.client(), vault.kv_mount(), "prod-app/cart/config")
             .await
             .unwrap();
     assert_eq!(metadata.current_version, 1);

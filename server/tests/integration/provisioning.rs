@@ -1,0 +1,589 @@
+//! Provisioning services' Vault objects against a real OpenBao, as meshport runs in production:
+//! with a token that holds only meshport's own policy (`meshport vault policy`), never root.
+//! Root is used only to play the platform operator: mounts, meshport's policy and token, and
+//! tokens standing in for the services' Kubernetes logins.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use app::onboarding::{
+    CertificateSpec, OnboardingRequest, OnboardingRules, SecretSource, SecretSpec, SecretValue,
+    ValidRequest,
+};
+use app::rotation::RotationState;
+use chrono::{TimeDelta, Utc};
+use meshport_server::artifacts::{ArtifactSettings, ServiceArtifacts};
+use meshport_server::config::{Config, SecretRetention, VaultConfig, VaultLogin};
+use meshport_server::dev::{ServiceProcess, free_loopback_port_pair};
+use meshport_server::vault::provision::{ChangeKind, ProvidedValues};
+use meshport_server::vault::{Vault, VaultError, portal_policy};
+use nix::sys::signal::Signal;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::artifacts::{cart, checkout};
+use crate::harness::{Backend, TestDatabase, openbao};
+
+/// A call to Vault's HTTP API as the operator (or any token): status and JSON body.
+async fn call(addr: &str, token: &str, method: &str, path: impl std::fmt::Display, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let url = format!("{addr}/v1/{path}");
+    let request = match method {
+        "GET" => client.get(&url),
+        "LIST" => client.get(format!("{url}?list=true")),
+        "DELETE" => client.delete(&url),
+        "PUT" => client.put(&url),
+        _ => client.post(&url),
+    };
+    let request = request.header("X-Vault-Token", token);
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// One test's Vault: mounts and names of its own on the shared OpenBao, meshport's policy, and
+/// a client holding a token with only that policy.
+struct Platform {
+    addr: String,
+    root: String,
+    config: VaultConfig,
+    settings: ArtifactSettings,
+    /// meshport's own policy.
+    portal_policy: String,
+    meshport: Arc<Vault>,
+}
+
+impl Platform {
+    async fn new() -> Self {
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
+        let root_config = VaultConfig {
+            kv_mount: format!("kv-{suffix}"),
+            kubernetes_auth_mount: format!("k8s-{suffix}"),
+            pki_mount: format!("pki-{suffix}"),
+            name_prefix: format!("t{suffix}-"),
+            ..openbao()
+        };
+        let addr = root_config.addr.clone();
+        let root = secrecy::ExposeSecret::expose_secret(root_config.token.as_ref().unwrap()).to_owned();
+        Vault::new(&root_config).unwrap().ensure_mounts().await.unwrap();
+        let (status, _) = call(&addr, &root, "POST", &format!("sys/mounts/{}", root_config.pki_mount), Some(json!({ "type": "pki", "config": { "max_lease_ttl": "87600h" } }))).await;
+        assert_eq!(status, 204);
+        let (status, _) = call(&addr, &root, "POST", &format!("{}/root/generate/internal", root_config.pki_mount), Some(json!({ "common_name": "meshport test CA", "ttl": "8760h", "key_type": "ec" }))).await;
+        assert_eq!(status, 200);
+
+        let settings = Config { vault: root_config.clone(), ..Config::default() }.artifact_settings();
+        let policy = portal_policy(&format!("meshport-{suffix}"), &settings, &["prod-app".to_owned()]);
+        let (status, _) = call(&addr, &root, "POST", &format!("sys/policies/acl/{}", policy.name), Some(json!({ "policy": policy.to_hcl() }))).await;
+        assert_eq!(status, 204);
+        let token = token_with(&addr, &root, &policy.name).await;
+        let config = VaultConfig { token: Some(SecretString::from(token)), ..root_config };
+        let meshport = Arc::new(Vault::new(&config).unwrap());
+        Self { addr, root, config, settings, portal_policy: policy.name, meshport }
+    }
+
+    fn artifacts(&self, request: OnboardingRequest) -> ServiceArtifacts {
+        let valid = ValidRequest::new(request, &OnboardingRules::default()).unwrap();
+        ServiceArtifacts::build(&valid, &self.settings, Some(uuid::Uuid::from_u128(7)))
+    }
+
+    async fn root_call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        call(&self.addr, &self.root, method, path, body).await
+    }
+
+    /// A token with `policy`, as a pod's Kubernetes login with its role would get.
+    async fn service_token(&self, artifacts: &ServiceArtifacts) -> String {
+        token_with(&self.addr, &self.root, &artifacts.policy.name).await
+    }
+
+    fn kv(&self) -> &str {
+        &self.config.kv_mount
+    }
+}
+
+async fn token_with(addr: &str, root: &str, policy: &str) -> String {
+    let (status, body) = call(addr, root, "POST", "auth/token/create", Some(json!({ "policies": [policy], "ttl": "1h" }))).await;
+    assert_eq!(status, 200, "{body}");
+    body["auth"]["client_token"].as_str().unwrap().to_owned()
+}
+
+fn provided(name: &str, value: &str) -> ProvidedValues {
+    BTreeMap::from([(name.to_owned(), SecretString::from(value.to_owned()))])
+}
+
+#[tokio::test]
+async fn each_service_reads_only_its_own_secrets_with_meshport_holding_only_its_policy() {
+    let platform = Platform::new().await;
+    let vault = &platform.meshport;
+    vault.preflight(true).await.unwrap();
+
+    let cart = platform.artifacts(cart().0);
+    let checkout = platform.artifacts(checkout().0);
+    let made = vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    // Policy, role, the secret's metadata and first value.
+    assert_eq!(made.len(), 4, "{made:#?}");
+    assert!(made.iter().all(|c| c.kind == ChangeKind::Create));
+    vault.apply(&checkout, &provided("kafka_password", "typed-once"), |_| {}).await.unwrap();
+
+    let kv = platform.kv();
+    let cart_token = platform.service_token(&cart).await;
+    let as_cart = |method, path: String| call(&platform.addr, &cart_token, method, path, None);
+    let (status, body) = as_cart("GET", format!("{kv}/data/prod-app/cart/valkey_password")).await;
+    assert_eq!(status, 200);
+    let generated = body["data"]["data"]["valkey_password"].as_str().unwrap();
+    assert_eq!(generated.len(), 32, "the requested length");
+    assert!(generated.bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert_eq!(as_cart("GET", format!("{kv}/data/prod-app/checkout/kafka_password")).await.0, 403);
+    assert_eq!(as_cart("LIST", format!("{kv}/metadata/prod-app/")).await.0, 403, "no listing of other services");
+    assert_eq!(as_cart("LIST", format!("{kv}/metadata/prod-app/cart/")).await.0, 200, "its own folder");
+    assert_eq!(as_cart("GET", "sys/mounts".to_owned()).await.0, 403);
+    assert_eq!(as_cart("LIST", "sys/policies/acl".to_owned()).await.0, 403);
+    assert_eq!(as_cart("POST", format!("{kv}/data/prod-app/cart/valkey_password")).await.0, 403, "read only");
+
+    // The provided value went to Vault as typed; checkout's token reads it.
+    let checkout_token = platform.service_token(&checkout).await;
+    let (status, body) = call(&platform.addr, &checkout_token, "GET", &format!("{kv}/data/prod-app/checkout/kafka_password"), None).await;
+    assert_eq!((status, body["data"]["data"]["kafka_password"].as_str()), (200, Some("typed-once")));
+
+    // meshport itself writes values but never reads them, and has no reach outside its scope.
+    let meshport_token = secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
+    let as_meshport = |method, path: String| call(&platform.addr, &meshport_token, method, path, None);
+    assert_eq!(as_meshport("GET", format!("{kv}/data/prod-app/cart/valkey_password")).await.0, 403);
+    assert_eq!(as_meshport("GET", "sys/policies/acl/root".to_owned()).await.0, 403);
+    assert_eq!(as_meshport("GET", format!("{kv}/metadata/other-ns/x")).await.0, 403);
+    assert_eq!(as_meshport("GET", "sys/mounts".to_owned()).await.0, 403);
+
+    // The role reads back as specified.
+    let (status, role) = platform.root_call("GET", &format!("auth/{}/role/{}", cart.role.mount, cart.role.name), None).await;
+    assert_eq!(status, 200);
+    let role = &role["data"];
+    assert_eq!(role["bound_service_account_names"], json!(["cart"]));
+    assert_eq!(role["bound_service_account_namespaces"], json!(["prod-app"]));
+    assert_eq!(role["token_policies"], json!([cart.policy.name]));
+    assert_eq!((role["token_ttl"].as_u64(), role["token_max_ttl"].as_u64()), (Some(3600), Some(14400)));
+    // The PKI role issues only the service's cluster names.
+    let pki_role = checkout.pki_role.as_ref().unwrap();
+    let (_, read) = platform.root_call("GET", &format!("{}/roles/{}", pki_role.mount, pki_role.name), None).await;
+    assert_eq!(read["data"]["allowed_domains"], json!(pki_role.allowed_domains));
+    assert_eq!(read["data"]["allow_subdomains"], json!(false));
+
+    // Applying again changes nothing, and the secret keeps its first value.
+    assert_eq!(vault.plan(&cart).await.unwrap(), vec![]);
+    assert_eq!(vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap(), vec![]);
+    assert_eq!(vault.apply(&checkout, &provided("kafka_password", "other"), |_| {}).await.unwrap(), vec![]);
+    let (_, body) = as_cart("GET", format!("{kv}/data/prod-app/cart/valkey_password")).await;
+    assert_eq!(body["data"]["metadata"]["version"], 1);
+}
+
+#[tokio::test]
+async fn drift_is_reported_field_by_field_and_apply_repairs_it() {
+    let platform = Platform::new().await;
+    let vault = &platform.meshport;
+    let cart = platform.artifacts(cart().0);
+    vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+
+    // Someone widens the policy and changes the role's TTL by hand.
+    let policy_path = format!("sys/policies/acl/{}", cart.policy.name);
+    let wide = format!("{}\npath \"{}/data/*\" {{ capabilities = [\"read\"] }}\n", cart.policy.to_hcl(), platform.kv());
+    platform.root_call("POST", &policy_path, Some(json!({ "policy": wide }))).await;
+    let role_path = format!("auth/{}/role/{}", cart.role.mount, cart.role.name);
+    let mut edited = serde_json::to_value(&cart.role).unwrap();
+    edited["token_ttl"] = json!(9999);
+    edited["audience"] = json!("added-by-hand");
+    assert_eq!(platform.root_call("POST", &role_path, Some(edited)).await.0, 204);
+
+    let drift = vault.plan(&cart).await.unwrap();
+    let summary: Vec<(&str, &ChangeKind)> = drift.iter().map(|c| (c.path.as_str(), &c.kind)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (policy_path.as_str(), &ChangeKind::Update { fields: vec!["policy".into()] }),
+            (role_path.as_str(), &ChangeKind::Update { fields: vec!["audience".into(), "token_ttl".into()] }),
+        ]
+    );
+    vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    assert_eq!(vault.plan(&cart).await.unwrap(), vec![]);
+    let (_, role) = platform.root_call("GET", &role_path, None).await;
+    assert_eq!(role["data"]["token_ttl"], 3600);
+}
+
+#[tokio::test]
+async fn offboarding_deletes_role_and_policy_and_keeps_or_destroys_secrets() {
+    let platform = Platform::new().await;
+    let cart = platform.artifacts(cart().0);
+    let checkout = platform.artifacts(checkout().0);
+    let vault = &platform.meshport;
+    vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    vault.apply(&checkout, &provided("kafka_password", "typed-once"), |_| {}).await.unwrap();
+
+    let removed = vault.remove(&cart).await.unwrap();
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert_eq!(vault.remove(&cart).await.unwrap(), Vec::<String>::new(), "nothing more the second time");
+    let role_path = format!("auth/{}/role/{}", cart.role.mount, cart.role.name);
+    assert_eq!(platform.root_call("GET", &role_path, None).await.0, 404);
+    assert_eq!(platform.root_call("GET", &format!("sys/policies/acl/{}", cart.policy.name), None).await.0, 404);
+    // Kept by default, marked, still holding its value.
+    let (_, metadata) = platform.root_call("GET", &cart.secrets[0].metadata_path(), None).await;
+    assert!(metadata["data"]["custom_metadata"]["offboarded_at"].is_string());
+    assert_eq!(metadata["data"]["current_version"], 1);
+    // checkout is untouched.
+    assert_eq!(vault.plan(&checkout).await.unwrap(), vec![]);
+
+    // With `destroy`, every version goes.
+    let destroying = Vault::new(&VaultConfig { offboard_secrets: SecretRetention::Destroy, ..platform.config.clone() }).unwrap();
+    destroying.remove(&checkout).await.unwrap();
+    assert_eq!(platform.root_call("GET", &checkout.secrets[0].metadata_path(), None).await.0, 404);
+    let pki_role = checkout.pki_role.as_ref().unwrap();
+    assert_eq!(platform.root_call("GET", &format!("{}/roles/{}", pki_role.mount, pki_role.name), None).await.0, 404);
+}
+
+#[tokio::test]
+async fn preflight_names_the_missing_mount_and_the_command_that_creates_it() {
+    let platform = Platform::new().await;
+    for (field, broken) in [
+        ("kv_mount", VaultConfig { kv_mount: "no-such-kv".into(), ..platform.config.clone() }),
+        ("kubernetes_auth_mount", VaultConfig { kubernetes_auth_mount: "no-such-auth".into(), ..platform.config.clone() }),
+        ("pki_mount", VaultConfig { pki_mount: "no-such-pki".into(), ..platform.config.clone() }),
+    ] {
+        let error = Vault::new(&broken).unwrap().preflight(true).await.unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, VaultError::MissingMount { .. }), "{field}: {message}");
+        assert!(message.contains("no-such-") && message.contains("bao "), "{field}: {message}");
+    }
+    // A KV version 1 engine is not a KV v2 one.
+    let v1 = format!("kv1-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    platform.root_call("POST", &format!("sys/mounts/{v1}"), Some(json!({ "type": "kv", "options": { "version": "1" } }))).await;
+    let error = Vault::new(&VaultConfig { kv_mount: v1.clone(), ..openbao() }).unwrap().preflight(false).await.unwrap_err();
+    assert!(error.to_string().contains(&format!("bao secrets enable -path={v1} kv-v2")), "{error}");
+}
+
+#[tokio::test]
+async fn secret_status_follows_the_rotation_period_and_rotation_writes_a_version_and_an_audit_event() {
+    let platform = Platform::new().await;
+    let vault = &platform.meshport;
+    let cart = platform.artifacts(cart().0); // rotation every 30 days (the default)
+    let checkout = platform.artifacts(checkout().0); // 14 days, a provided secret
+    vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    vault.apply(&checkout, &provided("kafka_password", "typed-once"), |_| {}).await.unwrap();
+
+    let namespaces = ["prod-app".to_owned()];
+    let now = Utc::now();
+    let states = |statuses: Vec<meshport_server::vault::status::SecretStatus>| {
+        statuses.into_iter().map(|s| (s.path, s.judgement.state)).collect::<Vec<_>>()
+    };
+    let at = |days| vault.secret_statuses(&namespaces, now + TimeDelta::days(days));
+    assert_eq!(
+        states(at(0).await.unwrap()),
+        [("prod-app/cart/valkey_password".to_owned(), RotationState::Ok), ("prod-app/checkout/kafka_password".to_owned(), RotationState::Ok)]
+    );
+    assert_eq!(states(at(12).await.unwrap())[1].1, RotationState::DueSoon, "14-day period, 2 days left");
+    let later = at(31).await.unwrap();
+    assert_eq!(later[0].judgement.state, RotationState::Overdue);
+    assert!(later[0].judgement.reason.contains("the period is 30 days"), "{}", later[0].judgement.reason);
+    assert_eq!((later[0].current_version, later[0].source.as_deref()), (1, Some("generated")));
+
+    // Rotation: a new version, recorded; the status is OK again.
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let actor = meshport_server::audit::Actor::system();
+    let path = "prod-app/cart/valkey_password";
+    let version = meshport_server::rotation::rotate_secret(vault, &db.store, actor.clone(), path).await.unwrap();
+    assert_eq!(version, 2);
+    let cart_token = platform.service_token(&cart).await;
+    let (_, body) = call(&platform.addr, &cart_token, "GET", &format!("{}/data/{path}", platform.kv()), None).await;
+    assert_eq!(body["data"]["metadata"]["version"], 2);
+    let status = &vault.secret_statuses(&["prod-app/cart".to_owned()], now + TimeDelta::days(31)).await.unwrap()[0];
+    assert_eq!((status.current_version, status.versions), (2, 2));
+    assert_eq!(status.judgement.state, RotationState::Overdue, "31 days ahead, measured from the new version");
+    let fresh = &vault.secret_statuses(&["prod-app/cart".to_owned()], Utc::now()).await.unwrap()[0];
+    assert_eq!(fresh.judgement.state, RotationState::Ok);
+
+    // A provided secret is its owner's to rotate.
+    let refused = meshport_server::rotation::rotate_secret(vault, &db.store, actor, "prod-app/checkout/kafka_password").await;
+    assert!(refused.unwrap_err().to_string().contains("only the secrets it generated"));
+
+    let events = crate::audit::exported(&db.store, Default::default(), meshport_server::audit::export::Format::Jsonl).await;
+    let rotations: Vec<(String, Value)> = String::from_utf8(events)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|e| e["action"] == "secret_rotated")
+        .map(|e| {
+            let details = match &e["details"] {
+                Value::String(text) => serde_json::from_str(text).unwrap(),
+                other => other.clone(),
+            };
+            (e["outcome"].as_str().unwrap().to_owned(), details["version"].clone())
+        })
+        .collect();
+    assert_eq!(rotations, [("success".to_owned(), json!(2)), ("failure".to_owned(), Value::Null)]);
+}
+
+#[tokio::test]
+async fn pki_certificates_turn_due_soon_then_expired_as_time_passes() {
+    let platform = Platform::new().await;
+    let mut request = checkout().0;
+    request.certificate = Some(CertificateSpec { ttl_hours: 1 });
+    let checkout = platform.artifacts(request);
+    platform.meshport.apply(&checkout, &provided("kafka_password", "typed-once"), |_| {}).await.unwrap();
+
+    // The service issues its certificate with its own policy, as the Vault Agent would.
+    let token = platform.service_token(&checkout).await;
+    let issue = checkout.pki_role.as_ref().unwrap().issue_path();
+    let (status, issued) = call(&platform.addr, &token, "POST", &issue, Some(json!({ "common_name": "checkout.prod-app.svc", "ttl": "1h" }))).await;
+    assert_eq!(status, 200, "{issued}");
+    let (status, _) = call(&platform.addr, &token, "POST", &issue, Some(json!({ "common_name": "payment.prod-app.svc" }))).await;
+    assert_eq!(status, 400, "another service's name is refused");
+    let serial = issued["data"]["serial_number"].as_str().unwrap();
+
+    let now = Utc::now();
+    let state_at = |minutes| {
+        let vault = platform.meshport.clone();
+        let serial = serial.to_owned();
+        async move {
+            let certificates = vault.pki_certificates(now + TimeDelta::minutes(minutes)).await.unwrap();
+            let ours = certificates.iter().find(|c| c.serial == serial).expect("listed").clone();
+            (ours.judgement.state, certificates)
+        }
+    };
+    let (state, certificates) = state_at(0).await;
+    assert_eq!(state, RotationState::Ok);
+    let ours = certificates.iter().find(|c| c.serial == serial).unwrap();
+    assert_eq!(ours.common_name, "checkout.prod-app.svc");
+    assert!(ours.dns_names.contains(&"checkout.prod-app.svc".to_owned()));
+    assert!(!ours.is_ca);
+    assert!(certificates.iter().any(|c| c.is_ca), "the engine's CA is listed too");
+    assert_eq!(state_at(45).await.0, RotationState::DueSoon);
+    assert_eq!(state_at(61).await.0, RotationState::Expired);
+
+    let (status, _) = platform.root_call("POST", &format!("{}/revoke", platform.config.pki_mount), Some(json!({ "serial_number": serial }))).await;
+    assert_eq!(status, 200);
+    assert_eq!(state_at(0).await.0, RotationState::Failing, "revoked");
+}
+
+#[tokio::test]
+async fn approle_login_is_renewed_and_repeated_before_the_token_expires() {
+    let platform = Platform::new().await;
+    let mount = format!("approle-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    platform.root_call("POST", &format!("sys/auth/{mount}"), Some(json!({ "type": "approle" }))).await;
+    let meshport_policy = &platform.portal_policy;
+    // Tokens live 3 s, at most 5 s: renewals, then a new login, within the test.
+    let (status, _) = platform.root_call("POST", &format!("auth/{mount}/role/meshport"), Some(json!({ "token_policies": [meshport_policy], "token_ttl": "3s", "token_max_ttl": "5s" }))).await;
+    assert_eq!(status, 204);
+    let (_, role_id) = platform.root_call("GET", &format!("auth/{mount}/role/meshport/role-id"), None).await;
+    let (_, secret_id) = platform.root_call("POST", &format!("auth/{mount}/role/meshport/secret-id"), None).await;
+    let config = VaultConfig {
+        token: None,
+        login: VaultLogin::AppRole {
+            mount,
+            role_id: role_id["data"]["role_id"].as_str().unwrap().to_owned(),
+            secret_id: SecretString::from(secret_id["data"]["secret_id"].as_str().unwrap().to_owned()),
+        },
+        ..platform.config.clone()
+    };
+    let kept = Vault::connect(&config).await.unwrap();
+    let lease = kept.login().await.unwrap();
+    assert!(lease.renewable && lease.ttl <= Duration::from_secs(3));
+    kept.keep_logged_in(Some(lease));
+    let lapsed = Vault::connect(&config).await.unwrap();
+    kept.preflight(true).await.unwrap();
+
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    kept.health().await.expect("renewed, then logged in again after the maximum lifetime");
+    kept.preflight(true).await.unwrap();
+    assert!(lapsed.health().await.is_err(), "without renewal the token has expired");
+}
+
+/// An OpenBao with on-disk storage that survives restarts (the dev server forgets everything).
+struct PersistentOpenBao {
+    folder: tempfile::TempDir,
+    port: u16,
+    process: Option<ServiceProcess>,
+    unseal_key: String,
+    root_token: String,
+}
+
+impl PersistentOpenBao {
+    async fn start() -> Self {
+        let folder = tempfile::tempdir().unwrap();
+        let port = free_loopback_port_pair().unwrap();
+        // Integrated storage: OpenBao has no file storage.
+        let data = folder.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let config = format!(
+            "storage \"raft\" {{\n  path = \"{data}\"\n  node_id = \"test\"\n}}\n\
+             listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\n\
+             api_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"http://127.0.0.1:{cluster}\"\n",
+            data = data.display(),
+            cluster = port + 1,
+        );
+        std::fs::write(folder.path().join("config.hcl"), config).unwrap();
+        let mut bao = Self { folder, port, process: None, unseal_key: String::new(), root_token: String::new() };
+        bao.run().await;
+        let (status, init) = call(&bao.addr(), "", "PUT", "sys/init", Some(json!({ "secret_shares": 1, "secret_threshold": 1 }))).await;
+        assert_eq!(status, 200, "{init}");
+        bao.unseal_key = init["keys_base64"][0].as_str().unwrap().to_owned();
+        bao.root_token = init["root_token"].as_str().unwrap().to_owned();
+        bao.unseal().await;
+        bao
+    }
+
+    fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn run(&mut self) {
+        let bin = std::env::var_os("MESHPORT_DEV__BAO_BIN").unwrap_or_else(|| "bao".into());
+        let mut command = std::process::Command::new(bin);
+        command
+            .arg("server")
+            .arg(format!("-config={}", self.folder.path().join("config.hcl").display()))
+            .stdout(std::fs::File::create(self.folder.path().join("bao.log")).unwrap())
+            .stderr(std::process::Stdio::inherit());
+        self.process = Some(ServiceProcess::spawn("openbao", command, Signal::SIGTERM).unwrap());
+        for _ in 0..100 {
+            if reqwest::get(format!("{}/v1/sys/seal-status", self.addr())).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("OpenBao did not start");
+    }
+
+    async fn unseal(&self) {
+        let (status, body) = call(&self.addr(), "", "PUT", "sys/unseal", Some(json!({ "key": self.unseal_key }))).await;
+        assert_eq!((status, body["sealed"].as_bool()), (200, Some(false)), "{body}");
+        // Wait until the mounts answer (the node becomes active after unsealing).
+        for _ in 0..100 {
+            if call(&self.addr(), &self.root_token, "GET", "sys/mounts", None).await.0 == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("OpenBao did not become active");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop(Duration::ZERO);
+        }
+    }
+}
+
+impl Drop for PersistentOpenBao {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn openbao_stopped_mid_apply_gives_a_retryable_error_and_a_rerun_finishes_without_duplicates() {
+    let bao = Mutex::new(PersistentOpenBao::start().await);
+    let config = {
+        let bao = bao.lock().unwrap();
+        VaultConfig { addr: bao.addr(), token: Some(SecretString::from(bao.root_token.clone())), ..VaultConfig::default() }
+    };
+    let vault = Vault::new(&config).unwrap();
+    vault.ensure_mounts().await.unwrap();
+    let settings = Config { vault: config.clone(), ..Config::default() }.artifact_settings();
+    let (request, _) = cart();
+    let valid = ValidRequest::new(request, &OnboardingRules::default()).unwrap();
+    let cart = ServiceArtifacts::build(&valid, &settings, None);
+
+    // OpenBao dies right after the first write.
+    let error = vault
+        .apply(&cart, &ProvidedValues::new(), |_| bao.lock().unwrap().kill())
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(error.applied.len(), 1, "{error}");
+    assert!(matches!(error.source, VaultError::Unreachable { .. }), "{error}");
+    assert!(error.to_string().contains(&format!("auth/kubernetes/role/{}", cart.role.name)), "{error}");
+
+    // Restarted (and unsealed), the same apply finishes what was left.
+    let mut bao = bao.into_inner().unwrap();
+    bao.run().await;
+    bao.unseal().await;
+    let rest = vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    assert_eq!(rest.len(), 3, "role, metadata and value; the policy was written before: {rest:#?}");
+    assert_eq!(vault.plan(&cart).await.unwrap(), vec![]);
+    let (_, metadata) = call(&config.addr, &bao.root_token, "GET", &cart.secrets[0].metadata_path(), None).await;
+    assert_eq!(metadata["data"]["current_version"], 1, "one value, written once");
+}
+
+#[tokio::test]
+async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
+    use meshport_server::requests::Requests;
+    use app::requests::ssr::RequestService;
+
+    const VALUE: &str = "pr0vided-S3CRET-value-7f3a9c";
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logs = logs.clone();
+        move || CapturedLog(logs.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let platform = Platform::new().await;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let mut tx = db.store.begin().await.unwrap();
+    let user = tx
+        .upsert_user(&meshport_server::store::NewUser { issuer: "https://idp.example", subject: "dana", email: "dana@shop.example", display_name: "Dana" })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let dana = app::access::Principal {
+        user_id: user.id.to_string(),
+        subject: "dana".into(),
+        email: "dana@shop.example".into(),
+        name: "Dana".into(),
+        roles: [app::access::Role::Developer].into(),
+        teams: ["checkout".to_owned()].into(),
+        method: app::access::SignInMethod::Oidc,
+    };
+    let mut request = checkout().0;
+    request.secrets = vec![SecretSpec { name: "kafka_password".into(), source: SecretSource::Provided { value: SecretValue::new(VALUE) } }];
+    let requests = Requests { store: db.store.clone(), rules: OnboardingRules::default() };
+    requests.submit(&dana, request.clone()).await.unwrap();
+    let artifacts = platform.artifacts(request);
+    let made = platform.meshport.apply(&artifacts, &provided("kafka_password", VALUE), |_| {}).await.unwrap();
+    assert!(!made.is_empty());
+    tracing::info!(?made, ?artifacts, "everything a careless log line could print");
+
+    let token = platform.service_token(&artifacts).await;
+    let (_, body) = call(&platform.addr, &token, "GET", &format!("{}/data/prod-app/checkout/kafka_password", platform.kv()), None).await;
+    assert_eq!(body["data"]["data"]["kafka_password"], VALUE, "it did reach Vault");
+
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("vault object written"), "the capture works: {logs}");
+    assert!(!logs.contains(VALUE), "the value is in a log line");
+    db.store.close().await;
+    for entry in std::fs::read_dir(db.folder().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()), "the value is in {}", path.display());
+    }
+}
+
+/// A log writer into a shared buffer.
+struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
