@@ -112,7 +112,11 @@ fn bao_bin() -> String {
 
 /// Sends every call, `CONCURRENCY` at a time (each service's calls in order), over one
 /// keep-alive client.
-async fn raw(addr: &str, token: &str, batches: Vec<Vec<(String, Option<Value>)>>) -> anyhow::Result<Duration> {
+async fn raw(
+    addr: &str,
+    token: &str,
+    batches: Vec<Vec<(String, Option<Value>)>>,
+) -> anyhow::Result<Duration> {
     let client = reqwest::Client::new();
     let started = Instant::now();
     stream::iter(batches)
@@ -126,7 +130,11 @@ async fn raw(addr: &str, token: &str, batches: Vec<Vec<(String, Option<Value>)>>
                         None => client.get(url),
                     };
                     let response = request.header("X-Vault-Token", token).send().await?;
-                    anyhow::ensure!(response.status().is_success(), "{path}: {}", response.status());
+                    anyhow::ensure!(
+                        response.status().is_success(),
+                        "{path}: {}",
+                        response.status()
+                    );
                     response.bytes().await?;
                 }
                 Ok(())
@@ -147,7 +155,8 @@ async fn main() -> anyhow::Result<()> {
     let n_services = count("MESHPORT_BENCH_SERVICES", 100);
     let n_secrets = count("MESHPORT_BENCH_SECRETS", 1000);
     let folder = tempfile::tempdir()?;
-    let openbao = OpenBaoDevServer::start(Path::new(&bao_bin()), &folder.path().join("openbao.log")).await?;
+    let openbao =
+        OpenBaoDevServer::start(Path::new(&bao_bin()), &folder.path().join("openbao.log")).await?;
     let base = openbao.vault_config();
     let addr = base.addr.clone();
     let token = base.token.as_ref().unwrap().expose_secret().to_owned();
@@ -172,7 +181,8 @@ async fn main() -> anyhow::Result<()> {
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    let meshport = row(&format!("provision {n_services} services: meshport"), n_services, started.elapsed());
+    let meshport =
+        row(&format!("provision {n_services} services: meshport"), n_services, started.elapsed());
     let started = Instant::now();
     stream::iter(&artifacts)
         .map(|service| vault.apply(service, &NONE, |_| {}))
@@ -195,16 +205,37 @@ async fn main() -> anyhow::Result<()> {
         let value = calls[3].1["data"][&secret.key].as_str().unwrap().to_owned();
         writeln!(script, "bao policy write {} policy-{i}.hcl", service.policy.name)?;
         writeln!(script, "bao write {} @role-{i}.json", calls[1].0)?;
-        writeln!(script, "bao kv metadata put -mount={} {} {}", secret.mount, metadata.join(" "), secret.path)?;
-        writeln!(script, "bao kv put -mount={} -cas=0 {} {}={}", secret.mount, secret.path, secret.key, shell_quote(&value))?;
+        writeln!(
+            script,
+            "bao kv metadata put -mount={} {} {}",
+            secret.mount,
+            metadata.join(" "),
+            secret.path
+        )?;
+        writeln!(
+            script,
+            "bao kv put -mount={} -cas=0 {} {}={}",
+            secret.mount,
+            secret.path,
+            secret.key,
+            shell_quote(&value)
+        )?;
     }
-    let cli = row(&format!("provision {n_services} services: bao CLI loop"), n_services, shell_loop(&script, folder.path(), &addr, &token)?);
+    let cli = row(
+        &format!("provision {n_services} services: bao CLI loop"),
+        n_services,
+        shell_loop(&script, folder.path(), &addr, &token)?,
+    );
 
     let batches = services(&phase_config(&base, "raw"), n_services)
         .iter()
         .map(|service| writes(service).into_iter().map(|(path, body)| (path, Some(body))).collect())
         .collect();
-    let raw_time = row(&format!("provision {n_services} services: raw HTTP"), n_services, raw(&addr, &token, batches).await?);
+    let raw_time = row(
+        &format!("provision {n_services} services: raw HTTP"),
+        n_services,
+        raw(&addr, &token, batches).await?,
+    );
     let provisioning = (cli / meshport, meshport / raw_time);
 
     // Status: 1,000 secrets' metadata.
@@ -222,22 +253,39 @@ async fn main() -> anyhow::Result<()> {
     let statuses = stat.secrets_at(&paths, now).await?;
     let took = started.elapsed();
     anyhow::ensure!(statuses.len() == n_secrets, "every secret judged");
-    let meshport_status = row(&format!("status of {n_secrets} secrets: meshport (by path)"), n_secrets, took);
+    let meshport_status =
+        row(&format!("status of {n_secrets} secrets: meshport (by path)"), n_secrets, took);
     let started = Instant::now();
     let walked = stat.secret_statuses(&["prod-app".to_owned()], now).await?;
     anyhow::ensure!(walked.len() == n_secrets, "every secret found");
-    row(&format!("status of {n_secrets} secrets: meshport (listing)"), n_secrets, started.elapsed());
+    row(
+        &format!("status of {n_secrets} secrets: meshport (listing)"),
+        n_secrets,
+        started.elapsed(),
+    );
 
     let mut script = String::from("set -e\n");
     for path in &paths {
-        writeln!(script, "bao kv metadata get -mount={} -format=json {path}", stat_config.kv_mount)?;
+        writeln!(
+            script,
+            "bao kv metadata get -mount={} -format=json {path}",
+            stat_config.kv_mount
+        )?;
     }
-    let cli_status = row(&format!("status of {n_secrets} secrets: bao CLI loop"), n_secrets, shell_loop(&script, folder.path(), &addr, &token)?);
+    let cli_status = row(
+        &format!("status of {n_secrets} secrets: bao CLI loop"),
+        n_secrets,
+        shell_loop(&script, folder.path(), &addr, &token)?,
+    );
     let batches = paths
         .iter()
         .map(|path| vec![(format!("{}/metadata/{path}", stat_config.kv_mount), None)])
         .collect();
-    let raw_status = row(&format!("status of {n_secrets} secrets: raw HTTP"), n_secrets, raw(&addr, &token, batches).await?);
+    let raw_status = row(
+        &format!("status of {n_secrets} secrets: raw HTTP"),
+        n_secrets,
+        raw(&addr, &token, batches).await?,
+    );
 
     print!("{table}");
     println!(

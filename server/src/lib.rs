@@ -8,9 +8,9 @@ pub mod dev;
 pub mod gitops;
 pub mod identity;
 pub mod requests;
+pub mod rotation;
 pub mod store;
 pub mod telemetry;
-pub mod rotation;
 pub mod vault;
 pub mod web;
 

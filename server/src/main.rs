@@ -184,8 +184,9 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
 async fn run_vault(config: &Config, command: VaultCommand) -> anyhow::Result<()> {
     use std::io::Write;
     if let VaultCommand::Policy { name } = &command {
-        let policy = vault::portal_policy(name, &config.artifact_settings(), &config.onboarding.namespaces);
-        print!("{}", policy.to_hcl());
+        let policy =
+            vault::portal_policy(name, &config.artifact_settings(), &config.onboarding.namespaces);
+        println!("{}", policy.to_hcl().trim_end());
         return Ok(());
     }
     let vault = vault::Vault::connect(&config.vault).await?;

@@ -10,7 +10,12 @@ use crate::vault::Vault;
 
 /// Rotates the secret at `path` (`<namespace>/<service>/<name>` below the KV mount) on behalf
 /// of `actor`. Returns the new version.
-pub async fn rotate_secret(vault: &Vault, store: &Store, actor: Actor, path: &str) -> anyhow::Result<u64> {
+pub async fn rotate_secret(
+    vault: &Vault,
+    store: &Store,
+    actor: Actor,
+    path: &str,
+) -> anyhow::Result<u64> {
     let mut parts = path.splitn(3, '/');
     let (Some(namespace), Some(service), Some(name)) = (parts.next(), parts.next(), parts.next())
     else {

@@ -49,13 +49,15 @@ impl Endpoint for Call {
 impl Vault {
     /// The `data` of `path`, or `None` when nothing is there.
     pub(crate) async fn read(&self, path: &str) -> Result<Option<Value>, VaultError> {
-        let call = Call { method: RequestMethod::GET, path: path.to_owned(), body: None, list: false };
+        let call =
+            Call { method: RequestMethod::GET, path: path.to_owned(), body: None, list: false };
         absent_on_404(self.send(call).await)
     }
 
     /// The keys below `path` (a trailing `/` marks a folder); empty when there are none.
     pub(crate) async fn list(&self, path: &str) -> Result<Vec<String>, VaultError> {
-        let call = Call { method: RequestMethod::GET, path: path.to_owned(), body: None, list: true };
+        let call =
+            Call { method: RequestMethod::GET, path: path.to_owned(), body: None, list: true };
         let Some(data) = absent_on_404(self.send(call).await)? else { return Ok(Vec::new()) };
         serde_json::from_value(data["keys"].clone()).map_err(|e| VaultError::Unexpected {
             path: path.to_owned(),
@@ -69,13 +71,19 @@ impl Vault {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        let call = Call { method: RequestMethod::POST, path: path.to_owned(), body: Some(body), list: false };
+        let call = Call {
+            method: RequestMethod::POST,
+            path: path.to_owned(),
+            body: Some(body),
+            list: false,
+        };
         self.send(call).await
     }
 
     /// Deletes `path`; nothing there is not an error.
     pub(crate) async fn delete(&self, path: &str) -> Result<(), VaultError> {
-        let call = Call { method: RequestMethod::DELETE, path: path.to_owned(), body: None, list: false };
+        let call =
+            Call { method: RequestMethod::DELETE, path: path.to_owned(), body: None, list: false };
         absent_on_404(self.send(call).await).map(drop)
     }
 
@@ -91,9 +99,8 @@ impl Vault {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        let mut answer: Value = serde_json::from_slice(&body).map_err(|e| VaultError::Unexpected {
-            path: path.clone(),
-            message: format!("not JSON: {e}"),
+        let mut answer: Value = serde_json::from_slice(&body).map_err(|e| {
+            VaultError::Unexpected { path: path.clone(), message: format!("not JSON: {e}") }
         })?;
         Ok(answer.get_mut("data").map(Value::take).unwrap_or(Value::Null))
     }

@@ -76,7 +76,9 @@ impl Vault {
                     return Ok(TokenLease::from_auth(&auth));
                 }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(error = %VaultError::from(error), "token renewal failed"),
+                Err(error) => {
+                    tracing::warn!(error = %VaultError::from(error), "token renewal failed")
+                }
             }
         }
         self.login().await
@@ -85,7 +87,10 @@ impl Vault {
     /// Keeps meshport's token alive in the background: logs in (unless `lease` says it is
     /// done already), then refreshes the token when two thirds of its lifetime have passed.
     /// Failures are logged and retried; a token that never expires ends the task.
-    pub fn keep_logged_in(self: &Arc<Self>, lease: Option<TokenLease>) -> tokio::task::JoinHandle<()> {
+    pub fn keep_logged_in(
+        self: &Arc<Self>,
+        lease: Option<TokenLease>,
+    ) -> tokio::task::JoinHandle<()> {
         let vault = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut lease = lease;

@@ -6,7 +6,11 @@ use crate::artifacts::ArtifactSettings;
 use crate::artifacts::vault::{Capability, PolicyRule, ServicePolicy};
 
 /// The policy named `name` that lets meshport manage services in `namespaces`.
-pub fn portal_policy(name: &str, settings: &ArtifactSettings, namespaces: &[String]) -> ServicePolicy {
+pub fn portal_policy(
+    name: &str,
+    settings: &ArtifactSettings,
+    namespaces: &[String],
+) -> ServicePolicy {
     use Capability::{Create, Delete, List, Read, Update};
     let manage = || vec![Create, Read, Update, Delete];
     let mut rules = Vec::new();
@@ -36,6 +40,9 @@ pub fn portal_policy(name: &str, settings: &ArtifactSettings, namespaces: &[Stri
     rules.extend([
         PolicyRule { path: format!("{}/certs", settings.pki_mount), capabilities: vec![List] },
         PolicyRule { path: format!("{}/cert/*", settings.pki_mount), capabilities: vec![Read] },
+        // Health checks and renewal, also for tokens issued without the `default` policy.
+        PolicyRule { path: "auth/token/lookup-self".to_owned(), capabilities: vec![Read] },
+        PolicyRule { path: "auth/token/renew-self".to_owned(), capabilities: vec![Update] },
     ]);
     ServicePolicy { name: name.to_owned(), rules }
 }

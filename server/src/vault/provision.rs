@@ -47,7 +47,12 @@ enum Write {
     Body(Value),
     /// A first value for a secret, with the check-and-set version it was planned against, so
     /// two appliers never both write one.
-    SecretValue { key: String, source: ValueSource, generator: Option<String>, cas: u64 },
+    SecretValue {
+        key: String,
+        source: ValueSource,
+        generator: Option<String>,
+        cas: u64,
+    },
 }
 
 /// An apply stopped at `path`. The changes before it are made; running the apply again
@@ -162,12 +167,15 @@ impl Vault {
             match self.retention {
                 SecretRetention::Destroy => self.delete(&secret.metadata_path()).await?,
                 SecretRetention::Keep => {
-                    let mut custom = metadata["custom_metadata"].as_object().cloned().unwrap_or_default();
+                    let mut custom =
+                        metadata["custom_metadata"].as_object().cloned().unwrap_or_default();
                     if custom.contains_key("offboarded_at") {
                         continue;
                     }
-                    custom.insert("offboarded_at".to_owned(), json!(chrono::Utc::now().to_rfc3339()));
-                    self.write(&secret.metadata_path(), &json!({ "custom_metadata": custom })).await?;
+                    custom
+                        .insert("offboarded_at".to_owned(), json!(chrono::Utc::now().to_rfc3339()));
+                    self.write(&secret.metadata_path(), &json!({ "custom_metadata": custom }))
+                        .await?;
                 }
             }
             removed.push(secret.metadata_path());
@@ -181,7 +189,10 @@ impl Vault {
     #[tracing::instrument(skip(self))]
     pub async fn rotate(&self, path: &str) -> Result<u64, VaultError> {
         let metadata_path = format!("{}/metadata/{path}", self.kv_mount);
-        let refuse = |message: &str| VaultError::Secret { path: path.to_owned(), message: message.to_owned() };
+        let refuse = |message: &str| VaultError::Secret {
+            path: path.to_owned(),
+            message: message.to_owned(),
+        };
         let metadata = self.read(&metadata_path).await?.ok_or_else(|| refuse("does not exist"))?;
         let custom = &metadata["custom_metadata"];
         if custom["managed_by"] != "meshport" || custom["value_source"] != "generated" {
@@ -194,7 +205,11 @@ impl Vault {
         let generator = custom["generator"].as_str().map(str::to_owned);
         let write = Write::SecretValue { key, source: ValueSource::Generated, generator, cas };
         let data_path = format!("{}/data/{path}", self.kv_mount);
-        let change = Change { path: data_path, kind: ChangeKind::Update { fields: vec!["value".into()] }, write };
+        let change = Change {
+            path: data_path,
+            kind: ChangeKind::Update { fields: vec!["value".into()] },
+            write,
+        };
         let written = self.execute(&change, &ProvidedValues::new()).await?;
         written["version"].as_u64().ok_or_else(|| VaultError::Unexpected {
             path: change.path,
@@ -203,7 +218,11 @@ impl Vault {
     }
 
     /// The change for an object written as one JSON body, when it is missing or differs.
-    async fn plan_body(&self, path: String, desired: Map<String, Value>) -> Result<Option<Change>, VaultError> {
+    async fn plan_body(
+        &self,
+        path: String,
+        desired: Map<String, Value>,
+    ) -> Result<Option<Change>, VaultError> {
         let kind = match self.read(&path).await? {
             None => ChangeKind::Create,
             Some(current) => {
@@ -250,24 +269,30 @@ impl Vault {
         Ok(changes)
     }
 
-    async fn execute(&self, change: &Change, provided: &ProvidedValues) -> Result<Value, VaultError> {
+    async fn execute(
+        &self,
+        change: &Change,
+        provided: &ProvidedValues,
+    ) -> Result<Value, VaultError> {
         let (key, source, generator, cas) = match &change.write {
             Write::Body(body) => return self.write(&change.path, body).await,
             Write::SecretValue { key, source, generator, cas } => (key, source, generator, cas),
         };
-        let missing = |message: &str| VaultError::Secret { path: change.path.clone(), message: message.to_owned() };
+        let missing = |message: &str| VaultError::Secret {
+            path: change.path.clone(),
+            message: message.to_owned(),
+        };
         let value = match source {
             ValueSource::Generated => {
-                let (alphabet, length) = generator
-                    .as_deref()
-                    .and_then(parse_generator)
-                    .ok_or_else(|| missing("its metadata has no valid `generator` (alphabet:length)"))?;
+                let (alphabet, length) =
+                    generator.as_deref().and_then(parse_generator).ok_or_else(|| {
+                        missing("its metadata has no valid `generator` (alphabet:length)")
+                    })?;
                 generate_secret(length, alphabet)
             }
-            ValueSource::Provided => provided
-                .get(key)
-                .cloned()
-                .ok_or_else(|| missing("has no value: the provided value was not given to this apply"))?,
+            ValueSource::Provided => provided.get(key).cloned().ok_or_else(|| {
+                missing("has no value: the provided value was not given to this apply")
+            })?,
             ValueSource::Existing => {
                 return Err(missing("was declared existing but holds no value; write it first"));
             }
@@ -312,7 +337,10 @@ mod tests {
     fn generators_parse_only_known_alphabets_and_sane_lengths() {
         use app::onboarding::Alphabet;
         assert_eq!(parse_generator("hex:32"), Some((Alphabet::Hex, 32)));
-        assert_eq!(parse_generator("alphanumeric_symbols:8"), Some((Alphabet::AlphanumericSymbols, 8)));
+        assert_eq!(
+            parse_generator("alphanumeric_symbols:8"),
+            Some((Alphabet::AlphanumericSymbols, 8))
+        );
         for bad in ["hex", "hex:0", "hex:-1", "base64:10", "hex:99999", ""] {
             assert_eq!(parse_generator(bad), None, "{bad}");
         }

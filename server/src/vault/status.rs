@@ -213,7 +213,9 @@ pub fn judge_rotation(
         let late = (now - due).num_days();
         return Judgement::new(
             RotationState::Overdue,
-            format!("last rotated {age_days} days ago; the period is {days} days ({late} days late)"),
+            format!(
+                "last rotated {age_days} days ago; the period is {days} days ({late} days late)"
+            ),
         );
     }
     let window = DUE_SOON_AT_MOST.min(period / 4);
@@ -290,7 +292,10 @@ pub fn judge_certificate(
         return Judgement::new(RotationState::Expired, format!("expired {ago} hours ago"));
     }
     if let Some(revoked) = revoked_at {
-        return Judgement::new(RotationState::Failing, format!("revoked at {}", revoked.to_rfc3339()));
+        return Judgement::new(
+            RotationState::Failing,
+            format!("revoked at {}", revoked.to_rfc3339()),
+        );
     }
     let left = not_after - now;
     let hours = left.num_hours();
@@ -324,9 +329,15 @@ mod tests {
         let short = |now| judge_rotation(rotated, Some(4), at(now)).state;
         assert_eq!(short("2026-01-02T23:00:00Z"), RotationState::Ok);
         assert_eq!(short("2026-01-04T01:00:00Z"), RotationState::DueSoon);
-        assert_eq!(judge_rotation(rotated, None, at("2030-01-01T00:00:00Z")).state, RotationState::Ok);
+        assert_eq!(
+            judge_rotation(rotated, None, at("2030-01-01T00:00:00Z")).state,
+            RotationState::Ok
+        );
         let overdue = judge_rotation(rotated, Some(30), at("2026-03-02T00:00:00Z"));
-        assert_eq!(overdue.reason, "last rotated 60 days ago; the period is 30 days (30 days late)");
+        assert_eq!(
+            overdue.reason,
+            "last rotated 60 days ago; the period is 30 days (30 days late)"
+        );
     }
 
     #[test]
@@ -343,7 +354,9 @@ mod tests {
     #[test]
     fn missing_unwritten_and_deleted_secrets_are_failing() {
         let now = Utc::now();
-        let judge = |metadata: Option<Value>| secret_status("a/b/c".into(), metadata.as_ref(), now).judgement;
+        let judge = |metadata: Option<Value>| {
+            secret_status("a/b/c".into(), metadata.as_ref(), now).judgement
+        };
         assert_eq!(judge(None).reason, "the secret does not exist in Vault");
         let empty = serde_json::json!({ "current_version": 0, "custom_metadata": { "managed_by": "meshport" } });
         assert!(is_managed(&empty));

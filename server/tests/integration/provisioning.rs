@@ -26,7 +26,13 @@ use crate::artifacts::{cart, checkout};
 use crate::harness::{Backend, TestDatabase, openbao};
 
 /// A call to Vault's HTTP API as the operator (or any token): status and JSON body.
-async fn call(addr: &str, token: &str, method: &str, path: impl std::fmt::Display, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    addr: &str,
+    token: &str,
+    method: &str,
+    path: impl std::fmt::Display,
+    body: Option<Value>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let url = format!("{addr}/v1/{path}");
     let request = match method {
@@ -70,16 +76,40 @@ impl Platform {
             ..openbao()
         };
         let addr = root_config.addr.clone();
-        let root = secrecy::ExposeSecret::expose_secret(root_config.token.as_ref().unwrap()).to_owned();
+        let root =
+            secrecy::ExposeSecret::expose_secret(root_config.token.as_ref().unwrap()).to_owned();
         Vault::new(&root_config).unwrap().ensure_mounts().await.unwrap();
-        let (status, _) = call(&addr, &root, "POST", &format!("sys/mounts/{}", root_config.pki_mount), Some(json!({ "type": "pki", "config": { "max_lease_ttl": "87600h" } }))).await;
+        let (status, _) = call(
+            &addr,
+            &root,
+            "POST",
+            &format!("sys/mounts/{}", root_config.pki_mount),
+            Some(json!({ "type": "pki", "config": { "max_lease_ttl": "87600h" } })),
+        )
+        .await;
         assert_eq!(status, 204);
-        let (status, _) = call(&addr, &root, "POST", &format!("{}/root/generate/internal", root_config.pki_mount), Some(json!({ "common_name": "meshport test CA", "ttl": "8760h", "key_type": "ec" }))).await;
+        let (status, _) = call(
+            &addr,
+            &root,
+            "POST",
+            &format!("{}/root/generate/internal", root_config.pki_mount),
+            Some(json!({ "common_name": "meshport test CA", "ttl": "8760h", "key_type": "ec" })),
+        )
+        .await;
         assert_eq!(status, 200);
 
-        let settings = Config { vault: root_config.clone(), ..Config::default() }.artifact_settings();
-        let policy = portal_policy(&format!("meshport-{suffix}"), &settings, &["prod-app".to_owned()]);
-        let (status, _) = call(&addr, &root, "POST", &format!("sys/policies/acl/{}", policy.name), Some(json!({ "policy": policy.to_hcl() }))).await;
+        let settings =
+            Config { vault: root_config.clone(), ..Config::default() }.artifact_settings();
+        let policy =
+            portal_policy(&format!("meshport-{suffix}"), &settings, &["prod-app".to_owned()]);
+        let (status, _) = call(
+            &addr,
+            &root,
+            "POST",
+            &format!("sys/policies/acl/{}", policy.name),
+            Some(json!({ "policy": policy.to_hcl() })),
+        )
+        .await;
         assert_eq!(status, 204);
         let token = token_with(&addr, &root, &policy.name).await;
         let config = VaultConfig { token: Some(SecretString::from(token)), ..root_config };
@@ -106,8 +136,16 @@ impl Platform {
     }
 }
 
+/// A token with `policy` only: not even the `default` policy.
 async fn token_with(addr: &str, root: &str, policy: &str) -> String {
-    let (status, body) = call(addr, root, "POST", "auth/token/create", Some(json!({ "policies": [policy], "ttl": "1h" }))).await;
+    let (status, body) = call(
+        addr,
+        root,
+        "POST",
+        "auth/token/create",
+        Some(json!({ "policies": [policy], "no_default_policy": true, "ttl": "1h" })),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     body["auth"]["client_token"].as_str().unwrap().to_owned()
 }
@@ -139,43 +177,77 @@ async fn each_service_reads_only_its_own_secrets_with_meshport_holding_only_its_
     assert_eq!(generated.len(), 32, "the requested length");
     assert!(generated.bytes().all(|b| b.is_ascii_alphanumeric()));
     assert_eq!(as_cart("GET", format!("{kv}/data/prod-app/checkout/kafka_password")).await.0, 403);
-    assert_eq!(as_cart("LIST", format!("{kv}/metadata/prod-app/")).await.0, 403, "no listing of other services");
-    assert_eq!(as_cart("LIST", format!("{kv}/metadata/prod-app/cart/")).await.0, 200, "its own folder");
+    assert_eq!(
+        as_cart("LIST", format!("{kv}/metadata/prod-app/")).await.0,
+        403,
+        "no listing of other services"
+    );
+    assert_eq!(
+        as_cart("LIST", format!("{kv}/metadata/prod-app/cart/")).await.0,
+        200,
+        "its own folder"
+    );
     assert_eq!(as_cart("GET", "sys/mounts".to_owned()).await.0, 403);
     assert_eq!(as_cart("LIST", "sys/policies/acl".to_owned()).await.0, 403);
-    assert_eq!(as_cart("POST", format!("{kv}/data/prod-app/cart/valkey_password")).await.0, 403, "read only");
+    assert_eq!(
+        as_cart("POST", format!("{kv}/data/prod-app/cart/valkey_password")).await.0,
+        403,
+        "read only"
+    );
 
     // The provided value went to Vault as typed; checkout's token reads it.
     let checkout_token = platform.service_token(&checkout).await;
-    let (status, body) = call(&platform.addr, &checkout_token, "GET", &format!("{kv}/data/prod-app/checkout/kafka_password"), None).await;
-    assert_eq!((status, body["data"]["data"]["kafka_password"].as_str()), (200, Some("typed-once")));
+    let (status, body) = call(
+        &platform.addr,
+        &checkout_token,
+        "GET",
+        &format!("{kv}/data/prod-app/checkout/kafka_password"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"]["data"]["kafka_password"].as_str()),
+        (200, Some("typed-once"))
+    );
 
     // meshport itself writes values but never reads them, and has no reach outside its scope.
-    let meshport_token = secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
-    let as_meshport = |method, path: String| call(&platform.addr, &meshport_token, method, path, None);
+    let meshport_token =
+        secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
+    let as_meshport =
+        |method, path: String| call(&platform.addr, &meshport_token, method, path, None);
     assert_eq!(as_meshport("GET", format!("{kv}/data/prod-app/cart/valkey_password")).await.0, 403);
     assert_eq!(as_meshport("GET", "sys/policies/acl/root".to_owned()).await.0, 403);
     assert_eq!(as_meshport("GET", format!("{kv}/metadata/other-ns/x")).await.0, 403);
     assert_eq!(as_meshport("GET", "sys/mounts".to_owned()).await.0, 403);
 
     // The role reads back as specified.
-    let (status, role) = platform.root_call("GET", &format!("auth/{}/role/{}", cart.role.mount, cart.role.name), None).await;
+    let (status, role) = platform
+        .root_call("GET", &format!("auth/{}/role/{}", cart.role.mount, cart.role.name), None)
+        .await;
     assert_eq!(status, 200);
     let role = &role["data"];
     assert_eq!(role["bound_service_account_names"], json!(["cart"]));
     assert_eq!(role["bound_service_account_namespaces"], json!(["prod-app"]));
     assert_eq!(role["token_policies"], json!([cart.policy.name]));
-    assert_eq!((role["token_ttl"].as_u64(), role["token_max_ttl"].as_u64()), (Some(3600), Some(14400)));
+    assert_eq!(
+        (role["token_ttl"].as_u64(), role["token_max_ttl"].as_u64()),
+        (Some(3600), Some(14400))
+    );
     // The PKI role issues only the service's cluster names.
     let pki_role = checkout.pki_role.as_ref().unwrap();
-    let (_, read) = platform.root_call("GET", &format!("{}/roles/{}", pki_role.mount, pki_role.name), None).await;
+    let (_, read) = platform
+        .root_call("GET", &format!("{}/roles/{}", pki_role.mount, pki_role.name), None)
+        .await;
     assert_eq!(read["data"]["allowed_domains"], json!(pki_role.allowed_domains));
     assert_eq!(read["data"]["allow_subdomains"], json!(false));
 
     // Applying again changes nothing, and the secret keeps its first value.
     assert_eq!(vault.plan(&cart).await.unwrap(), vec![]);
     assert_eq!(vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap(), vec![]);
-    assert_eq!(vault.apply(&checkout, &provided("kafka_password", "other"), |_| {}).await.unwrap(), vec![]);
+    assert_eq!(
+        vault.apply(&checkout, &provided("kafka_password", "other"), |_| {}).await.unwrap(),
+        vec![]
+    );
     let (_, body) = as_cart("GET", format!("{kv}/data/prod-app/cart/valkey_password")).await;
     assert_eq!(body["data"]["metadata"]["version"], 1);
 }
@@ -189,7 +261,11 @@ async fn drift_is_reported_field_by_field_and_apply_repairs_it() {
 
     // Someone widens the policy and changes the role's TTL by hand.
     let policy_path = format!("sys/policies/acl/{}", cart.policy.name);
-    let wide = format!("{}\npath \"{}/data/*\" {{ capabilities = [\"read\"] }}\n", cart.policy.to_hcl(), platform.kv());
+    let wide = format!(
+        "{}\npath \"{}/data/*\" {{ capabilities = [\"read\"] }}\n",
+        cart.policy.to_hcl(),
+        platform.kv()
+    );
     platform.root_call("POST", &policy_path, Some(json!({ "policy": wide }))).await;
     let role_path = format!("auth/{}/role/{}", cart.role.mount, cart.role.name);
     let mut edited = serde_json::to_value(&cart.role).unwrap();
@@ -198,12 +274,16 @@ async fn drift_is_reported_field_by_field_and_apply_repairs_it() {
     assert_eq!(platform.root_call("POST", &role_path, Some(edited)).await.0, 204);
 
     let drift = vault.plan(&cart).await.unwrap();
-    let summary: Vec<(&str, &ChangeKind)> = drift.iter().map(|c| (c.path.as_str(), &c.kind)).collect();
+    let summary: Vec<(&str, &ChangeKind)> =
+        drift.iter().map(|c| (c.path.as_str(), &c.kind)).collect();
     assert_eq!(
         summary,
         vec![
             (policy_path.as_str(), &ChangeKind::Update { fields: vec!["policy".into()] }),
-            (role_path.as_str(), &ChangeKind::Update { fields: vec!["audience".into(), "token_ttl".into()] }),
+            (
+                role_path.as_str(),
+                &ChangeKind::Update { fields: vec!["audience".into(), "token_ttl".into()] }
+            ),
         ]
     );
     vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
@@ -223,10 +303,17 @@ async fn offboarding_deletes_role_and_policy_and_keeps_or_destroys_secrets() {
 
     let removed = vault.remove(&cart).await.unwrap();
     assert_eq!(removed.len(), 3, "{removed:?}");
-    assert_eq!(vault.remove(&cart).await.unwrap(), Vec::<String>::new(), "nothing more the second time");
+    assert_eq!(
+        vault.remove(&cart).await.unwrap(),
+        Vec::<String>::new(),
+        "nothing more the second time"
+    );
     let role_path = format!("auth/{}/role/{}", cart.role.mount, cart.role.name);
     assert_eq!(platform.root_call("GET", &role_path, None).await.0, 404);
-    assert_eq!(platform.root_call("GET", &format!("sys/policies/acl/{}", cart.policy.name), None).await.0, 404);
+    assert_eq!(
+        platform.root_call("GET", &format!("sys/policies/acl/{}", cart.policy.name), None).await.0,
+        404
+    );
     // Kept by default, marked, still holding its value.
     let (_, metadata) = platform.root_call("GET", &cart.secrets[0].metadata_path(), None).await;
     assert!(metadata["data"]["custom_metadata"]["offboarded_at"].is_string());
@@ -235,11 +322,21 @@ async fn offboarding_deletes_role_and_policy_and_keeps_or_destroys_secrets() {
     assert_eq!(vault.plan(&checkout).await.unwrap(), vec![]);
 
     // With `destroy`, every version goes.
-    let destroying = Vault::new(&VaultConfig { offboard_secrets: SecretRetention::Destroy, ..platform.config.clone() }).unwrap();
+    let destroying = Vault::new(&VaultConfig {
+        offboard_secrets: SecretRetention::Destroy,
+        ..platform.config.clone()
+    })
+    .unwrap();
     destroying.remove(&checkout).await.unwrap();
     assert_eq!(platform.root_call("GET", &checkout.secrets[0].metadata_path(), None).await.0, 404);
     let pki_role = checkout.pki_role.as_ref().unwrap();
-    assert_eq!(platform.root_call("GET", &format!("{}/roles/{}", pki_role.mount, pki_role.name), None).await.0, 404);
+    assert_eq!(
+        platform
+            .root_call("GET", &format!("{}/roles/{}", pki_role.mount, pki_role.name), None)
+            .await
+            .0,
+        404
+    );
 }
 
 #[tokio::test]
@@ -247,7 +344,10 @@ async fn preflight_names_the_missing_mount_and_the_command_that_creates_it() {
     let platform = Platform::new().await;
     for (field, broken) in [
         ("kv_mount", VaultConfig { kv_mount: "no-such-kv".into(), ..platform.config.clone() }),
-        ("kubernetes_auth_mount", VaultConfig { kubernetes_auth_mount: "no-such-auth".into(), ..platform.config.clone() }),
+        (
+            "kubernetes_auth_mount",
+            VaultConfig { kubernetes_auth_mount: "no-such-auth".into(), ..platform.config.clone() },
+        ),
         ("pki_mount", VaultConfig { pki_mount: "no-such-pki".into(), ..platform.config.clone() }),
     ] {
         let error = Vault::new(&broken).unwrap().preflight(true).await.unwrap_err();
@@ -257,13 +357,24 @@ async fn preflight_names_the_missing_mount_and_the_command_that_creates_it() {
     }
     // A KV version 1 engine is not a KV v2 one.
     let v1 = format!("kv1-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    platform.root_call("POST", &format!("sys/mounts/{v1}"), Some(json!({ "type": "kv", "options": { "version": "1" } }))).await;
-    let error = Vault::new(&VaultConfig { kv_mount: v1.clone(), ..openbao() }).unwrap().preflight(false).await.unwrap_err();
+    platform
+        .root_call(
+            "POST",
+            &format!("sys/mounts/{v1}"),
+            Some(json!({ "type": "kv", "options": { "version": "1" } })),
+        )
+        .await;
+    let error = Vault::new(&VaultConfig { kv_mount: v1.clone(), ..openbao() })
+        .unwrap()
+        .preflight(false)
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains(&format!("bao secrets enable -path={v1} kv-v2")), "{error}");
 }
 
 #[tokio::test]
-async fn secret_status_follows_the_rotation_period_and_rotation_writes_a_version_and_an_audit_event() {
+async fn secret_status_follows_the_rotation_period_and_rotation_writes_a_version_and_an_audit_event()
+ {
     let platform = Platform::new().await;
     let vault = &platform.meshport;
     let cart = platform.artifacts(cart().0); // rotation every 30 days (the default)
@@ -279,34 +390,67 @@ async fn secret_status_follows_the_rotation_period_and_rotation_writes_a_version
     let at = |days| vault.secret_statuses(&namespaces, now + TimeDelta::days(days));
     assert_eq!(
         states(at(0).await.unwrap()),
-        [("prod-app/cart/valkey_password".to_owned(), RotationState::Ok), ("prod-app/checkout/kafka_password".to_owned(), RotationState::Ok)]
+        [
+            ("prod-app/cart/valkey_password".to_owned(), RotationState::Ok),
+            ("prod-app/checkout/kafka_password".to_owned(), RotationState::Ok)
+        ]
     );
-    assert_eq!(states(at(12).await.unwrap())[1].1, RotationState::DueSoon, "14-day period, 2 days left");
+    assert_eq!(
+        states(at(12).await.unwrap())[1].1,
+        RotationState::DueSoon,
+        "14-day period, 2 days left"
+    );
     let later = at(31).await.unwrap();
     assert_eq!(later[0].judgement.state, RotationState::Overdue);
-    assert!(later[0].judgement.reason.contains("the period is 30 days"), "{}", later[0].judgement.reason);
+    assert!(
+        later[0].judgement.reason.contains("the period is 30 days"),
+        "{}",
+        later[0].judgement.reason
+    );
     assert_eq!((later[0].current_version, later[0].source.as_deref()), (1, Some("generated")));
 
     // Rotation: a new version, recorded; the status is OK again.
     let db = TestDatabase::new(Backend::Sqlite).await;
     let actor = meshport_server::audit::Actor::system();
     let path = "prod-app/cart/valkey_password";
-    let version = meshport_server::rotation::rotate_secret(vault, &db.store, actor.clone(), path).await.unwrap();
+    let version = meshport_server::rotation::rotate_secret(vault, &db.store, actor.clone(), path)
+        .await
+        .unwrap();
     assert_eq!(version, 2);
     let cart_token = platform.service_token(&cart).await;
-    let (_, body) = call(&platform.addr, &cart_token, "GET", &format!("{}/data/{path}", platform.kv()), None).await;
+    let (_, body) =
+        call(&platform.addr, &cart_token, "GET", &format!("{}/data/{path}", platform.kv()), None)
+            .await;
     assert_eq!(body["data"]["metadata"]["version"], 2);
-    let status = &vault.secret_statuses(&["prod-app/cart".to_owned()], now + TimeDelta::days(31)).await.unwrap()[0];
+    let status = &vault
+        .secret_statuses(&["prod-app/cart".to_owned()], now + TimeDelta::days(31))
+        .await
+        .unwrap()[0];
     assert_eq!((status.current_version, status.versions), (2, 2));
-    assert_eq!(status.judgement.state, RotationState::Overdue, "31 days ahead, measured from the new version");
+    assert_eq!(
+        status.judgement.state,
+        RotationState::Overdue,
+        "31 days ahead, measured from the new version"
+    );
     let fresh = &vault.secret_statuses(&["prod-app/cart".to_owned()], Utc::now()).await.unwrap()[0];
     assert_eq!(fresh.judgement.state, RotationState::Ok);
 
     // A provided secret is its owner's to rotate.
-    let refused = meshport_server::rotation::rotate_secret(vault, &db.store, actor, "prod-app/checkout/kafka_password").await;
+    let refused = meshport_server::rotation::rotate_secret(
+        vault,
+        &db.store,
+        actor,
+        "prod-app/checkout/kafka_password",
+    )
+    .await;
     assert!(refused.unwrap_err().to_string().contains("only the secrets it generated"));
 
-    let events = crate::audit::exported(&db.store, Default::default(), meshport_server::audit::export::Format::Jsonl).await;
+    let events = crate::audit::exported(
+        &db.store,
+        Default::default(),
+        meshport_server::audit::export::Format::Jsonl,
+    )
+    .await;
     let rotations: Vec<(String, Value)> = String::from_utf8(events)
         .unwrap()
         .lines()
@@ -329,14 +473,32 @@ async fn pki_certificates_turn_due_soon_then_expired_as_time_passes() {
     let mut request = checkout().0;
     request.certificate = Some(CertificateSpec { ttl_hours: 1 });
     let checkout = platform.artifacts(request);
-    platform.meshport.apply(&checkout, &provided("kafka_password", "typed-once"), |_| {}).await.unwrap();
+    platform
+        .meshport
+        .apply(&checkout, &provided("kafka_password", "typed-once"), |_| {})
+        .await
+        .unwrap();
 
     // The service issues its certificate with its own policy, as the Vault Agent would.
     let token = platform.service_token(&checkout).await;
     let issue = checkout.pki_role.as_ref().unwrap().issue_path();
-    let (status, issued) = call(&platform.addr, &token, "POST", &issue, Some(json!({ "common_name": "checkout.prod-app.svc", "ttl": "1h" }))).await;
+    let (status, issued) = call(
+        &platform.addr,
+        &token,
+        "POST",
+        &issue,
+        Some(json!({ "common_name": "checkout.prod-app.svc", "ttl": "1h" })),
+    )
+    .await;
     assert_eq!(status, 200, "{issued}");
-    let (status, _) = call(&platform.addr, &token, "POST", &issue, Some(json!({ "common_name": "payment.prod-app.svc" }))).await;
+    let (status, _) = call(
+        &platform.addr,
+        &token,
+        "POST",
+        &issue,
+        Some(json!({ "common_name": "payment.prod-app.svc" })),
+    )
+    .await;
     assert_eq!(status, 400, "another service's name is refused");
     let serial = issued["data"]["serial_number"].as_str().unwrap();
 
@@ -345,7 +507,8 @@ async fn pki_certificates_turn_due_soon_then_expired_as_time_passes() {
         let vault = platform.meshport.clone();
         let serial = serial.to_owned();
         async move {
-            let certificates = vault.pki_certificates(now + TimeDelta::minutes(minutes)).await.unwrap();
+            let certificates =
+                vault.pki_certificates(now + TimeDelta::minutes(minutes)).await.unwrap();
             let ours = certificates.iter().find(|c| c.serial == serial).expect("listed").clone();
             (ours.judgement.state, certificates)
         }
@@ -360,7 +523,13 @@ async fn pki_certificates_turn_due_soon_then_expired_as_time_passes() {
     assert_eq!(state_at(45).await.0, RotationState::DueSoon);
     assert_eq!(state_at(61).await.0, RotationState::Expired);
 
-    let (status, _) = platform.root_call("POST", &format!("{}/revoke", platform.config.pki_mount), Some(json!({ "serial_number": serial }))).await;
+    let (status, _) = platform
+        .root_call(
+            "POST",
+            &format!("{}/revoke", platform.config.pki_mount),
+            Some(json!({ "serial_number": serial })),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(state_at(0).await.0, RotationState::Failing, "revoked");
 }
@@ -369,19 +538,25 @@ async fn pki_certificates_turn_due_soon_then_expired_as_time_passes() {
 async fn approle_login_is_renewed_and_repeated_before_the_token_expires() {
     let platform = Platform::new().await;
     let mount = format!("approle-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    platform.root_call("POST", &format!("sys/auth/{mount}"), Some(json!({ "type": "approle" }))).await;
+    platform
+        .root_call("POST", &format!("sys/auth/{mount}"), Some(json!({ "type": "approle" })))
+        .await;
     let meshport_policy = &platform.portal_policy;
     // Tokens live 3 s, at most 5 s: renewals, then a new login, within the test.
     let (status, _) = platform.root_call("POST", &format!("auth/{mount}/role/meshport"), Some(json!({ "token_policies": [meshport_policy], "token_ttl": "3s", "token_max_ttl": "5s" }))).await;
     assert_eq!(status, 204);
-    let (_, role_id) = platform.root_call("GET", &format!("auth/{mount}/role/meshport/role-id"), None).await;
-    let (_, secret_id) = platform.root_call("POST", &format!("auth/{mount}/role/meshport/secret-id"), None).await;
+    let (_, role_id) =
+        platform.root_call("GET", &format!("auth/{mount}/role/meshport/role-id"), None).await;
+    let (_, secret_id) =
+        platform.root_call("POST", &format!("auth/{mount}/role/meshport/secret-id"), None).await;
     let config = VaultConfig {
         token: None,
         login: VaultLogin::AppRole {
             mount,
             role_id: role_id["data"]["role_id"].as_str().unwrap().to_owned(),
-            secret_id: SecretString::from(secret_id["data"]["secret_id"].as_str().unwrap().to_owned()),
+            secret_id: SecretString::from(
+                secret_id["data"]["secret_id"].as_str().unwrap().to_owned(),
+            ),
         },
         ..platform.config.clone()
     };
@@ -422,9 +597,22 @@ impl PersistentOpenBao {
             cluster = port + 1,
         );
         std::fs::write(folder.path().join("config.hcl"), config).unwrap();
-        let mut bao = Self { folder, port, process: None, unseal_key: String::new(), root_token: String::new() };
+        let mut bao = Self {
+            folder,
+            port,
+            process: None,
+            unseal_key: String::new(),
+            root_token: String::new(),
+        };
         bao.run().await;
-        let (status, init) = call(&bao.addr(), "", "PUT", "sys/init", Some(json!({ "secret_shares": 1, "secret_threshold": 1 }))).await;
+        let (status, init) = call(
+            &bao.addr(),
+            "",
+            "PUT",
+            "sys/init",
+            Some(json!({ "secret_shares": 1, "secret_threshold": 1 })),
+        )
+        .await;
         assert_eq!(status, 200, "{init}");
         bao.unseal_key = init["keys_base64"][0].as_str().unwrap().to_owned();
         bao.root_token = init["root_token"].as_str().unwrap().to_owned();
@@ -438,12 +626,17 @@ impl PersistentOpenBao {
 
     async fn run(&mut self) {
         let bin = std::env::var_os("MESHPORT_DEV__BAO_BIN").unwrap_or_else(|| "bao".into());
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.folder.path().join("bao.log"))
+            .unwrap();
         let mut command = std::process::Command::new(bin);
         command
             .arg("server")
             .arg(format!("-config={}", self.folder.path().join("config.hcl").display()))
-            .stdout(std::fs::File::create(self.folder.path().join("bao.log")).unwrap())
-            .stderr(std::process::Stdio::inherit());
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         self.process = Some(ServiceProcess::spawn("openbao", command, Signal::SIGTERM).unwrap());
         for _ in 0..100 {
             if reqwest::get(format!("{}/v1/sys/seal-status", self.addr())).await.is_ok() {
@@ -455,7 +648,9 @@ impl PersistentOpenBao {
     }
 
     async fn unseal(&self) {
-        let (status, body) = call(&self.addr(), "", "PUT", "sys/unseal", Some(json!({ "key": self.unseal_key }))).await;
+        let (status, body) =
+            call(&self.addr(), "", "PUT", "sys/unseal", Some(json!({ "key": self.unseal_key })))
+                .await;
         assert_eq!((status, body["sealed"].as_bool()), (200, Some(false)), "{body}");
         // Wait until the mounts answer (the node becomes active after unsealing).
         for _ in 0..100 {
@@ -481,11 +676,16 @@ impl Drop for PersistentOpenBao {
 }
 
 #[tokio::test]
-async fn openbao_stopped_mid_apply_gives_a_retryable_error_and_a_rerun_finishes_without_duplicates() {
+async fn openbao_stopped_mid_apply_gives_a_retryable_error_and_a_rerun_finishes_without_duplicates()
+{
     let bao = Mutex::new(PersistentOpenBao::start().await);
     let config = {
         let bao = bao.lock().unwrap();
-        VaultConfig { addr: bao.addr(), token: Some(SecretString::from(bao.root_token.clone())), ..VaultConfig::default() }
+        VaultConfig {
+            addr: bao.addr(),
+            token: Some(SecretString::from(bao.root_token.clone())),
+            ..VaultConfig::default()
+        }
     };
     let vault = Vault::new(&config).unwrap();
     vault.ensure_mounts().await.unwrap();
@@ -502,7 +702,10 @@ async fn openbao_stopped_mid_apply_gives_a_retryable_error_and_a_rerun_finishes_
     assert!(error.is_retryable(), "{error}");
     assert_eq!(error.applied.len(), 1, "{error}");
     assert!(matches!(error.source, VaultError::Unreachable { .. }), "{error}");
-    assert!(error.to_string().contains(&format!("auth/kubernetes/role/{}", cart.role.name)), "{error}");
+    assert!(
+        error.to_string().contains(&format!("auth/kubernetes/role/{}", cart.role.name)),
+        "{error}"
+    );
 
     // Restarted (and unsealed), the same apply finishes what was left.
     let mut bao = bao.into_inner().unwrap();
@@ -511,14 +714,15 @@ async fn openbao_stopped_mid_apply_gives_a_retryable_error_and_a_rerun_finishes_
     let rest = vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
     assert_eq!(rest.len(), 3, "role, metadata and value; the policy was written before: {rest:#?}");
     assert_eq!(vault.plan(&cart).await.unwrap(), vec![]);
-    let (_, metadata) = call(&config.addr, &bao.root_token, "GET", &cart.secrets[0].metadata_path(), None).await;
+    let (_, metadata) =
+        call(&config.addr, &bao.root_token, "GET", &cart.secrets[0].metadata_path(), None).await;
     assert_eq!(metadata["data"]["current_version"], 1, "one value, written once");
 }
 
 #[tokio::test]
 async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
-    use meshport_server::requests::Requests;
     use app::requests::ssr::RequestService;
+    use meshport_server::requests::Requests;
 
     const VALUE: &str = "pr0vided-S3CRET-value-7f3a9c";
     let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
@@ -537,7 +741,12 @@ async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
     let db = TestDatabase::new(Backend::Sqlite).await;
     let mut tx = db.store.begin().await.unwrap();
     let user = tx
-        .upsert_user(&meshport_server::store::NewUser { issuer: "https://idp.example", subject: "dana", email: "dana@shop.example", display_name: "Dana" })
+        .upsert_user(&meshport_server::store::NewUser {
+            issuer: "https://idp.example",
+            subject: "dana",
+            email: "dana@shop.example",
+            display_name: "Dana",
+        })
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -551,16 +760,30 @@ async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
         method: app::access::SignInMethod::Oidc,
     };
     let mut request = checkout().0;
-    request.secrets = vec![SecretSpec { name: "kafka_password".into(), source: SecretSource::Provided { value: SecretValue::new(VALUE) } }];
+    request.secrets = vec![SecretSpec {
+        name: "kafka_password".into(),
+        source: SecretSource::Provided { value: SecretValue::new(VALUE) },
+    }];
     let requests = Requests { store: db.store.clone(), rules: OnboardingRules::default() };
     requests.submit(&dana, request.clone()).await.unwrap();
     let artifacts = platform.artifacts(request);
-    let made = platform.meshport.apply(&artifacts, &provided("kafka_password", VALUE), |_| {}).await.unwrap();
+    let made = platform
+        .meshport
+        .apply(&artifacts, &provided("kafka_password", VALUE), |_| {})
+        .await
+        .unwrap();
     assert!(!made.is_empty());
     tracing::info!(?made, ?artifacts, "everything a careless log line could print");
 
     let token = platform.service_token(&artifacts).await;
-    let (_, body) = call(&platform.addr, &token, "GET", &format!("{}/data/prod-app/checkout/kafka_password", platform.kv()), None).await;
+    let (_, body) = call(
+        &platform.addr,
+        &token,
+        "GET",
+        &format!("{}/data/prod-app/checkout/kafka_password", platform.kv()),
+        None,
+    )
+    .await;
     assert_eq!(body["data"]["data"]["kafka_password"], VALUE, "it did reach Vault");
 
     let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
@@ -570,7 +793,11 @@ async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
     for entry in std::fs::read_dir(db.folder().unwrap()).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
-        assert!(!bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()), "the value is in {}", path.display());
+        assert!(
+            !bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()),
+            "the value is in {}",
+            path.display()
+        );
     }
 }
 
@@ -586,4 +813,127 @@ impl std::io::Write for CapturedLog {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A stand-in for the Kubernetes API's TokenReview (no API server runs here): it answers for
+/// the service-account tokens the test registered and refuses every other token.
+async fn token_review_contract_server(tokens: Vec<(String, &'static str, &'static str)>) -> String {
+    use axum::{Json, Router, routing::post};
+    let tokens = Arc::new(tokens);
+    let review = move |body: bytes::Bytes| {
+        let tokens = tokens.clone();
+        async move {
+            let review: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let token = review["spec"]["token"].as_str().unwrap_or_default();
+            let status = match tokens.iter().find(|(t, _, _)| t == token) {
+                Some((_, namespace, name)) => json!({
+                    "authenticated": true,
+                    // The API server answers with the audiences it checked.
+                    "audiences": review["spec"]["audiences"],
+                    "user": {
+                        "username": format!("system:serviceaccount:{namespace}:{name}"),
+                        "uid": format!("uid-{namespace}-{name}"),
+                        "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{namespace}")],
+                    },
+                }),
+                None => json!({ "authenticated": false, "error": "invalid bearer token" }),
+            };
+            Json(
+                json!({ "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status }),
+            )
+        }
+    };
+    let app = Router::new().route("/apis/authentication.k8s.io/v1/tokenreviews", post(review));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// A service-account token as Kubernetes projects it (claims only; the signature is the API
+/// server's to check, through the TokenReview).
+fn service_account_jwt(namespace: &str, name: &str) -> String {
+    use base64::Engine;
+    let encode =
+        |value: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    let now = Utc::now().timestamp();
+    let header = encode(json!({ "alg": "RS256", "kid": "test" }));
+    let claims = encode(json!({
+        "aud": ["https://kubernetes.default.svc"],
+        "exp": now + 3600, "iat": now, "nbf": now,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "sub": format!("system:serviceaccount:{namespace}:{name}"),
+        "kubernetes.io": { "namespace": namespace, "serviceaccount": { "name": name, "uid": format!("uid-{namespace}-{name}") } },
+    }));
+    format!("{header}.{claims}.c2lnbmF0dXJl")
+}
+
+#[tokio::test]
+async fn contract_kubernetes_logins_bind_each_role_to_its_service_account() {
+    let platform = Platform::new().await;
+    let cart_jwt = service_account_jwt("prod-app", "cart");
+    let checkout_jwt = service_account_jwt("prod-app", "checkout");
+    let meshport_jwt = service_account_jwt("meshport", "meshport");
+    let api = token_review_contract_server(vec![
+        (cart_jwt.clone(), "prod-app", "cart"),
+        (checkout_jwt.clone(), "prod-app", "checkout"),
+        (meshport_jwt.clone(), "meshport", "meshport"),
+    ])
+    .await;
+    let mount = platform.config.kubernetes_auth_mount.clone();
+    // Any CA will do for the plain-HTTP stand-in; OpenBao insists on one.
+    let (_, ca) =
+        platform.root_call("GET", &format!("{}/cert/ca", platform.config.pki_mount), None).await;
+    let ca = ca["data"]["certificate"].clone();
+    let (status, body) = platform.root_call("POST", &format!("auth/{mount}/config"), Some(json!({ "kubernetes_host": api, "kubernetes_ca_cert": ca, "disable_local_ca_jwt": true }))).await;
+    assert_eq!(status, 204, "{body}");
+
+    let cart = platform.artifacts(cart().0);
+    platform.meshport.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    let login = |jwt: String| {
+        let (addr, mount, role) = (platform.addr.clone(), mount.clone(), cart.role.name.clone());
+        async move {
+            call(
+                &addr,
+                "",
+                "POST",
+                format!("auth/{mount}/login"),
+                Some(json!({ "role": role, "jwt": jwt })),
+            )
+            .await
+        }
+    };
+    // The cart pod logs in with its role and reads its secret, as the Vault Agent does.
+    let (status, body) = login(cart_jwt).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["auth"]["token_policies"], json!(["default", cart.policy.name]));
+    let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        &platform.addr,
+        &token,
+        "GET",
+        format!("{}/data/prod-app/cart/valkey_password", platform.kv()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Another service's account may not use cart's role; an unknown token is refused.
+    assert_eq!(login(checkout_jwt).await.0, 403);
+    assert_eq!(login(service_account_jwt("prod-app", "intruder")).await.0, 403);
+
+    // meshport itself logs in the same way, from its projected token file.
+    let role = format!("meshport-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (status, _) = platform.root_call("POST", &format!("auth/{mount}/role/{role}"), Some(json!({ "bound_service_account_names": ["meshport"], "bound_service_account_namespaces": ["meshport"], "token_policies": [platform.portal_policy], "token_ttl": 600 }))).await;
+    assert_eq!(status, 204);
+    let folder = tempfile::tempdir().unwrap();
+    let jwt_path = folder.path().join("token");
+    std::fs::write(&jwt_path, format!("{meshport_jwt}\n")).unwrap();
+    let config = VaultConfig {
+        token: None,
+        login: VaultLogin::Kubernetes { mount, role, jwt_path },
+        ..platform.config.clone()
+    };
+    let meshport = Vault::connect(&config).await.unwrap();
+    meshport.preflight(true).await.unwrap();
+    assert_eq!(meshport.plan(&cart).await.unwrap(), vec![], "it sees what it made");
 }

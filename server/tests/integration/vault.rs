@@ -41,7 +41,9 @@ async fn ensure_mounts_enables_kv_v2_and_kubernetes_auth_once() {
         .await
         .unwrap();
     let read: std::collections::HashMap<String, String> =
-        vaultrs::kv2::read(&*vault.client(), vault.kv_mount(), "prod-app/cart/config").await.unwrap();
+        vaultrs::kv2::read(&*vault.client(), vault.kv_mount(), "prod-app/cart/config")
+            .await
+            .unwrap();
     assert_eq!(read["api_key"], "not-a-real-key");
     let metadata =
         vaultrs::kv2::read_metadata(&*vault.client(), vault.kv_mount(), "prod-app/cart/config")
