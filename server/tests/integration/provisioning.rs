@@ -937,3 +937,36 @@ async fn contract_kubernetes_logins_bind_each_role_to_its_service_account() {
     meshport.preflight(true).await.unwrap();
     assert_eq!(meshport.plan(&cart).await.unwrap(), vec![], "it sees what it made");
 }
+
+#[tokio::test]
+async fn vault_over_tls_is_trusted_through_the_configured_ca_only() {
+    let folder = tempfile::tempdir().unwrap();
+    let port = free_loopback_port_pair().unwrap();
+    let bin = std::env::var_os("MESHPORT_DEV__BAO_BIN").unwrap_or_else(|| "bao".into());
+    let mut command = std::process::Command::new(bin);
+    command
+        .args(["server", "-dev", "-dev-tls", "-dev-root-token-id=tls-root"])
+        .arg(format!("-dev-tls-cert-dir={}", folder.path().display()))
+        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _bao = ServiceProcess::spawn("openbao-tls", command, Signal::SIGTERM).unwrap();
+    let ca = folder.path().join("vault-ca.pem");
+    let config = VaultConfig {
+        addr: format!("https://127.0.0.1:{port}"),
+        token: Some(SecretString::from("tls-root".to_owned())),
+        ca_cert: Some(ca.clone()),
+        ..VaultConfig::default()
+    };
+    let mut answered = false;
+    for _ in 0..100 {
+        if ca.exists() && Vault::new(&config).unwrap().health().await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "OpenBao answers over TLS with its CA configured");
+    let untrusted = Vault::new(&VaultConfig { ca_cert: None, ..config }).unwrap();
+    assert!(untrusted.health().await.is_err(), "the system roots do not trust a private CA");
+}
