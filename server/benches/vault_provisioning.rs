@@ -146,6 +146,16 @@ async fn raw(
     Ok(started.elapsed())
 }
 
+/// Provisions `services` through meshport, `CONCURRENCY` at a time.
+async fn apply_all(vault: &Vault, services: &[ServiceArtifacts]) -> anyhow::Result<()> {
+    stream::iter(services)
+        .map(|service| vault.apply(service, &NONE, |_| {}))
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
@@ -176,19 +186,11 @@ async fn main() -> anyhow::Result<()> {
     let vault = Vault::new(&mesh_config)?;
     let artifacts = services(&mesh_config, n_services);
     let started = Instant::now();
-    stream::iter(&artifacts)
-        .map(|service| vault.apply(service, &NONE, |_| {}))
-        .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?;
+    apply_all(&vault, &artifacts).await?;
     let meshport =
         row(&format!("provision {n_services} services: meshport"), n_services, started.elapsed());
     let started = Instant::now();
-    stream::iter(&artifacts)
-        .map(|service| vault.apply(service, &NONE, |_| {}))
-        .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?;
+    apply_all(&vault, &artifacts).await?;
     row(&format!("  re-apply (no change) {n_services} services"), n_services, started.elapsed());
 
     let mut script = String::from("set -e\n");
@@ -242,11 +244,7 @@ async fn main() -> anyhow::Result<()> {
     let stat_config = phase_config(&base, "stat");
     let stat = Vault::new(&stat_config)?;
     let secrets = services(&stat_config, n_secrets);
-    stream::iter(&secrets)
-        .map(|service| stat.apply(service, &NONE, |_| {}))
-        .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?;
+    apply_all(&stat, &secrets).await?;
     let paths: Vec<String> = secrets.iter().map(|s| s.secrets[0].path.clone()).collect();
     let now = chrono::Utc::now();
     let started = Instant::now();
