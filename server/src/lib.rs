@@ -7,6 +7,7 @@ pub mod config;
 pub mod dev;
 pub mod gitops;
 pub mod identity;
+pub mod jobs;
 pub mod requests;
 pub mod rotation;
 pub mod store;

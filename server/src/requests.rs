@@ -1,16 +1,24 @@
 //! The onboarding-request service behind the server functions: validates with the one
-//! validator, stores requests without secret values, lists what the caller may see and records
-//! admins' decisions (four-eyes checked against the stored requester).
+//! validator, stores requests without secret values (typed values go straight to Vault), lists
+//! what the caller may see and records admins' decisions (four-eyes checked against the stored
+//! requester); an approval queues the provisioning job in the same transaction.
+
+use std::sync::Arc;
 
 use app::access::{AppError, Principal};
-use app::onboarding::{OnboardingRequest, OnboardingRules, RequestStatus, ValidRequest};
+use app::onboarding::{
+    OnboardingRequest, OnboardingRules, RequestStatus, SecretSource, ValidRequest,
+};
 use app::requests::ssr::RequestService;
 use app::requests::{Decision, RequestSummary};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::artifacts::{ArtifactSettings, ServiceArtifacts};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
-use crate::store::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter, Store};
+use crate::store::{JobKind, NewOnboardingRequest, OnboardingRequestRecord, RequestFilter, Store};
+use crate::vault::Vault;
+use crate::vault::provision::ProvidedValues;
 
 /// Longest reason an admin may give.
 const MAX_REASON: usize = 1000;
@@ -19,6 +27,10 @@ const MAX_REASON: usize = 1000;
 pub struct Requests {
     pub store: Store,
     pub rules: OnboardingRules,
+    /// Where provided secret values go at submission.
+    pub vault: Arc<Vault>,
+    /// How requests render to Vault paths.
+    pub settings: ArtifactSettings,
 }
 
 /// Logs a server-side failure and answers with a message that leaks nothing.
@@ -84,6 +96,29 @@ impl RequestService for Requests {
         let details = json!({ "team": valid.team, "image": valid.image, "justification": valid.justification });
         let event = request_event(requester, Action::RequestSubmitted, &record, details);
         audit::record(&mut tx, event).await.map_err(internal)?;
+        // Typed values go to Vault before the request is committed: if Vault refuses them,
+        // nothing of the request remains.
+        let provided: ProvidedValues = valid
+            .secrets
+            .iter()
+            .filter_map(|secret| match &secret.source {
+                SecretSource::Provided { value } => {
+                    Some((secret.name.clone(), value.expose().to_owned().into()))
+                }
+                _ => None,
+            })
+            .collect();
+        if !provided.is_empty() {
+            let artifacts = ServiceArtifacts::build(&valid, &self.settings, Some(record.id));
+            self.vault.stage_provided(&artifacts, &provided).await.map_err(|error| {
+                tracing::error!(%error, "could not write provided secret values to Vault");
+                AppError::Internal(
+                    "Vault did not take the secret values, so nothing was submitted; try again \
+                     shortly, or tell the platform team."
+                        .into(),
+                )
+            })?;
+        }
         tx.commit().await.map_err(internal)?;
         Ok(record.id.to_string())
     }
@@ -139,7 +174,29 @@ impl RequestService for Requests {
         audit::record(&mut tx, request_event(admin, action, &record, details))
             .await
             .map_err(internal)?;
-        tx.commit().await.map_err(internal)
+        if decision == Decision::Approve {
+            tx.enqueue_job(id, JobKind::Provision).await.map_err(internal)?;
+        }
+        tx.commit().await.map_err(internal)?;
+        if decision == Decision::Reject {
+            self.discard_staged_values(&record).await;
+        }
+        Ok(())
+    }
+}
+
+impl Requests {
+    /// Destroys the provided values a rejected request staged in Vault. A failure is logged:
+    /// the values stay unreachable (no role reads them) and an offboarding removes them.
+    async fn discard_staged_values(&self, record: &OnboardingRequestRecord) {
+        let artifacts = serde_json::from_value::<OnboardingRequest>(record.spec.clone())
+            .ok()
+            .and_then(|form| ValidRequest::from_stored(form, &self.rules).ok())
+            .map(|valid| ServiceArtifacts::build(&valid, &self.settings, Some(record.id)));
+        let Some(artifacts) = artifacts else { return };
+        if let Err(error) = self.vault.discard_staged(&artifacts).await {
+            tracing::error!(%error, request = %record.id, "could not destroy a rejected request's secret values");
+        }
     }
 }
 

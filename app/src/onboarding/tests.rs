@@ -347,6 +347,22 @@ fn stored_copies_carry_no_secret_values() {
 }
 
 #[test]
+fn stored_copies_validate_again_without_their_secret_values() {
+    let stored = cart().without_secret_values();
+    assert!(
+        ValidRequest::new(stored.clone(), &rules()).is_err(),
+        "a blank value is an error in a form"
+    );
+    assert!(
+        ValidRequest::from_stored(stored.clone(), &rules()).is_ok(),
+        "but expected in a stored copy"
+    );
+    let mut moved = stored;
+    moved.namespace = "elsewhere".into();
+    assert!(ValidRequest::from_stored(moved, &rules()).is_err(), "every other rule still applies");
+}
+
+#[test]
 fn requests_round_trip_through_json() {
     let json = serde_json::to_string(&cart()).unwrap();
     assert!(json.contains(r#""source":{"kind":"provided","value":"s3cr3t-value"}"#), "{json}");

@@ -154,6 +154,20 @@ impl ValidRequest {
         if errors.is_empty() { Ok(Self(request)) } else { Err(ValidationErrors(errors)) }
     }
 
+    /// Validates a request read back from storage, where provided secret values were removed
+    /// ([`OnboardingRequest::without_secret_values`]): their absence is not an error, anything
+    /// else is (for example a namespace the rules no longer allow).
+    pub fn from_stored(
+        request: OnboardingRequest,
+        rules: &OnboardingRules,
+    ) -> Result<Self, ValidationErrors> {
+        let errors: Vec<FieldError> = check(&request, rules)
+            .into_iter()
+            .filter(|e| !(e.rule == Rule::Required && e.field.ends_with(".source.value")))
+            .collect();
+        if errors.is_empty() { Ok(Self(request)) } else { Err(ValidationErrors(errors)) }
+    }
+
     /// The request.
     pub fn into_inner(self) -> OnboardingRequest {
         self.0

@@ -18,6 +18,25 @@ use crate::config::SecretRetention;
 /// Values the requester typed, by secret name. Only `provided` secrets use them.
 pub type ProvidedValues = BTreeMap<String, SecretString>;
 
+/// The parts of a service's Vault objects, provisioned in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// Its ACL policy.
+    Policy,
+    /// Its Kubernetes-auth role.
+    Role,
+    /// Its KV secrets: metadata and first values.
+    Secrets,
+    /// Its PKI role, when it asked for a certificate.
+    Pki,
+}
+
+impl Part {
+    /// Every part, in order.
+    pub const ALL: [Part; 4] = [Self::Policy, Self::Role, Self::Secrets, Self::Pki];
+}
+
 /// What one change does to its object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -81,39 +100,108 @@ impl Vault {
     #[tracing::instrument(skip_all, fields(policy = %artifacts.policy.name))]
     pub async fn plan(&self, artifacts: &ServiceArtifacts) -> Result<Vec<Change>, VaultError> {
         let mut changes = Vec::new();
-
-        let policy_path = format!("sys/policies/acl/{}", artifacts.policy.name);
-        let desired_policy = artifacts.policy.to_hcl();
-        let current = self.read(&policy_path).await?;
-        let current_policy = current.as_ref().and_then(|c| c["policy"].as_str());
-        let policy_kind = match current_policy {
-            None => Some(ChangeKind::Create),
-            Some(rules) if rules.trim() != desired_policy.trim() => {
-                Some(ChangeKind::Update { fields: vec!["policy".to_owned()] })
-            }
-            Some(_) => None,
-        };
-        if let Some(kind) = policy_kind {
-            let write = Write::Body(json!({ "policy": desired_policy }));
-            changes.push(Change { path: policy_path, kind, write });
-        }
-
-        let role = &artifacts.role;
-        let mut role_body = to_object(role);
-        // Unset is stored as "": compare it too, so an audience added by hand is drift.
-        role_body.entry("audience").or_insert_with(|| json!(""));
-        let role_path = format!("auth/{}/role/{}", role.mount, role.name);
-        changes.extend(self.plan_body(role_path, role_body).await?);
-
-        for secret in &artifacts.secrets {
-            changes.extend(self.plan_secret(secret).await?);
-        }
-
-        if let Some(pki_role) = &artifacts.pki_role {
-            let path = format!("{}/roles/{}", pki_role.mount, pki_role.name);
-            changes.extend(self.plan_body(path, to_object(pki_role)).await?);
+        for part in Part::ALL {
+            changes.extend(self.plan_part(artifacts, part).await?);
         }
         Ok(changes)
+    }
+
+    /// The changes of one part of the service's Vault objects.
+    pub async fn plan_part(
+        &self,
+        artifacts: &ServiceArtifacts,
+        part: Part,
+    ) -> Result<Vec<Change>, VaultError> {
+        let mut changes = Vec::new();
+        match part {
+            Part::Policy => {
+                let policy_path = format!("sys/policies/acl/{}", artifacts.policy.name);
+                let desired_policy = artifacts.policy.to_hcl();
+                let current = self.read(&policy_path).await?;
+                let current_policy = current.as_ref().and_then(|c| c["policy"].as_str());
+                let policy_kind = match current_policy {
+                    None => Some(ChangeKind::Create),
+                    Some(rules) if rules.trim() != desired_policy.trim() => {
+                        Some(ChangeKind::Update { fields: vec!["policy".to_owned()] })
+                    }
+                    Some(_) => None,
+                };
+                if let Some(kind) = policy_kind {
+                    let write = Write::Body(json!({ "policy": desired_policy }));
+                    changes.push(Change { path: policy_path, kind, write });
+                }
+            }
+            Part::Role => {
+                let role = &artifacts.role;
+                let mut role_body = to_object(role);
+                // Unset is stored as "": compare it too, so an audience added by hand is drift.
+                role_body.entry("audience").or_insert_with(|| json!(""));
+                let role_path = format!("auth/{}/role/{}", role.mount, role.name);
+                changes.extend(self.plan_body(role_path, role_body).await?);
+            }
+            Part::Secrets => {
+                for secret in &artifacts.secrets {
+                    changes.extend(self.plan_secret(secret).await?);
+                }
+            }
+            Part::Pki => {
+                if let Some(pki_role) = &artifacts.pki_role {
+                    let path = format!("{}/roles/{}", pki_role.mount, pki_role.name);
+                    changes.extend(self.plan_body(path, to_object(pki_role)).await?);
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Makes one part of the service's Vault objects match: [`Vault::plan_part`]'s changes.
+    pub async fn apply_part(
+        &self,
+        artifacts: &ServiceArtifacts,
+        provided: &ProvidedValues,
+        part: Part,
+    ) -> Result<Vec<Change>, ApplyError> {
+        let plan = self.plan_part(artifacts, part).await;
+        self.apply_plan(plan, provided, |_| {}).await
+    }
+
+    /// Writes the values the requester typed into the service's secrets, at submission: they
+    /// go to Vault and nowhere else, and wait there (reachable by no role yet) for approval.
+    /// Each is a new version; the secrets' metadata is written at provisioning.
+    pub async fn stage_provided(
+        &self,
+        artifacts: &ServiceArtifacts,
+        provided: &ProvidedValues,
+    ) -> Result<(), VaultError> {
+        for secret in artifacts.secrets.iter().filter(|s| s.source == ValueSource::Provided) {
+            let value = provided.get(&secret.key).ok_or_else(|| VaultError::Secret {
+                path: secret.data_path(),
+                message: "no value was provided".to_owned(),
+            })?;
+            let mut data = Map::new();
+            data.insert(secret.key.clone(), Value::String(value.expose_secret().to_owned()));
+            self.write(&secret.data_path(), &json!({ "data": data })).await?;
+        }
+        Ok(())
+    }
+
+    /// Destroys provided values staged for a request that was rejected, unless the secret was
+    /// provisioned before (then it belongs to a service and stays). Returns the paths destroyed.
+    pub async fn discard_staged(
+        &self,
+        artifacts: &ServiceArtifacts,
+    ) -> Result<Vec<String>, VaultError> {
+        let mut destroyed = Vec::new();
+        for secret in artifacts.secrets.iter().filter(|s| s.source == ValueSource::Provided) {
+            let metadata = self.read(&secret.metadata_path()).await?;
+            let provisioned =
+                metadata.as_ref().is_some_and(|m| m["custom_metadata"]["managed_by"] == "meshport");
+            if metadata.is_some() && !provisioned {
+                self.delete(&secret.metadata_path()).await?;
+                destroyed.push(secret.metadata_path());
+            }
+        }
+        Ok(destroyed)
     }
 
     /// Makes Vault match `artifacts`: the [`Vault::plan`]'s changes, in order, calling
@@ -123,9 +211,19 @@ impl Vault {
         &self,
         artifacts: &ServiceArtifacts,
         provided: &ProvidedValues,
+        on_change: impl FnMut(&Change),
+    ) -> Result<Vec<Change>, ApplyError> {
+        let plan = self.plan(artifacts).await;
+        self.apply_plan(plan, provided, on_change).await
+    }
+
+    async fn apply_plan(
+        &self,
+        plan: Result<Vec<Change>, VaultError>,
+        provided: &ProvidedValues,
         mut on_change: impl FnMut(&Change),
     ) -> Result<Vec<Change>, ApplyError> {
-        let plan = self.plan(artifacts).await.map_err(|source| ApplyError {
+        let plan = plan.map_err(|source| ApplyError {
             path: "plan".to_owned(),
             applied: Vec::new(),
             source,

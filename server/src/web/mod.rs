@@ -91,7 +91,12 @@ impl AppState {
             }),
             audit_key,
             leptos_options: crate::leptos_options(config),
-            requests: Arc::new(Requests { store: store.clone(), rules: config.onboarding_rules() }),
+            requests: Arc::new(Requests {
+                store: store.clone(),
+                rules: config.onboarding_rules(),
+                vault: vault.clone(),
+                settings: config.artifact_settings(),
+            }),
             accounts: Arc::new(Accounts {
                 store: store.clone(),
                 default_days: config.identity.token_days,

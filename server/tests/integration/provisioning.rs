@@ -764,15 +764,18 @@ async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
         name: "kafka_password".into(),
         source: SecretSource::Provided { value: SecretValue::new(VALUE) },
     }];
-    let requests = Requests { store: db.store.clone(), rules: OnboardingRules::default() };
+    let requests = Requests {
+        store: db.store.clone(),
+        rules: OnboardingRules::default(),
+        vault: platform.meshport.clone(),
+        settings: platform.settings.clone(),
+    };
+    // Submission writes the value to Vault; provisioning adds metadata, policy and role.
     requests.submit(&dana, request.clone()).await.unwrap();
     let artifacts = platform.artifacts(request);
-    let made = platform
-        .meshport
-        .apply(&artifacts, &provided("kafka_password", VALUE), |_| {})
-        .await
-        .unwrap();
+    let made = platform.meshport.apply(&artifacts, &ProvidedValues::new(), |_| {}).await.unwrap();
     assert!(!made.is_empty());
+    assert!(made.iter().all(|c| !c.path.contains("/data/")), "staged already: {made:#?}");
     tracing::info!(?made, ?artifacts, "everything a careless log line could print");
 
     let token = platform.service_token(&artifacts).await;

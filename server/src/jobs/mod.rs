@@ -1,0 +1,408 @@
+//! The durable provisioning engine. An approval queues a job; any meshport process claims it
+//! with a lease and runs its steps in order (Vault policy, role, secrets, PKI role, then the
+//! GitOps commit and pull request). Each finished step is recorded with its audit event in the
+//! transaction that checks the lease, so a process that lost its lease records nothing, and a
+//! process that died is replaced at the first unrecorded step. Every step is idempotent (Vault
+//! by plan and apply, the pull request by request id), so repeating one after a crash changes
+//! nothing twice. Transient failures retry with exponential backoff; others stop the job until
+//! an admin retries it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::onboarding::{OnboardingRequest, OnboardingRules, RequestStatus, ValidRequest};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::artifacts::{ArtifactFile, ArtifactSettings, ServiceArtifacts};
+use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
+use crate::store::{Job, JobKind, JobState, OnboardingRequestRecord, Store, StoreError};
+use crate::vault::Vault;
+use crate::vault::provision::{Part, ProvidedValues};
+
+/// How long a claim lasts without renewal; renewed every third of it while a step runs.
+const LEASE: Duration = Duration::from_secs(60);
+/// First retry delay; doubled per attempt up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Attempts before a job with transient failures is marked failed.
+const MAX_ATTEMPTS: i32 = 8;
+
+/// A step's failure: its message (shown to admins) and whether a later retry may succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl StepError {
+    /// A failure a retry cannot fix without a change elsewhere.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { message: message.into(), retryable: false }
+    }
+}
+
+/// What opening a pull request gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// Where reviewers find it.
+    pub url: String,
+}
+
+/// The GitOps side of a job: commits the service's manifests (or their removal) and opens a
+/// pull request. Idempotent per request: a repeated call returns the pull request already open.
+#[async_trait::async_trait]
+pub trait Proposals: Send + Sync {
+    /// Proposes adding the service's manifests.
+    async fn propose(
+        &self,
+        request: &OnboardingRequestRecord,
+        files: Vec<ArtifactFile>,
+    ) -> Result<Proposal, StepError>;
+
+    /// Proposes removing the service's folder.
+    async fn propose_removal(
+        &self,
+        request: &OnboardingRequestRecord,
+    ) -> Result<Proposal, StepError>;
+}
+
+/// One step of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A part of the service's Vault objects.
+    Vault(Part),
+    /// The manifests committed on a branch and the pull request opened.
+    PullRequest,
+    /// Offboarding: the service's folder removed by a pull request.
+    RemovalPullRequest,
+    /// Offboarding: role, policy and PKI role deleted; secrets kept or destroyed.
+    RemoveVault,
+}
+
+impl Step {
+    /// The name recorded and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vault(Part::Policy) => "vault_policy",
+            Self::Vault(Part::Role) => "vault_role",
+            Self::Vault(Part::Secrets) => "vault_secrets",
+            Self::Vault(Part::Pki) => "vault_pki",
+            Self::PullRequest => "pull_request",
+            Self::RemovalPullRequest => "removal_pull_request",
+            Self::RemoveVault => "vault_remove",
+        }
+    }
+
+    /// The steps of a kind of job, in order. Offboarding proposes the removal first, so the
+    /// workload stops using Vault before its role and policy go.
+    pub fn of(kind: JobKind) -> &'static [Step] {
+        const PROVISION: [Step; 5] = [
+            Step::Vault(Part::Policy),
+            Step::Vault(Part::Role),
+            Step::Vault(Part::Secrets),
+            Step::Vault(Part::Pki),
+            Step::PullRequest,
+        ];
+        const OFFBOARD: [Step; 2] = [Step::RemovalPullRequest, Step::RemoveVault];
+        match kind {
+            JobKind::Provision => &PROVISION,
+            JobKind::Offboard => &OFFBOARD,
+        }
+    }
+}
+
+/// The engine of one meshport process.
+pub struct Engine {
+    store: Store,
+    vault: Arc<Vault>,
+    proposals: Arc<dyn Proposals>,
+    settings: ArtifactSettings,
+    rules: OnboardingRules,
+    /// This process's name in leases.
+    owner: String,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        vault: Arc<Vault>,
+        proposals: Arc<dyn Proposals>,
+        settings: ArtifactSettings,
+        rules: OnboardingRules,
+    ) -> Self {
+        let owner = format!("{}-{}", std::process::id(), Uuid::new_v4().simple());
+        Self { store, vault, proposals, settings, rules, owner }
+    }
+
+    /// Runs jobs until the process ends: claims the next runnable one, or waits `idle`.
+    pub fn spawn(self: Arc<Self>, idle: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                match self.run_next().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {}
+                    Err(error) => tracing::error!(%error, "the provisioning queue failed"),
+                }
+                tokio::time::sleep(idle).await;
+            }
+        })
+    }
+
+    /// Claims the next runnable job and runs it as far as it goes. Returns its id, or `None`
+    /// when no job was due.
+    pub async fn run_next(&self) -> Result<Option<Uuid>, StoreError> {
+        let now = Utc::now();
+        let Some(job) = self.store.claim_job(&self.owner, now, now + LEASE).await? else {
+            return Ok(None);
+        };
+        let id = job.id;
+        self.run(job).await?;
+        Ok(Some(id))
+    }
+
+    async fn run(&self, job: Job) -> Result<(), StoreError> {
+        let Some(request) = self.store.request(job.request_id).await? else {
+            return self
+                .stop(&job, None, StepError::permanent("the request no longer exists"))
+                .await;
+        };
+        if job.kind == JobKind::Provision {
+            let mut tx = self.store.begin().await?;
+            if tx
+                .transition_request(
+                    request.id,
+                    RequestStatus::Approved,
+                    RequestStatus::Provisioning,
+                )
+                .await?
+            {
+                audit::record(
+                    &mut tx,
+                    event(
+                        &request,
+                        Action::ProvisioningStep,
+                        json!({ "step": "started" }),
+                        Outcome::Success,
+                    ),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        let artifacts = match self.artifacts(&request) {
+            Ok(artifacts) => artifacts,
+            Err(error) => return self.stop(&job, Some(&request), error).await,
+        };
+        let done: HashSet<String> =
+            self.store.job_steps(job.id).await?.into_iter().map(|s| s.step).collect();
+        for &step in Step::of(job.kind) {
+            if done.contains(step.name()) {
+                continue;
+            }
+            let outcome = tokio::select! {
+                outcome = self.execute(step, &request, &artifacts) => outcome,
+                () = self.hold_lease(job.id) => {
+                    tracing::warn!(job = %job.id, step = step.name(), "lease lost; another process takes over");
+                    return Ok(());
+                }
+            };
+            let detail = match outcome {
+                Ok(detail) => detail,
+                Err(error) => {
+                    let error = StepError {
+                        message: format!("{}: {}", step.name(), error.message),
+                        ..error
+                    };
+                    return self.stop(&job, Some(&request), error).await;
+                }
+            };
+            let mut tx = self.store.begin().await?;
+            if !tx.finish_job_step(job.id, &self.owner, step.name(), &detail).await? {
+                return Ok(());
+            }
+            let mut details = json!({ "step": step.name(), "attempt": job.attempts });
+            details
+                .as_object_mut()
+                .expect("an object")
+                .extend(detail.as_object().cloned().unwrap_or_default());
+            audit::record(
+                &mut tx,
+                event(&request, Action::ProvisioningStep, details, Outcome::Success),
+            )
+            .await?;
+            if step == Step::PullRequest {
+                tx.transition_request(
+                    request.id,
+                    RequestStatus::Provisioning,
+                    RequestStatus::PrOpen,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        let mut tx = self.store.begin().await?;
+        if !tx.end_job_run(job.id, &self.owner, JobState::Done, None, None).await? {
+            return Ok(());
+        }
+        if job.kind == JobKind::Offboard {
+            for from in [RequestStatus::Merged, RequestStatus::PrOpen, RequestStatus::Failed] {
+                if tx.transition_request(request.id, from, RequestStatus::Offboarded).await? {
+                    break;
+                }
+            }
+            audit::record(
+                &mut tx,
+                event(&request, Action::ServiceOffboarded, json!({}), Outcome::Success),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Runs one step; its detail for the record.
+    async fn execute(
+        &self,
+        step: Step,
+        request: &OnboardingRequestRecord,
+        artifacts: &ServiceArtifacts,
+    ) -> Result<Value, StepError> {
+        match step {
+            Step::Vault(part) => {
+                let changes =
+                    self.vault.apply_part(artifacts, &ProvidedValues::new(), part).await.map_err(
+                        |e| StepError { retryable: e.is_retryable(), message: e.to_string() },
+                    )?;
+                let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+                Ok(json!({ "changed": paths }))
+            }
+            Step::PullRequest => {
+                let files =
+                    artifacts.gitops_files().map_err(|e| StepError::permanent(e.to_string()))?;
+                let proposal = self.proposals.propose(request, files).await?;
+                Ok(json!({ "url": proposal.url }))
+            }
+            Step::RemovalPullRequest => {
+                let proposal = self.proposals.propose_removal(request).await?;
+                Ok(json!({ "url": proposal.url }))
+            }
+            Step::RemoveVault => {
+                let removed = self.vault.remove(artifacts).await.map_err(|e| StepError {
+                    retryable: e.is_retryable(),
+                    message: e.to_string(),
+                })?;
+                Ok(json!({ "removed": removed }))
+            }
+        }
+    }
+
+    /// Renews the lease while a step runs; returns only when it is lost.
+    async fn hold_lease(&self, job: Uuid) {
+        loop {
+            tokio::time::sleep(LEASE / 3).await;
+            match self.store.renew_job_lease(job, &self.owner, Utc::now() + LEASE).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                // The database is unreachable: keep working; the step record will tell.
+                Err(error) => tracing::warn!(%error, "could not renew a job lease"),
+            }
+        }
+    }
+
+    /// Ends a run on an error: queued again after a backoff when it may pass, else failed (and
+    /// the request with it).
+    async fn stop(
+        &self,
+        job: &Job,
+        request: Option<&OnboardingRequestRecord>,
+        error: StepError,
+    ) -> Result<(), StoreError> {
+        let retry = error.retryable && job.attempts < MAX_ATTEMPTS;
+        let mut tx = self.store.begin().await?;
+        let (state, retry_at) = if retry {
+            (JobState::Queued, Some(retry_at(job.attempts, Utc::now())))
+        } else {
+            (JobState::Failed, None)
+        };
+        if !tx.end_job_run(job.id, &self.owner, state, Some(&error.message), retry_at).await? {
+            return Ok(());
+        }
+        if let Some(request) = request {
+            let details =
+                json!({ "error": error.message, "retry_at": retry_at, "attempt": job.attempts });
+            audit::record(
+                &mut tx,
+                event(request, Action::ProvisioningStep, details, Outcome::Failure),
+            )
+            .await?;
+            if !retry && job.kind == JobKind::Provision {
+                tx.transition_request(
+                    request.id,
+                    RequestStatus::Provisioning,
+                    RequestStatus::Failed,
+                )
+                .await?;
+            }
+        }
+        tracing::warn!(job = %job.id, retry, error = %error.message, "provisioning step failed");
+        tx.commit().await
+    }
+
+    /// The artifacts of a stored request, rendered with today's settings.
+    fn artifacts(&self, request: &OnboardingRequestRecord) -> Result<ServiceArtifacts, StepError> {
+        let form: OnboardingRequest = serde_json::from_value(request.spec.clone())
+            .map_err(|e| StepError::permanent(format!("the stored request does not parse: {e}")))?;
+        let valid = ValidRequest::from_stored(form, &self.rules)
+            .map_err(|e| StepError::permanent(e.to_string()))?;
+        Ok(ServiceArtifacts::build(&valid, &self.settings, Some(request.id)))
+    }
+}
+
+/// When attempt `attempts` (1 for the first run) is retried: 5 s, 10 s, 20 s, … up to 5 min.
+fn retry_at(attempts: i32, now: DateTime<Utc>) -> DateTime<Utc> {
+    let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(16);
+    let delay = FIRST_BACKOFF.saturating_mul(1 << doublings).min(MAX_BACKOFF);
+    now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX)
+}
+
+fn event(
+    request: &OnboardingRequestRecord,
+    action: Action,
+    details: Value,
+    outcome: Outcome,
+) -> NewEvent {
+    NewEvent {
+        actor: Actor::system(),
+        action,
+        target: Target::new("service", &request.namespace, &request.service_name),
+        request_id: Some(request.id),
+        details,
+        outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_five_minutes() {
+        let now = Utc::now();
+        let delay = |attempt| (retry_at(attempt, now) - now).num_seconds();
+        assert_eq!([delay(1), delay(2), delay(3), delay(4)], [5, 10, 20, 40]);
+        assert_eq!(delay(8), 300);
+        assert_eq!(delay(1000), 300);
+    }
+
+    #[test]
+    fn every_step_has_its_own_name_and_offboarding_reverses_provisioning() {
+        let names: HashSet<&str> = [JobKind::Provision, JobKind::Offboard]
+            .into_iter()
+            .flat_map(|kind| Step::of(kind).iter().map(|s| s.name()))
+            .collect();
+        assert_eq!(names.len(), 7);
+        assert_eq!(Step::of(JobKind::Offboard).last(), Some(&Step::RemoveVault));
+    }
+}
