@@ -10,6 +10,7 @@ use crate::onboarding::{OnboardingRequest, RequestStatus};
 
 /// A request in a list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RequestSummary {
     pub id: String,
     pub service: String,
@@ -25,9 +26,50 @@ pub struct RequestSummary {
     pub decision_reason: Option<String>,
 }
 
+/// A request with its provisioning: the summary, then each job (provisioning, offboarding)
+/// with the steps it finished.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RequestDetail {
+    pub request: RequestSummary,
+    pub jobs: Vec<JobSummary>,
+}
+
+/// One provisioning or offboarding run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct JobSummary {
+    pub id: String,
+    /// `provision` or `offboard`.
+    pub kind: String,
+    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    pub state: String,
+    /// Runs so far.
+    pub attempts: i32,
+    /// The error that stopped the last run.
+    pub last_error: Option<String>,
+    /// When a queued job runs next (RFC 3339).
+    pub next_run_at: String,
+    pub steps: Vec<StepSummary>,
+}
+
+/// A finished step and what it did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct StepSummary {
+    /// For example `vault_policy` or `pull_request`.
+    pub name: String,
+    /// RFC 3339.
+    pub finished_at: String,
+    /// What changed: Vault paths, the pull request's URL.
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub detail: serde_json::Value,
+}
+
 /// An admin's decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Decision {
     Approve,
     Reject,
@@ -73,7 +115,7 @@ fn service() -> Result<std::sync::Arc<dyn ssr::RequestService>, AppError> {
 /// The service the server implements.
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use super::{Decision, RequestSummary};
+    use super::{Decision, RequestDetail, RequestSummary};
     use crate::access::{AppError, Principal};
     use crate::onboarding::OnboardingRequest;
 
@@ -87,6 +129,8 @@ pub mod ssr {
             request: OnboardingRequest,
         ) -> Result<String, AppError>;
         async fn list(&self, viewer: &Principal) -> Result<Vec<RequestSummary>, AppError>;
+        /// One request the viewer may see, with its provisioning.
+        async fn detail(&self, viewer: &Principal, id: &str) -> Result<RequestDetail, AppError>;
         async fn decide(
             &self,
             admin: &Principal,

@@ -10,7 +10,7 @@ use app::onboarding::{
     OnboardingRequest, OnboardingRules, RequestStatus, SecretSource, ValidRequest,
 };
 use app::requests::ssr::RequestService;
-use app::requests::{Decision, RequestSummary};
+use app::requests::{Decision, JobSummary, RequestDetail, RequestSummary, StepSummary};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -130,6 +130,37 @@ impl RequestService for Requests {
         };
         let records = self.store.list_requests(&filter).await.map_err(internal)?;
         Ok(records.into_iter().map(summary).collect())
+    }
+
+    async fn detail(&self, viewer: &Principal, id: &str) -> Result<RequestDetail, AppError> {
+        let not_found = || AppError::NotFound("No such request.".into());
+        let id: Uuid = id.parse().map_err(|_| not_found())?;
+        let record = self.store.request(id).await.map_err(internal)?.ok_or_else(not_found)?;
+        // Invisible and missing look alike, so ids of other teams' requests are not confirmed.
+        if !viewer.may_view_team(&record.team) {
+            return Err(not_found());
+        }
+        let mut jobs = Vec::new();
+        for job in self.store.jobs_of_request(id).await.map_err(internal)? {
+            let steps = self.store.job_steps(job.id).await.map_err(internal)?;
+            jobs.push(JobSummary {
+                id: job.id.to_string(),
+                kind: job.kind.as_str().to_owned(),
+                state: job.state.as_str().to_owned(),
+                attempts: job.attempts,
+                last_error: job.last_error,
+                next_run_at: job.next_run_at.to_rfc3339(),
+                steps: steps
+                    .into_iter()
+                    .map(|step| StepSummary {
+                        name: step.step,
+                        finished_at: step.finished_at.to_rfc3339(),
+                        detail: step.detail,
+                    })
+                    .collect(),
+            });
+        }
+        Ok(RequestDetail { request: summary(record), jobs })
     }
 
     async fn decide(

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// One service joining the mesh, exactly as the onboarding form describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct OnboardingRequest {
     /// Name of the Deployment, Service and ServiceAccount (a DNS-1035 label).
     pub service: String,
@@ -41,6 +42,7 @@ pub struct OnboardingRequest {
 /// The protocol a port speaks; it decides Linkerd's protocol handling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Protocol {
     /// HTTP/1.1 (Linkerd also detects HTTP/2).
     Http,
@@ -66,6 +68,7 @@ impl Protocol {
 
 /// One container port.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PortSpec {
     /// Port name (an IANA service name: at most 15 characters), referenced by the Service.
     pub name: String,
@@ -78,6 +81,7 @@ pub struct PortSpec {
 /// Container resources as Kubernetes quantities. Requests are required; an empty limit means
 /// none is set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Resources {
     /// CPU request, for example `100m` or `0.5`.
     pub cpu_request: String,
@@ -102,6 +106,7 @@ impl Default for Resources {
 
 /// A plain environment variable. Secrets belong in [`SecretSpec`], never here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EnvVar {
     /// Variable name, a C identifier.
     pub name: String,
@@ -112,6 +117,7 @@ pub struct EnvVar {
 /// One secret of the service: a KV v2 entry at `<kv mount>/data/<namespace>/<service>/<name>`,
 /// rendered by the Vault Agent to the file `/vault/secrets/<name>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SecretSpec {
     /// Key name: lowercase letters, digits and `_`; also the file name.
     pub name: String,
@@ -122,6 +128,7 @@ pub struct SecretSpec {
 /// Where a secret's value comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum SecretSource {
     /// meshport generates a random value.
     Generate {
@@ -142,6 +149,7 @@ pub enum SecretSource {
 /// Characters a generated secret is drawn from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Alphabet {
     /// `A–Z a–z 0–9`.
     Alphanumeric,
@@ -181,6 +189,8 @@ impl Alphabet {
 /// stored.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ssr", schema(value_type = String, format = Password))]
 pub struct SecretValue(String);
 
 impl SecretValue {
@@ -208,6 +218,7 @@ impl fmt::Debug for SecretValue {
 
 /// A certificate from Vault's PKI engine for the service's cluster DNS names.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CertificateSpec {
     /// Lifetime of each issued certificate in hours, 1 to 2160 (90 days).
     pub ttl_hours: u32,

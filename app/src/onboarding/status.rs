@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Where an onboarding request is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum RequestStatus {
     /// Waiting for a platform admin.
     Submitted,

@@ -68,6 +68,7 @@ const SECRET_LIKE_ENV_WORDS: [&str; 6] =
 /// Which rule a field broke; stable names for the API and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Rule {
     /// The field is empty but must be given.
     Required,
@@ -105,6 +106,7 @@ impl Rule {
 
 /// One broken rule: which field, which rule, and a message a person understands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// Path of the field, for example `service` or `ports[1].number`.
     pub field: String,

@@ -1,6 +1,7 @@
 //! The HTTP layer: the axum router with the Leptos pages and server functions, health
 //! endpoints, compression and request tracing, and graceful shutdown.
 
+mod api;
 mod audit;
 mod health;
 pub mod security;
@@ -14,7 +15,7 @@ use app::platform::ssr::ReadinessProbe;
 use app::requests::ssr::RequestService;
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::get;
+use axum::routing::{get, post};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::compression::CompressionLayer;
@@ -144,6 +145,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit/export", get(audit::export_events))
         .route("/api/audit/verify", get(audit::verify_chain))
         .route("/api/audit/evidence", get(audit::evidence_report))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/api/v1/requests", get(api::list).post(api::submit))
+        .route("/api/v1/requests/{id}", get(api::detail))
+        .route("/api/v1/requests/{id}/approve", post(api::approve))
+        .route("/api/v1/requests/{id}/reject", post(api::reject))
         .merge(crate::identity::routes(state.identity.clone()))
         .leptos_routes_with_context(
             &state,

@@ -699,3 +699,169 @@ async fn auditors_download_the_trail_and_others_cannot() {
     assert_eq!(answer.json()["first_broken"], Value::Null);
     assert_eq!(answer.json()["events"], 4, "three, and the developer's sign-in");
 }
+
+/// An API token of `login` with `roles`, made through the token server function.
+async fn api_token(app: &axum::Router, login: &str, roles: &[&str]) -> String {
+    let mut jar = sign_in(app, login).await;
+    let answer = server_fn(
+        app,
+        &mut jar,
+        "create_api_token",
+        json!({ "name": "automation", "roles": roles, "days": 1 }),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.json()["token"].as_str().unwrap().to_owned()
+}
+
+/// A REST call with a bearer token (or none).
+async fn rest(
+    app: &axum::Router,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
+    let mut request =
+        Request::builder().method(method).uri(path).header(header::ACCEPT, "application/json");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(body) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    send(app, &mut Jar::default(), request, body).await
+}
+
+#[tokio::test]
+async fn the_rest_api_runs_submit_list_detail_and_decisions_with_api_tokens() {
+    let meshport = meshport().await;
+    let app = &meshport.app;
+    let dana = api_token(app, "dana", &["developer"]).await;
+    let blake = api_token(app, "blake", &["platform-admin"]).await;
+    let ari = api_token(app, "ari", &["auditor"]).await;
+
+    let request = cart_request("cart")["request"].clone();
+    assert_eq!(
+        rest(app, None, "GET", "/api/v1/requests", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A tokenless post is a cross-site form post as far as meshport can tell: refused.
+    assert_eq!(
+        rest(app, None, "POST", "/api/v1/requests", Some(request.clone())).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let mut invalid = request.clone();
+    invalid["service"] = json!("Cart!");
+    let answer = rest(app, Some(&dana), "POST", "/api/v1/requests", Some(invalid)).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(answer.json()["error"], "invalid_request");
+    assert_eq!(answer.json()["detail"][0]["field"], "service", "{}", answer.body);
+    let answer =
+        rest(app, Some(&dana), "POST", "/api/v1/requests", Some(json!({ "service": 7 }))).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a body of the wrong shape: {}",
+        answer.body
+    );
+    assert_eq!(answer.json()["error"], "invalid");
+    let mut other_team = request.clone();
+    other_team["team"] = json!("payments");
+    assert_eq!(
+        rest(app, Some(&dana), "POST", "/api/v1/requests", Some(other_team)).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let answer = rest(app, Some(&dana), "POST", "/api/v1/requests", Some(request.clone())).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let id = answer.json()["id"].as_str().unwrap().to_owned();
+    assert!(!answer.body.contains("typed-once-9f8e"), "the provided value is not echoed");
+    assert_eq!(
+        rest(app, Some(&dana), "POST", "/api/v1/requests", Some(request)).await.status,
+        StatusCode::CONFLICT
+    );
+
+    let listed = rest(app, Some(&ari), "GET", "/api/v1/requests", None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.json()[0]["id"], id.as_str());
+    let detail = rest(app, Some(&dana), "GET", &format!("/api/v1/requests/{id}"), None).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    assert_eq!(
+        (
+            detail.json()["request"]["status"].as_str(),
+            detail.json()["jobs"].as_array().map(Vec::len)
+        ),
+        (Some("submitted"), Some(0))
+    );
+    assert!(!detail.body.contains("typed-once-9f8e"));
+    assert_eq!(
+        rest(app, Some(&dana), "GET", &format!("/api/v1/requests/{}", uuid::Uuid::new_v4()), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        rest(app, Some(&dana), "GET", "/api/v1/requests/not-an-id", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Decisions: admins only; a rejection needs a reason.
+    let approve = format!("/api/v1/requests/{id}/approve");
+    assert_eq!(
+        rest(app, Some(&dana), "POST", &approve, Some(json!({}))).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let answer = rest(
+        app,
+        Some(&blake),
+        "POST",
+        &format!("/api/v1/requests/{id}/reject"),
+        Some(json!({ "reason": "  " })),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    let answer = rest(app, Some(&blake), "POST", &approve, Some(json!({ "reason": "fine" }))).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    assert_eq!(
+        rest(app, Some(&blake), "POST", &approve, Some(json!({}))).await.status,
+        StatusCode::CONFLICT
+    );
+    // Approval queued the provisioning job.
+    let detail =
+        rest(app, Some(&blake), "GET", &format!("/api/v1/requests/{id}"), None).await.json();
+    assert_eq!(detail["request"]["status"], "approved");
+    assert_eq!(
+        (detail["jobs"][0]["kind"].as_str(), detail["jobs"][0]["state"].as_str()),
+        (Some("provision"), Some("queued"))
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_and_the_token_scheme() {
+    let meshport = meshport().await;
+    let answer = rest(&meshport.app, None, "GET", "/api/openapi.json", None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let document = answer.json();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths: Vec<&str> =
+        document["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/requests",
+            "/api/v1/requests/{id}",
+            "/api/v1/requests/{id}/approve",
+            "/api/v1/requests/{id}/reject"
+        ]
+    );
+    assert_eq!(document["components"]["securitySchemes"]["api_token"]["scheme"], "bearer");
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    for schema in ["OnboardingRequest", "SecretSource", "RequestDetail", "ErrorBody"] {
+        assert!(schemas.contains_key(schema), "{schema} is described");
+    }
+}

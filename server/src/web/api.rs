@@ -1,0 +1,225 @@
+//! The JSON REST API for automation, `/api/v1/…`: the flows of the onboarding pages (submit,
+//! list, detail, approve, reject) over the same services and access rules, authenticated by
+//! an API token (`Authorization: Bearer mpt_…`) or a session. Described by the OpenAPI
+//! document at `/api/openapi.json`, derived from the types it uses.
+
+use app::access::{AppError, Principal};
+use app::onboarding::OnboardingRequest;
+use app::requests::{Decision, RequestDetail, RequestSummary};
+use axum::Extension;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::AppState;
+
+/// An error answer: a code (`sign_in_required`, `forbidden`, `not_found`, `invalid`,
+/// `invalid_request`, `conflict`, `internal`) and a detail: a message, or for
+/// `invalid_request` the list of field errors.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// The id of a new request.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Created {
+    pub id: String,
+}
+
+/// An admin's reason: optional to approve, required to reject (at most 1000 characters).
+#[derive(Deserialize, ToSchema)]
+pub struct Reason {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The API's OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "meshport API", description = "Onboard services to the Linkerd + Vault mesh."),
+    paths(submit, list, detail, approve, reject),
+    components(schemas(ErrorBody, Created, Reason)),
+    modifiers(&BearerToken),
+    security(("api_token" = [])),
+    tags((name = "requests", description = "Onboarding requests"))
+)]
+pub struct ApiDoc;
+
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// `GET /api/openapi.json`.
+pub async fn openapi() -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}
+
+/// An [`AppError`] as an HTTP answer: its status and its JSON.
+pub struct ApiError(AppError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        Self(error)
+    }
+}
+
+/// A body that did not parse, named as such (axum's own answer is plain text).
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self(AppError::Invalid(format!(
+            "The body is not the expected JSON: {}",
+            rejection.body_text()
+        )))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+fn caller(principal: Option<Extension<Principal>>) -> ApiResult<Principal> {
+    principal.map(|Extension(p)| p).ok_or(ApiError(AppError::SignInRequired))
+}
+
+/// Submit an onboarding request (developers, for their own teams).
+#[utoipa::path(
+    post, path = "/api/v1/requests", tag = "requests",
+    request_body = OnboardingRequest,
+    responses(
+        (status = 201, description = "Submitted", body = Created),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a developer of the team", body = ErrorBody),
+        (status = 409, description = "The service is claimed by a live request", body = ErrorBody),
+        (status = 422, description = "The request breaks a rule; each field error names the field and the rule", body = ErrorBody),
+    )
+)]
+pub async fn submit(
+    State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+    body: Result<Json<OnboardingRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let principal = caller(principal)?;
+    let Json(request) = body?;
+    principal.may_submit_for(&request.team)?;
+    let id = state.requests.submit(&principal, request).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+/// The requests the caller may see, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/requests", tag = "requests",
+    responses(
+        (status = 200, description = "Requests", body = [RequestSummary]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+) -> ApiResult<Json<Vec<RequestSummary>>> {
+    let principal = caller(principal)?;
+    Ok(Json(state.requests.list(&principal).await?))
+}
+
+/// One request with its provisioning jobs and their finished steps.
+#[utoipa::path(
+    get, path = "/api/v1/requests/{id}", tag = "requests",
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "The request", body = RequestDetail),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such request, or not visible to the caller", body = ErrorBody),
+    )
+)]
+pub async fn detail(
+    State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RequestDetail>> {
+    let principal = caller(principal)?;
+    Ok(Json(state.requests.detail(&principal, &id).await?))
+}
+
+/// Approve a submitted request (platform admins; never the requester). Provisioning starts.
+#[utoipa::path(
+    post, path = "/api/v1/requests/{id}/approve", tag = "requests",
+    params(("id" = String, Path, description = "The request's id")),
+    request_body = Reason,
+    responses(
+        (status = 204, description = "Approved; provisioning is queued"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a platform admin, or the requester", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "Not waiting for a decision", body = ErrorBody),
+        (status = 422, description = "Reason too long", body = ErrorBody),
+    )
+)]
+pub async fn approve(
+    state: State<AppState>,
+    principal: Option<Extension<Principal>>,
+    id: Path<String>,
+    body: Result<Json<Reason>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    decide(state, principal, id, body, Decision::Approve).await
+}
+
+/// Reject a submitted request with a reason (platform admins; never the requester).
+#[utoipa::path(
+    post, path = "/api/v1/requests/{id}/reject", tag = "requests",
+    params(("id" = String, Path, description = "The request's id")),
+    request_body = Reason,
+    responses(
+        (status = 204, description = "Rejected"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a platform admin, or the requester", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "Not waiting for a decision", body = ErrorBody),
+        (status = 422, description = "No reason, or too long", body = ErrorBody),
+    )
+)]
+pub async fn reject(
+    state: State<AppState>,
+    principal: Option<Extension<Principal>>,
+    id: Path<String>,
+    body: Result<Json<Reason>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    decide(state, principal, id, body, Decision::Reject).await
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    body: Result<Json<Reason>, JsonRejection>,
+    decision: Decision,
+) -> ApiResult<StatusCode> {
+    let principal = caller(principal)?;
+    let Json(Reason { reason }) = body?;
+    if !principal.has(app::access::Role::PlatformAdmin) {
+        return Err(AppError::Forbidden("Decisions are for platform admins.".into()).into());
+    }
+    state.requests.decide(&principal, &id, decision, reason.trim()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
