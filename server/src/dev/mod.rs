@@ -35,9 +35,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     let repo = config.local_gitops_repo();
     let branch = config.gitops.base_branch.clone();
+    // Seeded with the platform of the example bootstrap configuration, as a real repository
+    // would be, so proposals land beside it under `manifests/<namespace>/<service>/`.
+    let seed = crate::bootstrap::render(&crate::bootstrap::BootstrapConfig::example())?;
     let created = tokio::task::spawn_blocking({
         let repo = repo.clone();
-        move || gitops::init_local_repository(&repo, &branch)
+        move || gitops::init_local_repository(&repo, &branch, &seed)
     })
     .await??;
     tracing::info!(repo = %repo.display(), created, "local GitOps repository ready");
