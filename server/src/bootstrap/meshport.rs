@@ -28,6 +28,8 @@ const NAME: &str = "meshport";
 const PORT: i32 = 3000;
 const CONFIG_DIR: &str = "/etc/meshport";
 const VAULT_CA_DIR: &str = "/etc/meshport/vault-ca";
+/// meshport's own files (git work trees); the root file system is read-only.
+const DATA_DIR: &str = "/var/lib/meshport";
 
 /// `Chart.yaml`.
 #[derive(Serialize)]
@@ -47,6 +49,7 @@ struct Chart {
 struct PortalConfig {
     listen: String,
     public_url: String,
+    data_dir: &'static str,
     vault: PortalVault,
     gitops: PortalGitops,
     onboarding: PortalOnboarding,
@@ -89,6 +92,7 @@ pub fn chart_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, Render
     let portal = PortalConfig {
         listen: format!("0.0.0.0:{PORT}"),
         public_url: config.meshport.public_url.clone(),
+        data_dir: DATA_DIR,
         vault: PortalVault {
             addr: config.secrets_backend_addr(),
             ca_cert: format!("{VAULT_CA_DIR}/{}", VAULT_CA_BUNDLE.1),
@@ -205,6 +209,16 @@ fn deployment(config: &BootstrapConfig) -> Deployment {
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
+            VolumeMount {
+                name: "data".to_owned(),
+                mount_path: DATA_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "tmp".to_owned(),
+                mount_path: "/tmp".to_owned(),
+                ..VolumeMount::default()
+            },
         ]),
         readiness_probe: Some(probe("/readyz")),
         liveness_probe: Some(probe("/healthz")),
@@ -221,6 +235,11 @@ fn deployment(config: &BootstrapConfig) -> Deployment {
             name: config_map.to_owned(),
             ..ConfigMapVolumeSource::default()
         }),
+        ..Volume::default()
+    };
+    let empty_dir = |name: &str| Volume {
+        name: name.to_owned(),
+        empty_dir: Some(k8s_openapi::api::core::v1::EmptyDirVolumeSource::default()),
         ..Volume::default()
     };
     Deployment {
@@ -244,6 +263,8 @@ fn deployment(config: &BootstrapConfig) -> Deployment {
                     volumes: Some(vec![
                         config_map("config", NAME),
                         config_map("vault-ca", VAULT_CA_BUNDLE.0),
+                        empty_dir("data"),
+                        empty_dir("tmp"),
                     ]),
                     ..PodSpec::default()
                 }),
@@ -251,5 +272,30 @@ fn deployment(config: &BootstrapConfig) -> Deployment {
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The configuration file in the ConfigMap is one meshport itself accepts.
+    #[test]
+    fn the_generated_configuration_loads_in_meshport() {
+        let files = chart_files(&BootstrapConfig::example()).unwrap();
+        let config_map = files.iter().find(|f| f.path.ends_with("configmap.yaml")).unwrap();
+        let config_map: ConfigMap = serde_saphyr::from_str(&config_map.contents).unwrap();
+        let toml = config_map.data.unwrap().remove("meshport.toml").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("meshport.toml", &toml)?;
+            let config = crate::config::Config::load(Some(Path::new("meshport.toml")))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(config.vault.addr, "https://vault.vault.svc:8200");
+            assert_eq!(config.onboarding.namespaces, ["prod-app"]);
+            assert_eq!(config.data_dir, Path::new(DATA_DIR));
+            Ok(())
+        });
     }
 }

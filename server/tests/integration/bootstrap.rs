@@ -365,3 +365,66 @@ fn the_local_repository_is_seeded_with_the_example_platform() {
         Command::new("git").args(["show", "main:README.md"]).current_dir(&repo).output().unwrap();
     assert_eq!(String::from_utf8(readme.stdout).unwrap(), file(&seed, "README.md").contents);
 }
+
+/// The command line: writes the repository, refuses a non-empty folder without `--force`, a
+/// hostile value with its key, and a missing `--config` (MESHPORT_CONFIG names the portal's own
+/// configuration and is not taken for a bootstrap file).
+#[test]
+fn the_bootstrap_command_writes_the_repository_and_refuses_bad_input() {
+    let folder = tempfile::tempdir().unwrap();
+    let example_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bootstrap.example.toml");
+    let out = folder.path().join("platform");
+    let meshport = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_meshport"))
+            .args(args)
+            .env_remove("MESHPORT_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let bootstrap = |config: &Path, out: &Path, force: bool| {
+        let mut args = vec![
+            "bootstrap".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ];
+        if force {
+            args.push("--force".as_ref());
+        }
+        meshport(&args)
+    };
+
+    let output = bootstrap(&example_file, &out, false);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let written: Vec<PathBuf> = crate::artifacts::files_under(&out);
+    let mut expected: Vec<PathBuf> = example().iter().map(|f| out.join(&f.path)).collect();
+    expected.sort();
+    assert_eq!(written, expected);
+
+    let output = bootstrap(&example_file, &out, false);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--force"));
+    assert!(bootstrap(&example_file, &out, true).status.success());
+
+    let hostile = folder.path().join("hostile.toml");
+    let text = std::fs::read_to_string(&example_file).unwrap();
+    std::fs::write(
+        &hostile,
+        text.replace("aws_region = \"us-east-1\"", "aws_region = \"us-east-1\\nkind: Secret\""),
+    )
+    .unwrap();
+    let output = bootstrap(&hostile, &folder.path().join("other"), false);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("`aws_region`"), "{output:?}");
+    assert!(!folder.path().join("other").exists(), "nothing is written for a bad configuration");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_meshport"))
+        .args(["bootstrap", "--out"])
+        .arg(folder.path().join("third"))
+        .env("MESHPORT_CONFIG", &example_file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs --config"), "{output:?}");
+}
