@@ -94,11 +94,6 @@ impl IssuerRef {
     pub fn cluster_issuer(name: &str) -> Self {
         Self { name: name.to_owned(), kind: "ClusterIssuer".to_owned(), group: GROUP.to_owned() }
     }
-
-    /// The `Issuer` named `name` in the certificate's namespace.
-    pub fn issuer(name: &str) -> Self {
-        Self { name: name.to_owned(), kind: "Issuer".to_owned(), group: GROUP.to_owned() }
-    }
 }
 
 /// cert-manager's API group.
