@@ -280,11 +280,15 @@ pub struct SecretKey {
 pub struct BundleTarget {
     /// The key inside a ConfigMap named after the bundle.
     pub config_map: ConfigMapKey,
+    /// The key inside a Secret named after the bundle too (what the Vault Agent Injector can
+    /// mount); trust-manager must be allowed to write that Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<ConfigMapKey>,
     /// Namespaces that receive it.
     pub namespace_selector: LabelSelector,
 }
 
-/// A key of the target ConfigMap.
+/// A key of the target ConfigMap or Secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigMapKey {

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::argocd;
 use super::config::{BootstrapConfig, SecretsBackend};
-use super::platform::{CERT_MANAGER_NAMESPACE, LINKERD_NAMESPACE, MESHPORT_NAMESPACE};
+use super::platform::{
+    CERT_MANAGER_NAMESPACE, LINKERD_NAMESPACE, MESHPORT_NAMESPACE, VAULT_CA_BUNDLE,
+};
 use super::{PLATFORM_MANIFESTS, meshport, vault};
 
 /// The whole file.
@@ -148,7 +150,11 @@ pub fn helmfile(config: &BootstrapConfig) -> Helmfile {
         &versions.trust_manager,
     )
     .needs(&[&cert_manager])
-    .values(json!({ "app": { "trust": { "namespace": CERT_MANAGER_NAMESPACE } } }));
+    .values(json!({
+        "app": { "trust": { "namespace": CERT_MANAGER_NAMESPACE } },
+        // Vault's CA also as a Secret, which the agent injector's `tls-secret` annotation mounts.
+        "secretTargets": { "enabled": true, "authorizedSecrets": [VAULT_CA_BUNDLE.0] },
+    }));
     let pki = Release::local("platform-pki", CERT_MANAGER_NAMESPACE, &platform("pki"))
         .needs(&[&cert_manager, &trust_manager]);
     let linkerd_crds = Release::remote(

@@ -68,6 +68,7 @@ pub fn files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, RenderError>
             TRUST_ANCHOR,
             "ca-bundle.crt",
             &[("linkerd.io/is-control-plane", "true")],
+            false,
         ),
     )?);
     files.push(yaml_file(pki("certificate-vault-ca"), &vault_ca())?);
@@ -75,7 +76,13 @@ pub fn files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, RenderError>
     files.push(yaml_file(pki("certificate-vault-tls"), &vault_tls(config))?);
     files.push(yaml_file(
         pki("bundle-vault-ca"),
-        &bundle(VAULT_CA_BUNDLE.0, VAULT_CA, VAULT_CA_BUNDLE.1, &[(VAULT_CLIENT_LABEL, "true")]),
+        &bundle(
+            VAULT_CA_BUNDLE.0,
+            VAULT_CA,
+            VAULT_CA_BUNDLE.1,
+            &[(VAULT_CLIENT_LABEL, "true")],
+            true,
+        ),
     )?);
     let backup = |name: &str| format!("{PLATFORM_MANIFESTS}/backup/{name}.yaml");
     files.push(yaml_file(backup("serviceaccount"), &snapshot_service_account(config))?);
@@ -287,9 +294,9 @@ fn vault_tls(config: &BootstrapConfig) -> Certificate {
     )
 }
 
-/// A trust-manager bundle copying `ca.crt` of `secret` into ConfigMap `name` (key `key`) in the
-/// namespaces labelled `labels`.
-fn bundle(name: &str, secret: &str, key: &str, labels: &[(&str, &str)]) -> Bundle {
+/// A trust-manager bundle copying `ca.crt` of `secret` into ConfigMap `name` (key `key`), and
+/// also a Secret `name` when `as_secret`, in the namespaces labelled `labels`.
+fn bundle(name: &str, secret: &str, key: &str, labels: &[(&str, &str)], as_secret: bool) -> Bundle {
     CustomResource::new(
         meta(name, None),
         BundleSpec {
@@ -298,6 +305,7 @@ fn bundle(name: &str, secret: &str, key: &str, labels: &[(&str, &str)]) -> Bundl
             }],
             target: BundleTarget {
                 config_map: ConfigMapKey { key: key.to_owned() },
+                secret: as_secret.then(|| ConfigMapKey { key: key.to_owned() }),
                 namespace_selector: match_labels(labels),
             },
         },

@@ -19,7 +19,7 @@ pub const CORRECTIONS: [(&str, &str); 14] = [
     ),
     (
         "Vault's TLS certificate from Let's Encrypt for `vault.vault.svc.cluster.local`.",
-        "Let's Encrypt cannot validate cluster-internal names. Vault's certificate comes from the internal `vault-ca` and names every address clients and raft peers use (`vault.vault.svc`, `vault-active.vault.svc`, `vault-N.vault-internal`, 127.0.0.1); trust-manager copies the CA to the namespaces labelled `meshport.io/vault-client`.",
+        "Let's Encrypt cannot validate cluster-internal names. Vault's certificate comes from the internal `vault-ca` and names every address clients and raft peers use (`vault.vault.svc`, `vault-active.vault.svc`, `vault-N.vault-internal`, 127.0.0.1); trust-manager copies the CA (ConfigMap and Secret `vault-ca`, the Secret for the agent injector's `tls-secret` annotation) to the namespaces labelled `meshport.io/vault-client`.",
     ),
     (
         "`storage \"file\"` with three HA replicas, and `vault operator raft snapshot` backups.",
