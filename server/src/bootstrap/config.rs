@@ -547,7 +547,8 @@ mod tests {
 
     #[test]
     fn hostile_values_are_refused_naming_their_key() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut BootstrapConfig)>)> = vec![
+        type Change = Box<dyn FnOnce(&mut BootstrapConfig)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("`domain`", Box::new(|c| c.domain = String::new())),
             ("`domain`", Box::new(|c| c.domain = "example.com\nkind: Secret".into())),
             ("`domain`", Box::new(|c| c.domain = "localhost".into())),

@@ -114,7 +114,8 @@ pub fn namespaces(config: &BootstrapConfig) -> Vec<Namespace> {
     let backend = config.secrets_backend.name();
     let vault_client = (VAULT_CLIENT_LABEL, "true");
     // (name, labels, annotations)
-    let mut specs: Vec<(&str, Vec<(&str, &str)>, Vec<(&str, &str)>)> = vec![
+    type Labels<'a> = Vec<(&'a str, &'a str)>;
+    let mut specs: Vec<(&str, Labels, Labels)> = vec![
         (
             LINKERD_NAMESPACE,
             // The labels `linkerd install` sets: the injector skips its own control plane, and
