@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, KeyToPath, Namespace, PodSecurityContext, PodSpec,
-    PodTemplateSpec, SeccompProfile, SecretVolumeSource, SecurityContext, ServiceAccount, Volume,
-    VolumeMount,
+    PodTemplateSpec, ProjectedVolumeSource, SeccompProfile, SecretVolumeSource, SecurityContext,
+    ServiceAccount, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -324,9 +324,10 @@ fn snapshot_service_account(config: &BootstrapConfig) -> ServiceAccount {
     ServiceAccount { metadata, ..ServiceAccount::default() }
 }
 
-/// Logs in with the pod's ServiceAccount token and saves a snapshot. The values come from the
-/// environment, so nothing from the configuration is spliced into the script.
-const SNAPSHOT_SCRIPT: &str = r#"token="$("$CLI" write -field=token "auth/$AUTH_PATH/login" role="$ROLE" jwt=@/var/run/secrets/kubernetes.io/serviceaccount/token)"
+/// Logs in with a ServiceAccount token minted for Vault's audience and saves a snapshot. The
+/// values come from the environment, so nothing from the configuration is spliced into the
+/// script.
+const SNAPSHOT_SCRIPT: &str = r#"token="$("$CLI" write -field=token "auth/$AUTH_PATH/login" role="$ROLE" jwt=@/var/run/secrets/vault/token)"
 VAULT_TOKEN="$token" BAO_TOKEN="$token" "$CLI" operator raft snapshot save /snapshot/raft.snap
 "#;
 
@@ -350,7 +351,7 @@ fn snapshot_cron_job(config: &BootstrapConfig) -> CronJob {
     let mount = |name: &str, path: &str| VolumeMount {
         name: name.to_owned(),
         mount_path: path.to_owned(),
-        read_only: Some(path == "/tls"),
+        read_only: Some(path != "/snapshot"),
         ..VolumeMount::default()
     };
     let hardened = Some(SecurityContext {
@@ -377,7 +378,11 @@ fn snapshot_cron_job(config: &BootstrapConfig) -> CronJob {
             env("ROLE", vault::SNAPSHOT_ACCOUNT),
             env("HOME", "/snapshot"),
         ]),
-        volume_mounts: Some(vec![mount("snapshot", "/snapshot"), mount("tls", "/tls")]),
+        volume_mounts: Some(vec![
+            mount("snapshot", "/snapshot"),
+            mount("tls", "/tls"),
+            mount("vault-token", "/var/run/secrets/vault"),
+        ]),
         security_context: hardened.clone(),
         ..Container::default()
     };
@@ -397,6 +402,8 @@ fn snapshot_cron_job(config: &BootstrapConfig) -> CronJob {
     };
     let pod = PodSpec {
         service_account_name: Some(vault::SNAPSHOT_ACCOUNT.to_owned()),
+        // Only the Vault-audience token above (and the IRSA token EKS adds) is mounted.
+        automount_service_account_token: Some(false),
         restart_policy: Some("OnFailure".to_owned()),
         init_containers: Some(vec![snapshot]),
         containers: vec![upload],
@@ -415,6 +422,21 @@ fn snapshot_cron_job(config: &BootstrapConfig) -> CronJob {
             Volume {
                 name: "snapshot".to_owned(),
                 empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            },
+            Volume {
+                name: "vault-token".to_owned(),
+                projected: Some(ProjectedVolumeSource {
+                    sources: Some(vec![VolumeProjection {
+                        service_account_token: Some(ServiceAccountTokenProjection {
+                            audience: Some(vault::SNAPSHOT_AUDIENCE.to_owned()),
+                            expiration_seconds: Some(600),
+                            path: "token".to_owned(),
+                        }),
+                        ..VolumeProjection::default()
+                    }]),
+                    default_mode: None,
+                }),
                 ..Volume::default()
             },
             Volume {

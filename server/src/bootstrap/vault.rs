@@ -15,6 +15,8 @@ pub const REPLICAS: usize = 3;
 pub const TLS_SECRET: &str = "vault-tls";
 /// ServiceAccount, Vault policy and role of the snapshot job.
 pub const SNAPSHOT_ACCOUNT: &str = "raft-snapshot";
+/// Audience of the snapshot job's login token, bound in its Kubernetes-auth role.
+pub const SNAPSHOT_AUDIENCE: &str = "vault";
 
 /// `<backend>-<i>.<backend>-internal`, the address raft peer `i` is reached at.
 pub fn peer_host(config: &BootstrapConfig, i: usize) -> String {
@@ -131,7 +133,7 @@ pub fn snapshot_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFil
         token_policies: vec![policy.name.clone()],
         token_ttl: 600,
         token_max_ttl: 1200,
-        audience: None,
+        audience: Some(SNAPSHOT_AUDIENCE.to_owned()),
     };
     Ok(vec![
         ArtifactFile {
