@@ -68,6 +68,45 @@ pub struct Release {
     /// Values, inline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<Value>,
+    /// Commands run around the release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
+}
+
+/// A command Helmfile runs at a point of a release's life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// `presync`, `postsync`, …
+    pub events: Vec<String>,
+    /// Print the command's output.
+    pub showlogs: bool,
+    /// The executable.
+    pub command: String,
+    /// Its arguments, one by one (no shell).
+    pub args: Vec<String>,
+}
+
+impl Hook {
+    /// After the release is applied, `kubectl wait` until every `resource` in the cluster has
+    /// `condition`: Helm's own wait knows Deployments, not certificates or bundles.
+    fn wait_for(resource: &str, condition: &str) -> Self {
+        Self {
+            events: vec!["postsync".to_owned()],
+            showlogs: true,
+            command: "kubectl".to_owned(),
+            args: [
+                "wait",
+                &format!("--for=condition={condition}"),
+                resource,
+                "--all",
+                "--all-namespaces",
+                "--timeout=300s",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        }
+    }
 }
 
 impl Release {
@@ -79,6 +118,7 @@ impl Release {
             version: Some(version.to_owned()),
             needs: Vec::new(),
             values: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 
@@ -90,6 +130,7 @@ impl Release {
             version: None,
             needs: Vec::new(),
             values: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 
@@ -155,8 +196,13 @@ pub fn helmfile(config: &BootstrapConfig) -> Helmfile {
         // Vault's CA also as a Secret, which the agent injector's `tls-secret` annotation mounts.
         "secretTargets": { "enabled": true, "authorizedSecrets": [VAULT_CA_BUNDLE.0] },
     }));
-    let pki = Release::local("platform-pki", CERT_MANAGER_NAMESPACE, &platform("pki"))
+    let mut pki = Release::local("platform-pki", CERT_MANAGER_NAMESPACE, &platform("pki"))
         .needs(&[&cert_manager, &trust_manager]);
+    // Linkerd's identity service starts only once its issuer secret and trust roots exist.
+    pki.hooks = vec![
+        Hook::wait_for("certificates.cert-manager.io", "Ready"),
+        Hook::wait_for("bundles.trust.cert-manager.io", "Synced"),
+    ];
     let linkerd_crds = Release::remote(
         "linkerd-crds",
         LINKERD_NAMESPACE,

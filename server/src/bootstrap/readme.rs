@@ -39,7 +39,7 @@ pub const CORRECTIONS: [(&str, &str); 14] = [
     ),
     (
         "Helm releases with no order, created namespaces, `installCRDs: true`, Linkerd stable 2.14 charts.",
-        "Releases declare `needs` (CRDs before their objects, the identity issuer before Linkerd, Vault's certificate before Vault); namespaces are objects of their own release with their Linkerd labels (`createNamespace: false`); cert-manager's CRDs use the current `crds.enabled`/`crds.keep`; Linkerd's open-source releases are edge releases (`linkerd-edge`), pinned to exact versions like every chart.",
+        "Releases declare `needs` (CRDs before their objects, the identity issuer before Linkerd, Vault's certificate before Vault), and the PKI release waits until every Certificate is `Ready` and every Bundle `Synced` (Helm's own wait does not know them); namespaces are objects of their own release with their Linkerd labels (`createNamespace: false`); cert-manager's CRDs use the current `crds.enabled`/`crds.keep`; Linkerd's open-source releases are edge releases (`linkerd-edge`), pinned to exact versions like every chart.",
     ),
     (
         "One ArgoCD Application for `manifests/` with `CreateNamespace=true` in the `default` project.",
