@@ -163,6 +163,21 @@ pub fn readme(config: &BootstrapConfig) -> String {
         backend_image,
         v.aws_cli_image,
     ));
+    out.push_str(&format!(
+        "## Operating notes\n\n\
+         - `linkerd check` warns when the identity issuer has less than 60 days left; with the \
+         documented 48-hour issuer that warning is permanent and expected. Judge certificates by \
+         `renewalTime` and `notAfter` in their status instead.\n\
+         - The trust anchor lives ten years and renews one year before its end with a new key; \
+         before that happens, follow Linkerd's trust-anchor rotation (add the new anchor to the \
+         `linkerd-identity-trust-roots` Bundle beside the old one, roll the proxies, then drop \
+         the old one), or proxies with the old chain stop trusting the new one.\n\
+         - Snapshots run on the schedule `{schedule}` (UTC) to `s3://{bucket}/{prefix}`; \
+         restore one with `{cli} operator raft snapshot restore` against the active node.\n\n",
+        schedule = config.backup.schedule,
+        bucket = config.backup.bucket,
+        prefix = config.backup.prefix,
+    ));
     out.push_str("## What differs from the original plan and why\n\n");
     for (plan, now) in CORRECTIONS {
         out.push_str(&format!("- **Plan:** {plan}\n  **Here:** {now}\n"));
