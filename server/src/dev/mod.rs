@@ -1,5 +1,6 @@
 //! `meshport dev`: the whole portal on one machine. Starts an OpenBao dev server with the KV v2
-//! and Kubernetes-auth mounts, a local bare GitOps repository and SQLite under the data folder,
+//! and Kubernetes-auth mounts, a local bare GitOps repository (seeded with `meshport bootstrap`'s
+//! platform for the example configuration) and SQLite under the data folder,
 //! then serves the portal until Ctrl-C or SIGTERM, and stops OpenBao on the way out.
 
 mod openbao;
