@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod audit;
+pub mod bootstrap;
 pub mod config;
 pub mod dev;
 pub mod gitops;

@@ -1,12 +1,14 @@
-//! The `meshport` command: `serve`, `migrate`, `dev`, `audit` and `vault`.
+//! The `meshport` command: `serve`, `migrate`, `dev`, `audit`, `vault` and `bootstrap`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use meshport_server::audit::checkpoint::CheckpointKey;
 use meshport_server::audit::{self, export::Format, export::Period};
+use meshport_server::bootstrap::{self, BootstrapConfig, BootstrapError};
 use meshport_server::config::{Config, LogFormat};
 use meshport_server::{dev, open_store, rotation, serve, telemetry, vault};
 
@@ -14,7 +16,8 @@ use meshport_server::{dev, open_store, rotation, serve, telemetry, vault};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// TOML configuration file; `MESHPORT_*` environment variables override it.
+    /// TOML configuration file; `MESHPORT_*` environment variables override it. For
+    /// `bootstrap`, the bootstrap configuration (see docs/bootstrap.example.toml), given here.
     #[arg(long, short, global = true, env = "MESHPORT_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -38,6 +41,17 @@ enum Command {
     Vault {
         #[command(subcommand)]
         command: VaultCommand,
+    },
+    /// Write the platform's GitOps repository (Helmfile, platform manifests, ArgoCD
+    /// Applications, GitHub workflows, README) for the bootstrap configuration given with
+    /// `--config`.
+    Bootstrap {
+        /// Folder to write the repository into; created if missing, refused if not empty.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write into a non-empty folder, overwriting the generated files there.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -96,7 +110,13 @@ enum AuditCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    if let Command::Bootstrap { out, force } = &cli.command {
+        // MESHPORT_CONFIG names the portal's own configuration, never a bootstrap file.
+        let given = matches.value_source("config") == Some(ValueSource::CommandLine);
+        return run_bootstrap(cli.config.as_deref().filter(|_| given), out, *force);
+    }
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
@@ -115,12 +135,48 @@ async fn main() -> std::process::ExitCode {
         Command::Dev => dev::run(config).await,
         Command::Audit { command } => run_audit(&config, command).await,
         Command::Vault { command } => run_vault(&config, command).await,
+        Command::Bootstrap { .. } => {
+            unreachable!("handled before the portal configuration is read")
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `meshport bootstrap`: exit 2 for a configuration the user must fix, 1 for anything else.
+fn run_bootstrap(
+    config: Option<&std::path::Path>,
+    out: &std::path::Path,
+    force: bool,
+) -> std::process::ExitCode {
+    let Some(config) = config else {
+        eprintln!(
+            "meshport: bootstrap needs --config FILE, the bootstrap configuration (see docs/bootstrap.example.toml)"
+        );
+        return std::process::ExitCode::from(2);
+    };
+    let written = BootstrapConfig::load(config)
+        .and_then(|config| bootstrap::render(&config))
+        .and_then(|files| bootstrap::write_repository(out, &files, force).map(|()| files.len()));
+    match written {
+        Ok(count) => {
+            println!("meshport: wrote {count} files to {}", out.display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("meshport: {error}");
+            let user_error = matches!(
+                error,
+                BootstrapError::Parse(_)
+                    | BootstrapError::Value { .. }
+                    | BootstrapError::NotEmpty(_)
+            );
+            std::process::ExitCode::from(if user_error { 2 } else { 1 })
         }
     }
 }

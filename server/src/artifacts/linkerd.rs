@@ -3,40 +3,15 @@
 //! `MeshTLSAuthentication` names the callers' service accounts, and an `AuthorizationPolicy`
 //! joins the two.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::{Deserialize, Serialize};
+
+pub use super::custom_resource::{
+    CustomResource as PolicyResource, CustomResourceSpec as PolicySpec,
+};
 
 /// The API group of Linkerd's policy resources.
 pub const GROUP: &str = "policy.linkerd.io";
-
-/// A spec type and the kind and version it is served as.
-pub trait PolicySpec {
-    /// `kind` of the resource.
-    const KIND: &'static str;
-    /// `apiVersion` of the resource.
-    const API_VERSION: &'static str;
-}
-
-/// A Linkerd policy resource: apiVersion, kind, metadata and a typed spec.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PolicyResource<S> {
-    /// Always `S::API_VERSION`.
-    pub api_version: String,
-    /// Always `S::KIND`.
-    pub kind: String,
-    /// Name, namespace, labels.
-    pub metadata: ObjectMeta,
-    /// The resource's spec.
-    pub spec: S,
-}
-
-impl<S: PolicySpec> PolicyResource<S> {
-    /// A resource of kind `S::KIND`.
-    pub fn new(metadata: ObjectMeta, spec: S) -> Self {
-        Self { api_version: S::API_VERSION.to_owned(), kind: S::KIND.to_owned(), metadata, spec }
-    }
-}
 
 /// `Server`: one port of the service's pods; traffic not authorised by a policy is denied.
 pub type Server = PolicyResource<ServerSpec>;

@@ -4,6 +4,7 @@
 //! Vault policy), serialised by maintained YAML, JSON and HCL serialisers; nothing is assembled
 //! from strings. `vault/` and `gitops/` apply what this module describes.
 
+pub mod custom_resource;
 mod kubernetes;
 pub mod linkerd;
 pub mod vault;
@@ -79,13 +80,7 @@ impl KubeObject {
 
     /// The object as YAML, one document ending in a newline.
     pub fn to_yaml(&self) -> Result<String, serde_saphyr::ser::Error> {
-        // Long single-line values (image digests, templates) stay on one line, not folded.
-        let options = serde_saphyr::ser_options! { folded_wrap_chars: 4096 };
-        let mut yaml = serde_saphyr::to_string_with_options(self, options)?;
-        if !yaml.ends_with('\n') {
-            yaml.push('\n');
-        }
-        Ok(yaml)
+        yaml_document(self)
     }
 
     /// Reads an object of the given kind back from YAML.
@@ -144,6 +139,13 @@ pub struct ServiceArtifacts {
 pub struct RenderError {
     what: String,
     message: String,
+}
+
+impl RenderError {
+    /// `what` could not be serialised, for the reason `message`.
+    pub fn new(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { what: what.into(), message: message.into() }
+    }
 }
 
 impl ServiceArtifacts {
@@ -222,16 +224,7 @@ impl ServiceArtifacts {
 
     /// The manifests as files for the GitOps repository.
     pub fn gitops_files(&self) -> Result<Vec<ArtifactFile>, RenderError> {
-        self.manifests
-            .iter()
-            .map(|manifest| {
-                let contents = manifest.object.to_yaml().map_err(|e| RenderError {
-                    what: manifest.path.clone(),
-                    message: e.to_string(),
-                })?;
-                Ok(ArtifactFile { path: manifest.path.clone(), contents })
-            })
-            .collect()
+        self.manifests.iter().map(|manifest| yaml_file(&manifest.path, &manifest.object)).collect()
     }
 
     /// The Vault objects as files a person can review, each named after the API path it is
@@ -256,8 +249,33 @@ impl ServiceArtifacts {
     }
 }
 
+/// `value` as one YAML document ending in a newline. Long single-line values (image digests,
+/// templates) stay on one line, not folded.
+pub fn yaml_document<T: Serialize>(value: &T) -> Result<String, serde_saphyr::ser::Error> {
+    let options = serde_saphyr::ser_options! { folded_wrap_chars: 4096 };
+    let mut yaml = serde_saphyr::to_string_with_options(value, options)?;
+    if !yaml.ends_with('\n') {
+        yaml.push('\n');
+    }
+    Ok(yaml)
+}
+
+/// A file at `path` holding `value` as YAML.
+pub fn yaml_file<T: Serialize>(
+    path: impl Into<String>,
+    value: &T,
+) -> Result<ArtifactFile, RenderError> {
+    let path = path.into();
+    let contents = yaml_document(value)
+        .map_err(|e| RenderError { what: path.clone(), message: e.to_string() })?;
+    Ok(ArtifactFile { path, contents })
+}
+
 /// `vault/<api path>.json` holding `value` as pretty JSON.
-fn json_file<T: Serialize>(api_path: String, value: &T) -> Result<ArtifactFile, RenderError> {
+pub(crate) fn json_file<T: Serialize>(
+    api_path: String,
+    value: &T,
+) -> Result<ArtifactFile, RenderError> {
     let mut contents = serde_json::to_string_pretty(value)
         .map_err(|e| RenderError { what: api_path.clone(), message: e.to_string() })?;
     contents.push('\n');

@@ -1,5 +1,6 @@
 //! `meshport dev`: the whole portal on one machine. Starts an OpenBao dev server with the KV v2
-//! and Kubernetes-auth mounts, a local bare GitOps repository and SQLite under the data folder,
+//! and Kubernetes-auth mounts, a local bare GitOps repository (seeded with `meshport bootstrap`'s
+//! platform for the example configuration) and SQLite under the data folder,
 //! then serves the portal until Ctrl-C or SIGTERM, and stops OpenBao on the way out.
 
 mod openbao;
@@ -35,9 +36,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     let repo = config.local_gitops_repo();
     let branch = config.gitops.base_branch.clone();
+    // Seeded with the platform of the example bootstrap configuration, as a real repository
+    // would be, so proposals land beside it under `manifests/<namespace>/<service>/`.
+    let seed = crate::bootstrap::render(&crate::bootstrap::BootstrapConfig::example())?;
     let created = tokio::task::spawn_blocking({
         let repo = repo.clone();
-        move || gitops::init_local_repository(&repo, &branch)
+        move || gitops::init_local_repository(&repo, &branch, &seed)
     })
     .await??;
     tracing::info!(repo = %repo.display(), created, "local GitOps repository ready");

@@ -19,11 +19,16 @@ const COMMITTER_NAME: &str = "meshport";
 const COMMITTER_EMAIL: &str = "meshport@localhost";
 
 /// Creates a bare repository at `path` with one commit on `branch` holding the layout ArgoCD
-/// syncs (`manifests/`), unless a repository with that branch is already there. Returns true
+/// syncs (`manifests/`) and the `seed` files (which replace the default README), unless a
+/// repository with that branch is already there. Returns true
 /// when it created one. The repository is built beside `path` and renamed into place, so a
 /// failure half way leaves nothing that a later run would mistake for a finished repository.
 /// Blocking: call it off the async runtime.
-pub fn init_local_repository(path: &Path, branch: &str) -> Result<bool, GitopsError> {
+pub fn init_local_repository(
+    path: &Path,
+    branch: &str,
+    seed: &[crate::artifacts::ArtifactFile],
+) -> Result<bool, GitopsError> {
     let branch_ref = format!("refs/heads/{branch}");
     if path.join("HEAD").is_file() {
         git(path, ["rev-parse", "--quiet", "--verify", &branch_ref])?;
@@ -46,6 +51,11 @@ pub fn init_local_repository(path: &Path, branch: &str) -> Result<bool, GitopsEr
         "# GitOps repository\n\nArgoCD syncs `manifests/`. meshport proposes each onboarded \
          service's manifests as a pull request under `manifests/<namespace>/<service>/`.\n",
     )?;
+    for file in seed {
+        let target = work.join(&file.path);
+        std::fs::create_dir_all(target.parent().unwrap_or(&work))?;
+        std::fs::write(target, &file.contents)?;
+    }
     git(&work, ["add", "--all"])?;
     git(&work, ["commit", "--quiet", "--no-verify", "-m", "Initial layout"])?;
     let refspec = format!("HEAD:{branch_ref}");

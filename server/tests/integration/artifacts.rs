@@ -13,7 +13,7 @@ use meshport_server::artifacts::{ArtifactFile, ArtifactSettings, ServiceArtifact
 use meshport_server::config::Config;
 use uuid::Uuid;
 
-fn golden_root() -> PathBuf {
+pub(crate) fn golden_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
@@ -116,7 +116,7 @@ fn render(fixture: Fixture, id: u128) -> Vec<ArtifactFile> {
     files
 }
 
-fn files_under(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut folders = vec![root.to_path_buf()];
     while let Some(folder) = folders.pop() {
@@ -131,35 +131,32 @@ fn files_under(root: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn rendered_services_match_their_golden_files() {
-    let bless = std::env::var_os("MESHPORT_BLESS").is_some();
     for (service, fixture, id) in SERVICES {
-        let root = golden_root().join(service);
-        let files = render(fixture, id);
-        if bless {
-            let _ = std::fs::remove_dir_all(&root);
-        }
-        for file in &files {
-            let path = root.join(&file.path);
-            if bless {
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(&path, &file.contents).unwrap();
-            }
-            let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-                panic!("{}: {e} (run with MESHPORT_BLESS=1 to create it)", path.display())
-            });
-            assert_eq!(
-                file.contents, golden,
-                "{service}: {} differs from its golden file",
-                file.path
-            );
-        }
-        let expected: Vec<PathBuf> = {
-            let mut paths: Vec<PathBuf> = files.iter().map(|f| root.join(&f.path)).collect();
-            paths.sort();
-            paths
-        };
-        assert_eq!(files_under(&root), expected, "{service}: golden folder has other files");
+        assert_golden(&golden_root().join(service), &render(fixture, id), service);
     }
+}
+
+/// Compares `files` with the golden files under `root`, which must hold nothing else;
+/// `MESHPORT_BLESS=1` rewrites the folder first.
+pub(crate) fn assert_golden(root: &Path, files: &[ArtifactFile], label: &str) {
+    if std::env::var_os("MESHPORT_BLESS").is_some() {
+        let _ = std::fs::remove_dir_all(root);
+        for file in files {
+            let path = root.join(&file.path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &file.contents).unwrap();
+        }
+    }
+    for file in files {
+        let path = root.join(&file.path);
+        let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{}: {e} (run with MESHPORT_BLESS=1 to create it)", path.display())
+        });
+        assert_eq!(file.contents, golden, "{label}: {} differs from its golden file", file.path);
+    }
+    let mut expected: Vec<PathBuf> = files.iter().map(|f| root.join(&f.path)).collect();
+    expected.sort();
+    assert_eq!(files_under(root), expected, "{label}: golden folder has other files");
 }
 
 #[test]
@@ -187,7 +184,7 @@ fn every_generated_object_validates_against_kubernetes_and_linkerd_schemas() {
             std::fs::write(path, file.contents).unwrap();
         }
     }
-    let (valid, report) = validate_manifests(folder.path());
+    let (valid, report) = validate_manifests(&[folder.path()]);
     assert!(valid, "schema validation failed:\n{report}");
     assert!(report.contains("Server") && report.contains("Deployment"), "{report}");
 }
@@ -209,17 +206,18 @@ fn the_schema_validator_refuses_an_invalid_object() {
         deployment.contents.replace("replicas: 2", "replicas: two"),
     )
     .unwrap();
-    let (valid, report) = validate_manifests(folder.path());
+    let (valid, report) = validate_manifests(&[folder.path()]);
     assert!(!valid, "{report}");
     assert_eq!(report.matches("INVALID").count(), 2, "{report}");
 }
 
-/// Runs `scripts/validate-manifests.py` on a folder: whether all objects are valid, and its report.
-fn validate_manifests(folder: &Path) -> (bool, String) {
+/// Runs `scripts/validate-manifests.py` on files and folders: whether all objects are valid, and
+/// its report.
+pub(crate) fn validate_manifests(paths: &[&Path]) -> (bool, String) {
     let python = std::env::var("MESHPORT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/validate-manifests.py");
     let output =
-        Command::new(&python).arg(&script).arg(folder).output().unwrap_or_else(|e| {
+        Command::new(&python).arg(&script).args(paths).output().unwrap_or_else(|e| {
             panic!("could not run {python} (scripts/setup.sh installs it): {e}")
         });
     let report = format!(

@@ -15,8 +15,8 @@ fn git(args: &[&str], dir: &Path) -> String {
 fn the_local_repository_is_created_once_with_the_argocd_layout() {
     let folder = tempfile::tempdir().unwrap();
     let repo = folder.path().join("data/gitops.git");
-    assert!(init_local_repository(&repo, "main").unwrap());
-    assert!(!init_local_repository(&repo, "main").unwrap(), "a second call changes nothing");
+    assert!(init_local_repository(&repo, "main", &[]).unwrap());
+    assert!(!init_local_repository(&repo, "main", &[]).unwrap(), "a second call changes nothing");
 
     assert_eq!(git(&["rev-parse", "--is-bare-repository"], &repo).trim(), "true");
     let files = git(&["ls-tree", "-r", "--name-only", "main"], &repo);
@@ -37,6 +37,6 @@ fn a_folder_that_is_not_a_finished_repository_is_reported_not_reused() {
     // A bare repository without the branch, as an interrupted older setup could leave.
     std::fs::create_dir_all(&repo).unwrap();
     git(&["init", "--quiet", "--bare"], &repo);
-    let error = init_local_repository(&repo, "main").unwrap_err().to_string();
+    let error = init_local_repository(&repo, "main", &[]).unwrap_err().to_string();
     assert!(error.contains("refs/heads/main"), "{error}");
 }

@@ -7,6 +7,7 @@ mod harness;
 
 mod artifacts;
 mod audit;
+mod bootstrap;
 mod gitops;
 mod identity;
 mod process;

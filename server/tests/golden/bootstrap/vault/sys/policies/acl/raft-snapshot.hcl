@@ -1,0 +1,3 @@
+path "sys/storage/raft/snapshot" {
+  capabilities = ["read"]
+}
