@@ -865,3 +865,40 @@ async fn the_openapi_document_describes_every_route_and_the_token_scheme() {
         assert!(schemas.contains_key(schema), "{schema} is described");
     }
 }
+
+/// schemathesis (PyPI), from the venv of `scripts/setup.sh`.
+fn schemathesis() -> std::path::PathBuf {
+    let python = std::env::var_os("MESHPORT_PYTHON").unwrap_or_else(|| "python3".into());
+    std::path::Path::new(&python).with_file_name("schemathesis")
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_in_the_rest_api() {
+    let meshport = meshport().await;
+    // alex is a developer of team cart and a platform admin: every route is in reach.
+    let token = api_token(&meshport.app, "alex", &["developer", "platform-admin"]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = meshport.app.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let output = tokio::process::Command::new(schemathesis())
+        .arg("run")
+        .arg(format!("http://{address}/api/openapi.json"))
+        .args(["--checks", "not_a_server_error", "--max-examples", "40", "--seed", "7"])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--request-timeout", "20"])
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("schemathesis runs (scripts/setup.sh installs it)");
+    server.abort();
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "schemathesis found failures:\n{report}");
+    assert!(report.contains("/api/v1/requests"), "it tested the API:\n{report}");
+}
