@@ -33,6 +33,36 @@ pub struct RequestSummary {
 pub struct RequestDetail {
     pub request: RequestSummary,
     pub jobs: Vec<JobSummary>,
+    /// The latest drift check of a provisioned service.
+    pub drift: Option<DriftSummary>,
+}
+
+/// What the latest drift check found: the Vault changes that would restore the approved state
+/// (none: in sync).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DriftSummary {
+    /// RFC 3339.
+    pub checked_at: String,
+    /// Each change: `path`, `kind` (`create` or `update`) and the drifted `fields`.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Object>))]
+    pub changes: Vec<serde_json::Value>,
+}
+
+/// What a platform admin can do to a request after its approval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AdminAction {
+    /// Run a failed job again.
+    Retry,
+    /// Give up a queued or failed job.
+    Cancel,
+    /// Write the service's Vault objects again where they drifted.
+    Reconcile,
+    /// Remove the service: a pull request deleting its manifests, then its Vault role and
+    /// policy.
+    Offboard,
 }
 
 /// One provisioning or offboarding run.
@@ -115,7 +145,7 @@ fn service() -> Result<std::sync::Arc<dyn ssr::RequestService>, AppError> {
 /// The service the server implements.
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use super::{Decision, RequestDetail, RequestSummary};
+    use super::{AdminAction, Decision, RequestDetail, RequestSummary};
     use crate::access::{AppError, Principal};
     use crate::onboarding::OnboardingRequest;
 
@@ -131,6 +161,13 @@ pub mod ssr {
         async fn list(&self, viewer: &Principal) -> Result<Vec<RequestSummary>, AppError>;
         /// One request the viewer may see, with its provisioning.
         async fn detail(&self, viewer: &Principal, id: &str) -> Result<RequestDetail, AppError>;
+        /// A platform admin's action on a request after its approval.
+        async fn act(
+            &self,
+            admin: &Principal,
+            id: &str,
+            action: AdminAction,
+        ) -> Result<(), AppError>;
         async fn decide(
             &self,
             admin: &Principal,

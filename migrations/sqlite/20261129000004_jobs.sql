@@ -4,7 +4,7 @@
 CREATE TABLE jobs (
     id           BLOB PRIMARY KEY NOT NULL,
     request_id   BLOB NOT NULL REFERENCES onboarding_requests (id),
-    kind         TEXT NOT NULL CHECK (kind IN ('provision', 'offboard')),
+    kind         TEXT NOT NULL CHECK (kind IN ('provision', 'offboard', 'reconcile')),
     state        TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
     attempts     INTEGER NOT NULL DEFAULT 0,
     next_run_at  TEXT NOT NULL,
@@ -27,4 +27,12 @@ CREATE TABLE job_steps (
     finished_at TEXT NOT NULL,
     detail      TEXT NOT NULL CHECK (json_valid(detail)),
     PRIMARY KEY (job_id, step)
+);
+
+-- The latest drift check of each provisioned service: the Vault changes that would bring its
+-- objects back to the approved state (an empty list: in sync).
+CREATE TABLE service_drift (
+    request_id BLOB PRIMARY KEY NOT NULL REFERENCES onboarding_requests (id),
+    checked_at TEXT NOT NULL,
+    changes    TEXT NOT NULL CHECK (json_valid(changes))
 );

@@ -10,13 +10,17 @@ use app::onboarding::{
     OnboardingRequest, OnboardingRules, RequestStatus, SecretSource, ValidRequest,
 };
 use app::requests::ssr::RequestService;
-use app::requests::{Decision, JobSummary, RequestDetail, RequestSummary, StepSummary};
+use app::requests::{
+    AdminAction, Decision, DriftSummary, JobSummary, RequestDetail, RequestSummary, StepSummary,
+};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::artifacts::{ArtifactSettings, ServiceArtifacts};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
-use crate::store::{JobKind, NewOnboardingRequest, OnboardingRequestRecord, RequestFilter, Store};
+use crate::store::{
+    JobKind, JobState, NewOnboardingRequest, OnboardingRequestRecord, RequestFilter, Store,
+};
 use crate::vault::Vault;
 use crate::vault::provision::ProvidedValues;
 
@@ -160,7 +164,74 @@ impl RequestService for Requests {
                     .collect(),
             });
         }
-        Ok(RequestDetail { request: summary(record), jobs })
+        let drift =
+            self.store.drift(id).await.map_err(internal)?.map(|(at, changes)| DriftSummary {
+                checked_at: at.to_rfc3339(),
+                changes: changes.as_array().cloned().unwrap_or_default(),
+            });
+        Ok(RequestDetail { request: summary(record), jobs, drift })
+    }
+
+    async fn act(&self, admin: &Principal, id: &str, action: AdminAction) -> Result<(), AppError> {
+        use app::access::Role;
+        if !admin.has(Role::PlatformAdmin) {
+            return Err(AppError::Forbidden("Only platform admins act on provisioning.".into()));
+        }
+        let not_found = || AppError::NotFound("No such request.".into());
+        let id: Uuid = id.parse().map_err(|_| not_found())?;
+        let record = self.store.request(id).await.map_err(internal)?.ok_or_else(not_found)?;
+        let last_job = self.store.jobs_of_request(id).await.map_err(internal)?.pop();
+        let refused = |why: &str| Err(AppError::Conflict(format!("{why}; nothing was changed.")));
+        let mut tx = self.store.begin().await.map_err(internal)?;
+        match action {
+            AdminAction::Retry => {
+                let Some(job) = last_job.filter(|j| j.state == JobState::Failed) else {
+                    return refused("No failed job to retry");
+                };
+                tx.retry_job(job.id).await.map_err(internal)?;
+                if job.kind == JobKind::Provision {
+                    tx.transition_request(id, RequestStatus::Failed, RequestStatus::Provisioning)
+                        .await
+                        .map_err(internal)?;
+                }
+            }
+            AdminAction::Cancel => {
+                let cancelled = match &last_job {
+                    Some(job) => tx.cancel_job(job.id).await.map_err(internal)?,
+                    None => false,
+                };
+                if !cancelled {
+                    return refused("No queued or failed job to cancel");
+                }
+            }
+            AdminAction::Reconcile | AdminAction::Offboard => {
+                let live = matches!(record.status, RequestStatus::PrOpen | RequestStatus::Merged)
+                    || (action == AdminAction::Offboard && record.status == RequestStatus::Failed);
+                let busy = last_job
+                    .is_some_and(|j| matches!(j.state, JobState::Queued | JobState::Running));
+                if busy {
+                    return refused("A job of this request is still queued or running");
+                }
+                if !live {
+                    return refused(&format!(
+                        "The request is {}: only provisioned services can be reconciled or \
+                         offboarded",
+                        record.status
+                    ));
+                }
+                let kind = if action == AdminAction::Offboard {
+                    JobKind::Offboard
+                } else {
+                    JobKind::Reconcile
+                };
+                tx.enqueue_job(id, kind).await.map_err(internal)?;
+            }
+        }
+        let details = json!({ "action": action });
+        audit::record(&mut tx, request_event(admin, Action::ProvisioningStep, &record, details))
+            .await
+            .map_err(internal)?;
+        tx.commit().await.map_err(internal)
     }
 
     async fn decide(

@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 use crate::artifacts::{ArtifactFile, ArtifactSettings, ServiceArtifacts};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
-use crate::store::{Job, JobKind, JobState, OnboardingRequestRecord, Store, StoreError};
+use crate::store::{
+    Job, JobKind, JobState, OnboardingRequestRecord, RequestFilter, Store, StoreError,
+};
 use crate::vault::Vault;
 use crate::vault::provision::{Part, ProvidedValues};
 
@@ -107,9 +109,16 @@ impl Step {
             Step::PullRequest,
         ];
         const OFFBOARD: [Step; 2] = [Step::RemovalPullRequest, Step::RemoveVault];
+        const RECONCILE: [Step; 4] = [
+            Step::Vault(Part::Policy),
+            Step::Vault(Part::Role),
+            Step::Vault(Part::Secrets),
+            Step::Vault(Part::Pki),
+        ];
         match kind {
             JobKind::Provision => &PROVISION,
             JobKind::Offboard => &OFFBOARD,
+            JobKind::Reconcile => &RECONCILE,
         }
     }
 }
@@ -298,6 +307,46 @@ impl Engine {
         }
     }
 
+    /// Compares every provisioned service's Vault objects with its approved state and records
+    /// the changes that would repair it (its drift). Returns how many services drifted.
+    pub async fn check_drift(&self) -> Result<usize, StoreError> {
+        let mut drifted = 0;
+        for status in [RequestStatus::PrOpen, RequestStatus::Merged] {
+            let filter =
+                RequestFilter { status: Some(status), limit: Some(10_000), ..Default::default() };
+            for request in self.store.list_requests(&filter).await? {
+                let Ok(artifacts) = self.artifacts(&request) else { continue };
+                match self.vault.plan(&artifacts).await {
+                    Ok(changes) => {
+                        drifted += usize::from(!changes.is_empty());
+                        let changes = serde_json::to_value(&changes).unwrap_or_default();
+                        self.store.record_drift(request.id, Utc::now(), &changes).await?;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, request = %request.id, "drift check failed");
+                    }
+                }
+            }
+        }
+        Ok(drifted)
+    }
+
+    /// Checks drift every `every`, for as long as the process runs.
+    pub fn spawn_drift_checks(self: Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match self.check_drift().await {
+                    Ok(0) => {}
+                    Ok(drifted) => {
+                        tracing::warn!(drifted, "services drifted from their approved Vault state")
+                    }
+                    Err(error) => tracing::error!(%error, "drift check failed"),
+                }
+            }
+        })
+    }
+
     /// Renews the lease while a step runs; returns only when it is lost.
     async fn hold_lease(&self, job: Uuid) {
         loop {
@@ -398,11 +447,14 @@ mod tests {
 
     #[test]
     fn every_step_has_its_own_name_and_offboarding_reverses_provisioning() {
-        let names: HashSet<&str> = [JobKind::Provision, JobKind::Offboard]
+        let names: HashSet<&str> = [JobKind::Provision, JobKind::Offboard, JobKind::Reconcile]
             .into_iter()
             .flat_map(|kind| Step::of(kind).iter().map(|s| s.name()))
             .collect();
-        assert_eq!(names.len(), 7);
+        assert_eq!(names.len(), 7, "reconciling repeats provisioning's Vault steps");
+        assert!(
+            Step::of(JobKind::Reconcile).iter().all(|s| Step::of(JobKind::Provision).contains(s))
+        );
         assert_eq!(Step::of(JobKind::Offboard).last(), Some(&Step::RemoveVault));
     }
 }

@@ -17,6 +17,8 @@ pub enum JobKind {
     Provision,
     /// The reverse: remove them.
     Offboard,
+    /// Write the service's Vault objects again where they drifted.
+    Reconcile,
 }
 
 impl JobKind {
@@ -24,6 +26,7 @@ impl JobKind {
         match self {
             Self::Provision => "provision",
             Self::Offboard => "offboard",
+            Self::Reconcile => "reconcile",
         }
     }
 }
@@ -110,6 +113,7 @@ impl TryFrom<Row> for Job {
         let kind = match row.kind.as_str() {
             "provision" => JobKind::Provision,
             "offboard" => JobKind::Offboard,
+            "reconcile" => JobKind::Reconcile,
             other => return Err(StoreError::Corrupt(format!("job kind `{other}`"))),
         };
         Ok(Self {
@@ -215,6 +219,36 @@ impl Store {
             .into_iter()
             .map(|(step, finished_at, detail)| JobStep { step, finished_at, detail: detail.0 })
             .collect())
+    }
+
+    /// Records the latest drift check of a service: the changes that would repair it.
+    pub async fn record_drift(
+        &self,
+        request_id: Uuid,
+        checked_at: DateTime<Utc>,
+        changes: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let sql = "INSERT INTO service_drift (request_id, checked_at, changes) VALUES ($1, $2, $3)
+                   ON CONFLICT (request_id) DO UPDATE
+                   SET checked_at = excluded.checked_at, changes = excluded.changes";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(request_id)
+            .bind(checked_at)
+            .bind(Json(changes))
+            .execute(pool)
+            .await
+            .map(drop)?);
+        Ok(())
+    }
+
+    /// The latest drift check of a service, if any: when, and the changes it found.
+    pub async fn drift(
+        &self,
+        request_id: Uuid,
+    ) -> Result<Option<(DateTime<Utc>, serde_json::Value)>, StoreError> {
+        let sql = "SELECT checked_at, changes FROM service_drift WHERE request_id = $1";
+        let row: Option<(DateTime<Utc>, Json<serde_json::Value>)> = on_pool!(self, pool => sqlx::query_as(sql).bind(request_id).fetch_optional(pool).await?);
+        Ok(row.map(|(at, changes)| (at, changes.0)))
     }
 
     /// Jobs queued or running: the queue depth.

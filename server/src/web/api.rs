@@ -5,7 +5,7 @@
 
 use app::access::{AppError, Principal};
 use app::onboarding::OnboardingRequest;
-use app::requests::{Decision, RequestDetail, RequestSummary};
+use app::requests::{AdminAction, Decision, RequestDetail, RequestSummary};
 use axum::Extension;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -45,8 +45,8 @@ pub struct Reason {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "meshport API", description = "Onboard services to the Linkerd + Vault mesh."),
-    paths(submit, list, detail, approve, reject),
-    components(schemas(ErrorBody, Created, Reason)),
+    paths(submit, list, detail, approve, reject, act),
+    components(schemas(ErrorBody, Created, Reason, ActionBody)),
     modifiers(&BearerToken),
     security(("api_token" = [])),
     tags((name = "requests", description = "Onboarding requests"))
@@ -206,6 +206,39 @@ pub async fn reject(
     body: Result<Json<Reason>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
     decide(state, principal, id, body, Decision::Reject).await
+}
+
+/// A platform admin's action on an approved request.
+#[derive(Deserialize, ToSchema)]
+pub struct ActionBody {
+    pub action: AdminAction,
+}
+
+/// Retry or cancel a request's provisioning, reconcile its drifted Vault objects, or offboard
+/// the service (platform admins).
+#[utoipa::path(
+    post, path = "/api/v1/requests/{id}/actions", tag = "requests",
+    params(("id" = String, Path, description = "The request's id")),
+    request_body = ActionBody,
+    responses(
+        (status = 202, description = "Accepted; the job runs in the background"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a platform admin", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "The action does not fit the request's state", body = ErrorBody),
+        (status = 422, description = "Not a known action", body = ErrorBody),
+    )
+)]
+pub async fn act(
+    State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    body: Result<Json<ActionBody>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let principal = caller(principal)?;
+    let Json(ActionBody { action }) = body?;
+    state.requests.act(&principal, &id, action).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 async fn decide(

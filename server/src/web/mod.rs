@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/requests/{id}", get(api::detail))
         .route("/api/v1/requests/{id}/approve", post(api::approve))
         .route("/api/v1/requests/{id}/reject", post(api::reject))
+        .route("/api/v1/requests/{id}/actions", post(api::act))
         .merge(crate::identity::routes(state.identity.clone()))
         .leptos_routes_with_context(
             &state,

@@ -855,6 +855,7 @@ async fn the_openapi_document_describes_every_route_and_the_token_scheme() {
         [
             "/api/v1/requests",
             "/api/v1/requests/{id}",
+            "/api/v1/requests/{id}/actions",
             "/api/v1/requests/{id}/approve",
             "/api/v1/requests/{id}/reject"
         ]
