@@ -227,15 +227,17 @@ pub enum Backend {
 /// A migrated, empty database of its own for one test.
 pub struct TestDatabase {
     pub store: Store,
+    /// Its URL, for more connections (as other processes would open).
+    pub url: String,
     _folder: Option<tempfile::TempDir>,
 }
 
 impl TestDatabase {
     pub async fn new(backend: Backend) -> Self {
         let (url, folder) = empty_database(backend).await;
-        let store = Store::connect(&url.into()).await.unwrap();
+        let store = Store::connect(&url.clone().into()).await.unwrap();
         store.migrate().await.unwrap();
-        Self { store, _folder: folder }
+        Self { store, url, _folder: folder }
     }
 
     /// The folder holding a SQLite database's files.

@@ -10,6 +10,7 @@ mod audit;
 mod bootstrap;
 mod gitops;
 mod identity;
+mod jobs;
 mod process;
 mod provisioning;
 mod store;

@@ -26,7 +26,7 @@ use crate::artifacts::{cart, checkout};
 use crate::harness::{Backend, TestDatabase, openbao};
 
 /// A call to Vault's HTTP API as the operator (or any token): status and JSON body.
-async fn call(
+pub async fn call(
     addr: &str,
     token: &str,
     method: &str,
@@ -55,18 +55,18 @@ async fn call(
 
 /// One test's Vault: mounts and names of its own on the shared OpenBao, meshport's policy, and
 /// a client holding a token with only that policy.
-struct Platform {
-    addr: String,
-    root: String,
-    config: VaultConfig,
-    settings: ArtifactSettings,
+pub struct Platform {
+    pub addr: String,
+    pub root: String,
+    pub config: VaultConfig,
+    pub settings: ArtifactSettings,
     /// meshport's own policy.
-    portal_policy: String,
-    meshport: Arc<Vault>,
+    pub portal_policy: String,
+    pub meshport: Arc<Vault>,
 }
 
 impl Platform {
-    async fn new() -> Self {
+    pub async fn new() -> Self {
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let root_config = VaultConfig {
             kv_mount: format!("kv-{suffix}"),
@@ -117,7 +117,7 @@ impl Platform {
         Self { addr, root, config, settings, portal_policy: policy.name, meshport }
     }
 
-    fn artifacts(&self, request: OnboardingRequest) -> ServiceArtifacts {
+    pub fn artifacts(&self, request: OnboardingRequest) -> ServiceArtifacts {
         let valid = ValidRequest::new(request, &OnboardingRules::default()).unwrap();
         ServiceArtifacts::build(&valid, &self.settings, Some(uuid::Uuid::from_u128(7)))
     }
@@ -574,16 +574,16 @@ async fn approle_login_is_renewed_and_repeated_before_the_token_expires() {
 }
 
 /// An OpenBao with on-disk storage that survives restarts (the dev server forgets everything).
-struct PersistentOpenBao {
+pub struct PersistentOpenBao {
     folder: tempfile::TempDir,
     port: u16,
     process: Option<ServiceProcess>,
     unseal_key: String,
-    root_token: String,
+    pub root_token: String,
 }
 
 impl PersistentOpenBao {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let folder = tempfile::tempdir().unwrap();
         let port = free_loopback_port_pair().unwrap();
         // Integrated storage: OpenBao has no file storage.
@@ -620,11 +620,11 @@ impl PersistentOpenBao {
         bao
     }
 
-    fn addr(&self) -> String {
+    pub fn addr(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    async fn run(&mut self) {
+    pub async fn run(&mut self) {
         let bin = std::env::var_os("MESHPORT_DEV__BAO_BIN").unwrap_or_else(|| "bao".into());
         let log = std::fs::File::options()
             .create(true)
@@ -647,7 +647,7 @@ impl PersistentOpenBao {
         panic!("OpenBao did not start");
     }
 
-    async fn unseal(&self) {
+    pub async fn unseal(&self) {
         let (status, body) =
             call(&self.addr(), "", "PUT", "sys/unseal", Some(json!({ "key": self.unseal_key })))
                 .await;
@@ -662,7 +662,7 @@ impl PersistentOpenBao {
         panic!("OpenBao did not become active");
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {
             process.stop(Duration::ZERO);
         }

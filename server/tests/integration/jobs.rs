@@ -1,0 +1,232 @@
+//! The provisioning engine against real OpenBao and both databases: jobs claimed under leases
+//! by several engines at once, resumed after a crash, retried after Vault went away. These use
+//! reconcile jobs (Vault steps only); the GitOps steps are tested with provisioning jobs in
+//! `journeys`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::onboarding::{OnboardingRequest, OnboardingRules};
+use chrono::Utc;
+use meshport_server::artifacts::ArtifactFile;
+use meshport_server::config::{Config, VaultConfig};
+use meshport_server::jobs::{Engine, Proposal, Proposals, StepError};
+use meshport_server::store::{
+    JobKind, JobState, NewOnboardingRequest, NewUser, OnboardingRequestRecord, Store,
+};
+use meshport_server::vault::Vault;
+use secrecy::SecretString;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::artifacts::cart;
+use crate::harness::{Backend, TestDatabase};
+use crate::provisioning::{PersistentOpenBao, Platform, call};
+
+/// Reconcile jobs never reach the GitOps side.
+struct NoGitops;
+
+#[async_trait::async_trait]
+impl Proposals for NoGitops {
+    async fn propose(
+        &self,
+        _: &OnboardingRequestRecord,
+        _: Vec<ArtifactFile>,
+    ) -> Result<Proposal, StepError> {
+        unreachable!("reconcile jobs open no pull requests")
+    }
+
+    async fn propose_removal(&self, _: &OnboardingRequestRecord) -> Result<Proposal, StepError> {
+        unreachable!("reconcile jobs open no pull requests")
+    }
+}
+
+fn engine(store: Store, vault: Arc<Vault>, config: &VaultConfig) -> Engine {
+    let settings = Config { vault: config.clone(), ..Config::default() }.artifact_settings();
+    Engine::new(store, vault, Arc::new(NoGitops), settings, OnboardingRules::default())
+}
+
+/// `count` stored requests for services `svc-000`… (cart's form otherwise), each with a
+/// queued reconcile job.
+async fn queued_services(store: &Store, count: usize) -> Vec<Uuid> {
+    let mut tx = store.begin().await.unwrap();
+    let dana = tx
+        .upsert_user(&NewUser {
+            issuer: "https://idp.example",
+            subject: "dana",
+            email: "dana@shop.example",
+            display_name: "Dana",
+        })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let form = OnboardingRequest { service: format!("svc-{i:03}"), ..cart().0 };
+        let spec = serde_json::to_value(form.without_secret_values()).unwrap();
+        let request = tx
+            .create_request(&NewOnboardingRequest {
+                service_name: &form.service,
+                namespace: &form.namespace,
+                team: &form.team,
+                requested_by: dana.id,
+                justification: &form.justification,
+                spec: &spec,
+            })
+            .await
+            .unwrap();
+        tx.enqueue_job(request.id, JobKind::Reconcile).await.unwrap();
+        ids.push(request.id);
+    }
+    tx.commit().await.unwrap();
+    ids
+}
+
+/// Runs engines until none finds a due job.
+async fn drain(engines: &[Arc<Engine>]) {
+    let runs = engines.iter().map(|engine| {
+        let engine = engine.clone();
+        tokio::spawn(async move { while engine.run_next().await.unwrap().is_some() {} })
+    });
+    for run in runs.collect::<Vec<_>>() {
+        run.await.unwrap();
+    }
+}
+
+/// Audit events of one action name, as exported.
+async fn audit_actions(store: &Store) -> Vec<serde_json::Value> {
+    let events = crate::audit::exported(
+        store,
+        Default::default(),
+        meshport_server::audit::export::Format::Jsonl,
+    )
+    .await;
+    String::from_utf8(events).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn details(event: &serde_json::Value) -> serde_json::Value {
+    match &event["details"] {
+        serde_json::Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    }
+}
+
+#[tokio::test]
+async fn three_engines_on_postgres_run_fifty_jobs_with_each_step_exactly_once() {
+    let platform = Platform::new().await;
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let ids = queued_services(&db.store, 50).await;
+    // Three engines with pools of their own, as three meshport processes would have.
+    let mut engines = Vec::new();
+    for _ in 0..3 {
+        let store = Store::connect(&SecretString::from(db.url.clone())).await.unwrap();
+        engines.push(Arc::new(engine(store, platform.meshport.clone(), &platform.config)));
+    }
+    drain(&engines).await;
+
+    let mut steps = 0;
+    for id in &ids {
+        let jobs = db.store.jobs_of_request(*id).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].state, JobState::Done, "{:?}", jobs[0].last_error);
+        assert_eq!(jobs[0].attempts, 1, "claimed once");
+        steps += db.store.job_steps(jobs[0].id).await.unwrap().len();
+    }
+    assert_eq!(steps, 50 * 4);
+    let events = audit_actions(&db.store).await;
+    let step_events: Vec<_> =
+        events.iter().filter(|e| e["action"] == "provisioning_step").collect();
+    assert_eq!(step_events.len(), 50 * 4, "one audit event per step");
+    let mut seen = std::collections::HashSet::new();
+    for event in &step_events {
+        let key = (event["request_id"].clone().to_string(), details(event)["step"].to_string());
+        assert!(seen.insert(key), "a step recorded twice: {event}");
+    }
+    // Vault: every secret got one value, written once.
+    for i in [0, 17, 49] {
+        let path =
+            format!("{}/metadata/prod-app/svc-{i:03}/valkey_password", platform.config.kv_mount);
+        let (status, metadata) = call(&platform.addr, &platform.root, "GET", path, None).await;
+        assert_eq!((status, metadata["data"]["current_version"].as_u64()), (200, Some(1)));
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_process_died_is_resumed_at_its_first_unrecorded_step() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let platform = Platform::new().await;
+        let db = TestDatabase::new(backend).await;
+        let ids = queued_services(&db.store, 1).await;
+        // A process claims the job with a short lease, finishes one step, and dies.
+        let now = Utc::now();
+        let job = db
+            .store
+            .claim_job("dead-process", now, now + chrono::TimeDelta::seconds(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut tx = db.store.begin().await.unwrap();
+        assert!(
+            tx.finish_job_step(job.id, "dead-process", "vault_policy", &json!({ "changed": [] }))
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+        let survivor = engine(db.store.clone(), platform.meshport.clone(), &platform.config);
+        assert_eq!(survivor.run_next().await.unwrap(), None, "the lease still holds");
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(survivor.run_next().await.unwrap(), Some(job.id), "taken over after the lease");
+
+        let job = db.store.jobs_of_request(ids[0]).await.unwrap().pop().unwrap();
+        assert_eq!((job.state, job.attempts), (JobState::Done, 2));
+        let steps: Vec<String> =
+            db.store.job_steps(job.id).await.unwrap().into_iter().map(|s| s.step).collect();
+        assert_eq!(steps.len(), 4, "{steps:?}");
+        // The dead process's lease is gone: it can record nothing more.
+        let mut tx = db.store.begin().await.unwrap();
+        assert!(
+            !tx.finish_job_step(job.id, "dead-process", "vault_pki", &json!({})).await.unwrap()
+        );
+    }
+}
+
+#[tokio::test]
+async fn vault_stopped_between_steps_fails_the_step_visibly_and_a_retry_completes() {
+    let bao = std::sync::Mutex::new(PersistentOpenBao::start().await);
+    let config = {
+        let bao = bao.lock().unwrap();
+        VaultConfig {
+            addr: bao.addr(),
+            token: Some(SecretString::from(bao.root_token.clone())),
+            ..VaultConfig::default()
+        }
+    };
+    let vault = Arc::new(Vault::new(&config).unwrap());
+    vault.ensure_mounts().await.unwrap();
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let ids = queued_services(&db.store, 1).await;
+    let engine = engine(db.store.clone(), vault.clone(), &config);
+
+    bao.lock().unwrap().kill();
+    engine.run_next().await.unwrap();
+    let job = db.store.jobs_of_request(ids[0]).await.unwrap().pop().unwrap();
+    assert_eq!(job.state, JobState::Queued, "a transient failure is retried");
+    let error = job.last_error.clone().unwrap();
+    assert!(error.starts_with("vault_policy:") && error.contains("did not answer"), "{error}");
+    assert!(job.next_run_at > Utc::now(), "after a backoff");
+    let failures: Vec<_> =
+        audit_actions(&db.store).await.into_iter().filter(|e| e["outcome"] == "failure").collect();
+    assert_eq!(failures.len(), 1, "the failure is in the audit trail");
+    assert_eq!(engine.run_next().await.unwrap(), None, "not before the backoff");
+
+    let mut bao = bao.into_inner().unwrap();
+    bao.run().await;
+    bao.unseal().await;
+    tokio::time::sleep(
+        job.next_run_at.signed_duration_since(Utc::now()).to_std().unwrap_or_default(),
+    )
+    .await;
+    assert_eq!(engine.run_next().await.unwrap(), Some(job.id));
+    let job = db.store.jobs_of_request(ids[0]).await.unwrap().pop().unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Done, 2), "{:?}", job.last_error);
+    assert_eq!(db.store.job_steps(job.id).await.unwrap().len(), 4);
+}
