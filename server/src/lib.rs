@@ -60,6 +60,11 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     let vault = Arc::new(Vault::new(&config.vault)?);
     let state = web::AppState::new(&config, store.clone(), vault, demo).await?;
     state.sessions.spawn_cleanup(std::time::Duration::from_secs(600));
+    // The local provider's state lives in meshport itself: nothing to poll.
+    if config.gitops.poll_seconds > 0 && state.gitops.provider_kind() != gitops::ProviderKind::Local
+    {
+        state.gitops.clone().spawn_polling(std::time::Duration::from_secs(config.gitops.poll_seconds));
+    }
     match &state.audit_key {
         Some(key) => audit::checkpoint::spawn(
             store.clone(),

@@ -3,6 +3,7 @@
 //! written once in SQL both accept (`$n` parameters, `RETURNING`, `ON CONFLICT`) and run on
 //! whichever pool is configured.
 
+mod pull_requests;
 mod requests;
 mod tokens;
 mod users;
@@ -14,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+pub use pull_requests::{NewPullRequest, PullRequestRecord};
 pub use requests::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
 pub use tokens::{ApiTokenRecord, NewApiToken};
 pub use users::{NewUser, User};

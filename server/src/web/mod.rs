@@ -3,6 +3,7 @@
 
 mod audit;
 mod health;
+mod pull_requests;
 pub mod security;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use app::platform::ssr::ReadinessProbe;
 use app::requests::ssr::RequestService;
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::get;
+use axum::routing::{get, post};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::compression::CompressionLayer;
@@ -26,6 +27,7 @@ pub use health::DependencyProbe;
 use crate::audit::AuditReader;
 use crate::audit::checkpoint::CheckpointKey;
 use crate::config::Config;
+use crate::gitops::Gitops;
 use crate::identity::session::{self, Sessions};
 use crate::identity::{Accounts, Identity};
 use crate::requests::Requests;
@@ -58,6 +60,8 @@ pub struct AppState {
     pub audit_key: Option<CheckpointKey>,
     /// The audit trail, for the `/audit` page.
     pub audit: Arc<dyn AuditService>,
+    /// The GitOps repository and its pull requests (webhooks, merges of `local` ones).
+    pub gitops: Arc<Gitops>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -84,7 +88,9 @@ impl AppState {
         ));
         let audit_key =
             config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
+        let gitops = Arc::new(Gitops::from_config(config, store.clone())?);
         Ok(Self {
+            gitops,
             audit: Arc::new(AuditReader {
                 store: store.clone(),
                 trusted_key: audit_key.as_ref().map(CheckpointKey::public_key),
@@ -139,6 +145,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit/export", get(audit::export_events))
         .route("/api/audit/verify", get(audit::verify_chain))
         .route("/api/audit/evidence", get(audit::evidence_report))
+        .route("/api/webhooks/{provider}", post(pull_requests::receive_webhook))
+        .route("/api/requests/{id}/pull-requests", get(pull_requests::of_request))
+        .route("/api/pull-requests/{id}/merge", post(pull_requests::merge))
         .merge(crate::identity::routes(state.identity.clone()))
         .leptos_routes_with_context(
             &state,
