@@ -124,9 +124,15 @@ impl GitRepository {
         self.git(["checkout", "--quiet", "--force", "-B", commit.branch, &base])?;
         self.git(["clean", "--quiet", "-fdx"])?;
         self.write_directory(commit.directory, commit.files)?;
+        let nothing = || GitError::NothingToCommit { directory: commit.directory.to_owned() };
+        // Removing a folder the base branch does not have: git would refuse the path.
+        let tracked = self.git(["ls-files", "--", commit.directory])?;
+        if tracked.is_empty() && !self.cache.join(commit.directory).exists() {
+            return Err(nothing());
+        }
         self.git(["add", "--all", "--", commit.directory])?;
         if self.git(["diff", "--cached", "--quiet"]).is_ok() {
-            return Err(GitError::NothingToCommit { directory: commit.directory.to_owned() });
+            return Err(nothing());
         }
         self.run(
             ["commit", "--quiet", "--no-verify", "-m", commit.message],
