@@ -347,12 +347,18 @@ impl GitopsConfig {
             ),
             (
                 "gitops.repo_url",
-                self.repo_url.as_deref().is_none_or(|u| !u.trim().is_empty() && !u.starts_with('-')),
+                self.repo_url
+                    .as_deref()
+                    .is_none_or(|u| !u.trim().is_empty() && !u.starts_with('-')),
                 "must be a clone URL (https://, ssh://, git@host:path, file://) or a path",
             ),
             (
                 "gitops.repo_url",
-                forge || self.repo_url.as_deref().is_none_or(|u| !u.contains("://") || u.starts_with("file://")),
+                forge
+                    || self
+                        .repo_url
+                        .as_deref()
+                        .is_none_or(|u| !u.contains("://") || u.starts_with("file://")),
                 "must be a local path or file:// URL with `gitops.provider = \"local\"`",
             ),
             (
@@ -390,14 +396,12 @@ impl GitopsConfig {
             ),
             (
                 "gitops.labels",
-                self.labels.iter().all(|l| !l.trim().is_empty() && !l.contains(',') && l.len() <= 50),
+                self.labels
+                    .iter()
+                    .all(|l| !l.trim().is_empty() && !l.contains(',') && l.len() <= 50),
                 "must be non-empty names without commas (GitLab separates labels by commas)",
             ),
-            (
-                "gitops.push_retries",
-                self.push_retries <= 10,
-                "must be at most 10",
-            ),
+            ("gitops.push_retries", self.push_retries <= 10, "must be at most 10"),
             (
                 "gitops.poll_seconds",
                 self.poll_seconds == 0 || self.poll_seconds >= 10,

@@ -63,7 +63,10 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     // The local provider's state lives in meshport itself: nothing to poll.
     if config.gitops.poll_seconds > 0 && state.gitops.provider_kind() != gitops::ProviderKind::Local
     {
-        state.gitops.clone().spawn_polling(std::time::Duration::from_secs(config.gitops.poll_seconds));
+        state
+            .gitops
+            .clone()
+            .spawn_polling(std::time::Duration::from_secs(config.gitops.poll_seconds));
     }
     match &state.audit_key {
         Some(key) => audit::checkpoint::spawn(

@@ -19,7 +19,9 @@ pub use provider::{
     GitHub, GitLab, LocalForge, PrState, ProviderError, ProviderKind, PullRequestDraft,
     PullRequestProvider, RemotePullRequest,
 };
-pub use repository::{GitAuth, GitError, GitRepository, Person, ServiceCommit, init_local_repository};
+pub use repository::{
+    GitAuth, GitError, GitRepository, Person, ServiceCommit, init_local_repository,
+};
 pub use webhook::WebhookError;
 
 use crate::artifacts::ArtifactFile;
@@ -334,8 +336,11 @@ impl Gitops {
                 head_sha: &head_sha,
             })
             .await?;
-        audit::record(&mut tx, event(&record, Action::PullRequestOpened, Actor::system(), "meshport"))
-            .await?;
+        audit::record(
+            &mut tx,
+            event(&record, Action::PullRequestOpened, Actor::system(), "meshport"),
+        )
+        .await?;
         tx.commit().await?;
         if self.auto_merge && self.provider.kind() == ProviderKind::Local {
             return self.merge(record.id, Actor::system()).await;
@@ -363,7 +368,9 @@ impl Gitops {
         for file in &change.files {
             body.push_str(&format!("\n- `{}`", file.path));
         }
-        body.push_str("\n\nOpened by meshport after the request's approval; ArgoCD deploys it once merged.\n");
+        body.push_str(
+            "\n\nOpened by meshport after the request's approval; ArgoCD deploys it once merged.\n",
+        );
         body
     }
 
@@ -372,7 +379,8 @@ impl Gitops {
     /// webhook or polling.
     #[tracing::instrument(skip_all, fields(pull_request = %id))]
     pub async fn merge(&self, id: Uuid, actor: Actor) -> Result<PullRequestRecord, GitopsError> {
-        let record = self.store.pull_request(id).await?.ok_or(GitopsError::UnknownPullRequest(id))?;
+        let record =
+            self.store.pull_request(id).await?.ok_or(GitopsError::UnknownPullRequest(id))?;
         let message = format!(
             "Merge {} (request {})\n\nMerged in meshport by {}.\n",
             record.branch,
@@ -407,7 +415,9 @@ impl Gitops {
                 }
             };
             let mut tx = self.store.begin().await?;
-            if let Transition::Changed(_) = self.apply(&mut tx, &remote, Actor::system(), "poll").await? {
+            if let Transition::Changed(_) =
+                self.apply(&mut tx, &remote, Actor::system(), "poll").await?
+            {
                 moved += 1;
             }
             tx.commit().await?;

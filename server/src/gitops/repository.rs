@@ -34,7 +34,9 @@ pub enum GitError {
          meshport never force-pushes a branch it did not create: resolve or delete the branch"
     )]
     BranchConflict { branch: String },
-    #[error("the push of `{branch}` was still refused after {attempts} attempts (others keep pushing)")]
+    #[error(
+        "the push of `{branch}` was still refused after {attempts} attempts (others keep pushing)"
+    )]
     RetriesExhausted { branch: String, attempts: u32 },
     #[error("merging `{branch}` into `{base}` conflicts: resolve it in the repository")]
     MergeConflict { branch: String, base: String },
@@ -151,7 +153,10 @@ impl GitRepository {
                 return self.replace_own_branch(commit.branch, &theirs);
             }
         }
-        Err(GitError::RetriesExhausted { branch: commit.branch.to_owned(), attempts: self.retries + 1 })
+        Err(GitError::RetriesExhausted {
+            branch: commit.branch.to_owned(),
+            attempts: self.retries + 1,
+        })
     }
 
     /// Merges `branch` into the base branch (a merge commit with `message`) and pushes the base
@@ -165,7 +170,9 @@ impl GitRepository {
             self.fetch_base()?;
             self.fetch_branch(branch)?;
             self.git(["checkout", "--quiet", "--force", "-B", &self.base_branch, &base])?;
-            if self.git(["merge", "--quiet", "--no-ff", "--no-edit", "-m", message, &theirs]).is_err()
+            if self
+                .git(["merge", "--quiet", "--no-ff", "--no-edit", "-m", message, &theirs])
+                .is_err()
             {
                 let _ = self.git(["merge", "--abort"]);
                 return Err(GitError::MergeConflict {
@@ -177,7 +184,10 @@ impl GitRepository {
                 return self.git(["rev-parse", "HEAD"]);
             }
         }
-        Err(GitError::RetriesExhausted { branch: self.base_branch.clone(), attempts: self.retries + 1 })
+        Err(GitError::RetriesExhausted {
+            branch: self.base_branch.clone(),
+            attempts: self.retries + 1,
+        })
     }
 
     /// After a rebase conflict: force-pushes (with a lease on what was fetched) only when every
@@ -192,7 +202,13 @@ impl GitRepository {
         // `rebase --abort` left HEAD at meshport's fresh commit on the latest base.
         let expected = self.git(["rev-parse", theirs])?;
         let lease = format!("--force-with-lease=refs/heads/{branch}:{expected}");
-        self.git_remote(["push", "--quiet", &lease, "origin", &format!("HEAD:refs/heads/{branch}")])?;
+        self.git_remote([
+            "push",
+            "--quiet",
+            &lease,
+            "origin",
+            &format!("HEAD:refs/heads/{branch}"),
+        ])?;
         self.git(["rev-parse", "HEAD"])
     }
 
@@ -242,12 +258,14 @@ impl GitRepository {
 
     fn fetch_branch(&self, branch: &str) -> Result<(), GitError> {
         let refspec = format!("+refs/heads/{branch}:{}", self.remote_ref(branch));
-        self.git_remote(["fetch", "--quiet", "--no-tags", "origin", &refspec]).map_err(|e| match e {
-            GitError::Git { stderr, .. } if stderr.contains("couldn't find remote ref") => {
-                GitError::NoSuchBranch { branch: branch.to_owned() }
-            }
-            other => other,
-        })?;
+        self.git_remote(["fetch", "--quiet", "--no-tags", "origin", &refspec]).map_err(
+            |e| match e {
+                GitError::Git { stderr, .. } if stderr.contains("couldn't find remote ref") => {
+                    GitError::NoSuchBranch { branch: branch.to_owned() }
+                }
+                other => other,
+            },
+        )?;
         Ok(())
     }
 
@@ -290,10 +308,7 @@ impl GitRepository {
             }
             GitAuth::SshKey(key) => env.push((
                 "GIT_SSH_COMMAND",
-                format!(
-                    "ssh -i '{}' -o IdentitiesOnly=yes -o BatchMode=yes",
-                    key.display()
-                ),
+                format!("ssh -i '{}' -o IdentitiesOnly=yes -o BatchMode=yes", key.display()),
             )),
         }
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -99,9 +99,9 @@ pub fn verify_and_read(
     let signature = first(headers, names.signature).unwrap_or_default();
     let secret = secret.expose_secret().as_bytes();
     let valid = match kind {
-        ProviderKind::Github => signature
-            .strip_prefix("sha256=")
-            .is_some_and(|hex| hmac_matches(secret, body, hex)),
+        ProviderKind::Github => {
+            signature.strip_prefix("sha256=").is_some_and(|hex| hmac_matches(secret, body, hex))
+        }
         ProviderKind::Gitea => hmac_matches(secret, body, signature),
         _ => !signature.is_empty() && bool::from(signature.as_bytes().ct_eq(secret)),
     };
@@ -130,8 +130,13 @@ pub fn verify_and_read(
                 .map_err(|e| malformed(e.to_string()))?,
         },
         _ => PullRequestEvent {
-            repository: json["repository"]["full_name"].as_str().map(str::to_owned).into_iter().collect(),
-            pull: parse_pull(&json["pull_request"], names.forge).map_err(|e| malformed(e.to_string()))?,
+            repository: json["repository"]["full_name"]
+                .as_str()
+                .map(str::to_owned)
+                .into_iter()
+                .collect(),
+            pull: parse_pull(&json["pull_request"], names.forge)
+                .map_err(|e| malformed(e.to_string()))?,
         },
     };
     Ok(Delivery { id, event: Some(event) })
@@ -203,7 +208,10 @@ mod tests {
                 &secret,
             )
             .unwrap_err();
-            assert!(matches!(error, WebhookError::BadSignature("x-hub-signature-256")), "{signature}");
+            assert!(
+                matches!(error, WebhookError::BadSignature("x-hub-signature-256")),
+                "{signature}"
+            );
         }
     }
 
@@ -222,7 +230,11 @@ mod tests {
         }
         let ping = verify_and_read(
             ProviderKind::Gitlab,
-            &headers(&[("x-gitlab-token", "tok"), ("idempotency-key", "k"), ("x-gitlab-event", "Push Hook")]),
+            &headers(&[
+                ("x-gitlab-token", "tok"),
+                ("idempotency-key", "k"),
+                ("x-gitlab-event", "Push Hook"),
+            ]),
             b"{}",
             &secret,
         )

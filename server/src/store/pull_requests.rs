@@ -194,8 +194,9 @@ impl Tx {
             Tx::Sqlite(_) => "",
             Tx::Postgres(_) => " FOR UPDATE",
         };
-        let sql =
-            format!("SELECT {COLUMNS} FROM pull_requests WHERE provider = $1 AND number = $2{lock}");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM pull_requests WHERE provider = $1 AND number = $2{lock}"
+        );
         let row = on_tx!(self, conn => sqlx::query_as::<_, Row>(&sql)
             .bind(provider)
             .bind(number)

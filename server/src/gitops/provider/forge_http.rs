@@ -108,7 +108,8 @@ impl ForgeHttp {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let response = request.send().await.map_err(|e| self.unreachable(e.without_url().to_string()))?;
+        let response =
+            request.send().await.map_err(|e| self.unreachable(e.without_url().to_string()))?;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(|e| self.unreachable(e.to_string()))?;
@@ -192,7 +193,11 @@ fn rate_limit_wait(headers: &HeaderMap) -> Duration {
 /// The text at `key`, or an unexpected-answer error naming it.
 pub(super) fn text(json: &Value, key: &str, forge: &'static str) -> Result<String, ProviderError> {
     json.get(key).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
-        ProviderError::Unexpected { forge, status: 200, message: format!("the answer has no `{key}`") }
+        ProviderError::Unexpected {
+            forge,
+            status: 200,
+            message: format!("the answer has no `{key}`"),
+        }
     })
 }
 
@@ -231,7 +236,8 @@ mod tests {
 
     #[test]
     fn the_forges_message_is_kept_short() {
-        let json = serde_json::json!({"message": "Validation Failed", "errors": [{"code": "custom"}]});
+        let json =
+            serde_json::json!({"message": "Validation Failed", "errors": [{"code": "custom"}]});
         assert_eq!(message_of(&json), r#"Validation Failed ([{"code":"custom"}])"#);
         let long = Value::String("x".repeat(1000));
         assert_eq!(message_of(&long).len(), 300);

@@ -10,11 +10,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::forge_http::{ForgeHttp, number, text};
-use super::{PrState, ProviderError, ProviderKind, PullRequestDraft, PullRequestProvider, RemotePullRequest};
+use super::{
+    PrState, ProviderError, ProviderKind, PullRequestDraft, PullRequestProvider, RemotePullRequest,
+};
 
 /// Settings a 404 points at.
-const REPO_SETTINGS: &str =
-    "`gitops.owner`, `gitops.repo` and `gitops.api_url` (and that the token can see the repository)";
+const REPO_SETTINGS: &str = "`gitops.owner`, `gitops.repo` and `gitops.api_url` (and that the token can see the repository)";
 
 /// A repository on GitHub, or on Gitea/Forgejo.
 pub struct GitHub {
@@ -41,7 +42,12 @@ impl GitHub {
             format!("the repository {owner}/{repo}"),
             REPO_SETTINGS,
         )?;
-        Ok(Self { http, owner: owner.to_owned(), repo: repo.to_owned(), kind: ProviderKind::Github })
+        Ok(Self {
+            http,
+            owner: owner.to_owned(),
+            repo: repo.to_owned(),
+            kind: ProviderKind::Github,
+        })
     }
 
     /// A repository on Gitea or Forgejo; `server_url` is the server's address (the API is under
@@ -117,14 +123,18 @@ impl PullRequestProvider for GitHub {
             // idempotent, so that one is reused.
             match self.open_from(&draft.head).await? {
                 Some(existing) => existing,
-                None => return Err(self.http.error(answer.status, &Default::default(), &answer.json)),
+                None => {
+                    return Err(self.http.error(answer.status, &Default::default(), &answer.json));
+                }
             }
         };
         let number = pull.number.to_string();
         if !draft.labels.is_empty() {
             // Labels of pull requests are issue labels on both (Gitea 1.20+ takes names).
             let path = self.path(&["issues", &number, "labels"]);
-            self.http.call(Method::POST, &path, &[], Some(&json!({ "labels": draft.labels }))).await?;
+            self.http
+                .call(Method::POST, &path, &[], Some(&json!({ "labels": draft.labels })))
+                .await?;
         }
         if !draft.reviewers.is_empty() {
             let path = self.path(&["pulls", &number, "requested_reviewers"]);
@@ -137,16 +147,16 @@ impl PullRequestProvider for GitHub {
 
     async fn state(&self, number: i64) -> Result<RemotePullRequest, ProviderError> {
         let number = number.to_string();
-        let json = self
-            .http
-            .call(Method::GET, &self.path(&["pulls", &number]), &[], None)
-            .await?;
+        let json = self.http.call(Method::GET, &self.path(&["pulls", &number]), &[], None).await?;
         self.pull(&json)
     }
 }
 
 /// A pull request as GitHub and Gitea describe it, in API answers and webhook payloads alike.
-pub(crate) fn parse_pull(json: &Value, forge: &'static str) -> Result<RemotePullRequest, ProviderError> {
+pub(crate) fn parse_pull(
+    json: &Value,
+    forge: &'static str,
+) -> Result<RemotePullRequest, ProviderError> {
     let state = if json.get("merged").and_then(Value::as_bool) == Some(true)
         || json.get("merged_at").is_some_and(|v| !v.is_null())
     {

@@ -22,7 +22,11 @@ pub struct GitLab {
 impl GitLab {
     /// `server_url` is the GitLab address (the API is under `/api/v4`); `project` its id or
     /// `group/name` path.
-    pub fn new(server_url: &str, project: &str, token: &SecretString) -> Result<Self, ProviderError> {
+    pub fn new(
+        server_url: &str,
+        project: &str,
+        token: &SecretString,
+    ) -> Result<Self, ProviderError> {
         let api_url = format!("{}/api/v4", server_url.trim_end_matches('/'));
         let http = ForgeHttp::new(
             FORGE,
@@ -66,7 +70,11 @@ impl GitLab {
             .call(
                 Method::GET,
                 &["projects", &self.project, "merge_requests"],
-                &[("state", "opened"), ("source_branch", &draft.head), ("target_branch", &draft.base)],
+                &[
+                    ("state", "opened"),
+                    ("source_branch", &draft.head),
+                    ("target_branch", &draft.base),
+                ],
                 None,
             )
             .await?;

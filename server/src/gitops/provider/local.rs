@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{PrState, ProviderError, ProviderKind, PullRequestDraft, PullRequestProvider, RemotePullRequest};
+use super::{
+    PrState, ProviderError, ProviderKind, PullRequestDraft, PullRequestProvider, RemotePullRequest,
+};
 use crate::gitops::repository::GitRepository;
 
 /// The file in the bare repository's folder that lists its pull requests.
@@ -51,7 +53,10 @@ impl LocalForge {
     async fn read(&self) -> Result<Vec<Entry>, ProviderError> {
         match tokio::fs::read(self.bare.join(REGISTRY)).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                ProviderError::Local(format!("{} is damaged: {e}", self.bare.join(REGISTRY).display()))
+                ProviderError::Local(format!(
+                    "{} is damaged: {e}",
+                    self.bare.join(REGISTRY).display()
+                ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(local(e)),
@@ -104,15 +109,18 @@ impl PullRequestProvider for LocalForge {
 
     async fn state(&self, number: i64) -> Result<RemotePullRequest, ProviderError> {
         let entries = self.read().await?;
-        let entry = entries.iter().find(|e| e.number == number).ok_or_else(|| Self::not_found(number))?;
+        let entry =
+            entries.iter().find(|e| e.number == number).ok_or_else(|| Self::not_found(number))?;
         Ok(self.remote(entry))
     }
 
     async fn merge(&self, number: i64, message: &str) -> Result<String, ProviderError> {
         let _one_at_a_time = self.lock.lock().await;
         let mut entries = self.read().await?;
-        let entry =
-            entries.iter_mut().find(|e| e.number == number).ok_or_else(|| Self::not_found(number))?;
+        let entry = entries
+            .iter_mut()
+            .find(|e| e.number == number)
+            .ok_or_else(|| Self::not_found(number))?;
         match (entry.state, &entry.merge_commit_sha) {
             (PrState::Merged, Some(sha)) => return Ok(sha.clone()),
             (PrState::Open, _) => {}

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 pub use github::GitHub;
 pub(crate) use github::parse_pull;
-pub(crate) use gitlab::parse_merge_request;
 pub use gitlab::GitLab;
+pub(crate) use gitlab::parse_merge_request;
 pub use local::LocalForge;
 
 /// The kinds of forge meshport opens pull requests on.
@@ -45,7 +45,9 @@ impl ProviderKind {
 
     /// The kind named `name`, if any.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Local, Self::Github, Self::Gitea, Self::Gitlab].into_iter().find(|k| k.as_str() == name)
+        [Self::Local, Self::Github, Self::Gitea, Self::Gitlab]
+            .into_iter()
+            .find(|k| k.as_str() == name)
     }
 }
 
@@ -106,7 +108,9 @@ pub struct RemotePullRequest {
 pub enum ProviderError {
     #[error("{forge} refused meshport's token (401): check `gitops.token`")]
     Unauthorized { forge: &'static str },
-    #[error("{forge} denied the request (403): {message}; `gitops.token` needs write access to pull requests")]
+    #[error(
+        "{forge} denied the request (403): {message}; `gitops.token` needs write access to pull requests"
+    )]
     Forbidden { forge: &'static str, message: String },
     #[error("{forge} does not know {what} (404): check {setting}")]
     NotFound { forge: &'static str, what: String, setting: &'static str },

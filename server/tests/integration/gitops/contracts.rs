@@ -92,7 +92,10 @@ async fn contract_github_opens_a_pull_request_with_labels_and_reviewers() {
     assert_eq!((pull.number, pull.state), (7, PrState::Open));
     assert_eq!(pull.url, "https://git.example/shop/gitops/pull/7");
     let requests = server.received_requests().await.unwrap();
-    assert!(requests.iter().all(|r| r.headers.get("user-agent").is_some()), "GitHub requires a User-Agent");
+    assert!(
+        requests.iter().all(|r| r.headers.get("user-agent").is_some()),
+        "GitHub requires a User-Agent"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +115,9 @@ async fn contract_github_reuses_the_open_pull_request_when_one_exists() {
         .and(path("/api/v3/repos/shop/gitops/pulls"))
         .and(query_param("head", format!("shop:{BRANCH}")))
         .and(query_param("state", "open"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([pull_json(5, "open", false)])))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([pull_json(5, "open", false)])),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -130,14 +135,19 @@ async fn contract_github_pull_request_states() {
         Mock::given(method("GET"))
             .and(path(format!("/api/v3/repos/shop/gitops/pulls/{number}")))
             .and(header("authorization", "Bearer tok-123"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(pull_json(number, state, merged)))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(pull_json(number, state, merged)),
+            )
             .mount(&server)
             .await;
     }
     let forge = github(&server);
     assert_eq!(forge.state(1).await.unwrap().state, PrState::Open);
     let merged = forge.state(2).await.unwrap();
-    assert_eq!((merged.state, merged.merge_commit_sha.as_deref()), (PrState::Merged, Some("9f1c2e")));
+    assert_eq!(
+        (merged.state, merged.merge_commit_sha.as_deref()),
+        (PrState::Merged, Some("9f1c2e"))
+    );
     assert_eq!(forge.state(3).await.unwrap().state, PrState::Closed);
 }
 
@@ -165,7 +175,10 @@ async fn contract_github_errors_name_the_setting_or_the_wait() {
 
     let missing = error_for(404, &[], json!({"message": "Not Found"})).await;
     assert!(matches!(missing, ProviderError::NotFound { .. }), "{missing}");
-    assert!(missing.to_string().contains("shop/gitops") && missing.to_string().contains("gitops.owner"), "{missing}");
+    assert!(
+        missing.to_string().contains("shop/gitops") && missing.to_string().contains("gitops.owner"),
+        "{missing}"
+    );
 
     let reset = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 90;
     let primary = error_for(
@@ -178,10 +191,16 @@ async fn contract_github_errors_name_the_setting_or_the_wait() {
     assert!(matches!(primary, ProviderError::RateLimited { .. }), "{primary}");
     assert!((Duration::from_secs(85)..=Duration::from_secs(90)).contains(&wait), "{wait:?}");
 
-    let secondary = error_for(429, &[("retry-after", "30".into())], json!({"message": "slow down"})).await;
+    let secondary =
+        error_for(429, &[("retry-after", "30".into())], json!({"message": "slow down"})).await;
     assert_eq!(secondary.retry_after(), Some(Duration::from_secs(30)));
 
-    let forbidden = error_for(403, &[("x-ratelimit-remaining", "4999".into())], json!({"message": "Resource not accessible by integration"})).await;
+    let forbidden = error_for(
+        403,
+        &[("x-ratelimit-remaining", "4999".into())],
+        json!({"message": "Resource not accessible by integration"}),
+    )
+    .await;
     assert!(matches!(forbidden, ProviderError::Forbidden { .. }), "{forbidden}");
     assert!(forbidden.to_string().contains("Resource not accessible"), "{forbidden}");
     assert_eq!(forbidden.retry_after(), None);
@@ -205,7 +224,10 @@ async fn contract_github_a_refused_pull_request_without_an_open_one_is_an_error(
         .await;
     let error = github(&server).open(&draft()).await.unwrap_err();
     assert!(matches!(error, ProviderError::Rejected { status: 422, .. }), "{error}");
-    assert!(error.to_string().contains("Validation Failed") && error.to_string().contains("base"), "{error}");
+    assert!(
+        error.to_string().contains("Validation Failed") && error.to_string().contains("base"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -267,7 +289,11 @@ async fn contract_gitea_reuses_the_open_pull_request_on_409() {
     let mut draft = draft();
     draft.labels.clear();
     draft.reviewers.clear();
-    assert_eq!(gitea(&server).open(&draft).await.unwrap().number, 4, "the one from meshport's branch");
+    assert_eq!(
+        gitea(&server).open(&draft).await.unwrap().number,
+        4,
+        "the one from meshport's branch"
+    );
 }
 
 #[tokio::test]
@@ -275,12 +301,17 @@ async fn contract_gitea_unknown_repository_is_a_clear_404() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/api/v1/repos/shop/gitops/pulls"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "GetRepositoryByName"})))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(json!({"message": "GetRepositoryByName"})),
+        )
         .mount(&server)
         .await;
     let error = gitea(&server).open(&draft()).await.unwrap_err();
     assert!(matches!(error, ProviderError::NotFound { .. }), "{error}");
-    assert!(error.to_string().starts_with("Gitea does not know the repository shop/gitops"), "{error}");
+    assert!(
+        error.to_string().starts_with("Gitea does not know the repository shop/gitops"),
+        "{error}"
+    );
 }
 
 fn merge_request_json(iid: i64, state: &str) -> serde_json::Value {
@@ -303,7 +334,9 @@ async fn contract_gitlab_opens_a_merge_request_with_reviewer_ids() {
         .and(path("/api/v4/users"))
         .and(query_param("username", "alex"))
         .and(header("private-token", "tok-123"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{ "id": 42, "username": "alex" }])))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([{ "id": 42, "username": "alex" }])),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -344,7 +377,9 @@ async fn contract_gitlab_reuses_the_open_merge_request_and_reads_states() {
         .and(query_param("state", "opened"))
         .and(query_param("source_branch", BRANCH))
         .and(query_param("target_branch", "main"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([merge_request_json(8, "opened")])))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([merge_request_json(8, "opened")])),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -360,7 +395,10 @@ async fn contract_gitlab_reuses_the_open_merge_request_and_reads_states() {
     draft.reviewers.clear();
     assert_eq!(forge.open(&draft).await.unwrap().number, 8);
     let merged = forge.state(8).await.unwrap();
-    assert_eq!((merged.state, merged.merge_commit_sha.as_deref()), (PrState::Merged, Some("bbb222")));
+    assert_eq!(
+        (merged.state, merged.merge_commit_sha.as_deref()),
+        (PrState::Merged, Some("bbb222"))
+    );
     assert_eq!(forge.state(10).await.unwrap().state, PrState::Closed);
     assert_eq!(forge.state(11).await.unwrap().state, PrState::Open, "locked is still open");
 }
@@ -374,7 +412,10 @@ async fn contract_gitlab_errors_name_the_setting_or_the_wait() {
         .mount(&server)
         .await;
     let error = gitlab(&server).open(&draft()).await.unwrap_err();
-    assert!(error.to_string().contains("`alex`") && error.to_string().contains("gitops.reviewers"), "{error}");
+    assert!(
+        error.to_string().contains("`alex`") && error.to_string().contains("gitops.reviewers"),
+        "{error}"
+    );
 
     let server = MockServer::start().await;
     Mock::given(method("GET"))
@@ -389,12 +430,16 @@ async fn contract_gitlab_errors_name_the_setting_or_the_wait() {
         .await;
     Mock::given(method("GET"))
         .and(path("/api/v4/projects/shop%2Fgitops/merge_requests/2"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "401 Unauthorized"})))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"message": "401 Unauthorized"})),
+        )
         .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path("/api/v4/projects/shop%2Fgitops/merge_requests/3"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "404 Project Not Found"})))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(json!({"message": "404 Project Not Found"})),
+        )
         .mount(&server)
         .await;
     let forge = gitlab(&server);

@@ -135,7 +135,10 @@ impl Remote {
     /// A clone of someone else, to push behind meshport's back.
     pub fn clone_as_someone_else(&self) -> PathBuf {
         let clone = self.folder.path().join(format!("other-{}", Uuid::new_v4().simple()));
-        git(&["clone", "--quiet", self.bare.to_str().unwrap(), clone.to_str().unwrap()], self.folder.path());
+        git(
+            &["clone", "--quiet", self.bare.to_str().unwrap(), clone.to_str().unwrap()],
+            self.folder.path(),
+        );
         clone
     }
 
@@ -186,8 +189,14 @@ async fn a_proposal_commits_exactly_the_service_files_and_opens_a_pull_request(d
 
     let pr = gitops.propose(&change).await.unwrap();
     let branch = format!("meshport/cart-{request_id}");
-    assert_eq!((pr.branch.as_str(), pr.state.as_str(), pr.provider.as_str()), (branch.as_str(), "open", "local"));
-    assert_eq!((pr.kind.as_str(), pr.number, pr.merge_commit_sha.as_deref()), ("onboarding", 1, None));
+    assert_eq!(
+        (pr.branch.as_str(), pr.state.as_str(), pr.provider.as_str()),
+        (branch.as_str(), "open", "local")
+    );
+    assert_eq!(
+        (pr.kind.as_str(), pr.number, pr.merge_commit_sha.as_deref()),
+        ("onboarding", 1, None)
+    );
 
     // Exactly the service's files, in one commit on top of main, which is untouched.
     assert_eq!(remote.diff("main", &branch), added(&change.files));
@@ -200,7 +209,10 @@ async fn a_proposal_commits_exactly_the_service_files_and_opens_a_pull_request(d
     let who = git(&["log", "-1", "--format=%an <%ae>|%cn <%ce>", &branch], &remote.bare);
     assert_eq!(who, "Dana Developer <dana@shop.example>|meshport <meshport@localhost>");
     let message = git(&["log", "-1", "--format=%B", &branch], &remote.bare);
-    assert!(message.starts_with(&format!("Onboard cart to prod-app (request {request_id})")), "{message}");
+    assert!(
+        message.starts_with(&format!("Onboard cart to prod-app (request {request_id})")),
+        "{message}"
+    );
     assert!(message.contains("Approved-by: Alex Admin <alex@shop.example>"), "{message}");
     assert_eq!(pr.head_sha, git(&["rev-parse", &branch], &remote.bare));
 
@@ -232,7 +244,10 @@ async fn an_admin_merge_lands_on_the_base_branch_and_the_evidence_shows_it(db: T
     };
     let merged = gitops.merge(pr.id, admin.clone()).await.unwrap();
     let main = git(&["rev-parse", "main"], &remote.bare);
-    assert_eq!((merged.state.as_str(), merged.merge_commit_sha.as_deref()), ("merged", Some(main.as_str())));
+    assert_eq!(
+        (merged.state.as_str(), merged.merge_commit_sha.as_deref()),
+        ("merged", Some(main.as_str()))
+    );
     let parents = git(&["log", "-1", "--format=%P", "main"], &remote.bare);
     assert_eq!(parents.split(' ').count(), 2, "a merge commit: {parents}");
     assert_eq!(remote.diff("main~1", "main"), added(&change.files));
@@ -266,12 +281,18 @@ async fn an_admin_merge_lands_on_the_base_branch_and_the_evidence_shows_it(db: T
     // The evidence shows the onboarding's link and merge commit, not the removal's.
     let rows = audit::evidence::rows(&db.store).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].pr_url.as_str(), rows[0].commit_sha.as_str()), (pr.url.as_str(), main.as_str()));
+    assert_eq!(
+        (rows[0].pr_url.as_str(), rows[0].commit_sha.as_str()),
+        (pr.url.as_str(), main.as_str())
+    );
 
     // Nothing left to remove: a clear error before anything is pushed or stored.
     let again = ProposedRemoval { request_id: Uuid::new_v4(), ..removal };
     let error = gitops.propose_removal(&again).await.unwrap_err().to_string();
-    assert!(error.contains("nothing to commit") && error.contains("manifests/prod-app/cart"), "{error}");
+    assert!(
+        error.contains("nothing to commit") && error.contains("manifests/prod-app/cart"),
+        "{error}"
+    );
 }
 
 async fn auto_merge_merges_right_after_opening(db: TestDatabase) {
@@ -283,7 +304,10 @@ async fn auto_merge_merges_right_after_opening(db: TestDatabase) {
     let pr = gitops.propose(&proposal(request_id)).await.unwrap();
     assert_eq!(pr.state, "merged");
     assert_eq!(pr.merge_commit_sha.unwrap(), git(&["rev-parse", "main"], &remote.bare));
-    assert!(git(&["ls-tree", "-r", "--name-only", "main"], &remote.bare).contains("manifests/prod-app/cart/"));
+    assert!(
+        git(&["ls-tree", "-r", "--name-only", "main"], &remote.bare)
+            .contains("manifests/prod-app/cart/")
+    );
 }
 
 /// A repository handle over `remote` with `retries`, without a database.
@@ -376,14 +400,21 @@ fn meshports_own_stale_branch_is_replaced_with_a_lease() {
     assert_ne!(first, second);
     assert_eq!(git(&["rev-parse", branch], &remote.bare), second);
     assert_eq!(git(&["rev-list", "--count", &format!("main..{branch}")], &remote.bare), "1");
-    assert_eq!(git(&["show", &format!("{branch}:{}", files[0].path)], &remote.bare), files[0].contents.trim_end());
+    assert_eq!(
+        git(&["show", &format!("{branch}:{}", files[0].path)], &remote.bare),
+        files[0].contents.trim_end()
+    );
 }
 
 #[test]
 fn files_outside_the_service_folder_are_refused() {
     let remote = Remote::new();
     let repo = repository(&remote, 0);
-    for path in ["manifests/prod-app/cart/../../../etc/passwd", "manifests/prod-app/other/a.yaml", "README.md"] {
+    for path in [
+        "manifests/prod-app/cart/../../../etc/passwd",
+        "manifests/prod-app/other/a.yaml",
+        "README.md",
+    ] {
         let files = [ArtifactFile { path: path.into(), contents: "x\n".into() }];
         let error = repo.commit_and_push(&commit("meshport/cart-escape", &files, "m")).unwrap_err();
         assert!(matches!(error, GitError::OutsideDirectory { .. }), "{path}: {error}");

@@ -37,9 +37,7 @@ impl GitHttpServer {
     async fn start(root: &Path) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new()
-            .fallback(serve)
-            .with_state(Backend { root: root.to_owned() });
+        let app = axum::Router::new().fallback(serve).with_state(Backend { root: root.to_owned() });
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -101,9 +99,11 @@ async fn serve(State(backend): State<Backend>, request: Request) -> Response {
 
 /// A CGI answer (headers, a blank line, the body) as an HTTP response.
 fn cgi_response(output: &[u8]) -> Response {
-    let split = output.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4)).or_else(|| {
-        output.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2))
-    });
+    let split = output
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| output.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
     let (end, gap) = split.expect("git http-backend answers with headers");
     let mut response = Response::builder().status(StatusCode::OK);
     for line in String::from_utf8_lossy(&output[..end]).lines() {

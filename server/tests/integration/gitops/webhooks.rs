@@ -58,7 +58,9 @@ async fn forge(kind: ProviderKind, db: &TestDatabase) -> Forge {
         ProviderKind::Gitlab => json!({
             "iid": 7, "state": "opened", "web_url": "https://gitlab.example/shop/gitops/-/merge_requests/7",
         }),
-        _ => json!({ "number": 7, "state": "open", "html_url": "https://git.example/shop/gitops/pull/7" }),
+        _ => {
+            json!({ "number": 7, "state": "open", "html_url": "https://git.example/shop/gitops/pull/7" })
+        }
     };
     Mock::given(method("POST"))
         .and(path_regex(r"/(pulls|merge_requests)$"))
@@ -119,7 +121,10 @@ async fn contract_github_webhooks_apply_signed_deliveries_once(db: TestDatabase)
     // A forged delivery is refused and leaves nothing behind, not even its delivery id.
     let forged = github_headers("d-1", "pull_request", &sign("guessed-secret", &merged));
     let refused = forge.gitops.apply_webhook(ProviderKind::Github, &forged, &merged).await;
-    assert!(matches!(refused, Err(WebhookApplyError::Refused(WebhookError::BadSignature(_)))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(WebhookApplyError::Refused(WebhookError::BadSignature(_)))),
+        "{refused:?}"
+    );
     assert_eq!(db.store.pull_request(forge.pr.id).await.unwrap().unwrap().state, "open");
 
     let applied = deliver(&forge, "d-1", &merged).await.unwrap();
@@ -140,13 +145,22 @@ async fn contract_github_webhooks_apply_signed_deliveries_once(db: TestDatabase)
     );
     let merges = events(&db.store, "pull_request_merged").await;
     assert_eq!(merges.len(), 1);
-    assert_eq!((merges[0]["commit_sha"].as_str(), merges[0]["source"].as_str()), (Some("9f1c2e"), Some("webhook")));
+    assert_eq!(
+        (merges[0]["commit_sha"].as_str(), merges[0]["source"].as_str()),
+        (Some("9f1c2e"), Some("webhook"))
+    );
 
     // Signed, but not about meshport's repository or pull requests.
     let elsewhere = github_body("someone/else", 7, "closed", true);
-    assert_eq!(deliver(&forge, "d-4", &elsewhere).await.unwrap(), WebhookOutcome::Ignored("unknown repository"));
+    assert_eq!(
+        deliver(&forge, "d-4", &elsewhere).await.unwrap(),
+        WebhookOutcome::Ignored("unknown repository")
+    );
     let unknown = github_body("Shop/GitOps", 99, "closed", true);
-    assert_eq!(deliver(&forge, "d-5", &unknown).await.unwrap(), WebhookOutcome::Applied(Transition::Unknown));
+    assert_eq!(
+        deliver(&forge, "d-5", &unknown).await.unwrap(),
+        WebhookOutcome::Applied(Transition::Unknown)
+    );
     let ping = github_headers("d-6", "ping", &sign(SECRET, b"{}"));
     assert_eq!(
         forge.gitops.apply_webhook(ProviderKind::Github, &ping, b"{}").await.unwrap(),
@@ -180,7 +194,10 @@ async fn contract_polling_applies_the_forges_state_like_a_webhook(db: TestDataba
     // Reopened on the forge: the webhook brings it back, then polling sees the merge.
     let reopened = github_body("shop/gitops", 7, "open", false);
     let back = deliver(&forge, "r-1", &reopened).await.unwrap();
-    assert!(matches!(back, WebhookOutcome::Applied(Transition::Changed(ref pr)) if pr.state == "open"), "{back:?}");
+    assert!(
+        matches!(back, WebhookOutcome::Applied(Transition::Changed(ref pr)) if pr.state == "open"),
+        "{back:?}"
+    );
     Mock::given(method("GET"))
         .and(path("/repos/shop/gitops/pulls/7"))
         .respond_with(answer("closed", true))
@@ -188,7 +205,10 @@ async fn contract_polling_applies_the_forges_state_like_a_webhook(db: TestDataba
         .await;
     assert_eq!(forge.gitops.poll().await.unwrap(), 1);
     let merged = db.store.pull_request(forge.pr.id).await.unwrap().unwrap();
-    assert_eq!((merged.state.as_str(), merged.merge_commit_sha.as_deref()), ("merged", Some("77aa00")));
+    assert_eq!(
+        (merged.state.as_str(), merged.merge_commit_sha.as_deref()),
+        ("merged", Some("77aa00"))
+    );
 
     let mut kinds = Vec::new();
     for action in ["pull_request_opened", "pull_request_closed", "pull_request_merged"] {
@@ -211,10 +231,15 @@ async fn contract_gitea_and_gitlab_deliveries_are_verified_their_own_way() {
     // Gitea signs with the bare hex digest, without GitHub's `sha256=` prefix.
     headers.insert("x-gitea-signature", format!("sha256={}", sign(SECRET, &body)).parse().unwrap());
     let refused = gitea.gitops.apply_webhook(ProviderKind::Gitea, &headers, &body).await;
-    assert!(matches!(refused, Err(WebhookApplyError::Refused(WebhookError::BadSignature("x-gitea-signature")))));
+    assert!(matches!(
+        refused,
+        Err(WebhookApplyError::Refused(WebhookError::BadSignature("x-gitea-signature")))
+    ));
     headers.insert("x-gitea-signature", sign(SECRET, &body).parse().unwrap());
     let applied = gitea.gitops.apply_webhook(ProviderKind::Gitea, &headers, &body).await.unwrap();
-    assert!(matches!(applied, WebhookOutcome::Applied(Transition::Changed(ref pr)) if pr.state == "merged"));
+    assert!(
+        matches!(applied, WebhookOutcome::Applied(Transition::Changed(ref pr)) if pr.state == "merged")
+    );
 
     let db = TestDatabase::new(Backend::Sqlite).await;
     let gitlab = forge(ProviderKind::Gitlab, &db).await;
@@ -231,10 +256,15 @@ async fn contract_gitea_and_gitlab_deliveries_are_verified_their_own_way() {
     headers.insert("idempotency-key", "k-1".parse().unwrap());
     headers.insert("x-gitlab-event", "Merge Request Hook".parse().unwrap());
     headers.insert("x-gitlab-token", "hook-secret".parse().unwrap());
-    let refused = gitlab.gitops.apply_webhook(ProviderKind::Gitlab, &headers, body.as_bytes()).await;
-    assert!(matches!(refused, Err(WebhookApplyError::Refused(WebhookError::BadSignature("x-gitlab-token")))));
+    let refused =
+        gitlab.gitops.apply_webhook(ProviderKind::Gitlab, &headers, body.as_bytes()).await;
+    assert!(matches!(
+        refused,
+        Err(WebhookApplyError::Refused(WebhookError::BadSignature("x-gitlab-token")))
+    ));
     headers.insert("x-gitlab-token", SECRET.parse().unwrap());
-    let applied = gitlab.gitops.apply_webhook(ProviderKind::Gitlab, &headers, body.as_bytes()).await.unwrap();
+    let applied =
+        gitlab.gitops.apply_webhook(ProviderKind::Gitlab, &headers, body.as_bytes()).await.unwrap();
     let WebhookOutcome::Applied(Transition::Changed(pr)) = applied else { panic!("{applied:?}") };
     assert_eq!(pr.merge_commit_sha.as_deref(), Some("c0ffee"));
     let replay = gitlab.gitops.apply_webhook(ProviderKind::Gitlab, &headers, body.as_bytes()).await;
@@ -265,7 +295,10 @@ async fn the_webhook_route_takes_forge_posts_without_a_browser_origin() {
 
     let forged = github_headers("w-1", "pull_request", &sign("nope", &body));
     let (status, answer) = send(post("/api/webhooks/github", forged, body.clone())).await;
-    assert_eq!((status, answer["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("bad_signature")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("bad_signature"))
+    );
 
     let signed = github_headers("w-1", "pull_request", &sign(SECRET, &body));
     let (status, answer) = send(post("/api/webhooks/github", signed.clone(), body.clone())).await;
@@ -279,7 +312,10 @@ async fn the_webhook_route_takes_forge_posts_without_a_browser_origin() {
     let elsewhere = github_body("someone/else", 7, "closed", true);
     let headers = github_headers("w-2", "pull_request", &sign(SECRET, &elsewhere));
     let (status, answer) = send(post("/api/webhooks/github", headers, elsewhere)).await;
-    assert_eq!((status, answer["reason"].as_str()), (StatusCode::ACCEPTED, Some("unknown repository")));
+    assert_eq!(
+        (status, answer["reason"].as_str()),
+        (StatusCode::ACCEPTED, Some("unknown repository"))
+    );
 
     let (status, answer) = send(post("/api/webhooks/gitlab", HeaderMap::new(), body.clone())).await;
     assert_eq!((status, answer["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_configured")));
