@@ -732,6 +732,45 @@ mod tests {
     }
 
     #[test]
+    fn gitops_settings_that_cannot_work_are_refused_with_the_key() {
+        let github = "provider = \"github\"\nrepo_url = \"https://github.com/shop/gitops.git\"\n";
+        let complete = format!("{github}owner = \"shop\"\nrepo = \"gitops\"\ntoken = \"t\"\n");
+        Jail::expect_with(|jail| {
+            for (gitops, key) in [
+                ("provider = \"github\"\n".to_owned(), "gitops.repo_url"),
+                (github.to_owned(), "gitops.owner"),
+                (format!("{github}owner = \"shop\"\nrepo = \"gitops\"\n"), "gitops.token"),
+                (format!("{complete}auto_merge = true\n"), "gitops.auto_merge"),
+                (format!("{complete}labels = [\"a,b\"]\n"), "gitops.labels"),
+                (format!("{complete}reviewers = [\"--upload-pack\"]\n"), "gitops.reviewers"),
+                (complete.replace("github", "gitea"), "gitops.api_url"),
+                ("provider = \"gitlab\"\nrepo_url = \"git@gitlab.example:shop/gitops.git\"\napi_url = \"https://gitlab.example\"\ntoken = \"t\"\n".to_owned(), "gitops.project"),
+                ("api_url = \"gitlab.example\"\n".to_owned(), "gitops.api_url"),
+                ("repo_url = \"https://github.com/shop/gitops.git\"\n".to_owned(), "gitops.repo_url"),
+                ("base_branch = \"main branch\"\n".to_owned(), "gitops.base_branch"),
+                ("base_branch = \"-f\"\n".to_owned(), "gitops.base_branch"),
+                ("base_branch = \"a..b\"\n".to_owned(), "gitops.base_branch"),
+                ("push_retries = 50\n".to_owned(), "gitops.push_retries"),
+                ("poll_seconds = 5\n".to_owned(), "gitops.poll_seconds"),
+            ] {
+                jail.create_file("meshport.toml", &format!("[gitops]\n{gitops}"))?;
+                let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
+                assert!(error.contains(&format!("`{key}`")), "{gitops}: {error}");
+            }
+            jail.create_file("meshport.toml", &format!("[gitops]\n{complete}"))?;
+            let config =
+                Config::load(Some(Path::new("meshport.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.gitops.provider, ProviderKind::Github);
+            assert_eq!(config.gitops_cache_dir(), Path::new("data/gitops-cache"));
+            jail.set_env("MESHPORT_GITOPS__WEBHOOK_SECRET", "whsec-very-secret");
+            let config =
+                Config::load(Some(Path::new("meshport.toml"))).map_err(|e| e.to_string())?;
+            assert!(!format!("{config:?}").contains("whsec-very-secret"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn debug_output_redacts_secrets() {
         Jail::expect_with(|jail| {
             jail.set_env("MESHPORT_VAULT__TOKEN", "hvs.very-secret-token");

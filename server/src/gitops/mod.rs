@@ -93,7 +93,7 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
     /// The pull request moved; the audit trail records it.
-    Changed(PullRequestRecord),
+    Changed(Box<PullRequestRecord>),
     /// It already stood there (or was merged, which is final).
     Unchanged,
     /// meshport did not open this pull request.
@@ -323,7 +323,7 @@ impl Gitops {
         };
         let remote = self.provider.open(&draft).await?;
         let mut tx = self.store.begin().await?;
-        let record = tx
+        let created = tx
             .create_pull_request(&NewPullRequest {
                 request_id: change.request_id,
                 kind: kind.as_str(),
@@ -335,7 +335,17 @@ impl Gitops {
                 branch,
                 head_sha: &head_sha,
             })
-            .await?;
+            .await;
+        let record = match created {
+            Ok(record) => record,
+            // A concurrent proposal of the same request stored it first: the push and the
+            // forge call above were idempotent, so that record is the answer.
+            Err(error) if error.is_unique_violation() => {
+                drop(tx);
+                return self.store.pull_request_on_branch(branch).await?.ok_or(error.into());
+            }
+            Err(error) => return Err(error.into()),
+        };
         audit::record(
             &mut tx,
             event(&record, Action::PullRequestOpened, Actor::system(), "meshport"),
@@ -508,7 +518,7 @@ impl Gitops {
             PrState::Closed => Action::PullRequestClosed,
         };
         audit::record(tx, event(&updated, action, actor, source)).await?;
-        Ok(Transition::Changed(updated))
+        Ok(Transition::Changed(Box::new(updated)))
     }
 }
 

@@ -28,7 +28,7 @@ pub(super) struct ForgeHttp {
     missing_setting: &'static str,
 }
 
-/// The answer's JSON with the headers.
+/// A 2xx, 409 or 422 answer: its status and JSON body.
 pub(super) struct Answer {
     pub status: StatusCode,
     pub json: Value,
