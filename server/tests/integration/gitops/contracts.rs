@@ -53,49 +53,71 @@ fn pull_json(number: i64, state: &str, merged: bool) -> serde_json::Value {
     })
 }
 
+/// Mounts the three calls GitHub and Gitea document for opening a labelled pull request with
+/// reviewers, each expected once with `authorization` and the draft's body: create
+/// (`POST …/pulls`), label (`POST …/issues/{n}/labels`), ask for review
+/// (`POST …/pulls/{n}/requested_reviewers`).
+async fn mount_pull_request_calls(
+    server: &MockServer,
+    repo_path: &str,
+    authorization: &str,
+    number: i64,
+) {
+    let calls = [
+        (
+            format!("{repo_path}/pulls"),
+            json!({
+                "title": "Onboard cart to prod-app (request 0c1e)",
+                "head": BRANCH,
+                "base": "main",
+                "body": "Cart holds baskets.",
+                "maintainer_can_modify": false,
+            }),
+            ResponseTemplate::new(201).set_body_json(pull_json(number, "open", false)),
+        ),
+        (
+            format!("{repo_path}/issues/{number}/labels"),
+            json!({ "labels": ["meshport", "mesh"] }),
+            ResponseTemplate::new(200).set_body_json(json!([])),
+        ),
+        (
+            format!("{repo_path}/pulls/{number}/requested_reviewers"),
+            json!({ "reviewers": ["alex"] }),
+            ResponseTemplate::new(201).set_body_json(pull_json(number, "open", false)),
+        ),
+    ];
+    for (call_path, body, response) in calls {
+        Mock::given(method("POST"))
+            .and(path(call_path))
+            .and(header("authorization", authorization))
+            .and(body_json(body))
+            .respond_with(response)
+            .expect(1)
+            .mount(server)
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn contract_github_opens_a_pull_request_with_labels_and_reviewers() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v3/repos/shop/gitops/pulls"))
-        .and(header("authorization", "Bearer tok-123"))
-        .and(header("accept", "application/vnd.github+json"))
-        .and(header("x-github-api-version", "2022-11-28"))
-        .and(body_json(json!({
-            "title": "Onboard cart to prod-app (request 0c1e)",
-            "head": BRANCH,
-            "base": "main",
-            "body": "Cart holds baskets.",
-            "maintainer_can_modify": false,
-        })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(pull_json(7, "open", false)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v3/repos/shop/gitops/issues/7/labels"))
-        .and(header("authorization", "Bearer tok-123"))
-        .and(body_json(json!({ "labels": ["meshport", "mesh"] })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v3/repos/shop/gitops/pulls/7/requested_reviewers"))
-        .and(body_json(json!({ "reviewers": ["alex"] })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(pull_json(7, "open", false)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_pull_request_calls(&server, "/api/v3/repos/shop/gitops", "Bearer tok-123", 7).await;
 
     let pull = github(&server).open(&draft()).await.unwrap();
     assert_eq!((pull.number, pull.state), (7, PrState::Open));
     assert_eq!(pull.url, "https://git.example/shop/gitops/pull/7");
     let requests = server.received_requests().await.unwrap();
-    assert!(
-        requests.iter().all(|r| r.headers.get("user-agent").is_some()),
-        "GitHub requires a User-Agent"
-    );
+    assert_eq!(requests.len(), 3);
+    for request in requests {
+        let header =
+            |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert!(
+            header("user-agent").is_some_and(|a| a.starts_with("meshport/")),
+            "GitHub requires a User-Agent"
+        );
+        assert_eq!(header("accept").as_deref(), Some("application/vnd.github+json"));
+        assert_eq!(header("x-github-api-version").as_deref(), Some("2022-11-28"));
+    }
 }
 
 #[tokio::test]
@@ -233,35 +255,7 @@ async fn contract_github_a_refused_pull_request_without_an_open_one_is_an_error(
 #[tokio::test]
 async fn contract_gitea_opens_a_pull_request_with_its_token_header() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/repos/shop/gitops/pulls"))
-        .and(header("authorization", "token tok-123"))
-        .and(body_json(json!({
-            "title": "Onboard cart to prod-app (request 0c1e)",
-            "head": BRANCH,
-            "base": "main",
-            "body": "Cart holds baskets.",
-            "maintainer_can_modify": false,
-        })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(pull_json(3, "open", false)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/repos/shop/gitops/issues/3/labels"))
-        .and(header("authorization", "token tok-123"))
-        .and(body_json(json!({ "labels": ["meshport", "mesh"] })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/repos/shop/gitops/pulls/3/requested_reviewers"))
-        .and(body_json(json!({ "reviewers": ["alex"] })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!([])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_pull_request_calls(&server, "/api/v1/repos/shop/gitops", "token tok-123", 3).await;
     let pull = gitea(&server).open(&draft()).await.unwrap();
     assert_eq!((pull.number, pull.state), (3, PrState::Open));
 }

@@ -132,14 +132,19 @@ impl Remote {
         config
     }
 
-    /// A clone of someone else, to push behind meshport's back.
-    pub fn clone_as_someone_else(&self) -> PathBuf {
-        let clone = self.folder.path().join(format!("other-{}", Uuid::new_v4().simple()));
-        git(
-            &["clone", "--quiet", self.bare.to_str().unwrap(), clone.to_str().unwrap()],
-            self.folder.path(),
-        );
-        clone
+    /// Someone else (a reviewer) commits `path` with `contents` on top of `main` and pushes
+    /// that to `branch` behind meshport's back. Returns their commit.
+    pub fn push_as_someone_else(&self, branch: &str, path: &str, contents: &str) -> String {
+        let other = self.folder.path().join(format!("other-{}", Uuid::new_v4().simple()));
+        let (bare, clone) = (self.bare.to_str().unwrap(), other.to_str().unwrap());
+        git(&["clone", "--quiet", bare, clone], self.folder.path());
+        let file = other.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, contents).unwrap();
+        git(&["add", "--all"], &other);
+        git(&["commit", "--quiet", "-m", "Someone else's change"], &other);
+        git(&["push", "--quiet", "origin", &format!("HEAD:refs/heads/{branch}")], &other);
+        git(&["rev-parse", "HEAD"], &other)
     }
 
     /// The paths changed between `from` and `to`, with their status letter.
@@ -336,13 +341,7 @@ fn a_push_refused_because_someone_else_pushed_is_rebased_and_retried() {
     let branch = "meshport/cart-concurrent";
 
     // A reviewer pushes a note to the branch before meshport's push lands.
-    let other = remote.clone_as_someone_else();
-    std::fs::create_dir_all(other.join("docs")).unwrap();
-    std::fs::write(other.join("docs/review-notes.md"), "Looks fine.\n").unwrap();
-    git(&["add", "docs"], &other);
-    git(&["commit", "--quiet", "-m", "Review notes"], &other);
-    git(&["push", "--quiet", "origin", &format!("HEAD:refs/heads/{branch}")], &other);
-    let theirs = git(&["rev-parse", "HEAD"], &other);
+    let theirs = remote.push_as_someone_else(branch, "docs/review-notes.md", "Looks fine.\n");
 
     let head = repo.commit_and_push(&commit(branch, &files, "Onboard cart")).unwrap();
     assert_eq!(head, git(&["rev-parse", branch], &remote.bare));
@@ -357,9 +356,7 @@ fn a_push_refused_because_someone_else_pushed_is_rebased_and_retried() {
 fn retries_are_bounded() {
     let remote = Remote::new();
     let repo = repository(&remote, 0);
-    let other = remote.clone_as_someone_else();
-    git(&["commit", "--quiet", "--allow-empty", "-m", "someone's"], &other);
-    git(&["push", "--quiet", "origin", "HEAD:refs/heads/meshport/cart-bounded"], &other);
+    remote.push_as_someone_else("meshport/cart-bounded", "docs/notes.md", "n\n");
     let error = repo
         .commit_and_push(&commit("meshport/cart-bounded", &cart_files(Uuid::new_v4()), "m"))
         .unwrap_err();
@@ -372,14 +369,7 @@ fn a_conflicting_branch_of_someone_else_is_never_force_pushed() {
     let repo = repository(&remote, 3);
     let files = cart_files(Uuid::new_v4());
     let branch = "meshport/cart-theirs";
-    let other = remote.clone_as_someone_else();
-    let path = other.join(&files[0].path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, "someone else's version\n").unwrap();
-    git(&["add", "--all"], &other);
-    git(&["commit", "--quiet", "-m", "Their take"], &other);
-    git(&["push", "--quiet", "origin", &format!("HEAD:refs/heads/{branch}")], &other);
-    let theirs = git(&["rev-parse", "HEAD"], &other);
+    let theirs = remote.push_as_someone_else(branch, &files[0].path, "someone else's version\n");
 
     let error = repo.commit_and_push(&commit(branch, &files, "Onboard cart")).unwrap_err();
     assert!(matches!(error, GitError::BranchConflict { .. }), "{error}");
