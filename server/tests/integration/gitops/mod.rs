@@ -2,6 +2,7 @@
 //! repositories (over `file://` here, over smart HTTP in `smart_http`), on SQLite and
 //! PostgreSQL. Forge APIs are mocked only in the `contract_…` tests.
 
+mod api;
 mod contracts;
 mod smart_http;
 mod webhooks;
