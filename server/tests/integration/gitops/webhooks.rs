@@ -116,6 +116,26 @@ async fn deliver(
 
 async fn contract_github_webhooks_apply_signed_deliveries_once(db: TestDatabase) {
     let forge = forge(ProviderKind::Github, &db).await;
+    // The pull request meshport opened tells reviewers what, for whom, approved by whom.
+    let requests = forge.server.received_requests().await.unwrap();
+    let opened: serde_json::Value = requests[0].body_json().unwrap();
+    let id = forge.pr.request_id;
+    assert_eq!(opened["title"], format!("Onboard cart to prod-app (request {id})"));
+    assert_eq!(
+        (opened["head"].as_str(), opened["base"].as_str()),
+        (Some(forge.pr.branch.as_str()), Some("main"))
+    );
+    let description = opened["body"].as_str().unwrap();
+    for expected in [
+        "Cart holds baskets; frontend calls it over mTLS.",
+        &format!("[{id}](http://127.0.0.1:3000/requests/{id})"),
+        "| Requested by | Dana Developer |",
+        "| Approved by | Alex Admin |",
+        "adds `manifests/prod-app/cart/`",
+        "- `manifests/prod-app/cart/deployment.yaml`",
+    ] {
+        assert!(description.contains(expected), "{expected} not in:\n{description}");
+    }
     let merged = github_body("shop/gitops", 7, "closed", true);
 
     // A forged delivery is refused and leaves nothing behind, not even its delivery id.
