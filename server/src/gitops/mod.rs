@@ -40,6 +40,8 @@ pub enum GitopsError {
     Store(#[from] StoreError),
     #[error("{field} `{value}` {rule}")]
     Invalid { field: &'static str, value: String, rule: &'static str },
+    #[error("`{field}` {rule}")]
+    Required { field: &'static str, rule: &'static str },
     #[error("no pull request {0} is known to meshport")]
     UnknownPullRequest(Uuid),
     #[error("the git work was interrupted: {0}")]
@@ -160,9 +162,8 @@ impl Gitops {
             auth,
             settings.push_retries,
         ));
-        let missing = |field: &'static str| GitopsError::Invalid {
+        let missing = |field: &'static str| GitopsError::Required {
             field,
-            value: String::new(),
             rule: "must be set for this provider",
         };
         let token = || settings.token.clone().ok_or_else(|| missing("gitops.token"));
@@ -228,10 +229,9 @@ impl Gitops {
     #[tracing::instrument(skip_all, fields(request = %change.request_id))]
     pub async fn propose(&self, change: &ProposedChange) -> Result<PullRequestRecord, GitopsError> {
         if change.files.is_empty() {
-            return Err(GitopsError::Invalid {
+            return Err(GitopsError::Required {
                 field: "files",
-                value: String::new(),
-                rule: "must hold the service's manifests (use propose_removal to remove them)",
+                rule: "must hold the service's manifests (propose_removal removes them)",
             });
         }
         let branch = format!("meshport/{}-{}", change.service, change.request_id);

@@ -442,3 +442,20 @@ fn a_folder_that_is_not_a_finished_repository_is_reported_not_reused() {
     let error = init_local_repository(&repo, "main").unwrap_err().to_string();
     assert!(error.contains("refs/heads/main"), "{error}");
 }
+
+#[tokio::test]
+async fn a_proposal_with_a_bad_name_or_no_files_is_refused_before_any_git_work() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let remote = Remote::new();
+    let gitops = Gitops::from_config(&remote.config(), db.store.clone()).unwrap();
+    let mut bad = proposal(Uuid::new_v4());
+    bad.service = "../cart".into();
+    let error = gitops.propose(&bad).await.unwrap_err().to_string();
+    assert!(error.contains("service `../cart`") && error.contains("DNS label"), "{error}");
+    let mut empty = proposal(Uuid::new_v4());
+    empty.files.clear();
+    let error = gitops.propose(&empty).await.unwrap_err().to_string();
+    assert!(error.starts_with("`files` must hold"), "{error}");
+    assert!(git(&["branch", "--list", "meshport/*"], &remote.bare).is_empty());
+    assert!(!remote.folder.path().join("cache").exists(), "no clone was made");
+}
