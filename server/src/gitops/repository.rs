@@ -252,6 +252,14 @@ impl GitRepository {
         } else {
             // The configured URL wins over one an earlier configuration left.
             self.git(["remote", "set-url", "origin", &self.url])?;
+            // A crash in the middle of a rebase or merge must not wedge every later operation.
+            let git_dir = self.cache.join(".git");
+            if git_dir.join("rebase-merge").exists() || git_dir.join("rebase-apply").exists() {
+                let _ = self.git(["rebase", "--abort"]);
+            }
+            if git_dir.join("MERGE_HEAD").exists() {
+                let _ = self.git(["merge", "--abort"]);
+            }
         }
         self.fetch_branch(&self.base_branch)
     }

@@ -459,3 +459,32 @@ async fn a_proposal_with_a_bad_name_or_no_files_is_refused_before_any_git_work()
     assert!(git(&["branch", "--list", "meshport/*"], &remote.bare).is_empty());
     assert!(!remote.folder.path().join("cache").exists(), "no clone was made");
 }
+
+#[test]
+fn a_cache_left_in_the_middle_of_a_rebase_is_recovered() {
+    let remote = Remote::new();
+    let repo = repository(&remote, 3);
+    let files = cart_files(Uuid::new_v4());
+    let branch = "meshport/cart-interrupted";
+    remote.push_as_someone_else(branch, &files[0].path, "someone else's version\n");
+    assert!(repo.commit_and_push(&commit(branch, &files, "first")).is_err());
+    // As if meshport had died before `rebase --abort`: start a conflicting rebase by hand.
+    let cache = std::fs::read_dir(remote.folder.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("cache-"))
+        .unwrap();
+    let rebase = Command::new("git")
+        .args(["rebase", &format!("refs/remotes/origin/{branch}")])
+        .current_dir(&cache)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(!rebase.status.success() && cache.join(".git/rebase-merge").exists());
+    // The next proposal needs a rebase of its own, which a leftover one would block.
+    let theirs = remote.push_as_someone_else("meshport/cart-next", "docs/notes.md", "n\n");
+    let head = repo.commit_and_push(&commit("meshport/cart-next", &files, "next")).unwrap();
+    assert_eq!(git(&["rev-parse", "meshport/cart-next"], &remote.bare), head);
+    assert_eq!(git(&["rev-parse", "meshport/cart-next~1"], &remote.bare), theirs);
+}
