@@ -339,7 +339,14 @@ impl GitopsConfig {
             url::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.has_host())
         };
         let present = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
-        let checks: [(&'static str, bool, &'static str); 12] = [
+        // A token inside an https URL would end up in logs and `Debug` output.
+        let carries_credentials = |v: &str| {
+            url::Url::parse(v).is_ok_and(|u| {
+                matches!(u.scheme(), "https" | "http")
+                    && (!u.username().is_empty() || u.password().is_some())
+            })
+        };
+        let checks: [(&'static str, bool, &'static str); 13] = [
             (
                 "gitops.base_branch",
                 is_branch_name(&self.base_branch),
@@ -360,6 +367,11 @@ impl GitopsConfig {
                         .as_deref()
                         .is_none_or(|u| !u.contains("://") || u.starts_with("file://")),
                 "must be a local path or file:// URL with `gitops.provider = \"local\"`",
+            ),
+            (
+                "gitops.repo_url",
+                !self.repo_url.as_deref().is_some_and(carries_credentials),
+                "must not carry credentials: set `gitops.token` (and `gitops.username`) instead",
             ),
             (
                 "gitops.repo_url",
@@ -747,6 +759,7 @@ mod tests {
                 ("provider = \"gitlab\"\nrepo_url = \"git@gitlab.example:shop/gitops.git\"\napi_url = \"https://gitlab.example\"\ntoken = \"t\"\n".to_owned(), "gitops.project"),
                 ("api_url = \"gitlab.example\"\n".to_owned(), "gitops.api_url"),
                 ("repo_url = \"https://github.com/shop/gitops.git\"\n".to_owned(), "gitops.repo_url"),
+                (complete.replace("https://", "https://x:ghp_secret@"), "gitops.repo_url"),
                 ("base_branch = \"main branch\"\n".to_owned(), "gitops.base_branch"),
                 ("base_branch = \"-f\"\n".to_owned(), "gitops.base_branch"),
                 ("base_branch = \"a..b\"\n".to_owned(), "gitops.base_branch"),
