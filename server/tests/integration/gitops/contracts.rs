@@ -412,30 +412,21 @@ async fn contract_gitlab_errors_name_the_setting_or_the_wait() {
     );
 
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/shop%2Fgitops/merge_requests/1"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("ratelimit-remaining", "0")
-                .insert_header("retry-after", "12")
-                .set_body_string("Retry later"),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/shop%2Fgitops/merge_requests/2"))
-        .respond_with(
-            ResponseTemplate::new(401).set_body_json(json!({"message": "401 Unauthorized"})),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v4/projects/shop%2Fgitops/merge_requests/3"))
-        .respond_with(
-            ResponseTemplate::new(404).set_body_json(json!({"message": "404 Project Not Found"})),
-        )
-        .mount(&server)
-        .await;
+    let answers = [
+        ResponseTemplate::new(429)
+            .insert_header("ratelimit-remaining", "0")
+            .insert_header("retry-after", "12")
+            .set_body_string("Retry later"),
+        ResponseTemplate::new(401).set_body_json(json!({"message": "401 Unauthorized"})),
+        ResponseTemplate::new(404).set_body_json(json!({"message": "404 Project Not Found"})),
+    ];
+    for (iid, answer) in (1..).zip(answers) {
+        Mock::given(method("GET"))
+            .and(path(format!("/api/v4/projects/shop%2Fgitops/merge_requests/{iid}")))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+    }
     let forge = gitlab(&server);
     let limited = forge.state(1).await.unwrap_err();
     assert!(matches!(limited, ProviderError::RateLimited { .. }), "{limited}");
