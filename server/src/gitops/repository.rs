@@ -341,9 +341,15 @@ impl GitRepository {
 
 /// Whether git's message says the remote refused the credentials.
 fn is_auth_failure(stderr: &str) -> bool {
-    ["Authentication failed", "terminal prompts disabled", "Permission denied (publickey", "401"]
-        .iter()
-        .any(|sign| stderr.contains(sign))
+    [
+        "Authentication failed",
+        "terminal prompts disabled",
+        "returned error: 401",
+        "returned error: 403",
+        "Permission denied (publickey",
+    ]
+    .iter()
+    .any(|sign| stderr.contains(sign))
 }
 
 /// A relative path of plain names only (no `..`, no root, no `.`).
