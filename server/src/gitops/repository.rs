@@ -119,6 +119,7 @@ impl GitRepository {
     /// Commits `commit` on a new branch from the latest base branch and pushes it. When the
     /// push is refused because the branch moved on the remote (someone pushed to it), fetches,
     /// rebases onto it and pushes again, at most `retries` times. Returns the pushed commit.
+    #[tracing::instrument(skip_all)]
     pub fn commit_and_push(&self, commit: &ServiceCommit<'_>) -> Result<String, GitError> {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.fetch_base()?;
@@ -162,6 +163,7 @@ impl GitRepository {
     /// Merges `branch` into the base branch (a merge commit with `message`) and pushes the base
     /// branch, redoing the merge on the latest base when the push is refused. Returns the merge
     /// commit. Only for the local repository, which has no forge to merge.
+    #[tracing::instrument(skip_all)]
     pub fn merge(&self, branch: &str, message: &str) -> Result<String, GitError> {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let theirs = self.remote_ref(branch);

@@ -81,6 +81,7 @@ impl ForgeHttp {
     }
 
     /// Like [`Self::call`], but a 409 or 422 comes back as an answer for the caller to read.
+    #[tracing::instrument(skip_all, fields(forge = self.forge, %method))]
     pub async fn send(
         &self,
         method: Method,

@@ -114,6 +114,7 @@ impl PullRequestProvider for LocalForge {
         Ok(self.remote(entry))
     }
 
+    #[tracing::instrument(skip_all, fields(number = number))]
     async fn merge(&self, number: i64, message: &str) -> Result<String, ProviderError> {
         let _one_at_a_time = self.lock.lock().await;
         let mut entries = self.read().await?;
