@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::artifacts::ArtifactSettings;
+use crate::gitops::ProviderKind;
 
 /// Environment variables that configure meshport start with this prefix.
 pub const ENV_PREFIX: &str = "MESHPORT_";
@@ -225,14 +226,50 @@ pub struct OnboardingConfig {
     pub cluster_domain: String,
 }
 
-/// The GitOps repository meshport proposes manifests to.
+/// The GitOps repository meshport proposes manifests to, and the forge its pull requests live on.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GitopsConfig {
     /// Clone URL (https, ssh, file path). Default: `<data_dir>/gitops.git`, the local repository.
     pub repo_url: Option<String>,
-    /// Branch ArgoCD syncs from; meshport never pushes to it. Default `main`.
+    /// Branch ArgoCD syncs from; meshport never pushes to it (only `local` merges into it).
+    /// Default `main`.
     pub base_branch: String,
+    /// Folder of meshport's working clone. Default `<data_dir>/gitops-cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Where pull requests are opened: `local` (default; the local bare repository, merged in
+    /// meshport), `github`, `gitea` (also Forgejo) or `gitlab`.
+    pub provider: ProviderKind,
+    /// The forge's address: GitHub's API URL (default `https://api.github.com`; GitHub
+    /// Enterprise `https://HOST/api/v3`), or the Gitea or GitLab server URL (required there).
+    pub api_url: Option<String>,
+    /// Owner (user or organisation) of the repository on GitHub or Gitea.
+    pub owner: Option<String>,
+    /// Name of the repository on GitHub or Gitea.
+    pub repo: Option<String>,
+    /// GitLab project: its numeric id or `group/name` path.
+    pub project: Option<String>,
+    /// Token for the forge's API and for https pushes (sent as basic-auth password).
+    pub token: Option<SecretString>,
+    /// User name of https pushes with the token. Default `x-access-token` (GitHub; GitLab
+    /// accepts `oauth2`, Gitea any name).
+    pub username: String,
+    /// SSH private key for ssh repository URLs. Default: none.
+    pub ssh_key: Option<PathBuf>,
+    /// Secret the forge signs webhook deliveries with (GitLab: the secret token). Without it
+    /// webhooks are refused and only polling tracks pull requests.
+    pub webhook_secret: Option<SecretString>,
+    /// Labels put on each pull request. Default `["meshport"]`.
+    pub labels: Vec<String>,
+    /// Forge user names asked to review each pull request. Default: none.
+    pub reviewers: Vec<String>,
+    /// Seconds between asking the forge about open pull requests (the webhook fallback); 0
+    /// turns polling off. Default 300.
+    pub poll_seconds: u64,
+    /// How often a refused push is retried after fetching and rebasing. Default 3, at most 10.
+    pub push_retries: u32,
+    /// `local` only: merge each pull request right after opening it. Default `false`.
+    pub auto_merge: bool,
 }
 
 /// Settings of `meshport dev`, the local demo.
@@ -328,8 +365,154 @@ impl Default for OnboardingConfig {
 
 impl Default for GitopsConfig {
     fn default() -> Self {
-        Self { repo_url: None, base_branch: "main".to_owned() }
+        Self {
+            repo_url: None,
+            base_branch: "main".to_owned(),
+            cache_dir: None,
+            provider: ProviderKind::Local,
+            api_url: None,
+            owner: None,
+            repo: None,
+            project: None,
+            token: None,
+            username: "x-access-token".to_owned(),
+            ssh_key: None,
+            webhook_secret: None,
+            labels: vec!["meshport".to_owned()],
+            reviewers: Vec::new(),
+            poll_seconds: 300,
+            push_retries: 3,
+            auto_merge: false,
+        }
     }
+}
+
+impl GitopsConfig {
+    /// The first setting that cannot work, as (key, rule).
+    fn problem(&self) -> Option<(&'static str, &'static str)> {
+        let forge = self.provider != ProviderKind::Local;
+        let is_name = |v: &str| {
+            !v.is_empty()
+                && !v.starts_with(['-', '.'])
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        let http_url = |v: &str| {
+            url::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.has_host())
+        };
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+        // A token inside an https URL would end up in logs and `Debug` output.
+        let carries_credentials = |v: &str| {
+            url::Url::parse(v).is_ok_and(|u| {
+                matches!(u.scheme(), "https" | "http")
+                    && (!u.username().is_empty() || u.password().is_some())
+            })
+        };
+        let checks: [(&'static str, bool, &'static str); 13] = [
+            (
+                "gitops.base_branch",
+                is_branch_name(&self.base_branch),
+                "must be a branch name such as `main` (no spaces, `..`, `~^:?*[\\` or leading `-`)",
+            ),
+            (
+                "gitops.repo_url",
+                self.repo_url
+                    .as_deref()
+                    .is_none_or(|u| !u.trim().is_empty() && !u.starts_with('-')),
+                "must be a clone URL (https://, ssh://, git@host:path, file://) or a path",
+            ),
+            (
+                "gitops.repo_url",
+                forge
+                    || self
+                        .repo_url
+                        .as_deref()
+                        .is_none_or(|u| !u.contains("://") || u.starts_with("file://")),
+                "must be a local path or file:// URL with `gitops.provider = \"local\"`",
+            ),
+            (
+                "gitops.repo_url",
+                !self.repo_url.as_deref().is_some_and(carries_credentials),
+                "must not carry credentials: set `gitops.token` (and `gitops.username`) instead",
+            ),
+            (
+                "gitops.repo_url",
+                !forge || present(&self.repo_url),
+                "must be set when `gitops.provider` names a forge",
+            ),
+            (
+                "gitops.api_url",
+                self.api_url.as_deref().is_none_or(http_url),
+                "must be an http(s) URL",
+            ),
+            (
+                "gitops.api_url",
+                !matches!(self.provider, ProviderKind::Gitea | ProviderKind::Gitlab)
+                    || present(&self.api_url),
+                "must be set to the server's URL for `gitea` and `gitlab`",
+            ),
+            (
+                "gitops.owner",
+                !matches!(self.provider, ProviderKind::Github | ProviderKind::Gitea)
+                    || (self.owner.as_deref().is_some_and(is_name)
+                        && self.repo.as_deref().is_some_and(is_name)),
+                "and `gitops.repo` must be set to the repository's owner and name for `github` and `gitea`",
+            ),
+            (
+                "gitops.project",
+                self.provider != ProviderKind::Gitlab || present(&self.project),
+                "must be set to the project's id or `group/name` path for `gitlab`",
+            ),
+            (
+                "gitops.token",
+                !forge || self.token.is_some(),
+                "must be set when `gitops.provider` names a forge (its API needs it)",
+            ),
+            (
+                "gitops.labels",
+                self.labels
+                    .iter()
+                    .all(|l| !l.trim().is_empty() && !l.contains(',') && l.len() <= 50),
+                "must be non-empty names without commas (GitLab separates labels by commas)",
+            ),
+            ("gitops.push_retries", self.push_retries <= 10, "must be at most 10"),
+            (
+                "gitops.poll_seconds",
+                self.poll_seconds == 0 || self.poll_seconds >= 10,
+                "must be 0 (off) or at least 10",
+            ),
+        ];
+        let bad = checks.into_iter().find(|(_, ok, _)| !ok).map(|(key, _, rule)| (key, rule));
+        bad.or_else(|| {
+            let quoted = self.ssh_key.as_ref().is_some_and(|k| k.to_string_lossy().contains('\''));
+            quoted.then_some(("gitops.ssh_key", "must be a path without `'`"))
+        })
+        .or_else(|| {
+            (self.auto_merge && forge).then_some((
+                "gitops.auto_merge",
+                "works with `gitops.provider = \"local\"` only: forges merge through their review",
+            ))
+        })
+        .or_else(|| {
+            self.reviewers.iter().any(|r| !is_name(r)).then_some((
+                "gitops.reviewers",
+                "must be forge user names (letters, digits, `-`, `_`, `.`)",
+            ))
+        })
+    }
+}
+
+/// Whether `name` is a branch name git and every forge accept (a subset of
+/// `git check-ref-format --branch`).
+pub fn is_branch_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.ends_with(".lock")
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("@{")
+        && !name.bytes().any(|b| b.is_ascii_control() || b" ~^:?*[\\".contains(&b))
 }
 
 impl Default for DevConfig {
@@ -378,6 +561,9 @@ impl Config {
     /// Refuses values that would end up malformed in Vault paths, policy names or annotations:
     /// they come from the platform team, but a typo must stop start-up, not reach a cluster.
     fn check(&self) -> Result<(), ConfigError> {
+        if let Some((key, rule)) = self.gitops.problem() {
+            return Err(ConfigError::Value { key, rule });
+        }
         let is_label = app::onboarding::is_dns_label;
         let is_mount = |value: &str| {
             !value.is_empty()
@@ -517,6 +703,11 @@ impl Config {
     pub fn local_gitops_repo(&self) -> PathBuf {
         self.data_dir.join("gitops.git")
     }
+
+    /// meshport's working clone of the GitOps repository.
+    pub fn gitops_cache_dir(&self) -> PathBuf {
+        self.gitops.cache_dir.clone().unwrap_or_else(|| self.data_dir.join("gitops-cache"))
+    }
 }
 
 #[cfg(test)]
@@ -619,6 +810,46 @@ mod tests {
             assert_eq!(config.site_root, Path::new("/srv/site"));
             assert_eq!(config.gitops.base_branch, "production");
             assert_eq!(config.dev.bao_bin, Path::new("/opt/bao"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn gitops_settings_that_cannot_work_are_refused_with_the_key() {
+        let github = "provider = \"github\"\nrepo_url = \"https://github.com/shop/gitops.git\"\n";
+        let complete = format!("{github}owner = \"shop\"\nrepo = \"gitops\"\ntoken = \"t\"\n");
+        Jail::expect_with(|jail| {
+            for (gitops, key) in [
+                ("provider = \"github\"\n".to_owned(), "gitops.repo_url"),
+                (github.to_owned(), "gitops.owner"),
+                (format!("{github}owner = \"shop\"\nrepo = \"gitops\"\n"), "gitops.token"),
+                (format!("{complete}auto_merge = true\n"), "gitops.auto_merge"),
+                (format!("{complete}labels = [\"a,b\"]\n"), "gitops.labels"),
+                (format!("{complete}reviewers = [\"--upload-pack\"]\n"), "gitops.reviewers"),
+                (complete.replace("github", "gitea"), "gitops.api_url"),
+                ("provider = \"gitlab\"\nrepo_url = \"git@gitlab.example:shop/gitops.git\"\napi_url = \"https://gitlab.example\"\ntoken = \"t\"\n".to_owned(), "gitops.project"),
+                ("api_url = \"gitlab.example\"\n".to_owned(), "gitops.api_url"),
+                ("repo_url = \"https://github.com/shop/gitops.git\"\n".to_owned(), "gitops.repo_url"),
+                (complete.replace("https://", "https://x:ghp_secret@"), "gitops.repo_url"),
+                ("base_branch = \"main branch\"\n".to_owned(), "gitops.base_branch"),
+                ("base_branch = \"-f\"\n".to_owned(), "gitops.base_branch"),
+                ("base_branch = \"a..b\"\n".to_owned(), "gitops.base_branch"),
+                ("push_retries = 50\n".to_owned(), "gitops.push_retries"),
+                ("poll_seconds = 5\n".to_owned(), "gitops.poll_seconds"),
+            ] {
+                jail.create_file("meshport.toml", &format!("[gitops]\n{gitops}"))?;
+                let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
+                assert!(error.contains(&format!("`{key}`")), "{gitops}: {error}");
+            }
+            jail.create_file("meshport.toml", &format!("[gitops]\n{complete}"))?;
+            let config =
+                Config::load(Some(Path::new("meshport.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.gitops.provider, ProviderKind::Github);
+            assert_eq!(config.gitops_cache_dir(), Path::new("data/gitops-cache"));
+            jail.set_env("MESHPORT_GITOPS__WEBHOOK_SECRET", "whsec-very-secret");
+            let config =
+                Config::load(Some(Path::new("meshport.toml"))).map_err(|e| e.to_string())?;
+            assert!(!format!("{config:?}").contains("whsec-very-secret"));
             Ok(())
         });
     }

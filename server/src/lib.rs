@@ -65,6 +65,14 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     vault.keep_logged_in(None);
     let state = web::AppState::new(&config, store.clone(), vault, demo).await?;
     state.sessions.spawn_cleanup(std::time::Duration::from_secs(600));
+    // The local provider's state lives in meshport itself: nothing to poll.
+    if config.gitops.poll_seconds > 0 && state.gitops.provider_kind() != gitops::ProviderKind::Local
+    {
+        state
+            .gitops
+            .clone()
+            .spawn_polling(std::time::Duration::from_secs(config.gitops.poll_seconds));
+    }
     match &state.audit_key {
         Some(key) => audit::checkpoint::spawn(
             store.clone(),

@@ -99,6 +99,10 @@ pub async fn rows(store: &Store) -> Result<Vec<EvidenceRow>, StoreError> {
     let mut pull_requests: HashMap<String, PullRequest> = HashMap::new();
     for (request_id, action, occurred_at, details) in pr_events {
         let details: serde_json::Value = serde_json::from_str(&details).unwrap_or_default();
+        // The pull request that removes a service later is not the change being evidenced.
+        if details["kind"] == "offboarding" {
+            continue;
+        }
         let text = |key: &str| details[key].as_str().unwrap_or_default().to_owned();
         let pr = pull_requests.entry(request_id).or_default();
         if action == "pull_request_opened" {

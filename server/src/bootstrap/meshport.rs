@@ -1,7 +1,8 @@
 //! meshport itself, as a small local chart in `charts/meshport/` (Helmfile installs it last):
 //! its ServiceAccount, a ConfigMap with its configuration file, the Deployment and the Service.
-//! Credentials (Vault token, database URL, OIDC client secret, audit signing key) come from the
-//! Secret `meshport-credentials`, which the operator creates; nothing secret is in git.
+//! Credentials (Vault token, database URL, OIDC client secret, audit signing key, the GitHub
+//! token and webhook secret as `MESHPORT_GITOPS__TOKEN` / `MESHPORT_GITOPS__WEBHOOK_SECRET`) come
+//! from the Secret `meshport-credentials`, which the operator creates; nothing secret is in git.
 
 use std::collections::BTreeMap;
 
@@ -67,6 +68,40 @@ struct PortalVault {
 struct PortalGitops {
     repo_url: String,
     base_branch: String,
+    /// The repository's workflows are GitHub Actions, so its pull requests are GitHub's.
+    provider: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_url: Option<String>,
+    owner: String,
+    repo: String,
+}
+
+impl PortalGitops {
+    /// The GitHub settings of `repo_url` (`https://HOST/OWNER/REPO(.git)` or
+    /// `ssh://git@HOST/OWNER/REPO(.git)`); GitHub Enterprise hosts get their `/api/v3` URL.
+    fn github(repo_url: &str, base_branch: &str) -> Result<Self, RenderError> {
+        let invalid = || {
+            RenderError::new(
+                "meshport.toml",
+                format!("`git.repo_url` {repo_url} names no OWNER/REPO"),
+            )
+        };
+        let url = url::Url::parse(repo_url).map_err(|_| invalid())?;
+        let host = url.host_str().ok_or_else(invalid)?;
+        let mut segments = url.path_segments().ok_or_else(invalid)?.filter(|s| !s.is_empty());
+        let (Some(owner), Some(repo), None) = (segments.next(), segments.next(), segments.next())
+        else {
+            return Err(invalid());
+        };
+        Ok(Self {
+            repo_url: repo_url.to_owned(),
+            base_branch: base_branch.to_owned(),
+            provider: "github",
+            api_url: (host != "github.com").then(|| format!("https://{host}/api/v3")),
+            owner: owner.to_owned(),
+            repo: repo.trim_end_matches(".git").to_owned(),
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -99,10 +134,7 @@ pub fn chart_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, Render
             ca_cert: format!("{VAULT_CA_DIR}/{}", VAULT_CA_BUNDLE.1),
             annotation_prefix: config.secrets_backend.annotation_prefix(),
         },
-        gitops: PortalGitops {
-            repo_url: config.git.repo_url.clone(),
-            base_branch: config.git.branch.clone(),
-        },
+        gitops: PortalGitops::github(&config.git.repo_url, &config.git.branch)?,
         onboarding: PortalOnboarding {
             namespaces: config.application_namespaces.clone(),
             cluster_domain: config.cluster_domain.clone(),
@@ -300,9 +332,15 @@ mod tests {
         let toml = config_map.data.unwrap().remove("meshport.toml").unwrap();
         figment::Jail::expect_with(|jail| {
             jail.create_file("meshport.toml", &toml)?;
+            // From the `meshport-credentials` Secret in the cluster.
+            jail.set_env("MESHPORT_GITOPS__TOKEN", "from-the-secret");
             let config = crate::config::Config::load(Some(Path::new("meshport.toml")))
                 .map_err(|e| e.to_string())?;
             assert_eq!(config.vault.addr, "https://vault.vault.svc:8200");
+            assert_eq!(
+                (config.gitops.owner.as_deref(), config.gitops.repo.as_deref()),
+                (Some("example-org"), Some("platform-gitops"))
+            );
             assert_eq!(config.onboarding.namespaces, ["prod-app"]);
             assert_eq!(config.data_dir, Path::new(DATA_DIR));
             Ok(())

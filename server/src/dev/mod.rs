@@ -1,7 +1,8 @@
 //! `meshport dev`: the whole portal on one machine. Starts an OpenBao dev server with the KV v2
 //! and Kubernetes-auth mounts, a local bare GitOps repository (seeded with `meshport bootstrap`'s
-//! platform for the example configuration) and SQLite under the data folder,
-//! then serves the portal until Ctrl-C or SIGTERM, and stops OpenBao on the way out.
+//! platform for the example configuration; the `local` pull request provider) and SQLite under
+//! the data folder, then serves the portal until Ctrl-C or SIGTERM, and stops OpenBao on the way
+//! out.
 
 mod openbao;
 mod process;
@@ -45,7 +46,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     })
     .await??;
     tracing::info!(repo = %repo.display(), created, "local GitOps repository ready");
+    // The demo has no forge: pull requests live on the local repository and an admin merges
+    // them in meshport (or `gitops.auto_merge` does).
     config.gitops.repo_url = Some(repo.display().to_string());
+    config.gitops.provider = gitops::ProviderKind::Local;
 
     if config.audit.signing_key.is_none() {
         let key =

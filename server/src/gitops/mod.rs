@@ -1,95 +1,564 @@
-//! The GitOps repository ArgoCD syncs from. For now: the local bare repository `meshport dev`
-//! uses in place of a forge.
+//! The GitOps repository ArgoCD syncs from, and meshport's pull requests to it: a service's
+//! manifests are committed on a branch of their own (`meshport/<service>-<request id>`) and
+//! proposed through the configured [`PullRequestProvider`]; the pull request's state is
+//! followed through webhooks and polling, which share one transition, recorded in the audit
+//! trail in the same transaction. meshport never pushes to the base branch of a forge.
 
-use std::ffi::OsStr;
-use std::path::Path;
-use std::process::Command;
+mod provider;
+mod repository;
+pub mod webhook;
 
-/// A git operation failed.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use uuid::Uuid;
+
+pub use provider::{
+    GitHub, GitLab, LocalForge, PrState, ProviderError, ProviderKind, PullRequestDraft,
+    PullRequestProvider, RemotePullRequest,
+};
+pub use repository::{
+    GitAuth, GitError, GitRepository, Person, ServiceCommit, init_local_repository,
+};
+pub use webhook::WebhookError;
+
+use crate::artifacts::ArtifactFile;
+use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
+use crate::config::Config;
+use crate::store::{NewPullRequest, PullRequestRecord, Store, StoreError, Tx};
+
+/// A GitOps operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GitopsError {
-    #[error("could not run git: {0}")]
-    Spawn(#[from] std::io::Error),
-    #[error("`git {args}` failed: {stderr}")]
-    Git { args: String, stderr: String },
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{field} `{value}` {rule}")]
+    Invalid { field: &'static str, value: String, rule: &'static str },
+    #[error("`{field}` {rule}")]
+    Required { field: &'static str, rule: &'static str },
+    #[error("no pull request {0} is known to meshport")]
+    UnknownPullRequest(Uuid),
+    #[error("the git work was interrupted: {0}")]
+    Interrupted(String),
 }
 
-/// The committer meshport writes as.
-const COMMITTER_NAME: &str = "meshport";
-const COMMITTER_EMAIL: &str = "meshport@localhost";
-
-/// Creates a bare repository at `path` with one commit on `branch` holding the layout ArgoCD
-/// syncs (`manifests/`) and the `seed` files (which replace the default README), unless a
-/// repository with that branch is already there. Returns true
-/// when it created one. The repository is built beside `path` and renamed into place, so a
-/// failure half way leaves nothing that a later run would mistake for a finished repository.
-/// Blocking: call it off the async runtime.
-pub fn init_local_repository(
-    path: &Path,
-    branch: &str,
-    seed: &[crate::artifacts::ArtifactFile],
-) -> Result<bool, GitopsError> {
-    let branch_ref = format!("refs/heads/{branch}");
-    if path.join("HEAD").is_file() {
-        git(path, ["rev-parse", "--quiet", "--verify", &branch_ref])?;
-        return Ok(false);
-    }
-    let path = std::path::absolute(path)?;
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent)?;
-    let staging = tempfile::Builder::new().prefix(".gitops-init-").tempdir_in(parent)?;
-    let bare = staging.path().join("repo.git");
-    let work = staging.path().join("work");
-    let initial_branch = format!("--initial-branch={branch}");
-    std::fs::create_dir_all(&bare)?;
-    std::fs::create_dir_all(work.join("manifests"))?;
-    git(&bare, ["init", "--quiet", "--bare", &initial_branch])?;
-    git(&work, ["init", "--quiet", &initial_branch])?;
-    std::fs::write(work.join("manifests/.gitkeep"), "")?;
-    std::fs::write(
-        work.join("README.md"),
-        "# GitOps repository\n\nArgoCD syncs `manifests/`. meshport proposes each onboarded \
-         service's manifests as a pull request under `manifests/<namespace>/<service>/`.\n",
-    )?;
-    for file in seed {
-        let target = work.join(&file.path);
-        std::fs::create_dir_all(target.parent().unwrap_or(&work))?;
-        std::fs::write(target, &file.contents)?;
-    }
-    git(&work, ["add", "--all"])?;
-    git(&work, ["commit", "--quiet", "--no-verify", "-m", "Initial layout"])?;
-    let refspec = format!("HEAD:{branch_ref}");
-    git(
-        &work,
-        [OsStr::new("push"), OsStr::new("--quiet"), bare.as_os_str(), OsStr::new(&refspec)],
-    )?;
-    std::fs::rename(&bare, &path)?;
-    Ok(true)
+/// A service's manifests to propose, after an admin approved its request.
+#[derive(Clone, Debug)]
+pub struct ProposedChange {
+    pub request_id: Uuid,
+    pub namespace: String,
+    pub service: String,
+    /// `manifests/<namespace>/<service>/…` files, from `ServiceArtifacts::gitops_files`.
+    pub files: Vec<ArtifactFile>,
+    /// The requester, the commit's author.
+    pub author: Person,
+    /// The admin who approved, named in the commit and the pull request.
+    pub approver: Person,
+    /// What the request is for (its justification), for reviewers.
+    pub summary: String,
 }
 
-/// Runs git in `dir` with meshport as author and committer, without prompts.
-fn git<S: AsRef<OsStr>>(dir: &Path, args: impl IntoIterator<Item = S>) -> Result<(), GitopsError> {
-    let args: Vec<S> = args.into_iter().collect();
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", COMMITTER_NAME)
-        .env("GIT_AUTHOR_EMAIL", COMMITTER_EMAIL)
-        .env("GIT_COMMITTER_NAME", COMMITTER_NAME)
-        .env("GIT_COMMITTER_EMAIL", COMMITTER_EMAIL)
-        // Neither the system's nor the user's git configuration (signing, hooks, templates)
-        // applies to meshport's own commits.
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .args(&args)
-        .output()?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        let args: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
-        Err(GitopsError::Git {
-            args: args.join(" "),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
+/// The removal of a service's manifests (offboarding).
+#[derive(Clone, Debug)]
+pub struct ProposedRemoval {
+    pub request_id: Uuid,
+    pub namespace: String,
+    pub service: String,
+    pub author: Person,
+    pub approver: Person,
+    pub summary: String,
+}
+
+/// Onboarding adds the service's folder; offboarding removes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Onboarding,
+    Offboarding,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Onboarding => "onboarding",
+            Self::Offboarding => "offboarding",
+        }
     }
+}
+
+/// What a state report (webhook or poll) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// The pull request moved; the audit trail records it.
+    Changed(Box<PullRequestRecord>),
+    /// It already stood there (or was merged, which is final).
+    Unchanged,
+    /// meshport did not open this pull request.
+    Unknown,
+}
+
+/// What a webhook delivery did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// A pull request event, applied.
+    Applied(Transition),
+    /// This delivery was applied before.
+    Duplicate,
+    /// Signed, but nothing for meshport (another event, another repository).
+    Ignored(&'static str),
+}
+
+/// Labels, reviewers and links put on each pull request.
+#[derive(Clone, Debug)]
+struct Presentation {
+    labels: Vec<String>,
+    reviewers: Vec<String>,
+    public_url: String,
+}
+
+/// The GitOps repository and its pull requests.
+pub struct Gitops {
+    repo: Arc<GitRepository>,
+    provider: Arc<dyn PullRequestProvider>,
+    store: Store,
+    presentation: Presentation,
+    /// Signs (or, for GitLab, is) the forge's webhook deliveries.
+    webhook_secret: Option<secrecy::SecretString>,
+    /// Names the configured repository goes by in webhook payloads.
+    repository_names: Vec<String>,
+    auto_merge: bool,
+}
+
+impl std::fmt::Debug for Gitops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gitops")
+            .field("repo", &self.repo)
+            .field("provider", &self.provider.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gitops {
+    /// The repository and provider `config` describes, over `store`.
+    pub fn from_config(config: &Config, store: Store) -> Result<Self, GitopsError> {
+        let settings = &config.gitops;
+        let url = config.gitops_repo_url();
+        let auth = match (&settings.token, &settings.ssh_key) {
+            (_, Some(key)) if !url.starts_with("http") => GitAuth::SshKey(key.clone()),
+            (Some(token), _) if url.starts_with("http") => {
+                GitAuth::Token { username: settings.username.clone(), token: token.clone() }
+            }
+            _ => GitAuth::None,
+        };
+        let repo = Arc::new(GitRepository::new(
+            &url,
+            &settings.base_branch,
+            &config.gitops_cache_dir(),
+            auth,
+            settings.push_retries,
+        ));
+        let missing = |field: &'static str| GitopsError::Required {
+            field,
+            rule: "must be set for this provider",
+        };
+        let token = || settings.token.clone().ok_or_else(|| missing("gitops.token"));
+        let text = |value: &Option<String>, field| value.clone().ok_or_else(|| missing(field));
+        let (provider, repository_names): (Arc<dyn PullRequestProvider>, Vec<String>) =
+            match settings.provider {
+                ProviderKind::Local => {
+                    let bare = PathBuf::from(url.strip_prefix("file://").unwrap_or(&url));
+                    (Arc::new(LocalForge::new(repo.clone(), bare)), Vec::new())
+                }
+                ProviderKind::Github | ProviderKind::Gitea => {
+                    let owner = text(&settings.owner, "gitops.owner")?;
+                    let name = text(&settings.repo, "gitops.repo")?;
+                    let forge = if settings.provider == ProviderKind::Github {
+                        let api = settings.api_url.as_deref().unwrap_or("https://api.github.com");
+                        GitHub::new(api, &owner, &name, &token()?)?
+                    } else {
+                        let api = text(&settings.api_url, "gitops.api_url")?;
+                        GitHub::gitea(&api, &owner, &name, &token()?)?
+                    };
+                    (Arc::new(forge), vec![format!("{owner}/{name}")])
+                }
+                ProviderKind::Gitlab => {
+                    let project = text(&settings.project, "gitops.project")?;
+                    let api = text(&settings.api_url, "gitops.api_url")?;
+                    (Arc::new(GitLab::new(&api, &project, &token()?)?), vec![project])
+                }
+            };
+        Ok(Self::new(repo, provider, store, config, repository_names))
+    }
+
+    /// The service over an explicit repository and provider (tests give a provider of their
+    /// own); the rest of the settings come from `config`.
+    pub fn new(
+        repo: Arc<GitRepository>,
+        provider: Arc<dyn PullRequestProvider>,
+        store: Store,
+        config: &Config,
+        repository_names: Vec<String>,
+    ) -> Self {
+        Self {
+            repo,
+            provider,
+            store,
+            presentation: Presentation {
+                labels: config.gitops.labels.clone(),
+                reviewers: config.gitops.reviewers.clone(),
+                public_url: config.public_url().trim_end_matches('/').to_owned(),
+            },
+            webhook_secret: config.gitops.webhook_secret.clone(),
+            repository_names,
+            auto_merge: config.gitops.auto_merge,
+        }
+    }
+
+    /// The provider's kind.
+    pub fn provider_kind(&self) -> ProviderKind {
+        self.provider.kind()
+    }
+
+    /// Commits the service's manifests on `meshport/<service>-<request id>` and opens a pull
+    /// request. Idempotent per request: a second call returns the pull request already opened.
+    #[tracing::instrument(skip_all, fields(request = %change.request_id))]
+    pub async fn propose(&self, change: &ProposedChange) -> Result<PullRequestRecord, GitopsError> {
+        if change.files.is_empty() {
+            return Err(GitopsError::Required {
+                field: "files",
+                rule: "must hold the service's manifests (propose_removal removes them)",
+            });
+        }
+        let branch = format!("meshport/{}-{}", change.service, change.request_id);
+        self.open(Kind::Onboarding, &branch, change).await
+    }
+
+    /// Proposes removing the service's folder, on `meshport/offboard-<service>-<request id>`.
+    #[tracing::instrument(skip_all, fields(request = %removal.request_id))]
+    pub async fn propose_removal(
+        &self,
+        removal: &ProposedRemoval,
+    ) -> Result<PullRequestRecord, GitopsError> {
+        let change = ProposedChange {
+            request_id: removal.request_id,
+            namespace: removal.namespace.clone(),
+            service: removal.service.clone(),
+            files: Vec::new(),
+            author: removal.author.clone(),
+            approver: removal.approver.clone(),
+            summary: removal.summary.clone(),
+        };
+        let branch = format!("meshport/offboard-{}-{}", removal.service, removal.request_id);
+        self.open(Kind::Offboarding, &branch, &change).await
+    }
+
+    async fn open(
+        &self,
+        kind: Kind,
+        branch: &str,
+        change: &ProposedChange,
+    ) -> Result<PullRequestRecord, GitopsError> {
+        for (field, value) in [("namespace", &change.namespace), ("service", &change.service)] {
+            if !app::onboarding::is_dns_label(value) {
+                return Err(GitopsError::Invalid {
+                    field,
+                    value: value.clone(),
+                    rule: "must be a DNS label (lowercase letters, digits, '-')",
+                });
+            }
+        }
+        if let Some(existing) = self.store.pull_request_on_branch(branch).await? {
+            return Ok(existing);
+        }
+        let directory = format!("manifests/{}/{}", change.namespace, change.service);
+        let (verb, preposition) = match kind {
+            Kind::Onboarding => ("Onboard", "to"),
+            Kind::Offboarding => ("Offboard", "from"),
+        };
+        let title = format!(
+            "{verb} {} {preposition} {} (request {})",
+            change.service, change.namespace, change.request_id
+        );
+        let message = format!(
+            "{title}\n\n{}\n\nRequested-by: {} <{}>\nApproved-by: {} <{}>\nMeshport-Request: {}\n",
+            change.summary.trim(),
+            change.author.name,
+            change.author.email,
+            change.approver.name,
+            change.approver.email,
+            change.request_id,
+        );
+        let head_sha = {
+            let (repo, branch, directory, files, author, message) = (
+                self.repo.clone(),
+                branch.to_owned(),
+                directory.clone(),
+                change.files.clone(),
+                change.author.clone(),
+                message,
+            );
+            blocking(move || {
+                repo.commit_and_push(&ServiceCommit {
+                    branch: &branch,
+                    directory: &directory,
+                    files: &files,
+                    author: &author,
+                    message: &message,
+                })
+            })
+            .await?
+        };
+        let draft = PullRequestDraft {
+            title,
+            body: self.body(kind, change, &directory),
+            head: branch.to_owned(),
+            base: self.repo.base_branch().to_owned(),
+            labels: self.presentation.labels.clone(),
+            reviewers: self.presentation.reviewers.clone(),
+        };
+        let remote = self.provider.open(&draft).await?;
+        let mut tx = self.store.begin().await?;
+        let created = tx
+            .create_pull_request(&NewPullRequest {
+                request_id: change.request_id,
+                kind: kind.as_str(),
+                namespace: &change.namespace,
+                service_name: &change.service,
+                provider: self.provider.kind().as_str(),
+                number: remote.number,
+                url: &remote.url,
+                branch,
+                head_sha: &head_sha,
+            })
+            .await;
+        let record = match created {
+            Ok(record) => record,
+            // A concurrent proposal of the same request stored it first: the push and the
+            // forge call above were idempotent, so that record is the answer.
+            Err(error) if error.is_unique_violation() => {
+                drop(tx);
+                return self.store.pull_request_on_branch(branch).await?.ok_or(error.into());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        audit::record(
+            &mut tx,
+            event(&record, Action::PullRequestOpened, Actor::system(), "meshport"),
+        )
+        .await?;
+        tx.commit().await?;
+        if self.auto_merge && self.provider.kind() == ProviderKind::Local {
+            return self.merge(record.id, Actor::system()).await;
+        }
+        Ok(record)
+    }
+
+    /// The pull request's description: what, for whom, approved by whom, and where to look.
+    fn body(&self, kind: Kind, change: &ProposedChange, directory: &str) -> String {
+        let mut body = format!(
+            "{}\n\n| | |\n|---|---|\n| Request | [{id}]({url}/requests/{id}) |\n| Service | `{}/{}` |\n\
+             | Requested by | {} |\n| Approved by | {} |\n| Change | {} `{directory}/` |\n",
+            change.summary.trim(),
+            change.namespace,
+            change.service,
+            change.author.name,
+            change.approver.name,
+            match kind {
+                Kind::Onboarding => "adds",
+                Kind::Offboarding => "removes",
+            },
+            id = change.request_id,
+            url = self.presentation.public_url,
+        );
+        for file in &change.files {
+            body.push_str(&format!("\n- `{}`", file.path));
+        }
+        body.push_str(
+            "\n\nOpened by meshport after the request's approval; ArgoCD deploys it once merged.\n",
+        );
+        body
+    }
+
+    /// Merges a pull request of the `local` provider (an admin's merge in meshport, or
+    /// auto-merge). Forges merge through their own review; their merge reaches meshport by
+    /// webhook or polling.
+    #[tracing::instrument(skip_all, fields(pull_request = %id))]
+    pub async fn merge(&self, id: Uuid, actor: Actor) -> Result<PullRequestRecord, GitopsError> {
+        let record =
+            self.store.pull_request(id).await?.ok_or(GitopsError::UnknownPullRequest(id))?;
+        let message = format!(
+            "Merge {} (request {})\n\nMerged in meshport by {}.\n",
+            record.branch,
+            record.request_id,
+            if actor.email.is_empty() { &actor.subject } else { &actor.email },
+        );
+        let sha = self.provider.merge(record.number, &message).await?;
+        let remote = RemotePullRequest {
+            number: record.number,
+            url: record.url.clone(),
+            state: PrState::Merged,
+            merge_commit_sha: Some(sha),
+        };
+        let mut tx = self.store.begin().await?;
+        self.apply(&mut tx, &remote, actor, "merge").await?;
+        tx.commit().await?;
+        self.store.pull_request(id).await?.ok_or(GitopsError::UnknownPullRequest(id))
+    }
+
+    /// Asks the provider about every open pull request and applies what changed, the same way
+    /// a webhook does. Returns how many moved. Stops early when the forge rate-limits.
+    #[tracing::instrument(skip_all)]
+    pub async fn poll(&self) -> Result<usize, GitopsError> {
+        let mut moved = 0;
+        for pr in self.store.open_pull_requests(self.provider.kind().as_str()).await? {
+            let remote = match self.provider.state(pr.number).await {
+                Ok(remote) => remote,
+                Err(error @ ProviderError::RateLimited { .. }) => return Err(error.into()),
+                Err(error) => {
+                    tracing::warn!(%error, number = pr.number, "could not poll a pull request");
+                    continue;
+                }
+            };
+            let mut tx = self.store.begin().await?;
+            if let Transition::Changed(_) =
+                self.apply(&mut tx, &remote, Actor::system(), "poll").await?
+            {
+                moved += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(moved)
+    }
+
+    /// Polls every `interval` in the background until the process exits; waits longer when
+    /// the forge asks to.
+    pub fn spawn_polling(self: Arc<Self>, interval: Duration) {
+        tokio::spawn(async move {
+            loop {
+                let wait = match self.poll().await {
+                    Ok(_) => interval,
+                    Err(GitopsError::Provider(error)) if error.retry_after().is_some() => {
+                        tracing::warn!(%error, "polling pull requests paused");
+                        error.retry_after().unwrap_or(interval).max(interval)
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "polling pull requests failed");
+                        interval
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            }
+        });
+    }
+
+    /// Applies a webhook delivery of forge `kind`: refused unless signed with the configured
+    /// secret; a replayed delivery (same id) or one about another repository changes nothing.
+    #[tracing::instrument(skip_all, fields(provider = kind.as_str()))]
+    pub async fn apply_webhook(
+        &self,
+        kind: ProviderKind,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<WebhookOutcome, WebhookApplyError> {
+        let secret = self
+            .webhook_secret
+            .as_ref()
+            .filter(|_| kind == self.provider.kind())
+            .ok_or(WebhookError::NotConfigured(kind.as_str()))?;
+        let delivery = webhook::verify_and_read(kind, headers, body, secret)?;
+        let Some(event) = delivery.event else {
+            return Ok(WebhookOutcome::Ignored("not a pull request event"));
+        };
+        let ours = event.repository.iter().any(|name| {
+            self.repository_names.iter().any(|configured| configured.eq_ignore_ascii_case(name))
+        });
+        if !ours {
+            return Ok(WebhookOutcome::Ignored("unknown repository"));
+        }
+        let mut tx = self.store.begin().await?;
+        if !tx.record_webhook_delivery(kind.as_str(), &delivery.id).await? {
+            return Ok(WebhookOutcome::Duplicate);
+        }
+        let transition = self.apply(&mut tx, &event.pull, Actor::system(), "webhook").await?;
+        tx.commit().await?;
+        Ok(WebhookOutcome::Applied(transition))
+    }
+
+    /// The one transition webhooks, polling and merges share: moves the stored pull request to
+    /// the reported state and records that in the audit trail, inside `tx`. Merged is final.
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        remote: &RemotePullRequest,
+        actor: Actor,
+        source: &str,
+    ) -> Result<Transition, StoreError> {
+        let provider = self.provider.kind().as_str();
+        let Some(stored) = tx.pull_request_for_update(provider, remote.number).await? else {
+            return Ok(Transition::Unknown);
+        };
+        let current = PrState::from_name(&stored.state);
+        if current == Some(remote.state) || current == Some(PrState::Merged) {
+            return Ok(Transition::Unchanged);
+        }
+        let sha = remote.merge_commit_sha.as_deref().filter(|_| remote.state == PrState::Merged);
+        let Some(updated) =
+            tx.set_pull_request_state(stored.id, &stored.state, remote.state.as_str(), sha).await?
+        else {
+            return Ok(Transition::Unchanged);
+        };
+        let action = match remote.state {
+            PrState::Open => Action::PullRequestOpened,
+            PrState::Merged => Action::PullRequestMerged,
+            PrState::Closed => Action::PullRequestClosed,
+        };
+        audit::record(tx, event(&updated, action, actor, source)).await?;
+        Ok(Transition::Changed(Box::new(updated)))
+    }
+}
+
+/// A webhook delivery was refused, or could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookApplyError {
+    #[error(transparent)]
+    Refused(#[from] WebhookError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The audit event of a pull request's step. The evidence report reads `url` from the
+/// opened event and `commit_sha` from the merged one.
+fn event(pr: &PullRequestRecord, action: Action, actor: Actor, source: &str) -> NewEvent {
+    NewEvent {
+        actor,
+        action,
+        target: Target::new("pull_request", &pr.namespace, &pr.service_name),
+        request_id: Some(pr.request_id),
+        details: json!({
+            "url": pr.url,
+            "commit_sha": pr.merge_commit_sha,
+            "number": pr.number,
+            "provider": pr.provider,
+            "branch": pr.branch,
+            "head_sha": pr.head_sha,
+            "kind": pr.kind,
+            "source": source,
+        }),
+        outcome: Outcome::Success,
+    }
+}
+
+/// Runs blocking git work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+) -> Result<T, GitopsError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| GitopsError::Interrupted(e.to_string()))?
+        .map_err(Into::into)
 }

@@ -4,6 +4,7 @@
 //! whichever pool is configured.
 
 mod jobs;
+mod pull_requests;
 mod requests;
 mod tokens;
 mod users;
@@ -16,6 +17,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use jobs::{Job, JobKind, JobState, JobStep};
+pub use pull_requests::{NewPullRequest, PullRequestRecord};
 pub use requests::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
 pub use tokens::{ApiTokenRecord, NewApiToken};
 pub use users::{NewUser, User};

@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod health;
+mod pull_requests;
 pub mod security;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use health::DependencyProbe;
 use crate::audit::AuditReader;
 use crate::audit::checkpoint::CheckpointKey;
 use crate::config::Config;
+use crate::gitops::Gitops;
 use crate::identity::session::{self, Sessions};
 use crate::identity::{Accounts, Identity};
 use crate::requests::Requests;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub audit_key: Option<CheckpointKey>,
     /// The audit trail, for the `/audit` page.
     pub audit: Arc<dyn AuditService>,
+    /// The GitOps repository and its pull requests (webhooks, merges of `local` ones).
+    pub gitops: Arc<Gitops>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -85,7 +89,9 @@ impl AppState {
         ));
         let audit_key =
             config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
+        let gitops = Arc::new(Gitops::from_config(config, store.clone())?);
         Ok(Self {
+            gitops,
             audit: Arc::new(AuditReader {
                 store: store.clone(),
                 trusted_key: audit_key.as_ref().map(CheckpointKey::public_key),
@@ -151,6 +157,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/requests/{id}/approve", post(api::approve))
         .route("/api/v1/requests/{id}/reject", post(api::reject))
         .route("/api/v1/requests/{id}/actions", post(api::act))
+        .route("/api/webhooks/{provider}", post(pull_requests::receive_webhook))
+        .route("/api/requests/{id}/pull-requests", get(pull_requests::of_request))
+        .route("/api/pull-requests/{id}/merge", post(pull_requests::merge))
         .merge(crate::identity::routes(state.identity.clone()))
         .leptos_routes_with_context(
             &state,
