@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::onboarding::RequestStatus;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -518,6 +519,19 @@ impl Gitops {
             PrState::Closed => Action::PullRequestClosed,
         };
         audit::record(tx, event(&updated, action, actor, source)).await?;
+        // The request follows its onboarding pull request to "merged" (from "provisioning"
+        // too: an auto-merge lands before the provisioning step records the open PR).
+        if remote.state == PrState::Merged && updated.kind == Kind::Onboarding.as_str() {
+            for from in [RequestStatus::PrOpen, RequestStatus::Provisioning] {
+                if tx.transition_request(updated.request_id, from, RequestStatus::Merged).await? {
+                    break;
+                }
+            }
+        }
+        // An offboarding job waits for its removal to merge before it deletes Vault access.
+        if remote.state == PrState::Merged && updated.kind == Kind::Offboarding.as_str() {
+            tx.wake_jobs(updated.request_id).await?;
+        }
         Ok(Transition::Changed(Box::new(updated)))
     }
 }

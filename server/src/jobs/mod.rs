@@ -7,6 +7,8 @@
 //! nothing twice. Transient failures retry with exponential backoff; others stop the job until
 //! an admin retries it.
 
+mod gitops;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +26,15 @@ use crate::store::{
 use crate::vault::Vault;
 use crate::vault::provision::{Part, ProvidedValues};
 
+pub use gitops::GitopsProposals;
+
 /// How long a claim lasts without renewal; renewed every third of it while a step runs.
 const LEASE: Duration = Duration::from_secs(60);
 /// First retry delay; doubled per attempt up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often a waiting step looks again (a merge wakes it at once).
+const WAIT: TimeDelta = TimeDelta::seconds(60);
 /// Attempts before a job with transient failures is marked failed.
 const MAX_ATTEMPTS: i32 = 8;
 
@@ -37,12 +43,30 @@ const MAX_ATTEMPTS: i32 = 8;
 pub struct StepError {
     pub message: String,
     pub retryable: bool,
+    /// Not a failure: the step waits for something outside meshport (a merge), is tried
+    /// again without limit, and is woken early when that happens.
+    pub waiting: bool,
 }
 
 impl StepError {
+    /// A failure, retryable or not.
+    pub fn new(message: impl Into<String>, retryable: bool) -> Self {
+        Self { message: message.into(), retryable, waiting: false }
+    }
+
     /// A failure a retry cannot fix without a change elsewhere.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: false }
+        Self { message: message.into(), retryable: false, waiting: false }
+    }
+
+    /// A failure that may pass by itself.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { message: message.into(), retryable: true, waiting: false }
+    }
+
+    /// A wait for something outside meshport.
+    pub fn waiting(message: impl Into<String>) -> Self {
+        Self { message: message.into(), retryable: true, waiting: true }
     }
 }
 
@@ -69,6 +93,9 @@ pub trait Proposals: Send + Sync {
         &self,
         request: &OnboardingRequestRecord,
     ) -> Result<Proposal, StepError>;
+
+    /// Whether the request's removal pull request has been merged.
+    async fn removal_merged(&self, request: &OnboardingRequestRecord) -> Result<bool, StepError>;
 }
 
 /// One step of a job.
@@ -280,10 +307,11 @@ impl Engine {
     ) -> Result<Value, StepError> {
         match step {
             Step::Vault(part) => {
-                let changes =
-                    self.vault.apply_part(artifacts, &ProvidedValues::new(), part).await.map_err(
-                        |e| StepError { retryable: e.is_retryable(), message: e.to_string() },
-                    )?;
+                let changes = self
+                    .vault
+                    .apply_part(artifacts, &ProvidedValues::new(), part)
+                    .await
+                    .map_err(|e| StepError::new(e.to_string(), e.is_retryable()))?;
                 let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
                 Ok(json!({ "changed": paths }))
             }
@@ -298,10 +326,17 @@ impl Engine {
                 Ok(json!({ "url": proposal.url }))
             }
             Step::RemoveVault => {
-                let removed = self.vault.remove(artifacts).await.map_err(|e| StepError {
-                    retryable: e.is_retryable(),
-                    message: e.to_string(),
-                })?;
+                // The workload keeps its Vault access until ArgoCD has removed it.
+                if !self.proposals.removal_merged(request).await? {
+                    return Err(StepError::waiting(
+                        "waiting for the removal pull request to be merged",
+                    ));
+                }
+                let removed = self
+                    .vault
+                    .remove(artifacts)
+                    .await
+                    .map_err(|e| StepError::new(e.to_string(), e.is_retryable()))?;
                 Ok(json!({ "removed": removed }))
             }
         }
@@ -368,15 +403,18 @@ impl Engine {
         request: Option<&OnboardingRequestRecord>,
         error: StepError,
     ) -> Result<(), StoreError> {
-        let retry = error.retryable && job.attempts < MAX_ATTEMPTS;
+        let retry = error.waiting || (error.retryable && job.attempts < MAX_ATTEMPTS);
         let mut tx = self.store.begin().await?;
-        let (state, retry_at) = if retry {
-            (JobState::Queued, Some(retry_at(job.attempts, Utc::now())))
-        } else {
-            (JobState::Failed, None)
+        let (state, retry_at) = match (retry, error.waiting) {
+            (true, true) => (JobState::Queued, Some(Utc::now() + WAIT)),
+            (true, false) => (JobState::Queued, Some(retry_at(job.attempts, Utc::now()))),
+            (false, _) => (JobState::Failed, None),
         };
         if !tx.end_job_run(job.id, &self.owner, state, Some(&error.message), retry_at).await? {
             return Ok(());
+        }
+        if error.waiting {
+            return tx.commit().await;
         }
         if let Some(request) = request {
             let details =

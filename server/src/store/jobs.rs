@@ -348,6 +348,18 @@ impl Tx {
         Ok(affected == 1)
     }
 
+    /// Makes a request's queued jobs due now: what they wait for has happened.
+    pub async fn wake_jobs(&mut self, request_id: Uuid) -> Result<(), StoreError> {
+        let sql = "UPDATE jobs SET next_run_at = $1 WHERE request_id = $2 AND state = 'queued'";
+        on_tx!(self, conn => sqlx::query(sql)
+            .bind(Utc::now())
+            .bind(request_id)
+            .execute(&mut **conn)
+            .await
+            .map(drop)?);
+        Ok(())
+    }
+
     /// An admin's retry of a failed job: queued again, due now, attempts counted afresh.
     pub async fn retry_job(&mut self, job_id: Uuid) -> Result<bool, StoreError> {
         let sql =

@@ -39,6 +39,10 @@ impl Proposals for NoGitops {
     async fn propose_removal(&self, _: &OnboardingRequestRecord) -> Result<Proposal, StepError> {
         unreachable!("reconcile jobs open no pull requests")
     }
+
+    async fn removal_merged(&self, _: &OnboardingRequestRecord) -> Result<bool, StepError> {
+        unreachable!("reconcile jobs open no pull requests")
+    }
 }
 
 fn engine(store: Store, vault: Arc<Vault>, config: &VaultConfig) -> Engine {
@@ -229,4 +233,133 @@ async fn vault_stopped_between_steps_fails_the_step_visibly_and_a_retry_complete
     let job = db.store.jobs_of_request(ids[0]).await.unwrap().pop().unwrap();
     assert_eq!((job.state, job.attempts), (JobState::Done, 2), "{:?}", job.last_error);
     assert_eq!(db.store.job_steps(job.id).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_to_offboarding() {
+    use app::access::{Principal, Role, SignInMethod};
+    use app::onboarding::{SecretSource, SecretSpec, SecretValue};
+    use app::requests::ssr::RequestService;
+    use app::requests::{AdminAction, Decision};
+    use meshport_server::gitops::Gitops;
+    use meshport_server::jobs::GitopsProposals;
+    use meshport_server::requests::Requests;
+
+    let platform = Platform::new().await;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let remote = crate::gitops::Remote::new();
+    let mut config = remote.config();
+    config.vault = platform.config.clone();
+    let gitops = Arc::new(Gitops::from_config(&config, db.store.clone()).unwrap());
+    let engine = Engine::new(
+        db.store.clone(),
+        platform.meshport.clone(),
+        Arc::new(GitopsProposals { gitops: gitops.clone(), store: db.store.clone() }),
+        platform.settings.clone(),
+        OnboardingRules::default(),
+    );
+    let requests = Requests {
+        store: db.store.clone(),
+        rules: OnboardingRules::default(),
+        vault: platform.meshport.clone(),
+        settings: platform.settings.clone(),
+    };
+    let mut people = Vec::new();
+    for (subject, roles) in [("dana", vec![Role::Developer]), ("alex", vec![Role::PlatformAdmin])] {
+        let mut tx = db.store.begin().await.unwrap();
+        let email = format!("{subject}@shop.example");
+        let user = tx
+            .upsert_user(&NewUser {
+                issuer: "https://idp.example",
+                subject,
+                email: &email,
+                display_name: subject,
+            })
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        people.push(Principal {
+            user_id: user.id.to_string(),
+            subject: subject.into(),
+            email,
+            name: subject.into(),
+            roles: roles.into_iter().collect(),
+            teams: ["cart".to_owned()].into(),
+            method: SignInMethod::Oidc,
+        });
+    }
+    let (dana, alex) = (&people[0], &people[1]);
+
+    // dana submits cart with one generated and one provided secret.
+    let mut form = cart().0;
+    form.secrets.push(SecretSpec {
+        name: "api_key".into(),
+        source: SecretSource::Provided { value: SecretValue::new("typed-by-dana") },
+    });
+    let id = requests.submit(dana, form.clone()).await.unwrap();
+    assert!(requests.decide(dana, &id, Decision::Approve, "").await.is_err(), "not her own");
+    requests.decide(alex, &id, Decision::Approve, "ok").await.unwrap();
+
+    // The engine provisions Vault and opens the pull request.
+    assert!(engine.run_next().await.unwrap().is_some());
+    let detail = requests.detail(dana, &id).await.unwrap();
+    assert_eq!(detail.request.status.as_str(), "pr_open", "{detail:#?}");
+    let steps: Vec<&str> = detail.jobs[0].steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(steps, ["vault_policy", "vault_role", "vault_secrets", "vault_pki", "pull_request"]);
+    let artifacts = platform.artifacts(form);
+    let token = {
+        let (_, body) = call(
+            &platform.addr,
+            &platform.root,
+            "POST",
+            "auth/token/create",
+            Some(json!({ "policies": [artifacts.policy.name] })),
+        )
+        .await;
+        body["auth"]["client_token"].as_str().unwrap().to_owned()
+    };
+    let read = |name: &str| {
+        let path = format!("{}/data/prod-app/cart/{name}", platform.config.kv_mount);
+        let (addr, token) = (platform.addr.clone(), token.clone());
+        async move { call(&addr, &token, "GET", path, None).await.1["data"]["data"].clone() }
+    };
+    assert_eq!(read("api_key").await["api_key"], "typed-by-dana");
+    assert_eq!(read("valkey_password").await["valkey_password"].as_str().unwrap().len(), 32);
+
+    // The branch holds exactly the service's files; the request follows the merge.
+    let pulls = db.store.pull_requests_of(id.parse().unwrap()).await.unwrap();
+    assert_eq!(pulls.len(), 1);
+    let files = crate::gitops::git(
+        &["ls-tree", "-r", "--name-only", &pulls[0].branch, "manifests/prod-app/cart"],
+        &remote.bare,
+    );
+    let mut expected: Vec<String> =
+        artifacts.gitops_files().unwrap().into_iter().map(|f| f.path).collect();
+    expected.sort();
+    assert_eq!(files.lines().collect::<Vec<_>>(), expected);
+    gitops.merge(pulls[0].id, meshport_server::audit::Actor::from(alex)).await.unwrap();
+    assert_eq!(requests.detail(dana, &id).await.unwrap().request.status.as_str(), "merged");
+
+    // Offboarding: the removal PR first; Vault access stays until it is merged.
+    requests.act(alex, &id, AdminAction::Offboard).await.unwrap();
+    assert!(engine.run_next().await.unwrap().is_some());
+    let detail = requests.detail(alex, &id).await.unwrap();
+    assert_eq!(detail.jobs[1].state, "queued", "waiting for the merge: {detail:#?}");
+    let role = format!("auth/{}/role/{}", artifacts.role.mount, artifacts.role.name);
+    assert_eq!(call(&platform.addr, &platform.root, "GET", &role, None).await.0, 200);
+    let removal = db.store.pull_requests_of(id.parse().unwrap()).await.unwrap().pop().unwrap();
+    assert_eq!(removal.kind, "offboarding");
+    gitops.merge(removal.id, meshport_server::audit::Actor::from(alex)).await.unwrap();
+    assert!(engine.run_next().await.unwrap().is_some(), "the merge woke the job");
+    let detail = requests.detail(alex, &id).await.unwrap();
+    assert_eq!(
+        (detail.request.status.as_str(), detail.jobs[1].state.as_str()),
+        ("offboarded", "done")
+    );
+    assert_eq!(call(&platform.addr, &platform.root, "GET", &role, None).await.0, 404);
+    let main = crate::gitops::git(
+        &["ls-tree", "-r", "--name-only", "main", "manifests/prod-app"],
+        &remote.bare,
+    );
+    assert!(main.trim().is_empty(), "the service's folder is gone from main: {main}");
 }
