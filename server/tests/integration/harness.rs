@@ -359,3 +359,34 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A stored user `<subject>@shop.example`, and the principal they act as: `roles` in team
+/// `cart`.
+pub async fn person(
+    store: &Store,
+    subject: &str,
+    roles: &[app::access::Role],
+) -> (meshport_server::store::User, app::access::Principal) {
+    let email = format!("{subject}@shop.example");
+    let mut tx = store.begin().await.unwrap();
+    let user = tx
+        .upsert_user(&meshport_server::store::NewUser {
+            issuer: "https://idp.example",
+            subject,
+            email: &email,
+            display_name: subject,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let principal = app::access::Principal {
+        user_id: user.id.to_string(),
+        subject: subject.into(),
+        email,
+        name: subject.into(),
+        roles: roles.iter().copied().collect(),
+        teams: ["cart".to_owned()].into(),
+        method: app::access::SignInMethod::Oidc,
+    };
+    (user, principal)
+}

@@ -12,7 +12,7 @@ use meshport_server::artifacts::ArtifactFile;
 use meshport_server::config::{Config, VaultConfig};
 use meshport_server::jobs::{Engine, Proposal, Proposals, StepError};
 use meshport_server::store::{
-    JobKind, JobState, NewOnboardingRequest, NewUser, OnboardingRequestRecord, Store,
+    JobKind, JobState, NewOnboardingRequest, OnboardingRequestRecord, Store,
 };
 use meshport_server::vault::Vault;
 use secrecy::SecretString;
@@ -53,16 +53,8 @@ fn engine(store: Store, vault: Arc<Vault>, config: &VaultConfig) -> Engine {
 /// `count` stored requests for services `svc-000`… (cart's form otherwise), each with a
 /// queued reconcile job.
 async fn queued_services(store: &Store, count: usize) -> Vec<Uuid> {
+    let (dana, _) = crate::harness::person(store, "dana", &[]).await;
     let mut tx = store.begin().await.unwrap();
-    let dana = tx
-        .upsert_user(&NewUser {
-            issuer: "https://idp.example",
-            subject: "dana",
-            email: "dana@shop.example",
-            display_name: "Dana",
-        })
-        .await
-        .unwrap();
     let mut ids = Vec::new();
     for i in 0..count {
         let form = OnboardingRequest { service: format!("svc-{i:03}"), ..cart().0 };
@@ -237,7 +229,7 @@ async fn vault_stopped_between_steps_fails_the_step_visibly_and_a_retry_complete
 
 #[tokio::test]
 async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_to_offboarding() {
-    use app::access::{Principal, Role, SignInMethod};
+    use app::access::Role;
     use app::onboarding::{SecretSource, SecretSpec, SecretValue};
     use app::requests::ssr::RequestService;
     use app::requests::{AdminAction, Decision};
@@ -264,31 +256,9 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
         vault: platform.meshport.clone(),
         settings: platform.settings.clone(),
     };
-    let mut people = Vec::new();
-    for (subject, roles) in [("dana", vec![Role::Developer]), ("alex", vec![Role::PlatformAdmin])] {
-        let mut tx = db.store.begin().await.unwrap();
-        let email = format!("{subject}@shop.example");
-        let user = tx
-            .upsert_user(&NewUser {
-                issuer: "https://idp.example",
-                subject,
-                email: &email,
-                display_name: subject,
-            })
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        people.push(Principal {
-            user_id: user.id.to_string(),
-            subject: subject.into(),
-            email,
-            name: subject.into(),
-            roles: roles.into_iter().collect(),
-            teams: ["cart".to_owned()].into(),
-            method: SignInMethod::Oidc,
-        });
-    }
-    let (dana, alex) = (&people[0], &people[1]);
+    let (_, dana) = crate::harness::person(&db.store, "dana", &[Role::Developer]).await;
+    let (_, alex) = crate::harness::person(&db.store, "alex", &[Role::PlatformAdmin]).await;
+    let (dana, alex) = (&dana, &alex);
 
     // dana submits cart with one generated and one provided secret.
     let mut form = cart().0;

@@ -739,26 +739,9 @@ async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
 
     let platform = Platform::new().await;
     let db = TestDatabase::new(Backend::Sqlite).await;
-    let mut tx = db.store.begin().await.unwrap();
-    let user = tx
-        .upsert_user(&meshport_server::store::NewUser {
-            issuer: "https://idp.example",
-            subject: "dana",
-            email: "dana@shop.example",
-            display_name: "Dana",
-        })
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let dana = app::access::Principal {
-        user_id: user.id.to_string(),
-        subject: "dana".into(),
-        email: "dana@shop.example".into(),
-        name: "Dana".into(),
-        roles: [app::access::Role::Developer].into(),
-        teams: ["checkout".to_owned()].into(),
-        method: app::access::SignInMethod::Oidc,
-    };
+    let (_, dana) =
+        crate::harness::person(&db.store, "dana", &[app::access::Role::Developer]).await;
+    let dana = app::access::Principal { teams: ["checkout".to_owned()].into(), ..dana };
     let mut request = checkout().0;
     request.secrets = vec![SecretSpec {
         name: "kafka_password".into(),
