@@ -15,7 +15,7 @@ pub mod rotation;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    ParamSegment, StaticSegment,
     components::{Route, Router, Routes},
 };
 
@@ -62,6 +62,9 @@ pub fn App() -> impl IntoView {
                     <span class="hidden text-sm text-slate-500 sm:inline">
                         "Self-service onboarding to the mesh"
                     </span>
+                    <a href="/requests" class="text-sm text-indigo-700 hover:underline">
+                        "Requests"
+                    </a>
                     <pages::AccountMenu />
                 </nav>
             </header>
@@ -70,6 +73,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=pages::HomePage />
                     <Route path=StaticSegment("signin") view=pages::SignInPage />
                     <Route path=StaticSegment("audit") view=pages::AuditPage />
+                    <Route path=StaticSegment("requests") view=pages::RequestsPage />
+                    <Route path=(StaticSegment("requests"), ParamSegment("id")) view=pages::RequestPage />
                 </Routes>
             </main>
         </Router>

@@ -136,6 +136,52 @@ pub async fn decide_request(
     service()?.decide(&principal, &id, decision, reason.trim()).await.map_err(ssr::fail)
 }
 
+/// One request with its provisioning, for whoever may see it.
+#[server(endpoint = "get_request")]
+pub async fn get_request(id: String) -> Result<RequestDetail, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    service()?.detail(&principal, &id).await.map_err(ssr::fail)
+}
+
+/// What the buttons of a request's page do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageAction {
+    Approve,
+    Reject,
+    Retry,
+    Cancel,
+    Reconcile,
+    Offboard,
+}
+
+/// A platform admin's decision or action from the request page. A plain form post, so it
+/// works without JavaScript; the same checks as the API apply (four-eyes, states).
+#[server(endpoint = "act_on_request")]
+pub async fn act_on_request(
+    id: String,
+    action: PageAction,
+    reason: String,
+) -> Result<(), AppError> {
+    use crate::access::{Role, ssr};
+    let principal = ssr::require_role(Role::PlatformAdmin)?;
+    let service = service()?;
+    let done = match action {
+        PageAction::Approve => {
+            service.decide(&principal, &id, Decision::Approve, reason.trim()).await
+        }
+        PageAction::Reject => {
+            service.decide(&principal, &id, Decision::Reject, reason.trim()).await
+        }
+        PageAction::Retry => service.act(&principal, &id, AdminAction::Retry).await,
+        PageAction::Cancel => service.act(&principal, &id, AdminAction::Cancel).await,
+        PageAction::Reconcile => service.act(&principal, &id, AdminAction::Reconcile).await,
+        PageAction::Offboard => service.act(&principal, &id, AdminAction::Offboard).await,
+    };
+    done.map_err(ssr::fail)
+}
+
 #[cfg(feature = "ssr")]
 fn service() -> Result<std::sync::Arc<dyn ssr::RequestService>, AppError> {
     use_context::<std::sync::Arc<dyn ssr::RequestService>>()

@@ -2,10 +2,12 @@
 
 mod audit;
 mod home;
+mod requests;
 mod signin;
 
 pub use audit::AuditPage;
 pub use home::HomePage;
+pub use requests::{RequestPage, RequestsPage};
 pub use signin::{AccountMenu, DemoBanner, SignInPage};
 
 use leptos::prelude::*;

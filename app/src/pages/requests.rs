@@ -1,0 +1,199 @@
+//! `/requests`: the requests the caller may see; `/requests/:id`: one request with its
+//! provisioning timeline, pull request and drift, and the platform admin's decisions and
+//! actions (plain forms, so they work without JavaScript; the server checks every one).
+
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use crate::access::Role;
+use crate::account::whoami;
+use crate::onboarding::RequestStatus;
+use crate::requests::{
+    ActOnRequest, JobSummary, RequestDetail, RequestSummary, get_request, list_requests,
+};
+
+/// The list of requests.
+#[component]
+pub fn RequestsPage() -> impl IntoView {
+    let requests = Resource::new(|| (), |()| list_requests());
+    view! {
+        <h1 class="text-2xl font-semibold">"Requests"</h1>
+        <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match requests.await {
+                    Err(error) => view! { <p role="alert" class="mt-4 text-red-700">{error.to_string()}</p> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <p class="mt-4 text-slate-600">"No requests yet."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <table id="requests" class="mt-4 w-full text-left text-sm">
+                            <caption class="sr-only">"Onboarding requests"</caption>
+                            <thead><tr class="border-b border-slate-200">
+                                <th scope="col" class="py-1">"Service"</th>
+                                <th scope="col">"Team"</th>
+                                <th scope="col">"Status"</th>
+                                <th scope="col">"Submitted (UTC)"</th>
+                            </tr></thead>
+                            <tbody>{list.into_iter().map(row).collect_view()}</tbody>
+                        </table>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn row(request: RequestSummary) -> impl IntoView {
+    view! {
+        <tr class="border-b border-slate-100">
+            <td class="py-1">
+                <a class="text-indigo-700 underline" href=format!("/requests/{}", request.id)>
+                    {format!("{}/{}", request.namespace, request.service)}
+                </a>
+            </td>
+            <td>{request.team}</td>
+            <td><StatusBadge status=request.status /></td>
+            <td>{request.created_at.get(..16).unwrap_or_default().replace('T', " ")}</td>
+        </tr>
+    }
+}
+
+/// A request's status as a coloured label.
+#[component]
+fn StatusBadge(status: RequestStatus) -> impl IntoView {
+    let colour = match status {
+        RequestStatus::Submitted | RequestStatus::Approved => "bg-amber-100 text-amber-900",
+        RequestStatus::Provisioning | RequestStatus::PrOpen => "bg-sky-100 text-sky-900",
+        RequestStatus::Merged => "bg-emerald-100 text-emerald-900",
+        RequestStatus::Rejected | RequestStatus::Failed => "bg-red-100 text-red-900",
+        RequestStatus::Offboarded => "bg-slate-200 text-slate-700",
+    };
+    view! {
+        <span data-status=status.as_str() class=format!("rounded px-2 py-0.5 text-xs font-medium {colour}")>
+            {status.as_str().replace('_', " ")}
+        </span>
+    }
+}
+
+/// One request.
+#[component]
+pub fn RequestPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let act = ServerAction::<ActOnRequest>::new();
+    let detail = Resource::new(move || (id(), act.version().get()), |(id, _)| get_request(id));
+    let me = Resource::new(|| (), |()| whoami());
+    view! {
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let admin = matches!(me.await, Ok(Some(p)) if p.has(Role::PlatformAdmin));
+                match detail.await {
+                    Err(error) => view! { <p role="alert" class="text-red-700">{error.to_string()}</p> }.into_any(),
+                    Ok(detail) => view! { <Detail detail admin act /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Detail(detail: RequestDetail, admin: bool, act: ServerAction<ActOnRequest>) -> impl IntoView {
+    let request = detail.request.clone();
+    let pull_request = detail
+        .jobs
+        .iter()
+        .flat_map(|job| job.steps.iter())
+        .filter(|step| step.name == "pull_request")
+        .find_map(|step| step.detail["url"].as_str().map(str::to_owned));
+    let failed = detail.jobs.last().is_some_and(|job| job.state == "failed");
+    let live = matches!(request.status, RequestStatus::PrOpen | RequestStatus::Merged);
+    let error = move || act.value().get().and_then(Result::err).map(|e| e.to_string());
+    let (id, action_id) = (request.id.clone(), request.id.clone());
+    view! {
+        <h1 class="text-2xl font-semibold">{format!("{}/{}", request.namespace, request.service)}</h1>
+        <p class="mt-1 text-sm text-slate-600">
+            "Team " {request.team.clone()} " · " <StatusBadge status=request.status />
+        </p>
+        {request.decision_reason.clone().map(|reason| view! {
+            <p class="mt-2 text-sm">"Reason given: " <span id="decision-reason">{reason}</span></p>
+        })}
+        {pull_request.map(|url| view! {
+            <p class="mt-2 text-sm">"Pull request: "
+                <a id="pull-request" rel="external" class="text-indigo-700 underline" href=url.clone()>{url.clone()}</a>
+            </p>
+        })}
+        <p role="alert" id="action-error" class="mt-2 text-sm text-red-700">{error}</p>
+        {(admin && request.status == RequestStatus::Submitted).then(|| view! {
+            <section aria-labelledby="decide" class="mt-6 rounded-lg border border-slate-200 bg-white p-4">
+                <h2 id="decide" class="font-medium">"Decision"</h2>
+                <ActionForm action=act attr:class="mt-2 space-y-2">
+                    <input type="hidden" name="id" value=id.clone() />
+                    <label class="block text-sm" for="reason">"Reason (required to reject)"</label>
+                    <textarea id="reason" name="reason" rows="2" class="w-full rounded border border-slate-300 px-2 py-1"></textarea>
+                    <div class="flex gap-2">
+                        <button type="submit" id="approve" name="action" value="approve" class="rounded bg-emerald-600 px-3 py-1 text-white hover:bg-emerald-700">"Approve"</button>
+                        <button type="submit" id="reject" name="action" value="reject" class="rounded bg-red-600 px-3 py-1 text-white hover:bg-red-700">"Reject"</button>
+                    </div>
+                </ActionForm>
+            </section>
+        })}
+        {admin.then(|| {
+            let buttons: Vec<(&str, &str)> = [
+                (failed, ("retry", "Retry")),
+                (failed, ("cancel", "Cancel")),
+                (live, ("reconcile", "Reconcile Vault")),
+                (live || request.status == RequestStatus::Failed, ("offboard", "Offboard")),
+            ]
+            .into_iter()
+            .filter_map(|(shown, button)| shown.then_some(button))
+            .collect();
+            (!buttons.is_empty()).then(|| view! {
+                <section aria-label="Admin actions" class="mt-4 flex flex-wrap gap-2">
+                    {buttons.into_iter().map(|(action, label)| {
+                        let id = action_id.clone();
+                        view! {
+                        <ActionForm action=act>
+                            <input type="hidden" name="id" value=id />
+                            <input type="hidden" name="action" value=action />
+                            <input type="hidden" name="reason" value="" />
+                            <button type="submit" id=format!("action-{action}") class="rounded border border-slate-300 px-3 py-1 text-sm hover:bg-slate-100">{label}</button>
+                        </ActionForm>
+                    }}).collect_view()}
+                </section>
+            })
+        })}
+        <section aria-labelledby="timeline" class="mt-6">
+            <h2 id="timeline" class="font-medium">"Provisioning"</h2>
+            {if detail.jobs.is_empty() {
+                view! { <p class="mt-2 text-sm text-slate-600">"Nothing runs until a platform admin approves."</p> }.into_any()
+            } else {
+                view! { <ol id="jobs" class="mt-2 space-y-3">{detail.jobs.into_iter().map(job).collect_view()}</ol> }.into_any()
+            }}
+        </section>
+        {detail.drift.map(|drift| {
+            let changes = drift.changes.len();
+            view! {
+                <p id="drift" class="mt-4 text-sm">
+                    {if changes == 0 {
+                        format!("Vault matches the approved state (checked {}).", drift.checked_at)
+                    } else {
+                        format!("{changes} Vault object(s) drifted from the approved state (checked {}).", drift.checked_at)
+                    }}
+                </p>
+            }
+        })}
+    }
+}
+
+fn job(job: JobSummary) -> impl IntoView {
+    view! {
+        <li class="rounded border border-slate-200 bg-white p-3" data-job-state=job.state.clone()>
+            <p class="text-sm font-medium">{format!("{} · {} · attempt {}", job.kind, job.state, job.attempts)}</p>
+            {job.last_error.map(|error| view! { <p class="text-sm text-red-700">{error}</p> })}
+            <ul class="mt-1 list-disc pl-5 text-sm">
+                {job.steps.into_iter().map(|step| view! {
+                    <li data-step=step.name.clone()>{format!("{} — {}", step.name, step.finished_at.get(..19).unwrap_or_default())}</li>
+                }).collect_view()}
+            </ul>
+        </li>
+    }
+}
