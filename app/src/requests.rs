@@ -35,6 +35,22 @@ pub struct RequestDetail {
     pub jobs: Vec<JobSummary>,
     /// The latest drift check of a provisioned service.
     pub drift: Option<DriftSummary>,
+    /// Its pull requests (onboarding, then offboarding), as the forge last reported them.
+    pub pull_requests: Vec<PullRequestSummary>,
+}
+
+/// A pull request meshport opened for the request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PullRequestSummary {
+    /// `onboarding` or `offboarding`.
+    pub kind: String,
+    pub url: String,
+    pub branch: String,
+    /// `open`, `merged` or `closed`.
+    pub state: String,
+    /// The commit that merged it.
+    pub merge_commit_sha: Option<String>,
 }
 
 /// What the latest drift check found: the Vault changes that would restore the approved state

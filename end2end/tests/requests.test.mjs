@@ -99,7 +99,9 @@ test('a developer submits, an admin approves on the request page, and meshport o
   assert.equal(status, 'pr_open');
   const steps = await admin.page.locator('[data-step]').evaluateAll((items) => items.map((i) => i.dataset.step));
   assert.deepEqual(steps, ['vault_policy', 'vault_role', 'vault_secrets', 'vault_pki', 'pull_request']);
-  assert.ok((await admin.page.locator('#pull-request').innerText()).length > 0, 'the pull request is linked');
+  const pr = admin.page.locator('[data-pr-kind="onboarding"]');
+  assert.equal(await pr.getAttribute('data-pr-state'), 'open');
+  assert.match(await pr.innerText(), /meshport\/cart-/);
   await admin.page.screenshot({ path: path.join(artifactsDir, 'request-pr-open.png') });
 
   await developer.context.close();

@@ -11,7 +11,8 @@ use app::onboarding::{
 };
 use app::requests::ssr::RequestService;
 use app::requests::{
-    AdminAction, Decision, DriftSummary, JobSummary, RequestDetail, RequestSummary, StepSummary,
+    AdminAction, Decision, DriftSummary, JobSummary, PullRequestSummary, RequestDetail,
+    RequestSummary, StepSummary,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -169,7 +170,21 @@ impl RequestService for Requests {
                 checked_at: at.to_rfc3339(),
                 changes: changes.as_array().cloned().unwrap_or_default(),
             });
-        Ok(RequestDetail { request: summary(record), jobs, drift })
+        let pull_requests = self
+            .store
+            .pull_requests_of(id)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|pr| PullRequestSummary {
+                kind: pr.kind,
+                url: pr.url,
+                branch: pr.branch,
+                state: pr.state,
+                merge_commit_sha: pr.merge_commit_sha,
+            })
+            .collect();
+        Ok(RequestDetail { request: summary(record), jobs, drift, pull_requests })
     }
 
     async fn act(&self, admin: &Principal, id: &str, action: AdminAction) -> Result<(), AppError> {

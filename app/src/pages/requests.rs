@@ -98,12 +98,6 @@ pub fn RequestPage() -> impl IntoView {
 #[component]
 fn Detail(detail: RequestDetail, admin: bool, act: ServerAction<ActOnRequest>) -> impl IntoView {
     let request = detail.request.clone();
-    let pull_request = detail
-        .jobs
-        .iter()
-        .flat_map(|job| job.steps.iter())
-        .filter(|step| step.name == "pull_request")
-        .find_map(|step| step.detail["url"].as_str().map(str::to_owned));
     let failed = detail.jobs.last().is_some_and(|job| job.state == "failed");
     let live = matches!(request.status, RequestStatus::PrOpen | RequestStatus::Merged);
     let error = move || act.value().get().and_then(Result::err).map(|e| e.to_string());
@@ -116,10 +110,18 @@ fn Detail(detail: RequestDetail, admin: bool, act: ServerAction<ActOnRequest>) -
         {request.decision_reason.clone().map(|reason| view! {
             <p class="mt-2 text-sm">"Reason given: " <span id="decision-reason">{reason}</span></p>
         })}
-        {pull_request.map(|url| view! {
-            <p class="mt-2 text-sm">"Pull request: "
-                <a id="pull-request" rel="external" class="text-indigo-700 underline" href=url.clone()>{url.clone()}</a>
-            </p>
+        {(!detail.pull_requests.is_empty()).then(|| view! {
+            <ul id="pull-requests" class="mt-2 space-y-1 text-sm">
+                {detail.pull_requests.iter().map(|pr| {
+                    let merged = pr.merge_commit_sha.clone().map(|sha| format!(", merge commit {}", sha.get(..12).unwrap_or(&sha)));
+                    view! {
+                        <li data-pr-kind=pr.kind.clone() data-pr-state=pr.state.clone()>
+                            {format!("{} pull request ({}{}): ", pr.kind, pr.state, merged.unwrap_or_default())}
+                            <a rel="external" class="text-indigo-700 underline" href=pr.url.clone()>{pr.branch.clone()}</a>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
         })}
         <p role="alert" id="action-error" class="mt-2 text-sm text-red-700">{error}</p>
         {(admin && request.status == RequestStatus::Submitted).then(|| view! {

@@ -308,7 +308,10 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
     expected.sort();
     assert_eq!(files.lines().collect::<Vec<_>>(), expected);
     gitops.merge(pulls[0].id, meshport_server::audit::Actor::from(alex)).await.unwrap();
-    assert_eq!(requests.detail(dana, &id).await.unwrap().request.status.as_str(), "merged");
+    let detail = requests.detail(dana, &id).await.unwrap();
+    assert_eq!(detail.request.status.as_str(), "merged");
+    assert_eq!(detail.pull_requests[0].state, "merged");
+    assert!(detail.pull_requests[0].merge_commit_sha.is_some(), "the merge commit is shown");
 
     // Offboarding: the removal PR first; Vault access stays until it is merged.
     requests.act(alex, &id, AdminAction::Offboard).await.unwrap();
