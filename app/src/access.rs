@@ -241,7 +241,19 @@ pub mod ssr {
     }
 
     /// Sets the response status for `error` and returns it, so `?` answers 401/403/….
+    /// A plain form post (a browser without JavaScript, accepting HTML) keeps the redirect
+    /// back to its page that carries the error, which the page then shows.
     pub fn fail(error: AppError) -> AppError {
+        let form_post = use_context::<http::request::Parts>().is_some_and(|parts| {
+            parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|accept| accept.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"))
+        });
+        if form_post {
+            return error;
+        }
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
             response.set_status(
                 http::StatusCode::from_u16(error.status())

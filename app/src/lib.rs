@@ -15,7 +15,7 @@ pub mod rotation;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    ParamSegment, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
@@ -62,19 +62,27 @@ pub fn App() -> impl IntoView {
                     <span class="hidden text-sm text-slate-500 sm:inline">
                         "Self-service onboarding to the mesh"
                     </span>
-                    <a href="/requests" class="text-sm text-indigo-700 hover:underline">
-                        "Requests"
-                    </a>
+                    <span class="flex gap-4 text-sm">
+                        <a href="/onboard" class="text-indigo-700 hover:underline">"Onboard"</a>
+                        <a href="/requests" class="text-indigo-700 hover:underline">"Requests"</a>
+                    </span>
                     <pages::AccountMenu />
                 </nav>
             </header>
             <main class="mx-auto max-w-5xl px-4 py-8">
                 <Routes fallback=pages::NotFound>
                     <Route path=StaticSegment("") view=pages::HomePage />
-                    <Route path=StaticSegment("signin") view=pages::SignInPage />
+                    // Async rendering: the whole page in the first response, so these pages
+                    // work without JavaScript (streamed Suspense needs a script to resolve).
+                    <Route path=StaticSegment("signin") view=pages::SignInPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("audit") view=pages::AuditPage />
-                    <Route path=StaticSegment("requests") view=pages::RequestsPage />
-                    <Route path=(StaticSegment("requests"), ParamSegment("id")) view=pages::RequestPage />
+                    <Route path=StaticSegment("onboard") view=pages::OnboardPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("requests") view=pages::RequestsPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("requests"), ParamSegment("id"))
+                        view=pages::RequestPage
+                        ssr=SsrMode::Async
+                    />
                 </Routes>
             </main>
         </Router>

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::access::AppError;
-use crate::onboarding::{OnboardingRequest, RequestStatus};
+use crate::onboarding::{OnboardForm, OnboardingRequest, OnboardingRules, RequestStatus};
 
 /// A request in a list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +152,45 @@ pub async fn decide_request(
     service()?.decide(&principal, &id, decision, reason.trim()).await.map_err(ssr::fail)
 }
 
+/// A file a request would create: a manifest, or a Vault object named by its API path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewFile {
+    pub path: String,
+    pub contents: String,
+}
+
+/// The rules the onboarding form is judged by, so the browser runs the same validator.
+#[server(endpoint = "form_rules")]
+pub async fn form_rules() -> Result<OnboardingRules, AppError> {
+    Ok(service()?.rules())
+}
+
+/// Every artifact the form would create, rendered by the server. Signed-in callers only.
+#[server(endpoint = "preview_form")]
+pub async fn preview_form(form: OnboardForm) -> Result<Vec<PreviewFile>, AppError> {
+    use crate::access::ssr;
+    ssr::require_principal()?;
+    let request = form
+        .to_request()
+        .map_err(|errors| ssr::fail(crate::onboarding::ValidationErrors(errors).into()))?;
+    service()?.preview(request).await.map_err(ssr::fail)
+}
+
+/// Submits the onboarding form (a plain form post, so it works without JavaScript) and goes
+/// to the new request's page. Developers only, for their own teams.
+#[server(endpoint = "submit_form")]
+pub async fn submit_form(form: OnboardForm) -> Result<String, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    let request = form
+        .to_request()
+        .map_err(|errors| ssr::fail(crate::onboarding::ValidationErrors(errors).into()))?;
+    ssr::check(principal.may_submit_for(&request.team))?;
+    let id = service()?.submit(&principal, request).await.map_err(ssr::fail)?;
+    leptos_axum::redirect(&format!("/requests/{id}"));
+    Ok(id)
+}
+
 /// One request with its provisioning, for whoever may see it.
 #[server(endpoint = "get_request")]
 pub async fn get_request(id: String) -> Result<RequestDetail, AppError> {
@@ -215,6 +254,13 @@ pub mod ssr {
     /// four-eyes against the stored requester).
     #[async_trait::async_trait]
     pub trait RequestService: Send + Sync {
+        /// The rules requests are judged by.
+        fn rules(&self) -> crate::onboarding::OnboardingRules;
+        /// Every file the request would create; the validator's errors if it is invalid.
+        async fn preview(
+            &self,
+            request: OnboardingRequest,
+        ) -> Result<Vec<super::PreviewFile>, AppError>;
         async fn submit(
             &self,
             requester: &Principal,

@@ -11,8 +11,8 @@ use app::onboarding::{
 };
 use app::requests::ssr::RequestService;
 use app::requests::{
-    AdminAction, Decision, DriftSummary, JobSummary, PullRequestSummary, RequestDetail,
-    RequestSummary, StepSummary,
+    AdminAction, Decision, DriftSummary, JobSummary, PreviewFile, PullRequestSummary,
+    RequestDetail, RequestSummary, StepSummary,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -62,6 +62,18 @@ fn summary(record: OnboardingRequestRecord) -> RequestSummary {
 
 #[async_trait::async_trait]
 impl RequestService for Requests {
+    fn rules(&self) -> OnboardingRules {
+        self.rules.clone()
+    }
+
+    async fn preview(&self, request: OnboardingRequest) -> Result<Vec<PreviewFile>, AppError> {
+        let valid = ValidRequest::new(request, &self.rules)?;
+        let artifacts = ServiceArtifacts::build(&valid, &self.settings, None);
+        let mut files = artifacts.gitops_files().map_err(internal)?;
+        files.extend(artifacts.vault_files().map_err(internal)?);
+        Ok(files.into_iter().map(|f| PreviewFile { path: f.path, contents: f.contents }).collect())
+    }
+
     async fn submit(
         &self,
         requester: &Principal,

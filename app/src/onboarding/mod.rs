@@ -2,12 +2,14 @@
 //! in the browser and on the server ([`check`], [`ValidRequest`]), and where a request is in its
 //! lifecycle ([`RequestStatus`]).
 
+mod form;
 mod quantity;
 mod reference;
 mod request;
 mod status;
 mod validate;
 
+pub use form::{OnboardForm, SECRET_ROWS, SecretRow};
 pub use reference::ImageReference;
 pub use request::{
     Alphabet, CertificateSpec, EnvVar, OnboardingRequest, OnboardingRules, PortSpec, Protocol,

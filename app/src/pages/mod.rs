@@ -2,11 +2,13 @@
 
 mod audit;
 mod home;
+mod onboard;
 mod requests;
 mod signin;
 
 pub use audit::AuditPage;
 pub use home::HomePage;
+pub use onboard::OnboardPage;
 pub use requests::{RequestPage, RequestsPage};
 pub use signin::{AccountMenu, DemoBanner, SignInPage};
 

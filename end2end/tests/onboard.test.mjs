@@ -1,0 +1,97 @@
+// The onboarding form in the real Chromium against `meshport dev`: the shared validator judges
+// fields as they are typed, "Preview" shows every manifest and Vault object, and submitting
+// goes to the new request's page; the same form works with JavaScript turned off.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { launchBrowser, artifactsDir } from './browser.mjs';
+
+const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
+let browser;
+
+before(async () => {
+  browser = await launchBrowser();
+  mkdirSync(artifactsDir, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function developer(options = {}) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  // The sign-in page is rendered whole (no script needed) like the form.
+  await page.goto(`${base}/signin`);
+  await page.click('button[data-demo-role="developer"]');
+  await page.waitForURL(`${base}/`);
+  return { context, page };
+}
+
+async function fill(page, service) {
+  await page.fill('#service', service);
+  await page.fill('#team', 'shop');
+  await page.fill('#image', 'ghcr.io/open-telemetry/demo:2.1.3-checkout');
+  await page.fill('#justification', 'Checkout calls payment over mTLS and needs its own secrets.');
+  await page.fill('#ports', 'grpc 5050 grpc');
+  await page.fill('#callers', 'frontend');
+  await page.fill('input[name="form[secrets][0][name]"]', 'kafka_password');
+  await page.fill('input[name="form[secrets][1][name]"]', 'api_key');
+  await page.selectOption('select[name="form[secrets][1][source]"]', 'provided');
+  await page.fill('input[name="form[secrets][1][value]"]', 'typed-in-the-form');
+}
+
+test('the form validates as it is typed, previews every artifact and submits', async () => {
+  const { context, page } = await developer();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${base}/onboard`);
+  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: 30_000 });
+
+  // Field errors appear before any submission, from the validator running in the browser.
+  await page.fill('#service', 'Checkout!');
+  await page.waitForSelector('#service-errors li');
+  await page.fill('#ports', 'grpc seventy grpc');
+  await page.waitForSelector('#ports-errors li');
+  await page.screenshot({ path: path.join(artifactsDir, 'onboard-errors.png'), fullPage: true });
+
+  await fill(page, 'checkout');
+  await page.waitForFunction(() => document.querySelectorAll('[data-errors-for] li').length === 0);
+  await page.click('#preview');
+  await page.waitForSelector('#preview-files');
+  const paths = await page.locator('[data-preview-path]').evaluateAll((items) => items.map((i) => i.dataset.previewPath));
+  assert.ok(paths.includes('manifests/prod-app/checkout/deployment.yaml'), paths.join(', '));
+  assert.ok(paths.includes('vault/sys/policies/acl/prod-app-checkout.hcl'), paths.join(', '));
+  assert.ok(!(await page.content()).includes('typed-in-the-form') || await page.inputValue('input[name="form[secrets][1][value]"]') === 'typed-in-the-form');
+  await page.click('#tab-vault');
+  await page.screenshot({ path: path.join(artifactsDir, 'onboard-preview.png'), fullPage: true });
+
+  await page.click('#submit');
+  await page.waitForURL(/\/requests\/[0-9a-f-]{36}$/);
+  await page.waitForSelector('[data-status="submitted"]');
+  assert.ok(!(await page.content()).includes('typed-in-the-form'), 'the typed value is not shown');
+  await page.screenshot({ path: path.join(artifactsDir, 'onboard-submitted.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the form works without JavaScript', async () => {
+  const { context, page } = await developer({ javaScriptEnabled: false });
+  await page.goto(`${base}/onboard`);
+  await fill(page, 'payment');
+  await page.click('#submit');
+  await page.waitForURL(/\/requests\/[0-9a-f-]{36}$/);
+  assert.match(await page.locator('h1').innerText(), /prod-app\/payment/);
+  await context.close();
+});
+
+test('without JavaScript, field errors come back on the form', async () => {
+  const { context, page } = await developer({ javaScriptEnabled: false });
+  await page.goto(`${base}/onboard`);
+  await fill(page, 'Not A Name');
+  await page.click('#submit');
+  await page.waitForURL(/\/onboard\?/);
+  await page.waitForSelector('#service-errors li');
+  await context.close();
+});
