@@ -65,6 +65,7 @@ pub fn App() -> impl IntoView {
                     <span class="flex gap-4 text-sm">
                         <a href="/onboard" class="text-indigo-700 hover:underline">"Onboard"</a>
                         <a href="/requests" class="text-indigo-700 hover:underline">"Requests"</a>
+                        <a href="/services" class="text-indigo-700 hover:underline">"Services"</a>
                     </span>
                     <pages::AccountMenu />
                 </nav>
@@ -78,6 +79,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("audit") view=pages::AuditPage />
                     <Route path=StaticSegment("onboard") view=pages::OnboardPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("requests") view=pages::RequestsPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("services") view=pages::ServicesPage ssr=SsrMode::Async />
                     <Route
                         path=(StaticSegment("requests"), ParamSegment("id"))
                         view=pages::RequestPage

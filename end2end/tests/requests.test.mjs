@@ -82,27 +82,25 @@ test('a developer submits, an admin approves on the request page, and meshport o
   // A platform admin approves on the page.
   const admin = await signIn('platform-admin');
   await admin.page.goto(`${base}/requests`);
-  await admin.page.click(`a[href="/requests/${id}"]`);
+  await admin.page.screenshot({ path: path.join(artifactsDir, 'admin-queue.png') });
+  await admin.page.click(`#queue a[href="/requests/${id}"]`);
   await admin.page.waitForSelector('#approve');
   await admin.page.screenshot({ path: path.join(artifactsDir, 'request-submitted-admin.png') });
   await admin.page.fill('#reason', 'Looks right.');
   await admin.page.click('#approve');
   await admin.page.waitForSelector('#decision-reason');
 
-  // The engine provisions Vault and opens the pull request; the page shows it.
-  let status = '';
-  for (let i = 0; i < 60 && status !== 'pr_open'; i++) {
-    await admin.page.goto(`${base}/requests/${id}`);
-    status = await admin.page.locator('[data-status]').first().getAttribute('data-status');
-    if (status !== 'pr_open') await admin.page.waitForTimeout(500);
-  }
-  assert.equal(status, 'pr_open');
+  // The engine provisions Vault and opens the pull request; the page follows by itself.
+  await admin.page.waitForSelector('[data-status="pr_open"]', { timeout: 30_000 });
   const steps = await admin.page.locator('[data-step]').evaluateAll((items) => items.map((i) => i.dataset.step));
   assert.deepEqual(steps, ['vault_policy', 'vault_role', 'vault_secrets', 'vault_pki', 'pull_request']);
   const pr = admin.page.locator('[data-pr-kind="onboarding"]');
   assert.equal(await pr.getAttribute('data-pr-state'), 'open');
   assert.match(await pr.innerText(), /meshport\/cart-/);
   await admin.page.screenshot({ path: path.join(artifactsDir, 'request-pr-open.png') });
+  await admin.page.goto(`${base}/services`);
+  await admin.page.waitForSelector(`#services a[href="/requests/${id}"]`);
+  await admin.page.screenshot({ path: path.join(artifactsDir, 'services.png') });
 
   await developer.context.close();
   await admin.context.close();

@@ -9,7 +9,7 @@ mod signin;
 pub use audit::AuditPage;
 pub use home::HomePage;
 pub use onboard::OnboardPage;
-pub use requests::{RequestPage, RequestsPage};
+pub use requests::{RequestPage, RequestsPage, ServicesPage};
 pub use signin::{AccountMenu, DemoBanner, SignInPage};
 
 use leptos::prelude::*;

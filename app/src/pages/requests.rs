@@ -13,33 +13,84 @@ use crate::requests::{
     ActOnRequest, JobSummary, RequestDetail, RequestSummary, get_request, list_requests,
 };
 
-/// The list of requests.
+/// The list of requests; for platform admins, those waiting for a decision come first.
 #[component]
 pub fn RequestsPage() -> impl IntoView {
     let requests = Resource::new(|| (), |()| list_requests());
+    let me = Resource::new(|| (), |()| whoami());
     view! {
         <h1 class="text-2xl font-semibold">"Requests"</h1>
         <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let me = me.await.ok().flatten();
+                let admin = me.as_ref().is_some_and(|p| p.has(Role::PlatformAdmin));
                 match requests.await {
                     Err(error) => view! { <p role="alert" class="mt-4 text-red-700">{error.to_string()}</p> }.into_any(),
-                    Ok(list) if list.is_empty() => view! { <p class="mt-4 text-slate-600">"No requests yet."</p> }.into_any(),
-                    Ok(list) => view! {
-                        <table id="requests" class="mt-4 w-full text-left text-sm">
-                            <caption class="sr-only">"Onboarding requests"</caption>
-                            <thead><tr class="border-b border-slate-200">
-                                <th scope="col" class="py-1">"Service"</th>
-                                <th scope="col">"Team"</th>
-                                <th scope="col">"Status"</th>
-                                <th scope="col">"Submitted (UTC)"</th>
-                            </tr></thead>
-                            <tbody>{list.into_iter().map(row).collect_view()}</tbody>
-                        </table>
-                    }.into_any(),
+                    Ok(list) => {
+                        let (waiting, rest): (Vec<_>, Vec<_>) = list.into_iter().partition(|r| {
+                            admin && r.status == RequestStatus::Submitted
+                                && me.as_ref().is_some_and(|p| p.user_id != r.requested_by)
+                        });
+                        view! {
+                            {admin.then(|| view! {
+                                <h2 class="mt-6 font-medium">"Waiting for your decision"</h2>
+                                <RequestTable id="queue" requests=waiting empty="Nothing waits for you." />
+                                <h2 class="mt-6 font-medium">"All requests"</h2>
+                            })}
+                            <RequestTable id="requests" requests=rest empty="No requests yet." />
+                        }.into_any()
+                    }
                 }
             })}
         </Suspense>
     }
+}
+
+/// The onboarded services: requests whose pull request is open or merged.
+#[component]
+pub fn ServicesPage() -> impl IntoView {
+    let requests = Resource::new(|| (), |()| list_requests());
+    view! {
+        <h1 class="text-2xl font-semibold">"Services"</h1>
+        <p class="mt-1 text-sm text-slate-600">"Onboarded services with their owners; each links to its request, pull request, Vault drift and the offboard action."</p>
+        <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match requests.await {
+                    Err(error) => view! { <p role="alert" class="mt-4 text-red-700">{error.to_string()}</p> }.into_any(),
+                    Ok(list) => {
+                        let services = list
+                            .into_iter()
+                            .filter(|r| matches!(r.status, RequestStatus::PrOpen | RequestStatus::Merged))
+                            .collect();
+                        view! { <RequestTable id="services" requests=services empty="No service is onboarded yet." /> }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn RequestTable(
+    id: &'static str,
+    requests: Vec<RequestSummary>,
+    empty: &'static str,
+) -> impl IntoView {
+    if requests.is_empty() {
+        return view! { <p id=id class="mt-2 text-slate-600">{empty}</p> }.into_any();
+    }
+    view! {
+        <table id=id class="mt-2 w-full text-left text-sm">
+            <thead><tr class="border-b border-slate-200">
+                <th scope="col" class="py-1">"Service"</th>
+                <th scope="col">"Team"</th>
+                <th scope="col">"Status"</th>
+                <th scope="col">"Submitted (UTC)"</th>
+            </tr></thead>
+            <tbody>{requests.into_iter().map(row).collect_view()}</tbody>
+        </table>
+    }
+    .into_any()
 }
 
 fn row(request: RequestSummary) -> impl IntoView {
@@ -80,18 +131,38 @@ pub fn RequestPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let act = ServerAction::<ActOnRequest>::new();
-    let detail = Resource::new(move || (id(), act.version().get()), |(id, _)| get_request(id));
+    // While provisioning runs, the page asks again every two seconds (in the browser).
+    let (tick, set_tick) = signal(0u32);
+    let running = RwSignal::new(false);
+    Effect::new(move |_| {
+        let poll = move || {
+            if running.get_untracked() {
+                set_tick.update(|t| *t += 1);
+            }
+        };
+        if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(2)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let detail =
+        Resource::new(move || (id(), act.version().get(), tick.get()), |(id, ..)| get_request(id));
     let me = Resource::new(|| (), |()| whoami());
     view! {
-        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+        <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let admin = matches!(me.await, Ok(Some(p)) if p.has(Role::PlatformAdmin));
                 match detail.await {
                     Err(error) => view! { <p role="alert" class="text-red-700">{error.to_string()}</p> }.into_any(),
-                    Ok(detail) => view! { <Detail detail admin act /> }.into_any(),
+                    Ok(detail) => {
+                        running.set(
+                            matches!(detail.request.status, RequestStatus::Approved | RequestStatus::Provisioning)
+                                || detail.jobs.iter().any(|j| j.state == "queued" || j.state == "running"),
+                        );
+                        view! { <Detail detail admin act /> }.into_any()
+                    }
                 }
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
