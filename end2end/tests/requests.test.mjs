@@ -1,8 +1,8 @@
 // The request journey in the real Chromium against `meshport dev` (real OpenBao, real local
 // GitOps repository): a developer submits, cannot approve their own request (no button, and a
-// forged post is refused), a platform admin approves on the request page, and meshport
-// provisions Vault and opens the pull request, which the page then shows. Screenshots of each
-// page go to end2end/artifacts/.
+// forged post is refused), a platform admin approves on the request page, meshport provisions
+// Vault and opens the pull request (the page follows by itself), and the merge moves the request
+// to merged. Screenshots of each page go to end2end/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -49,7 +49,7 @@ async function signIn(role) {
   return { context, page };
 }
 
-test('a developer submits, an admin approves on the request page, and meshport opens the pull request', async () => {
+test('a developer submits, an admin approves on the request page, meshport opens the pull request, and its merge moves the request', async () => {
   const developer = await signIn('developer');
   const id = await developer.page.evaluate(async (request) => {
     const response = await fetch('/api/submit_request', {
@@ -98,6 +98,18 @@ test('a developer submits, an admin approves on the request page, and meshport o
   assert.equal(await pr.getAttribute('data-pr-state'), 'open');
   assert.match(await pr.innerText(), /meshport\/cart-/);
   await admin.page.screenshot({ path: path.join(artifactsDir, 'request-pr-open.png') });
+
+  // The local forge's pull request is merged in meshport; the request follows it.
+  const merged = await admin.page.evaluate(async (id) => {
+    const pulls = await (await fetch(`/api/requests/${id}/pull-requests`)).json();
+    const response = await fetch(`/api/pull-requests/${pulls[0].id}/merge`, { method: 'POST' });
+    return response.status;
+  }, id);
+  assert.equal(merged, 200);
+  await admin.page.goto(`${base}/requests/${id}`);
+  await admin.page.waitForSelector('[data-status="merged"]');
+  assert.equal(await admin.page.locator('[data-pr-kind="onboarding"]').getAttribute('data-pr-state'), 'merged');
+  await admin.page.screenshot({ path: path.join(artifactsDir, 'request-merged.png') });
   await admin.page.goto(`${base}/services`);
   await admin.page.waitForSelector(`#services a[href="/requests/${id}"]`);
   await admin.page.screenshot({ path: path.join(artifactsDir, 'services.png') });
