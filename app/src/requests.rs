@@ -157,6 +157,10 @@ pub async fn decide_request(
 pub struct PreviewFile {
     pub path: String,
     pub contents: String,
+    /// Against the GitOps repository's base branch: `added`, `changed`, `unchanged` or
+    /// `removed` (manifests only; `None` for Vault objects or when the repository is out of
+    /// reach).
+    pub change: Option<String>,
 }
 
 /// The rules the onboarding form is judged by, so the browser runs the same validator.

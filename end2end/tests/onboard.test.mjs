@@ -64,6 +64,9 @@ test('the form validates as it is typed, previews every artifact and submits', a
   assert.ok(paths.includes('manifests/prod-app/checkout/deployment.yaml'), paths.join(', '));
   assert.ok(paths.includes('vault/sys/policies/acl/prod-app-checkout.hcl'), paths.join(', '));
   assert.ok(!(await page.content()).includes('typed-in-the-form') || await page.inputValue('input[name="form[secrets][1][value]"]') === 'typed-in-the-form');
+  await page.click('#tab-diff');
+  const changes = await page.locator('#preview-diff [data-change]').evaluateAll((items) => items.map((i) => i.dataset.change));
+  assert.ok(changes.length > 0 && changes.every((c) => c === 'added'), `a new service only adds files: ${changes}`);
   await page.click('#tab-vault');
   await page.screenshot({ path: path.join(artifactsDir, 'onboard-preview.png'), fullPage: true });
 

@@ -36,6 +36,8 @@ pub struct Requests {
     pub vault: Arc<Vault>,
     /// How requests render to Vault paths.
     pub settings: ArtifactSettings,
+    /// The GitOps repository previews are compared with, when there is one.
+    pub gitops: Option<Arc<crate::gitops::Gitops>>,
 }
 
 /// Logs a server-side failure and answers with a message that leaks nothing.
@@ -69,9 +71,41 @@ impl RequestService for Requests {
     async fn preview(&self, request: OnboardingRequest) -> Result<Vec<PreviewFile>, AppError> {
         let valid = ValidRequest::new(request, &self.rules)?;
         let artifacts = ServiceArtifacts::build(&valid, &self.settings, None);
-        let mut files = artifacts.gitops_files().map_err(internal)?;
-        files.extend(artifacts.vault_files().map_err(internal)?);
-        Ok(files.into_iter().map(|f| PreviewFile { path: f.path, contents: f.contents }).collect())
+        let current = match &self.gitops {
+            Some(gitops) => match gitops.current_files(&valid.namespace, &valid.service).await {
+                Ok(files) => Some(files),
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the GitOps repository for a preview");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut files: Vec<PreviewFile> = Vec::new();
+        for file in artifacts.gitops_files().map_err(internal)? {
+            let change = current.as_ref().map(|current| {
+                match current.iter().find(|(path, _)| *path == file.path) {
+                    None => "added",
+                    Some((_, old)) if crate::artifacts::same_object(old, &file.contents) => {
+                        "unchanged"
+                    }
+                    Some(_) => "changed",
+                }
+                .to_owned()
+            });
+            files.push(PreviewFile { path: file.path, contents: file.contents, change });
+        }
+        for (path, contents) in current.into_iter().flatten() {
+            if !files.iter().any(|f| f.path == path) {
+                files.push(PreviewFile { path, contents, change: Some("removed".to_owned()) });
+            }
+        }
+        files.extend(artifacts.vault_files().map_err(internal)?.into_iter().map(|f| PreviewFile {
+            path: f.path,
+            contents: f.contents,
+            change: None,
+        }));
+        Ok(files)
     }
 
     async fn submit(

@@ -210,13 +210,18 @@ fn Preview(preview: ServerAction<PreviewForm>) -> impl IntoView {
             Ok(files) => view! {
                 <section id="preview-files" aria-label="Preview" class="mt-6">
                     <div role="tablist" class="flex gap-2">
-                        {[("manifests", "Manifests"), ("vault", "Vault")].into_iter().map(|(key, label)| view! {
+                        {[("manifests", "Manifests"), ("vault", "Vault"), ("diff", "Changes to the repository")].into_iter().map(|(key, label)| view! {
                             <button type="button" role="tab" id=format!("tab-{key}") aria-selected=move || (tab.get() == key).to_string()
                                 class="rounded border border-slate-300 px-3 py-1 text-sm aria-selected:bg-indigo-600 aria-selected:text-white"
                                 on:click=move |_| set_tab.set(key)>{label}</button>
                         }).collect_view()}
                     </div>
-                    {files.into_iter().map(|file| {
+                    <ul id="preview-diff" class="mt-3 text-sm" hidden=move || tab.get() != "diff">
+                        {files.iter().filter_map(|f| f.change.clone().map(|change| (f.path.clone(), change))).map(|(path, change)| view! {
+                            <li data-change=change.clone()><span class="font-mono">{path}</span>{format!(" — {change}")}</li>
+                        }).collect_view()}
+                    </ul>
+                    {files.into_iter().filter(|f| f.change.as_deref() != Some("removed")).map(|file| {
                         let kind = if file.path.starts_with("vault/") { "vault" } else { "manifests" };
                         view! {
                             <article data-preview-path=file.path.clone() class="mt-3" hidden=move || tab.get() != kind>

@@ -43,7 +43,7 @@ pub(super) fn manifests(
         namespace: Some(request.namespace.clone()),
         labels: Some(labels(request)),
         annotations: request_id
-            .map(|id| BTreeMap::from([("meshport.io/request-id".to_owned(), id.to_string())])),
+            .map(|id| BTreeMap::from([(super::REQUEST_ANNOTATION.to_owned(), id.to_string())])),
         ..ObjectMeta::default()
     };
     let file = |name: &str| format!("manifests/{}/{service}/{name}.yaml", request.namespace);

@@ -109,6 +109,39 @@ pub struct Manifest {
     pub object: KubeObject,
 }
 
+/// The annotation naming the request that wrote an object.
+pub const REQUEST_ANNOTATION: &str = "meshport.io/request-id";
+
+/// Whether two manifest files describe the same object apart from which request wrote them:
+/// what a preview compares with the GitOps repository.
+pub fn same_object(a: &str, b: &str) -> bool {
+    fn without_request(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(annotations)) = map.get_mut("annotations") {
+                    annotations.remove(REQUEST_ANNOTATION);
+                    if annotations.is_empty() {
+                        map.remove("annotations");
+                    }
+                }
+                map.values_mut().for_each(without_request);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(without_request),
+            _ => {}
+        }
+    }
+    let parse = |yaml: &str| {
+        serde_saphyr::from_str::<serde_json::Value>(yaml).ok().map(|mut value| {
+            without_request(&mut value);
+            value
+        })
+    };
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a.trim_end() == b.trim_end(),
+    }
+}
+
 /// A file of the rendered output: its path and contents.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactFile {

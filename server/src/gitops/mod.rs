@@ -225,6 +225,19 @@ impl Gitops {
         self.provider.kind()
     }
 
+    /// The files under `manifests/<namespace>/<service>/` on the base branch now.
+    pub async fn current_files(
+        &self,
+        namespace: &str,
+        service: &str,
+    ) -> Result<Vec<(String, String)>, GitopsError> {
+        let repo = self.repo.clone();
+        let directory = format!("manifests/{namespace}/{service}");
+        Ok(tokio::task::spawn_blocking(move || repo.files_on_base(&directory))
+            .await
+            .map_err(|e| GitopsError::Interrupted(e.to_string()))??)
+    }
+
     /// Commits the service's manifests on `meshport/<service>-<request id>` and opens a pull
     /// request. Idempotent per request: a second call returns the pull request already opened.
     #[tracing::instrument(skip_all, fields(request = %change.request_id))]

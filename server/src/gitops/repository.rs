@@ -160,6 +160,21 @@ impl GitRepository {
         })
     }
 
+    /// The files under `directory` on the latest base branch, path and contents: what a
+    /// proposal would change. Empty when the folder does not exist there.
+    #[tracing::instrument(skip_all)]
+    pub fn files_on_base(&self, directory: &str) -> Result<Vec<(String, String)>, GitError> {
+        let _one_at_a_time = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.fetch_base()?;
+        let base = self.remote_ref(&self.base_branch);
+        let listing = self.git(["ls-tree", "-r", "--name-only", &base, "--", directory])?;
+        listing
+            .lines()
+            .filter(|path| !path.is_empty())
+            .map(|path| Ok((path.to_owned(), self.git(["show", &format!("{base}:{path}")])?)))
+            .collect()
+    }
+
     /// Merges `branch` into the base branch (a merge commit with `message`) and pushes the base
     /// branch, redoing the merge on the latest base when the push is refused. Returns the merge
     /// commit. Only for the local repository, which has no forge to merge.

@@ -91,7 +91,7 @@ impl AppState {
             config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
         let gitops = Arc::new(Gitops::from_config(config, store.clone())?);
         Ok(Self {
-            gitops,
+            gitops: gitops.clone(),
             audit: Arc::new(AuditReader {
                 store: store.clone(),
                 trusted_key: audit_key.as_ref().map(CheckpointKey::public_key),
@@ -103,6 +103,7 @@ impl AppState {
                 rules: config.onboarding_rules(),
                 vault: vault.clone(),
                 settings: config.artifact_settings(),
+                gitops: Some(gitops),
             }),
             accounts: Arc::new(Accounts {
                 store: store.clone(),

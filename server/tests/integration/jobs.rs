@@ -255,6 +255,7 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
         rules: OnboardingRules::default(),
         vault: platform.meshport.clone(),
         settings: platform.settings.clone(),
+        gitops: Some(gitops.clone()),
     };
     let (_, dana) = crate::harness::person(&db.store, "dana", &[Role::Developer]).await;
     let (_, alex) = crate::harness::person(&db.store, "alex", &[Role::PlatformAdmin]).await;
@@ -276,7 +277,7 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
     assert_eq!(detail.request.status.as_str(), "pr_open", "{detail:#?}");
     let steps: Vec<&str> = detail.jobs[0].steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(steps, ["vault_policy", "vault_role", "vault_secrets", "vault_pki", "pull_request"]);
-    let artifacts = platform.artifacts(form);
+    let artifacts = platform.artifacts(form.clone());
     let token = {
         let (_, body) = call(
             &platform.addr,
@@ -312,6 +313,17 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
     assert_eq!(detail.request.status.as_str(), "merged");
     assert_eq!(detail.pull_requests[0].state, "merged");
     assert!(detail.pull_requests[0].merge_commit_sha.is_some(), "the merge commit is shown");
+    // A preview now compares with what is merged: a changed replica count changes one file.
+    let mut changed = form.clone();
+    changed.replicas = 3;
+    let preview = requests.preview(changed).await.unwrap();
+    let changes: Vec<(&str, Option<&str>)> = preview
+        .iter()
+        .filter(|f| f.path.starts_with("manifests/"))
+        .map(|f| (f.path.as_str(), f.change.as_deref()))
+        .filter(|(_, change)| *change != Some("unchanged"))
+        .collect();
+    assert_eq!(changes, [("manifests/prod-app/cart/deployment.yaml", Some("changed"))]);
 
     // Offboarding: the removal PR first; Vault access stays until it is merged.
     requests.act(alex, &id, AdminAction::Offboard).await.unwrap();

@@ -752,6 +752,7 @@ async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
         rules: OnboardingRules::default(),
         vault: platform.meshport.clone(),
         settings: platform.settings.clone(),
+        gitops: None,
     };
     // Submission writes the value to Vault; provisioning adds metadata, policy and role.
     requests.submit(&dana, request.clone()).await.unwrap();
