@@ -21,7 +21,7 @@ pub const ENV_PREFIX: &str = "MESHPORT_";
 /// The top-level keys of [`Config`]. Only `MESHPORT_*` variables naming one of them are read, so
 /// other variables with the prefix (the scripts' and tests' own) are not taken for typos, while
 /// an unknown key in the file or under a known section is refused.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "listen",
     "public_url",
     "data_dir",
@@ -33,6 +33,7 @@ const KEYS: [&str; 12] = [
     "onboarding",
     "identity",
     "audit",
+    "jobs",
     "dev",
 ];
 
@@ -62,6 +63,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// The audit trail's signed checkpoints.
     pub audit: AuditConfig,
+    /// The provisioning engine.
+    pub jobs: JobsConfig,
     /// Settings of `meshport dev` only.
     pub dev: DevConfig,
 }
@@ -195,6 +198,26 @@ pub struct IdentityConfig {
     pub token_days: u32,
 }
 
+/// The provisioning engine every meshport process runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Seconds a claimed job stays with its process without renewal; another process takes it
+    /// over after that when the first died. Default 60.
+    pub lease_seconds: u64,
+    /// Milliseconds an idle engine waits before looking for due jobs again. Default 2000.
+    pub poll_millis: u64,
+    /// Minutes between drift checks of the provisioned services' Vault objects; 0 turns them
+    /// off. Default 15.
+    pub drift_minutes: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self { lease_seconds: 60, poll_millis: 2000, drift_minutes: 15 }
+    }
+}
+
 /// The audit trail's signed checkpoints.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -304,6 +327,7 @@ impl Default for Config {
             onboarding: OnboardingConfig::default(),
             identity: IdentityConfig::default(),
             audit: AuditConfig::default(),
+            jobs: JobsConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -573,7 +597,7 @@ impl Config {
                 })
         };
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 12] = [
+        let checks: [(&'static str, bool, &'static str); 13] = [
             (
                 "vault.kv_mount",
                 is_mount(&self.vault.kv_mount),
@@ -637,6 +661,12 @@ impl Config {
                 "identity.session_idle_minutes",
                 identity.session_idle_minutes >= 1 && identity.session_max_hours >= 1,
                 "and `session_max_hours` must be at least 1",
+            ),
+            (
+                "jobs.lease_seconds",
+                (3..=3600).contains(&self.jobs.lease_seconds)
+                    && (100..=60_000).contains(&self.jobs.poll_millis),
+                "must be 3 to 3600 (and `jobs.poll_millis` 100 to 60000)",
             ),
             (
                 "identity.token_days",

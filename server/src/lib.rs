@@ -67,15 +67,20 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     state.sessions.spawn_cleanup(std::time::Duration::from_secs(600));
     // The provisioning engine: every replica claims due jobs; drift is checked periodically.
     let proposals = jobs::GitopsProposals { gitops: state.gitops.clone(), store: store.clone() };
-    let engine = Arc::new(jobs::Engine::new(
-        store.clone(),
-        state.vault.clone(),
-        Arc::new(proposals),
-        config.artifact_settings(),
-        config.onboarding_rules(),
-    ));
-    engine.clone().spawn(std::time::Duration::from_secs(2));
-    engine.spawn_drift_checks(std::time::Duration::from_secs(15 * 60));
+    let engine = Arc::new(
+        jobs::Engine::new(
+            store.clone(),
+            state.vault.clone(),
+            Arc::new(proposals),
+            config.artifact_settings(),
+            config.onboarding_rules(),
+        )
+        .with_lease(std::time::Duration::from_secs(config.jobs.lease_seconds)),
+    );
+    engine.clone().spawn(std::time::Duration::from_millis(config.jobs.poll_millis));
+    if config.jobs.drift_minutes > 0 {
+        engine.spawn_drift_checks(std::time::Duration::from_secs(config.jobs.drift_minutes * 60));
+    }
     // The local provider's state lives in meshport itself: nothing to poll.
     if config.gitops.poll_seconds > 0 && state.gitops.provider_kind() != gitops::ProviderKind::Local
     {

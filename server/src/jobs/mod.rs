@@ -28,8 +28,6 @@ use crate::vault::provision::{Part, ProvidedValues};
 
 pub use gitops::GitopsProposals;
 
-/// How long a claim lasts without renewal; renewed every third of it while a step runs.
-const LEASE: Duration = Duration::from_secs(60);
 /// First retry delay; doubled per attempt up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -159,6 +157,8 @@ pub struct Engine {
     rules: OnboardingRules,
     /// This process's name in leases.
     owner: String,
+    /// How long a claim lasts without renewal; renewed every third of it while a step runs.
+    lease: Duration,
 }
 
 impl Engine {
@@ -170,7 +170,12 @@ impl Engine {
         rules: OnboardingRules,
     ) -> Self {
         let owner = format!("{}-{}", std::process::id(), Uuid::new_v4().simple());
-        Self { store, vault, proposals, settings, rules, owner }
+        Self { store, vault, proposals, settings, rules, owner, lease: Duration::from_secs(60) }
+    }
+
+    /// The same engine with claims lasting `lease` (`jobs.lease_seconds`).
+    pub fn with_lease(self, lease: Duration) -> Self {
+        Self { lease, ..self }
     }
 
     /// Runs jobs until the process ends: claims the next runnable one, or waits `idle`.
@@ -191,7 +196,7 @@ impl Engine {
     /// when no job was due.
     pub async fn run_next(&self) -> Result<Option<Uuid>, StoreError> {
         let now = Utc::now();
-        let Some(job) = self.store.claim_job(&self.owner, now, now + LEASE).await? else {
+        let Some(job) = self.store.claim_job(&self.owner, now, now + self.lease).await? else {
             return Ok(None);
         };
         let id = job.id;
@@ -385,8 +390,8 @@ impl Engine {
     /// Renews the lease while a step runs; returns only when it is lost.
     async fn hold_lease(&self, job: Uuid) {
         loop {
-            tokio::time::sleep(LEASE / 3).await;
-            match self.store.renew_job_lease(job, &self.owner, Utc::now() + LEASE).await {
+            tokio::time::sleep(self.lease / 3).await;
+            match self.store.renew_job_lease(job, &self.owner, Utc::now() + self.lease).await {
                 Ok(true) => {}
                 Ok(false) => return,
                 // The database is unreachable: keep working; the step record will tell.

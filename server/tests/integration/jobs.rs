@@ -348,3 +348,144 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
     );
     assert!(main.trim().is_empty(), "the service's folder is gone from main: {main}");
 }
+
+/// `count` approved requests for `svc-000`… with their provisioning jobs queued, as approvals
+/// leave them.
+async fn approved_services(store: &Store, count: usize) -> Vec<Uuid> {
+    let (dana, _) = crate::harness::person(store, "dana", &[]).await;
+    let (alex, _) = crate::harness::person(store, "alex", &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let form = OnboardingRequest { service: format!("svc-{i:03}"), ..cart().0 };
+        let spec = serde_json::to_value(form.without_secret_values()).unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let request = tx
+            .create_request(&NewOnboardingRequest {
+                service_name: &form.service,
+                namespace: &form.namespace,
+                team: &form.team,
+                requested_by: dana.id,
+                justification: &form.justification,
+                spec: &spec,
+            })
+            .await
+            .unwrap();
+        let approved = app::onboarding::RequestStatus::Approved;
+        assert!(tx.decide_request(request.id, alex.id, approved, None).await.unwrap());
+        tx.enqueue_job(request.id, JobKind::Provision).await.unwrap();
+        tx.commit().await.unwrap();
+        ids.push(request.id);
+    }
+    ids
+}
+
+/// Jobs of `ids` that are done.
+async fn done(store: &Store, ids: &[Uuid]) -> usize {
+    let mut done = 0;
+    for id in ids {
+        let jobs = store.jobs_of_request(*id).await.unwrap();
+        done += usize::from(jobs.last().is_some_and(|j| j.state == JobState::Done));
+    }
+    done
+}
+
+#[tokio::test]
+async fn three_meshport_processes_on_postgres_provision_fifty_approvals_once_even_when_one_is_killed()
+ {
+    use meshport_server::dev::{ServiceProcess, free_loopback_port};
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let platform = Platform::new().await;
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let remote = crate::gitops::Remote::new();
+    let ids = approved_services(&db.store, 50).await;
+    let folder = tempfile::tempdir().unwrap();
+    let token =
+        secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
+    let spawn = |n: usize| {
+        let data = folder.path().join(format!("meshport-{n}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let log =
+            std::fs::File::options().create(true).append(true).open(data.join("log")).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_meshport"));
+        command
+            .arg("serve")
+            .env("MESHPORT_LISTEN", format!("127.0.0.1:{}", free_loopback_port().unwrap()))
+            .env("MESHPORT_DATA_DIR", &data)
+            .env("MESHPORT_DATABASE_URL", &db.url)
+            .env("MESHPORT_VAULT__ADDR", &platform.config.addr)
+            .env("MESHPORT_VAULT__TOKEN", &token)
+            .env("MESHPORT_VAULT__KV_MOUNT", &platform.config.kv_mount)
+            .env("MESHPORT_VAULT__KUBERNETES_AUTH_MOUNT", &platform.config.kubernetes_auth_mount)
+            .env("MESHPORT_VAULT__PKI_MOUNT", &platform.config.pki_mount)
+            .env("MESHPORT_VAULT__NAME_PREFIX", &platform.config.name_prefix)
+            .env("MESHPORT_GITOPS__REPO_URL", &remote.bare)
+            .env("MESHPORT_GITOPS__CACHE_DIR", data.join("cache"))
+            .env("MESHPORT_JOBS__LEASE_SECONDS", "3")
+            .env("MESHPORT_JOBS__POLL_MILLIS", "200")
+            .env("MESHPORT_JOBS__DRIFT_MINUTES", "0")
+            .env("MESHPORT_LOG_FORMAT", "pretty")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        ServiceProcess::spawn("meshport", command, Signal::SIGTERM).unwrap()
+    };
+    let logs = || {
+        (0..3)
+            .map(|n| {
+                std::fs::read_to_string(folder.path().join(format!("meshport-{n}/log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+    let mut processes: Vec<ServiceProcess> = (0..3).map(spawn).collect();
+
+    // Once some requests are provisioned, the first process dies without warning and comes
+    // back; the others take over its claimed jobs when their leases run out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while done(&db.store, &ids).await < 5 {
+        assert!(std::time::Instant::now() < deadline, "nothing provisioned:\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill(Pid::from_raw(processes[0].id() as i32), Signal::SIGKILL).unwrap();
+    processes[0].stop(Duration::from_secs(5));
+    processes[0] = spawn(0);
+    while done(&db.store, &ids).await < ids.len() {
+        assert!(std::time::Instant::now() < deadline, "not all provisioned:\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for process in &mut processes {
+        process.stop(Duration::from_secs(35));
+    }
+
+    // Each request: one pull request, every step recorded once, one value per secret.
+    for id in &ids {
+        let request = db.store.request(*id).await.unwrap().unwrap();
+        assert_eq!(request.status.as_str(), "pr_open", "{id}");
+        assert_eq!(db.store.pull_requests_of(*id).await.unwrap().len(), 1);
+    }
+    let events = audit_actions(&db.store).await;
+    let mut steps = std::collections::HashMap::new();
+    for event in
+        events.iter().filter(|e| e["action"] == "provisioning_step" && e["outcome"] == "success")
+    {
+        let step = details(event)["step"].as_str().unwrap_or_default().to_owned();
+        if step != "started" {
+            *steps.entry((event["request_id"].to_string(), step)).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(steps.len(), 50 * 5, "five steps of fifty requests");
+    assert!(steps.values().all(|n| *n == 1), "a step recorded twice: {steps:?}");
+    let opened = events.iter().filter(|e| e["action"] == "pull_request_opened").count();
+    assert_eq!(opened, 50, "one pull request each");
+    let branches = crate::gitops::git(&["branch", "--list", "meshport/*"], &remote.bare);
+    assert_eq!(branches.lines().count(), 50);
+    for i in 0..50 {
+        let path =
+            format!("{}/metadata/prod-app/svc-{i:03}/valkey_password", platform.config.kv_mount);
+        let (_, metadata) = call(&platform.addr, &platform.root, "GET", path, None).await;
+        assert_eq!(metadata["data"]["current_version"], 1, "svc-{i:03}: one value, written once");
+    }
+}

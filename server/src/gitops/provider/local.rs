@@ -12,6 +12,7 @@ use super::{
     PrState, ProviderError, ProviderKind, PullRequestDraft, PullRequestProvider, RemotePullRequest,
 };
 use crate::gitops::repository::GitRepository;
+use nix::fcntl::{Flock, FlockArg};
 
 /// The file in the bare repository's folder that lists its pull requests.
 const REGISTRY: &str = "meshport-pulls.json";
@@ -71,6 +72,25 @@ impl LocalForge {
         tokio::fs::rename(&staging, self.bare.join(REGISTRY)).await.map_err(local)
     }
 
+    /// Holds the registry against this process's other tasks and against every other meshport
+    /// process working on the same repository (replicas share it through a lock file).
+    async fn exclusive(
+        &self,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Flock<std::fs::File>), ProviderError> {
+        let in_process = self.lock.lock().await;
+        let path = self.bare.join(format!("{REGISTRY}.lock"));
+        let across_processes = tokio::task::spawn_blocking(move || {
+            let file =
+                std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+            Flock::lock(file, FlockArg::LockExclusive)
+                .map_err(|(_, errno)| std::io::Error::from(errno))
+        })
+        .await
+        .map_err(local)?
+        .map_err(local)?;
+        Ok((in_process, across_processes))
+    }
+
     fn not_found(number: i64) -> ProviderError {
         ProviderError::Local(format!("the local repository has no pull request {number}"))
     }
@@ -87,7 +107,7 @@ impl PullRequestProvider for LocalForge {
     }
 
     async fn open(&self, draft: &PullRequestDraft) -> Result<RemotePullRequest, ProviderError> {
-        let _one_at_a_time = self.lock.lock().await;
+        let _one_at_a_time = self.exclusive().await?;
         let mut entries = self.read().await?;
         if let Some(open) =
             entries.iter().find(|e| e.head == draft.head && e.state == PrState::Open)
@@ -116,7 +136,7 @@ impl PullRequestProvider for LocalForge {
 
     #[tracing::instrument(skip_all, fields(number = number))]
     async fn merge(&self, number: i64, message: &str) -> Result<String, ProviderError> {
-        let _one_at_a_time = self.lock.lock().await;
+        let _one_at_a_time = self.exclusive().await?;
         let mut entries = self.read().await?;
         let entry = entries
             .iter_mut()
