@@ -1,13 +1,29 @@
-// The request journey in the real Chromium against `meshport dev` (real OpenBao, real local
-// GitOps repository): a developer submits, cannot approve their own request (no button, and a
-// forged post is refused), a platform admin approves on the request page, meshport provisions
-// Vault and opens the pull request (the page follows by itself), and the merge moves the request
-// to merged. Screenshots of each page go to end2end/artifacts/.
+// The whole journey in the real Chromium against `meshport dev` (real OpenBao, real local GitOps
+// repository): a developer onboards cart in the form (field errors before submitting; one
+// generated and one typed secret), cannot approve their own request (no button, and a forged
+// post is refused); a platform admin approves; meshport provisions Vault (checked with the bao
+// CLI) and opens the pull request (its branch holds exactly the service's manifests; the page
+// follows by itself); the merge moves the request to merged. Screenshots of each page go to
+// end2end/artifacts/journey-*.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { launchBrowser, artifactsDir } from './browser.mjs';
+
+// meshport dev's data folder: its OpenBao's address and token, and the local GitOps repository.
+const data = process.env.MESHPORT_E2E_DATA;
+
+/// The bao CLI against meshport dev's OpenBao.
+function bao(...args) {
+  const env = { ...process.env };
+  for (const [, name, value] of readFileSync(path.join(data, 'openbao.env'), 'utf8').matchAll(/(\w+)=(\S+)/g)) {
+    env[name] = value;
+  }
+  return execFileSync(process.env.MESHPORT_DEV__BAO_BIN ?? 'bao', args, { env, encoding: 'utf8' });
+}
 
 const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
 let browser;
@@ -21,25 +37,6 @@ after(async () => {
   await browser?.close();
 });
 
-const cart = {
-  service: 'cart',
-  namespace: 'prod-app',
-  team: 'shop',
-  justification: 'Cart holds session baskets; frontend calls it over mTLS.',
-  image: 'ghcr.io/open-telemetry/demo:2.1.3-cart',
-  replicas: 2,
-  ports: [{ name: 'grpc', number: 7070, protocol: 'grpc' }],
-  resources: { cpu_request: '100m', memory_request: '128Mi', cpu_limit: '', memory_limit: '256Mi' },
-  env: [{ name: 'VALKEY_ADDR', value: 'valkey-cart:6379' }],
-  secrets: [
-    { name: 'valkey_password', source: { kind: 'generate', length: 32, alphabet: 'alphanumeric' } },
-    { name: 'api_key', source: { kind: 'provided', value: 'typed-in-the-journey' } },
-  ],
-  allowed_callers: ['frontend'],
-  certificate: null,
-  rotation_days: 30,
-};
-
 async function signIn(role) {
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -49,22 +46,39 @@ async function signIn(role) {
   return { context, page };
 }
 
-test('a developer submits, an admin approves on the request page, meshport opens the pull request, and its merge moves the request', async () => {
+test('a developer onboards cart in the form, an admin approves, meshport provisions Vault and opens the pull request, and its merge moves the request', async () => {
+  assert.ok(data, 'MESHPORT_E2E_DATA names meshport dev\'s data folder (scripts/test.sh sets it)');
   const developer = await signIn('developer');
-  const id = await developer.page.evaluate(async (request) => {
-    const response = await fetch('/api/submit_request', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify({ request }),
-    });
-    if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
-    return response.json();
-  }, cart);
+  const page = developer.page;
+  await page.goto(`${base}/onboard`);
+  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: 30_000 });
+  // Invalid input shows field errors before anything is submitted.
+  await page.fill('#service', 'Cart_Service');
+  await page.waitForSelector('#service-errors li');
+  await page.screenshot({ path: path.join(artifactsDir, 'journey-1-onboard-errors.png'), fullPage: true });
+  await page.fill('#service', 'cart');
+  await page.fill('#team', 'shop');
+  await page.fill('#image', 'ghcr.io/open-telemetry/demo:2.1.3-cart');
+  await page.fill('#justification', 'Cart holds session baskets; frontend calls it over mTLS.');
+  await page.fill('#ports', 'grpc 7070 grpc');
+  await page.fill('#callers', 'frontend');
+  await page.fill('#env', 'VALKEY_ADDR=valkey-cart:6379');
+  await page.fill('input[name="form[secrets][0][name]"]', 'valkey_password');
+  await page.fill('input[name="form[secrets][1][name]"]', 'api_key');
+  await page.selectOption('select[name="form[secrets][1][source]"]', 'provided');
+  await page.fill('input[name="form[secrets][1][value]"]', 'typed-in-the-journey');
+  await page.waitForFunction(() => document.querySelectorAll('[data-errors-for] li').length === 0);
+  await page.click('#preview');
+  await page.waitForSelector('#preview-files');
+  await page.screenshot({ path: path.join(artifactsDir, 'journey-2-preview.png'), fullPage: true });
+  await page.click('#submit');
+  await page.waitForURL(/\/requests\/[0-9a-f-]{36}$/);
+  const id = page.url().split('/').pop();
 
   // The requester sees the request, no decision buttons, and is refused a forged approval.
   await developer.page.goto(`${base}/requests`);
   await developer.page.waitForSelector('#requests');
-  await developer.page.screenshot({ path: path.join(artifactsDir, 'requests-developer.png') });
+  await developer.page.screenshot({ path: path.join(artifactsDir, 'journey-3-requests-developer.png') });
   await developer.page.goto(`${base}/requests/${id}`);
   await developer.page.waitForSelector('[data-status="submitted"]');
   assert.equal(await developer.page.locator('#approve').count(), 0);
@@ -82,10 +96,10 @@ test('a developer submits, an admin approves on the request page, meshport opens
   // A platform admin approves on the page.
   const admin = await signIn('platform-admin');
   await admin.page.goto(`${base}/requests`);
-  await admin.page.screenshot({ path: path.join(artifactsDir, 'admin-queue.png') });
+  await admin.page.screenshot({ path: path.join(artifactsDir, 'journey-4-admin-queue.png') });
   await admin.page.click(`#queue a[href="/requests/${id}"]`);
   await admin.page.waitForSelector('#approve');
-  await admin.page.screenshot({ path: path.join(artifactsDir, 'request-submitted-admin.png') });
+  await admin.page.screenshot({ path: path.join(artifactsDir, 'journey-5-request-admin.png') });
   await admin.page.fill('#reason', 'Looks right.');
   await admin.page.click('#approve');
   await admin.page.waitForSelector('#decision-reason');
@@ -97,7 +111,28 @@ test('a developer submits, an admin approves on the request page, meshport opens
   const pr = admin.page.locator('[data-pr-kind="onboarding"]');
   assert.equal(await pr.getAttribute('data-pr-state'), 'open');
   assert.match(await pr.innerText(), /meshport\/cart-/);
-  await admin.page.screenshot({ path: path.join(artifactsDir, 'request-pr-open.png') });
+  await admin.page.screenshot({ path: path.join(artifactsDir, 'journey-6-pr-open.png') });
+
+  // The Vault objects exist, as the bao CLI sees them.
+  assert.equal(bao('kv', 'get', '-mount=secret', '-field=api_key', 'prod-app/cart/api_key'), 'typed-in-the-journey');
+  assert.match(bao('kv', 'get', '-mount=secret', '-field=valkey_password', 'prod-app/cart/valkey_password'), /^[A-Za-z0-9]{32}$/);
+  assert.match(bao('policy', 'read', 'prod-app-cart'), /secret\/data\/prod-app\/cart\/\*/);
+  const role = JSON.parse(bao('read', '-format=json', 'auth/kubernetes/role/prod-app-cart')).data;
+  assert.deepEqual([role.bound_service_account_names, role.bound_service_account_namespaces], [['cart'], ['prod-app']]);
+  // The pull request's branch holds exactly the service's manifests.
+  const branch = (await admin.page.locator('[data-pr-kind="onboarding"] a').innerText()).trim();
+  const files = execFileSync('git', ['ls-tree', '-r', '--name-only', branch, 'manifests/prod-app/cart'], {
+    cwd: path.join(data, 'gitops.git'),
+    encoding: 'utf8',
+  }).trim().split('\n');
+  assert.deepEqual(files, [
+    'manifests/prod-app/cart/authorizationpolicy-grpc.yaml',
+    'manifests/prod-app/cart/deployment.yaml',
+    'manifests/prod-app/cart/meshtlsauthentication.yaml',
+    'manifests/prod-app/cart/server-grpc.yaml',
+    'manifests/prod-app/cart/service.yaml',
+    'manifests/prod-app/cart/serviceaccount.yaml',
+  ]);
 
   // The local forge's pull request is merged in meshport; the request follows it.
   const merged = await admin.page.evaluate(async (id) => {
@@ -109,10 +144,10 @@ test('a developer submits, an admin approves on the request page, meshport opens
   await admin.page.goto(`${base}/requests/${id}`);
   await admin.page.waitForSelector('[data-status="merged"]');
   assert.equal(await admin.page.locator('[data-pr-kind="onboarding"]').getAttribute('data-pr-state'), 'merged');
-  await admin.page.screenshot({ path: path.join(artifactsDir, 'request-merged.png') });
+  await admin.page.screenshot({ path: path.join(artifactsDir, 'journey-7-merged.png') });
   await admin.page.goto(`${base}/services`);
   await admin.page.waitForSelector(`#services a[href="/requests/${id}"]`);
-  await admin.page.screenshot({ path: path.join(artifactsDir, 'services.png') });
+  await admin.page.screenshot({ path: path.join(artifactsDir, 'journey-8-services.png') });
 
   await developer.context.close();
   await admin.context.close();

@@ -11,9 +11,25 @@ pub use openbao::{OpenBaoDevError, OpenBaoDevServer};
 pub use process::{ServiceProcess, free_loopback_port, free_loopback_port_pair};
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use crate::config::Config;
 use crate::gitops;
+
+/// Writes `BAO_ADDR`/`BAO_TOKEN` (and the `VAULT_*` twins) for the `bao` or `vault` CLI, readable
+/// by the owner only: the demo's Vault is for inspecting what meshport created.
+fn write_bao_env(path: &std::path::Path, addr: &str, token: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "export BAO_ADDR={addr} VAULT_ADDR={addr}")?;
+    writeln!(file, "export BAO_TOKEN={token} VAULT_TOKEN={token}")
+}
 
 /// Runs the local demo until a shutdown signal.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
@@ -33,7 +49,14 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .ensure_mounts()
         .await
         .context("could not enable the Vault mounts")?;
-    tracing::info!(addr = openbao.addr(), "OpenBao dev server ready (in memory, root token)");
+    let env_file = config.data_dir.join("openbao.env");
+    write_bao_env(&env_file, openbao.addr(), openbao.root_token().expose_secret())
+        .with_context(|| format!("could not write {}", env_file.display()))?;
+    tracing::info!(
+        addr = openbao.addr(),
+        env = %env_file.display(),
+        "OpenBao dev server ready (in memory, root token); `source` the env file to use the bao CLI"
+    );
 
     let repo = config.local_gitops_repo();
     let branch = config.gitops.base_branch.clone();
