@@ -106,6 +106,8 @@ test('a developer onboards cart in the form, an admin approves, meshport provisi
 
   // The engine provisions Vault and opens the pull request; the page follows by itself.
   await admin.page.waitForSelector('[data-status="pr_open"]', { timeout: 30_000 });
+  const vaultPaths = await admin.page.locator('[data-vault-path]').evaluateAll((items) => items.map((i) => i.dataset.vaultPath));
+  assert.ok(vaultPaths.includes('sys/policies/acl/prod-app-cart'), `the Vault objects are listed: ${vaultPaths}`);
   const steps = await admin.page.locator('[data-step]').evaluateAll((items) => items.map((i) => i.dataset.step));
   assert.deepEqual(steps, ['vault_policy', 'vault_role', 'vault_secrets', 'vault_pki', 'pull_request']);
   const pr = admin.page.locator('[data-pr-kind="onboarding"]');

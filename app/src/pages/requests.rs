@@ -263,8 +263,24 @@ fn job(job: JobSummary) -> impl IntoView {
             <p class="text-sm font-medium">{format!("{} · {} · attempt {}", job.kind, job.state, job.attempts)}</p>
             {job.last_error.map(|error| view! { <p class="text-sm text-red-700">{error}</p> })}
             <ul class="mt-1 list-disc pl-5 text-sm">
-                {job.steps.into_iter().map(|step| view! {
-                    <li data-step=step.name.clone()>{format!("{} — {}", step.name, step.finished_at.get(..19).unwrap_or_default())}</li>
+                {job.steps.into_iter().map(|step| {
+                    // The Vault objects a step wrote (or removed), by API path.
+                    let paths: Vec<String> = ["changed", "removed"]
+                        .iter()
+                        .filter_map(|key| step.detail[*key].as_array())
+                        .flatten()
+                        .filter_map(|path| path.as_str().map(str::to_owned))
+                        .collect();
+                    view! {
+                        <li data-step=step.name.clone()>
+                            {format!("{} — {}", step.name, step.finished_at.get(..19).unwrap_or_default())}
+                            {(!paths.is_empty()).then(|| view! {
+                                <ul class="pl-4 font-mono text-xs text-slate-600">
+                                    {paths.into_iter().map(|p| { let shown = p.clone(); view! { <li data-vault-path=p>{shown}</li> } }).collect_view()}
+                                </ul>
+                            })}
+                        </li>
+                    }
                 }).collect_view()}
             </ul>
         </li>
