@@ -1,5 +1,7 @@
 // Launches the system Chromium through playwright-core: no browser download, quiet on a closed
 // network. CHROMIUM_PATH overrides the executable.
+import { before, after } from 'node:test';
+import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -19,4 +21,18 @@ export function launchBrowser() {
       '--disable-sync',
     ],
   });
+}
+
+// One Chromium for the tests of a file: launched before them, closed after them. Use
+// `shared.browser` inside the tests.
+export function sharedBrowser() {
+  const shared = { browser: undefined };
+  before(async () => {
+    shared.browser = await launchBrowser();
+    mkdirSync(artifactsDir, { recursive: true });
+  });
+  after(async () => {
+    await shared.browser?.close();
+  });
+  return shared;
 }

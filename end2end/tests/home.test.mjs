@@ -1,24 +1,16 @@
 // Browser journey on the start page, in the real Chromium: the page hydrates (the WASM runs),
 // an interaction that only works once hydrated, and the platform status the server streams in.
 // Run by scripts/test.sh against a running `meshport dev` at MESHPORT_E2E_URL.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import { launchBrowser, artifactsDir } from './browser.mjs';
+import { sharedBrowser, artifactsDir } from './browser.mjs';
 
 const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
-let browser;
-
-before(async () => {
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-});
+const shared = sharedBrowser();
 
 test('the start page hydrates and its steps toggle works', async () => {
-  const page = await browser.newPage();
+  const page = await shared.browser.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(error.message));
   page.on('console', (message) => message.type() === 'error' && errors.push(message.text()));
@@ -56,7 +48,7 @@ test('the start page hydrates and its steps toggle works', async () => {
 });
 
 test('the start page is usable before the WASM loads', async () => {
-  const context = await browser.newContext({ javaScriptEnabled: false });
+  const context = await shared.browser.newContext({ javaScriptEnabled: false });
   const page = await context.newPage();
   const response = await page.goto(`${base}/`);
   assert.equal(response.status(), 200);

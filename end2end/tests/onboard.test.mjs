@@ -1,26 +1,16 @@
 // The onboarding form in the real Chromium against `meshport dev`: the shared validator judges
 // fields as they are typed, "Preview" shows every manifest and Vault object, and submitting
 // goes to the new request's page; the same form works with JavaScript turned off.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { launchBrowser, artifactsDir } from './browser.mjs';
+import { sharedBrowser, artifactsDir } from './browser.mjs';
 
 const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
-let browser;
-
-before(async () => {
-  browser = await launchBrowser();
-  mkdirSync(artifactsDir, { recursive: true });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const shared = sharedBrowser();
 
 async function developer(options = {}) {
-  const context = await browser.newContext(options);
+  const context = await shared.browser.newContext(options);
   const page = await context.newPage();
   // The sign-in page is rendered whole (no script needed) like the form.
   await page.goto(`${base}/signin`);

@@ -5,13 +5,12 @@
 // CLI) and opens the pull request (its branch holds exactly the service's manifests; the page
 // follows by itself); the merge moves the request to merged. Screenshots of each page go to
 // end2end/artifacts/journey-*.png.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { launchBrowser, artifactsDir } from './browser.mjs';
+import { sharedBrowser, artifactsDir } from './browser.mjs';
 
 // meshport dev's data folder: its OpenBao's address and token, and the local GitOps repository.
 const data = process.env.MESHPORT_E2E_DATA;
@@ -26,19 +25,10 @@ function bao(...args) {
 }
 
 const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
-let browser;
-
-before(async () => {
-  browser = await launchBrowser();
-  mkdirSync(artifactsDir, { recursive: true });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const shared = sharedBrowser();
 
 async function signIn(role) {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const page = await context.newPage();
   await page.goto(`${base}/signin`);
   await page.click(`button[data-demo-role="${role}"]`);

@@ -2,23 +2,13 @@
 // name and role in the header, sign-out at meshport and at the provider. Also the demo
 // identities of `meshport dev` and its banner. Run by scripts/test.sh, which starts the provider
 // (end2end/oidc-provider.mjs, users in end2end/oidc-users.json) and points meshport dev at it.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { launchBrowser, artifactsDir } from './browser.mjs';
+import { sharedBrowser, artifactsDir } from './browser.mjs';
 
 const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
-let browser;
-
-before(async () => {
-  browser = await launchBrowser();
-  mkdirSync(artifactsDir, { recursive: true });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const shared = sharedBrowser();
 
 // Errors on meshport's pages (the provider's pages are not ours: its missing favicon, say).
 function watchErrors(page) {
@@ -31,7 +21,7 @@ function watchErrors(page) {
 }
 
 test('a developer signs in at the identity provider, sees name and role, and signs out', async () => {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const page = await context.newPage();
   const errors = watchErrors(page);
 
@@ -67,7 +57,7 @@ test('a developer signs in at the identity provider, sees name and role, and sig
 });
 
 test('an auditor sees the verified trail and downloads it', async () => {
-  const context = await browser.newContext({ acceptDownloads: true });
+  const context = await shared.browser.newContext({ acceptDownloads: true });
   const page = await context.newPage();
   await page.goto(`${base}/signin`);
   await page.click('button[data-demo-role="auditor"]');
@@ -80,7 +70,7 @@ test('an auditor sees the verified trail and downloads it', async () => {
 });
 
 test('meshport dev offers demo identities behind a visible banner', async () => {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const page = await context.newPage();
   await page.goto(`${base}/signin`);
   assert.match(await page.locator('#demo-banner').innerText(), /Demo mode/);

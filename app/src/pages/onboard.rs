@@ -46,35 +46,38 @@ pub fn OnboardPage() -> impl IntoView {
             navigate(&format!("/requests/{id}"), Default::default());
         }
     });
-    let field = move |name: &'static str,
+    // One labelled input (or, `multiline`, a text area) bound to a field of the form.
+    let input = move |name: &'static str,
                       label: &'static str,
                       hint: &'static str,
+                      multiline: bool,
                       get: fn(&OnboardForm) -> String,
                       set: fn(&mut OnboardForm, String)| {
-        view! {
-            <Field name label hint messages=Signal::derive(move || messages(name))>
-                <input id=name name=format!("form[{name}]") type="text"
-                    class="w-full rounded border border-slate-300 px-2 py-1"
-                    value=move || get(&form.read())
-                    on:input=move |ev| { touched.set(true); form.update(|f| set(f, event_target_value(&ev))); } />
-            </Field>
-        }
-    };
-    let area = move |name: &'static str,
-                     label: &'static str,
-                     hint: &'static str,
-                     get: fn(&OnboardForm) -> String,
-                     set: fn(&mut OnboardForm, String)| {
-        view! {
-            <Field name label hint messages=Signal::derive(move || messages(name))>
+        let on_input = move |ev: leptos::ev::Event| {
+            touched.set(true);
+            form.update(|f| set(f, event_target_value(&ev)));
+        };
+        let control = if multiline {
+            view! {
                 <textarea id=name name=format!("form[{name}]") rows="3"
                     class="w-full rounded border border-slate-300 px-2 py-1 font-mono text-sm"
-                    on:input=move |ev| { touched.set(true); form.update(|f| set(f, event_target_value(&ev))); }>
+                    on:input=on_input>
                     {get(&OnboardForm::default())}
                 </textarea>
-            </Field>
-        }
+            }
+            .into_any()
+        } else {
+            view! {
+                <input id=name name=format!("form[{name}]") type="text"
+                    class="w-full rounded border border-slate-300 px-2 py-1"
+                    value=move || get(&form.read()) on:input=on_input />
+            }
+            .into_any()
+        };
+        view! { <Field name label hint messages=Signal::derive(move || messages(name))>{control}</Field> }
     };
+    let field = move |name, label, hint, get, set| input(name, label, hint, false, get, set);
+    let area = move |name, label, hint, get, set| input(name, label, hint, true, get, set);
     view! {
         <h1 class="text-2xl font-semibold">"Onboard a service"</h1>
         <p class="mt-1 text-sm text-slate-600">"Every field is checked as you type; a platform admin approves the request before anything is created."</p>

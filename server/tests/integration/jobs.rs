@@ -51,14 +51,16 @@ fn engine(store: Store, vault: Arc<Vault>, config: &VaultConfig) -> Engine {
 }
 
 /// `count` stored requests for services `svc-000`… (cart's form otherwise), each with a
-/// queued reconcile job.
-async fn queued_services(store: &Store, count: usize) -> Vec<Uuid> {
+/// queued job of `kind`; provisioning jobs come after an approval by alex, as approvals leave
+/// them.
+async fn stored_services(store: &Store, count: usize, kind: JobKind) -> Vec<Uuid> {
     let (dana, _) = crate::harness::person(store, "dana", &[]).await;
-    let mut tx = store.begin().await.unwrap();
+    let (alex, _) = crate::harness::person(store, "alex", &[]).await;
     let mut ids = Vec::new();
     for i in 0..count {
         let form = OnboardingRequest { service: format!("svc-{i:03}"), ..cart().0 };
         let spec = serde_json::to_value(form.without_secret_values()).unwrap();
+        let mut tx = store.begin().await.unwrap();
         let request = tx
             .create_request(&NewOnboardingRequest {
                 service_name: &form.service,
@@ -70,11 +72,20 @@ async fn queued_services(store: &Store, count: usize) -> Vec<Uuid> {
             })
             .await
             .unwrap();
-        tx.enqueue_job(request.id, JobKind::Reconcile).await.unwrap();
+        if kind == JobKind::Provision {
+            let approved = app::onboarding::RequestStatus::Approved;
+            assert!(tx.decide_request(request.id, alex.id, approved, None).await.unwrap());
+        }
+        tx.enqueue_job(request.id, kind).await.unwrap();
+        tx.commit().await.unwrap();
         ids.push(request.id);
     }
-    tx.commit().await.unwrap();
     ids
+}
+
+/// Requests with queued reconcile jobs (Vault steps only).
+async fn queued_services(store: &Store, count: usize) -> Vec<Uuid> {
+    stored_services(store, count, JobKind::Reconcile).await
 }
 
 /// Runs engines until none finds a due job.
@@ -349,36 +360,6 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
     assert!(main.trim().is_empty(), "the service's folder is gone from main: {main}");
 }
 
-/// `count` approved requests for `svc-000`… with their provisioning jobs queued, as approvals
-/// leave them.
-async fn approved_services(store: &Store, count: usize) -> Vec<Uuid> {
-    let (dana, _) = crate::harness::person(store, "dana", &[]).await;
-    let (alex, _) = crate::harness::person(store, "alex", &[]).await;
-    let mut ids = Vec::new();
-    for i in 0..count {
-        let form = OnboardingRequest { service: format!("svc-{i:03}"), ..cart().0 };
-        let spec = serde_json::to_value(form.without_secret_values()).unwrap();
-        let mut tx = store.begin().await.unwrap();
-        let request = tx
-            .create_request(&NewOnboardingRequest {
-                service_name: &form.service,
-                namespace: &form.namespace,
-                team: &form.team,
-                requested_by: dana.id,
-                justification: &form.justification,
-                spec: &spec,
-            })
-            .await
-            .unwrap();
-        let approved = app::onboarding::RequestStatus::Approved;
-        assert!(tx.decide_request(request.id, alex.id, approved, None).await.unwrap());
-        tx.enqueue_job(request.id, JobKind::Provision).await.unwrap();
-        tx.commit().await.unwrap();
-        ids.push(request.id);
-    }
-    ids
-}
-
 /// Jobs of `ids` that are done.
 async fn done(store: &Store, ids: &[Uuid]) -> usize {
     let mut done = 0;
@@ -399,7 +380,7 @@ async fn three_meshport_processes_on_postgres_provision_fifty_approvals_once_eve
     let platform = Platform::new().await;
     let db = TestDatabase::new(Backend::Postgres).await;
     let remote = crate::gitops::Remote::new();
-    let ids = approved_services(&db.store, 50).await;
+    let ids = stored_services(&db.store, 50, JobKind::Provision).await;
     let folder = tempfile::tempdir().unwrap();
     let token =
         secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
