@@ -1,17 +1,20 @@
 //! meshport itself, as a small local chart in `charts/meshport/` (Helmfile installs it last):
 //! its ServiceAccount, a ConfigMap with its configuration file, the Deployment and the Service.
-//! Credentials (Vault token, database URL, OIDC client secret, audit signing key, the GitHub
-//! token and webhook secret as `MESHPORT_GITOPS__TOKEN` / `MESHPORT_GITOPS__WEBHOOK_SECRET`) come
-//! from the Secret `meshport-credentials`, which the operator creates; nothing secret is in git.
+//! meshport logs in to Vault with its ServiceAccount's Vault-audience token (Kubernetes auth,
+//! role `meshport`, the least-privilege policy of `meshport vault policy`). Credentials (database
+//! URL, OIDC client secret, audit signing key, the GitHub token and webhook secret as
+//! `MESHPORT_GITOPS__TOKEN` / `MESHPORT_GITOPS__WEBHOOK_SECRET`) come from the Secret
+//! `meshport-credentials`, which the operator creates; nothing secret is in git.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, EnvVar,
-    HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, SecretEnvSource, SecurityContext, Service, ServiceAccount, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Service,
+    ServiceAccount, ServiceAccountTokenProjection, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -62,6 +65,34 @@ struct PortalVault {
     addr: String,
     ca_cert: String,
     annotation_prefix: &'static str,
+    /// Scopes meshport's own policy to the objects it creates.
+    name_prefix: &'static str,
+    login: PortalLogin,
+}
+
+/// meshport logs in with its ServiceAccount's Vault-audience token: no static Vault token.
+#[derive(Serialize)]
+struct PortalLogin {
+    method: &'static str,
+    role: &'static str,
+    jwt_path: &'static str,
+}
+
+/// Prefix of every policy and role meshport creates.
+const NAME_PREFIX: &str = "meshport-";
+/// Where the Vault-audience token of meshport's ServiceAccount is mounted.
+const VAULT_TOKEN_DIR: &str = "/var/run/secrets/vault";
+const VAULT_TOKEN_PATH: &str = "/var/run/secrets/vault/token";
+
+/// The configuration the chart gives meshport, as meshport reads it: the settings its own
+/// Vault policy is rendered for.
+pub fn portal_config(config: &BootstrapConfig) -> crate::config::Config {
+    let mut portal = crate::config::Config::default();
+    portal.vault.name_prefix = NAME_PREFIX.to_owned();
+    portal.vault.annotation_prefix = config.secrets_backend.annotation_prefix().to_owned();
+    portal.onboarding.namespaces = config.application_namespaces.clone();
+    portal.onboarding.cluster_domain = config.cluster_domain.clone();
+    portal
 }
 
 #[derive(Serialize)]
@@ -133,6 +164,12 @@ pub fn chart_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, Render
             addr: config.secrets_backend_addr(),
             ca_cert: format!("{VAULT_CA_DIR}/{}", VAULT_CA_BUNDLE.1),
             annotation_prefix: config.secrets_backend.annotation_prefix(),
+            name_prefix: NAME_PREFIX,
+            login: PortalLogin {
+                method: "kubernetes",
+                role: super::vault::MESHPORT_ACCOUNT,
+                jwt_path: VAULT_TOKEN_PATH,
+            },
         },
         gitops: PortalGitops::github(&config.git.repo_url, &config.git.branch)?,
         onboarding: PortalOnboarding {
@@ -247,6 +284,12 @@ fn deployment(config: &BootstrapConfig) -> Deployment {
                 ..VolumeMount::default()
             },
             VolumeMount {
+                name: "vault-token".to_owned(),
+                mount_path: VAULT_TOKEN_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
                 name: "data".to_owned(),
                 mount_path: DATA_DIR.to_owned(),
                 ..VolumeMount::default()
@@ -305,6 +348,22 @@ fn deployment(config: &BootstrapConfig) -> Deployment {
                     volumes: Some(vec![
                         config_map("config", NAME),
                         config_map("vault-ca", VAULT_CA_BUNDLE.0),
+                        // A short-lived token for Vault's audience only: meshport's Vault login.
+                        Volume {
+                            name: "vault-token".to_owned(),
+                            projected: Some(ProjectedVolumeSource {
+                                sources: Some(vec![VolumeProjection {
+                                    service_account_token: Some(ServiceAccountTokenProjection {
+                                        audience: Some(super::vault::SNAPSHOT_AUDIENCE.to_owned()),
+                                        expiration_seconds: Some(3600),
+                                        path: "token".to_owned(),
+                                    }),
+                                    ..VolumeProjection::default()
+                                }]),
+                                default_mode: None,
+                            }),
+                            ..Volume::default()
+                        },
                         empty_dir("data"),
                         empty_dir("tmp"),
                     ]),
@@ -341,6 +400,24 @@ mod tests {
                 (config.gitops.owner.as_deref(), config.gitops.repo.as_deref()),
                 (Some("example-org"), Some("platform-gitops"))
             );
+            assert_eq!(config.vault.name_prefix, NAME_PREFIX);
+            assert!(
+                matches!(&config.vault.login, crate::config::VaultLogin::Kubernetes { role, jwt_path, .. }
+                    if role == "meshport" && jwt_path == Path::new(VAULT_TOKEN_PATH)),
+                "{:?}",
+                config.vault.login
+            );
+            assert!(config.vault.token.is_none(), "no static Vault token");
+            // The policy in the repository is the one meshport needs for this configuration.
+            let files = crate::bootstrap::vault::meshport_access_files(&BootstrapConfig::example())
+                .unwrap();
+            let expected = crate::vault::portal_policy(
+                "meshport",
+                &config.artifact_settings(),
+                &config.onboarding.namespaces,
+            );
+            assert_eq!(files[0].path, "vault/sys/policies/acl/meshport.hcl");
+            assert_eq!(files[0].contents, expected.to_hcl());
             assert_eq!(config.onboarding.namespaces, ["prod-app"]);
             assert_eq!(config.data_dir, Path::new(DATA_DIR));
             Ok(())

@@ -113,19 +113,37 @@ pub fn readme(config: &BootstrapConfig) -> String {
          2. In GitHub: the environment `production` (with required reviewers) and the secrets \
          `ARGOCD_SERVER` (host of the ArgoCD API) and `ARGOCD_AUTH_TOKEN` (an ArgoCD account \
          allowed to sync the `services` Application).\n\
-         3. In the cluster: the Secret `{credentials}` in namespace `meshport` with meshport's \
-         credentials as `MESHPORT_*` variables (`MESHPORT_VAULT__TOKEN`, `MESHPORT_DATABASE_URL`, \
-         `MESHPORT_IDENTITY__CLIENT_SECRET`, `MESHPORT_AUDIT__SIGNING_KEY`).\n\
-         4. After the first `helmfile apply`, initialise {backend} once (the `awskms` seal unseals \
-         it; keep the recovery keys offline), then enable what meshport and the snapshot job use:\n\n\
+         3. The first `helmfile apply` leaves meshport out (it needs Vault's objects and its \
+         credentials first): `helmfile apply --selector name!=meshport` (Helmfile labels every \
+         release with its name).\n\
+         4. Initialise {backend} once (the `awskms` seal unseals it; keep the recovery keys \
+         offline), reach it from your machine, and create what meshport and the snapshot job use. \
+         meshport logs in with its ServiceAccount (Kubernetes auth, role `meshport`) and holds only \
+         the policy in `vault/sys/policies/acl/meshport.hcl` (the one `meshport vault policy` \
+         prints for this configuration); never give it a root token.\n\n\
          ```sh\n\
          kubectl -n {backend} exec -ti {backend}-0 -- {cli} operator init\n\
+         kubectl -n {backend} port-forward svc/{backend}-active 8200 &\n\
+         kubectl -n {backend} get secret vault-tls -o jsonpath='{{.data.ca\\.crt}}' | base64 -d > vault-ca.pem\n\
+         export VAULT_ADDR=https://127.0.0.1:8200 BAO_ADDR=https://127.0.0.1:8200 VAULT_CACERT=vault-ca.pem BAO_CACERT=vault-ca.pem\n\
+         {cli} login   # the initial root token, for this set-up only; revoke it afterwards\n\
+         {cli} audit enable file file_path=/{backend}/audit/audit.log\n\
          {cli} secrets enable -path=secret -version=2 kv\n\
          {cli} auth enable kubernetes\n\
          {cli} write auth/kubernetes/config kubernetes_host=https://kubernetes.default.svc\n\
          {cli} policy write raft-snapshot vault/sys/policies/acl/raft-snapshot.hcl\n\
          {cli} write auth/kubernetes/role/raft-snapshot @vault/auth/kubernetes/role/raft-snapshot.json\n\
-         ```\n\n",
+         {cli} policy write meshport vault/sys/policies/acl/meshport.hcl\n\
+         {cli} write auth/kubernetes/role/meshport @vault/auth/kubernetes/role/meshport.json\n\
+         ```\n\n\
+         5. The Secret `{credentials}` in namespace `meshport`, as `MESHPORT_*` variables: \
+         `MESHPORT_DATABASE_URL` (PostgreSQL; the chart runs two replicas), \
+         `MESHPORT_IDENTITY__CLIENT_SECRET`, `MESHPORT_AUDIT__SIGNING_KEY`, \
+         `MESHPORT_GITOPS__TOKEN` (a fine-grained GitHub token for this repository only: contents \
+         and pull requests, read and write) and `MESHPORT_GITOPS__WEBHOOK_SECRET` (the secret of \
+         this repository's pull-request webhook to `<meshport>/api/webhooks/github`). No Vault \
+         token.\n\
+         6. `helmfile apply` again: meshport joins.\n\n",
         account = config.aws_account_id,
         kms = config.kms_key_alias,
         bucket = config.backup.bucket,

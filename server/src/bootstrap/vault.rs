@@ -144,6 +144,35 @@ pub fn snapshot_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFil
     ])
 }
 
+/// meshport's own Vault identity: the least-privilege policy `meshport vault policy` renders
+/// for the generated configuration, and the Kubernetes-auth role its ServiceAccount logs in
+/// with (README, step 4). Never a root token.
+pub fn meshport_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, RenderError> {
+    let settings = super::meshport::portal_config(config).artifact_settings();
+    let policy =
+        crate::vault::portal_policy(MESHPORT_ACCOUNT, &settings, &config.application_namespaces);
+    let role = KubernetesAuthRole {
+        mount: settings.kubernetes_auth_mount.clone(),
+        name: MESHPORT_ACCOUNT.to_owned(),
+        bound_service_account_names: vec![MESHPORT_ACCOUNT.to_owned()],
+        bound_service_account_namespaces: vec![super::platform::MESHPORT_NAMESPACE.to_owned()],
+        token_policies: vec![policy.name.clone()],
+        token_ttl: 3600,
+        token_max_ttl: 4 * 3600,
+        audience: Some(SNAPSHOT_AUDIENCE.to_owned()),
+    };
+    Ok(vec![
+        ArtifactFile {
+            path: format!("vault/sys/policies/acl/{}.hcl", policy.name),
+            contents: policy.to_hcl(),
+        },
+        json_file(format!("auth/{}/role/{}", role.mount, role.name), &role)?,
+    ])
+}
+
+/// meshport's ServiceAccount, Vault policy and role.
+pub const MESHPORT_ACCOUNT: &str = "meshport";
+
 #[cfg(test)]
 mod tests {
     use super::*;
