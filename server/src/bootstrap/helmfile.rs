@@ -88,8 +88,10 @@ pub struct Hook {
 }
 
 impl Hook {
-    /// After the release is applied, `kubectl wait` until every `resource` in the cluster has
-    /// `condition`: Helm's own wait knows Deployments, not certificates or bundles.
+    /// After the release is applied, `kubectl wait` until every platform `resource` (labelled
+    /// `app.kubernetes.io/part-of=meshport-platform`) has `condition`: Helm's own wait knows
+    /// Deployments, not certificates or bundles, and an application's failing certificate
+    /// must not block the platform.
     fn wait_for(resource: &str, condition: &str) -> Self {
         Self {
             events: vec!["postsync".to_owned()],
@@ -99,7 +101,7 @@ impl Hook {
                 "wait",
                 &format!("--for=condition={condition}"),
                 resource,
-                "--all",
+                "--selector=app.kubernetes.io/part-of=meshport-platform",
                 "--all-namespaces",
                 "--timeout=300s",
             ]

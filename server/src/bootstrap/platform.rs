@@ -110,6 +110,8 @@ fn pairs(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
 
 /// The namespaces and how Linkerd treats them. Helm keeps them when a release is removed, so
 /// uninstalling the namespaces release cannot delete everything in them.
+const NO_INJECTOR_WEBHOOK: (&str, &str) = ("config.linkerd.io/admission-webhooks", "disabled");
+
 pub fn namespaces(config: &BootstrapConfig) -> Vec<Namespace> {
     let backend = config.secrets_backend.name();
     let vault_client = (VAULT_CLIENT_LABEL, "true");
@@ -131,8 +133,10 @@ pub fn namespaces(config: &BootstrapConfig) -> Vec<Namespace> {
         (CERT_MANAGER_NAMESPACE, vec![], vec![("linkerd.io/inject", "disabled")]),
         // Vault terminates its own TLS (and raft peers speak TLS to each other); clients skip
         // the proxy for port 8200 instead.
-        (backend, vec![], vec![("linkerd.io/inject", "disabled")]),
-        ("argocd", vec![], vec![("linkerd.io/inject", "disabled")]),
+        // Outside the mesh, and outside the proxy injector's webhook too: their pods must start
+        // while Linkerd is down (the webhook fails closed).
+        (backend, vec![NO_INJECTOR_WEBHOOK], vec![("linkerd.io/inject", "disabled")]),
+        ("argocd", vec![NO_INJECTOR_WEBHOOK], vec![("linkerd.io/inject", "disabled")]),
         ("monitoring", vec![], vec![("linkerd.io/inject", "enabled")]),
         (
             MESHPORT_NAMESPACE,

@@ -190,11 +190,14 @@ pub fn readme(config: &BootstrapConfig) -> String {
          before that happens, follow Linkerd's trust-anchor rotation (add the new anchor to the \
          `linkerd-identity-trust-roots` Bundle beside the old one, roll the proxies, then drop \
          the old one), or proxies with the old chain stop trusting the new one.\n\
+         - {backend} reads its TLS certificate only at start and on SIGHUP; the `tls-reloader` \
+         sidecar sends SIGHUP within a minute of cert-manager renewing `vault-tls`.\n\
          - Snapshots run on the schedule `{schedule}` (UTC) to `s3://{bucket}/{prefix}`; \
          restore one with `{cli} operator raft snapshot restore` against the active node.\n\n",
         schedule = config.backup.schedule,
         bucket = config.backup.bucket,
         prefix = config.backup.prefix,
+        backend = config.secrets_backend.name(),
     ));
     out.push_str("## What differs from the original plan and why\n\n");
     for (plan, now) in CORRECTIONS {

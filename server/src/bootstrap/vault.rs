@@ -78,6 +78,18 @@ pub fn server_config(config: &BootstrapConfig) -> String {
     hcl::to_string(&body).expect("an HCL body of strings and booleans always serialises")
 }
 
+/// The reloader sidecar's image: busybox, for `md5sum`, `pkill` and `sleep`.
+pub const TLS_RELOADER_IMAGE: &str = "busybox:1.37.0";
+
+/// Every minute, compares the mounted certificate with the one last seen and sends SIGHUP to
+/// the server process (`binary`) when it changed. Runs as the pod's user, the server's.
+fn tls_reloader_script(tls: &str, binary: &str) -> String {
+    format!(
+        "last=\"$(md5sum {tls}/tls.crt)\"; while sleep 60; do now=\"$(md5sum {tls}/tls.crt)\"; \
+         if [ \"$now\" != \"$last\" ] && pkill -HUP -x {binary}; then last=\"$now\"; fi; done"
+    )
+}
+
 /// The chart values: HA with raft, TLS from the cert-manager secret, the KMS role through
 /// IRSA, the injector, persistent data and audit volumes.
 pub fn chart_values(config: &BootstrapConfig) -> Value {
@@ -108,6 +120,25 @@ pub fn chart_values(config: &BootstrapConfig) -> Value {
             },
             "volumes": [{ "name": TLS_SECRET, "secret": { "secretName": TLS_SECRET } }],
             "volumeMounts": [{ "name": TLS_SECRET, "mountPath": tls, "readOnly": true }],
+            // Vault reads its TLS certificate at start and on SIGHUP only, and the StatefulSet
+            // never restarts by itself (OnDelete): a sidecar in the pod's process namespace
+            // sends SIGHUP when cert-manager has renewed the certificate.
+            "shareProcessNamespace": true,
+            "extraContainers": [{
+                "name": "tls-reloader",
+                "image": TLS_RELOADER_IMAGE,
+                "command": ["/bin/sh", "-c", tls_reloader_script(&tls, backend.cli())],
+                "volumeMounts": [{ "name": TLS_SECRET, "mountPath": tls, "readOnly": true }],
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "capabilities": { "drop": ["ALL"] },
+                },
+                "resources": {
+                    "requests": { "cpu": "5m", "memory": "8Mi" },
+                    "limits": { "memory": "32Mi" },
+                },
+            }],
             "dataStorage": { "enabled": true, "size": "10Gi", "storageClass": "gp3" },
             "auditStorage": { "enabled": true, "size": "10Gi", "storageClass": "gp3" },
         },
@@ -195,6 +226,20 @@ mod tests {
         assert!(hcl.contains("leader_api_addr = \"https://vault-2.vault-internal:8200\""), "{hcl}");
         assert!(hcl.contains("kms_key_id = \"alias/vault-unseal\""), "{hcl}");
         assert!(!hcl.contains("tls_disable"), "{hcl}");
+    }
+
+    #[test]
+    fn a_sidecar_reloads_the_renewed_certificate() {
+        let values = chart_values(&BootstrapConfig::example());
+        assert_eq!(values["server"]["shareProcessNamespace"], true);
+        let script = values["server"]["extraContainers"][0]["command"][2].as_str().unwrap();
+        assert!(script.contains("pkill -HUP -x vault"), "{script}");
+        assert!(script.contains("/vault/userconfig/vault-tls/tls.crt"), "{script}");
+        let mut openbao = BootstrapConfig::example();
+        openbao.secrets_backend = crate::bootstrap::config::SecretsBackend::Openbao;
+        let script =
+            chart_values(&openbao)["server"]["extraContainers"][0]["command"][2].to_string();
+        assert!(script.contains("pkill -HUP -x bao"), "{script}");
     }
 
     #[test]

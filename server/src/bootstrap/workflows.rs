@@ -184,7 +184,8 @@ fn deploy_platform(config: &BootstrapConfig) -> Workflow {
                 "apply",
                 job(
                     "helmfile apply",
-                    Some("github.event_name != 'pull_request'"),
+                    // Only main is applied, whatever branch a manual run names.
+                    Some("github.event_name != 'pull_request' && github.ref == 'refs/heads/main'"),
                     Some("production"),
                     &config.iam.github_apply,
                     Step::run("Apply", HELMFILE_APPLY),
