@@ -166,13 +166,7 @@ pub fn snapshot_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFil
         token_max_ttl: 1200,
         audience: Some(SNAPSHOT_AUDIENCE.to_owned()),
     };
-    Ok(vec![
-        ArtifactFile {
-            path: format!("vault/sys/policies/acl/{}.hcl", policy.name),
-            contents: policy.to_hcl(),
-        },
-        json_file(format!("auth/{}/role/{}", role.mount, role.name), &role)?,
-    ])
+    access_files(&policy, &role)
 }
 
 /// meshport's own Vault identity: the least-privilege policy `meshport vault policy` renders
@@ -192,12 +186,21 @@ pub fn meshport_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFil
         token_max_ttl: 4 * 3600,
         audience: Some(SNAPSHOT_AUDIENCE.to_owned()),
     };
+    access_files(&policy, &role)
+}
+
+/// A policy and its Kubernetes-auth role as files named by their API paths, for `vault policy
+/// write` and `vault write @file`.
+fn access_files(
+    policy: &ServicePolicy,
+    role: &KubernetesAuthRole,
+) -> Result<Vec<ArtifactFile>, RenderError> {
     Ok(vec![
         ArtifactFile {
             path: format!("vault/sys/policies/acl/{}.hcl", policy.name),
             contents: policy.to_hcl(),
         },
-        json_file(format!("auth/{}/role/{}", role.mount, role.name), &role)?,
+        json_file(format!("auth/{}/role/{}", role.mount, role.name), role)?,
     ])
 }
 
