@@ -113,6 +113,7 @@ impl RequestService for Requests {
         requester: &Principal,
         request: OnboardingRequest,
     ) -> Result<String, AppError> {
+        requester.may_submit_for(&request.team)?;
         let valid = ValidRequest::new(request, &self.rules)?;
         let requested_by: Uuid = requester.user_id.parse().map_err(internal)?;
         // Provided secret values never reach the database.
@@ -352,11 +353,11 @@ impl Requests {
     /// Destroys the provided values a rejected request staged in Vault. A failure is logged:
     /// the values stay unreachable (no role reads them) and an offboarding removes them.
     async fn discard_staged_values(&self, record: &OnboardingRequestRecord) {
-        let artifacts = serde_json::from_value::<OnboardingRequest>(record.spec.clone())
-            .ok()
-            .and_then(|form| ValidRequest::from_stored(form, &self.rules).ok())
-            .map(|valid| ServiceArtifacts::build(&valid, &self.settings, Some(record.id)));
-        let Some(artifacts) = artifacts else { return };
+        let Ok(artifacts) =
+            ServiceArtifacts::from_stored(&record.spec, &self.rules, &self.settings, record.id)
+        else {
+            return;
+        };
         if let Err(error) = self.vault.discard_staged(&artifacts).await {
             tracing::error!(%error, request = %record.id, "could not destroy a rejected request's secret values");
         }

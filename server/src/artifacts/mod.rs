@@ -255,6 +255,20 @@ impl ServiceArtifacts {
         Self { manifests, policy, role, secrets, pki_role }
     }
 
+    /// The artifacts of a stored request (its form without secret values), judged by today's
+    /// `rules` and rendered with today's `settings`.
+    pub fn from_stored(
+        spec: &serde_json::Value,
+        rules: &app::onboarding::OnboardingRules,
+        settings: &ArtifactSettings,
+        request_id: Uuid,
+    ) -> Result<Self, String> {
+        let form: app::onboarding::OnboardingRequest = serde_json::from_value(spec.clone())
+            .map_err(|e| format!("the stored request does not parse: {e}"))?;
+        let valid = ValidRequest::from_stored(form, rules).map_err(|e| e.to_string())?;
+        Ok(Self::build(&valid, settings, Some(request_id)))
+    }
+
     /// The manifests as files for the GitOps repository.
     pub fn gitops_files(&self) -> Result<Vec<ArtifactFile>, RenderError> {
         self.manifests.iter().map(|manifest| yaml_file(&manifest.path, &manifest.object)).collect()

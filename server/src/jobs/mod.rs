@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::onboarding::{OnboardingRequest, OnboardingRules, RequestStatus, ValidRequest};
+use app::onboarding::{OnboardingRules, RequestStatus};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -444,11 +444,8 @@ impl Engine {
 
     /// The artifacts of a stored request, rendered with today's settings.
     fn artifacts(&self, request: &OnboardingRequestRecord) -> Result<ServiceArtifacts, StepError> {
-        let form: OnboardingRequest = serde_json::from_value(request.spec.clone())
-            .map_err(|e| StepError::permanent(format!("the stored request does not parse: {e}")))?;
-        let valid = ValidRequest::from_stored(form, &self.rules)
-            .map_err(|e| StepError::permanent(e.to_string()))?;
-        Ok(ServiceArtifacts::build(&valid, &self.settings, Some(request.id)))
+        ServiceArtifacts::from_stored(&request.spec, &self.rules, &self.settings, request.id)
+            .map_err(StepError::permanent)
     }
 }
 

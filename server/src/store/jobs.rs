@@ -386,25 +386,4 @@ impl Tx {
             .rows_affected());
         Ok(affected == 1)
     }
-
-    /// Moves a request from `from` to `to` inside the transaction. False when it was not in
-    /// state `from`.
-    pub async fn transition_request(
-        &mut self,
-        id: Uuid,
-        from: app::onboarding::RequestStatus,
-        to: app::onboarding::RequestStatus,
-    ) -> Result<bool, StoreError> {
-        let sql = "UPDATE onboarding_requests SET status = $1, updated_at = $2
-                   WHERE id = $3 AND status = $4";
-        let affected = on_tx!(self, conn => sqlx::query(sql)
-            .bind(to.as_str())
-            .bind(Utc::now())
-            .bind(id)
-            .bind(from.as_str())
-            .execute(&mut **conn)
-            .await?
-            .rows_affected());
-        Ok(affected == 1)
-    }
 }

@@ -162,24 +162,16 @@ impl Store {
 
     /// Moves a request from `from` to `to`. Returns false, changing nothing, when the request is
     /// not in state `from` (for example because someone else moved it first).
-    #[tracing::instrument(skip_all)]
     pub async fn transition_request(
         &self,
         id: Uuid,
         from: RequestStatus,
         to: RequestStatus,
     ) -> Result<bool, StoreError> {
-        let sql = "UPDATE onboarding_requests SET status = $1, updated_at = $2
-                   WHERE id = $3 AND status = $4";
-        let result = on_pool!(self, pool => sqlx::query(sql)
-            .bind(to.as_str())
-            .bind(Utc::now())
-            .bind(id)
-            .bind(from.as_str())
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(result == 1)
+        let mut tx = self.begin().await?;
+        let moved = tx.transition_request(id, from, to).await?;
+        tx.commit().await?;
+        Ok(moved)
     }
 }
 
@@ -234,6 +226,27 @@ impl Tx {
             .bind(reason)
             .bind(id)
             .bind(RequestStatus::Submitted.as_str())
+            .execute(&mut **conn)
+            .await?
+            .rows_affected());
+        Ok(affected == 1)
+    }
+
+    /// Moves a request from `from` to `to` inside the transaction. False when it was not in
+    /// state `from`.
+    pub async fn transition_request(
+        &mut self,
+        id: Uuid,
+        from: RequestStatus,
+        to: RequestStatus,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE onboarding_requests SET status = $1, updated_at = $2
+                   WHERE id = $3 AND status = $4";
+        let affected = on_tx!(self, conn => sqlx::query(sql)
+            .bind(to.as_str())
+            .bind(Utc::now())
+            .bind(id)
+            .bind(from.as_str())
             .execute(&mut **conn)
             .await?
             .rows_affected());

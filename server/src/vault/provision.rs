@@ -178,9 +178,8 @@ impl Vault {
                 path: secret.data_path(),
                 message: "no value was provided".to_owned(),
             })?;
-            let mut data = Map::new();
-            data.insert(secret.key.clone(), Value::String(value.expose_secret().to_owned()));
-            self.write(&secret.data_path(), &json!({ "data": data })).await?;
+            self.write(&secret.data_path(), &json!({ "data": secret_data(&secret.key, value) }))
+                .await?;
         }
         Ok(())
     }
@@ -395,11 +394,14 @@ impl Vault {
                 return Err(missing("was declared existing but holds no value; write it first"));
             }
         };
-        let mut data = Map::new();
-        data.insert(key.clone(), Value::String(value.expose_secret().to_owned()));
-        let body = json!({ "options": { "cas": cas }, "data": data });
+        let body = json!({ "options": { "cas": cas }, "data": secret_data(key, &value) });
         self.write(&change.path, &body).await
     }
+}
+
+/// The `data` of a KV v2 write: the secret's one key and its value.
+fn secret_data(key: &str, value: &SecretString) -> Value {
+    json!({ key: value.expose_secret() })
 }
 
 /// `alphanumeric:32` → the alphabet and length.
