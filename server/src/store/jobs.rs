@@ -351,13 +351,7 @@ impl Tx {
     /// Makes a request's queued jobs due now: what they wait for has happened.
     pub async fn wake_jobs(&mut self, request_id: Uuid) -> Result<(), StoreError> {
         let sql = "UPDATE jobs SET next_run_at = $1 WHERE request_id = $2 AND state = 'queued'";
-        on_tx!(self, conn => sqlx::query(sql)
-            .bind(Utc::now())
-            .bind(request_id)
-            .execute(&mut **conn)
-            .await
-            .map(drop)?);
-        Ok(())
+        self.update_now(sql, request_id).await.map(drop)
     }
 
     /// An admin's retry of a failed job: queued again, due now, attempts counted afresh.
@@ -365,25 +359,23 @@ impl Tx {
         let sql =
             "UPDATE jobs SET state = 'queued', attempts = 0, next_run_at = $1, updated_at = $1
                    WHERE id = $2 AND state = 'failed'";
-        let affected = on_tx!(self, conn => sqlx::query(sql)
-            .bind(Utc::now())
-            .bind(job_id)
-            .execute(&mut **conn)
-            .await?
-            .rows_affected());
-        Ok(affected == 1)
+        Ok(self.update_now(sql, job_id).await? == 1)
     }
 
     /// An admin's cancellation of a job that is not running.
     pub async fn cancel_job(&mut self, job_id: Uuid) -> Result<bool, StoreError> {
         let sql = "UPDATE jobs SET state = 'cancelled', updated_at = $1
                    WHERE id = $2 AND state IN ('queued', 'failed')";
-        let affected = on_tx!(self, conn => sqlx::query(sql)
+        Ok(self.update_now(sql, job_id).await? == 1)
+    }
+
+    /// Runs `sql` with `$1` the current time and `$2` `id`; the rows it changed.
+    async fn update_now(&mut self, sql: &str, id: Uuid) -> Result<u64, StoreError> {
+        Ok(on_tx!(self, conn => sqlx::query(sql)
             .bind(Utc::now())
-            .bind(job_id)
+            .bind(id)
             .execute(&mut **conn)
             .await?
-            .rows_affected());
-        Ok(affected == 1)
+            .rows_affected()))
     }
 }
