@@ -470,3 +470,55 @@ async fn three_meshport_processes_on_postgres_provision_fifty_approvals_once_eve
         assert_eq!(metadata["data"]["current_version"], 1, "svc-{i:03}: one value, written once");
     }
 }
+
+#[tokio::test]
+async fn an_admin_retries_or_cancels_a_failed_job() {
+    use app::access::Role;
+    use app::requests::AdminAction;
+    use app::requests::ssr::RequestService;
+    use meshport_server::requests::Requests;
+
+    let platform = Platform::new().await;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let ids = stored_services(&db.store, 1, JobKind::Provision).await;
+    let id = ids[0].to_string();
+    // The platform has since stopped allowing the request's namespace: the run fails for good.
+    let rules = OnboardingRules { namespaces: vec!["elsewhere".into()], ..Default::default() };
+    let engine = Engine::new(
+        db.store.clone(),
+        platform.meshport.clone(),
+        Arc::new(NoGitops),
+        platform.settings.clone(),
+        rules.clone(),
+    );
+    let requests = Requests {
+        store: db.store.clone(),
+        rules,
+        vault: platform.meshport.clone(),
+        settings: platform.settings.clone(),
+        gitops: None,
+    };
+    let (_, admin) = crate::harness::person(&db.store, "blake", &[Role::PlatformAdmin]).await;
+    let (_, developer) = crate::harness::person(&db.store, "dana", &[Role::Developer]).await;
+    let last_job = || async { db.store.jobs_of_request(ids[0]).await.unwrap().pop().unwrap() };
+
+    engine.run_next().await.unwrap();
+    let job = last_job().await;
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.last_error.unwrap().contains("namespace"));
+    assert_eq!(db.store.request(ids[0]).await.unwrap().unwrap().status.as_str(), "failed");
+
+    assert!(requests.act(&developer, &id, AdminAction::Retry).await.is_err(), "admins only");
+    requests.act(&admin, &id, AdminAction::Retry).await.unwrap();
+    let job = last_job().await;
+    assert_eq!((job.state, job.attempts), (JobState::Queued, 0));
+    assert_eq!(db.store.request(ids[0]).await.unwrap().unwrap().status.as_str(), "provisioning");
+
+    engine.run_next().await.unwrap();
+    requests.act(&admin, &id, AdminAction::Cancel).await.unwrap();
+    assert_eq!(last_job().await.state, JobState::Cancelled);
+    assert!(
+        requests.act(&admin, &id, AdminAction::Retry).await.is_err(),
+        "nothing failed to retry"
+    );
+}
