@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test: set-up, build, Rust unit and integration tests (which start their own
-# OpenBao and PostgreSQL), then the browser journeys in Chromium against `meshport dev`.
+# Runs every test: set-up, the Helm chart's tests, build, Rust unit and integration tests (which
+# start their own OpenBao and PostgreSQL), then the browser journeys in Chromium against
+# `meshport dev`.
 # Everything listens on free loopback ports and is stopped on exit.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$MESHPORT_ROOT"
 "$MESHPORT_ROOT/scripts/setup.sh"
+
+echo "== Helm chart (helm lint and template, kubernetes-validate)"
+"$MESHPORT_CACHE/venv/bin/pytest" -q -p no:cacheprovider deploy/helm/tests
 
 # The target folder is shared by every clone on this machine: one test run at a time.
 exec 9>"$MESHPORT_CACHE/build.lock"
