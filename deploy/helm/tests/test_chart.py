@@ -235,6 +235,10 @@ def test_the_deployment_runs_meshport_serve_safely(case):
     config_map = one(release_objects(objects), "ConfigMap")
     env = {e["name"]: e.get("value") for e in meshport["env"]}
     assert env["MESHPORT_CONFIG"] == "/etc/meshport/meshport.toml"
+    # The image's MESHPORT_LISTEN and MESHPORT_DATA_DIR would win over the file: same values.
+    toml = meshport_toml(config_map)
+    assert (env["MESHPORT_LISTEN"], env["MESHPORT_DATA_DIR"]) == (toml["listen"], toml["data_dir"])
+    assert toml["listen"] == "0.0.0.0:3000" and toml["data_dir"] == "/var/lib/meshport"
     assert volumes[mounts["/etc/meshport"]["name"]]["configMap"]["name"] == config_map["metadata"]["name"]
     secret_name = values.get("credentials", {}).get("existingSecret", "meshport-credentials") or "meshport"
     assert meshport["envFrom"] == [{"secretRef": {"name": secret_name, "optional": False}}]
@@ -312,7 +316,7 @@ def test_the_chart_agrees_with_the_chart_meshport_bootstrap_writes(tmp_path):
     assert pod["serviceAccountName"] == golden_pod["serviceAccountName"]
     golden_container = golden_pod["containers"][0]
     assert container(pod, "meshport")["envFrom"] == golden_container["envFrom"]
-    assert golden_container["env"] == container(pod, "meshport")["env"]
+    assert all(e in container(pod, "meshport")["env"] for e in golden_container["env"])
 
 
 def test_the_configuration_uses_only_keys_meshport_has(case):

@@ -218,6 +218,11 @@ configuration file and the credentials Secret. Takes (dict "root" $ "secretName"
 env:
   - name: MESHPORT_CONFIG
     value: {{ include "meshport.configDir" $root }}/meshport.toml
+  # Also in meshport.toml; the image sets these variables, which would win over the file.
+  - name: MESHPORT_LISTEN
+    value: {{ printf "0.0.0.0:%d" (int $root.Values.containerPort) | quote }}
+  - name: MESHPORT_DATA_DIR
+    value: {{ include "meshport.dataDir" $root }}
   {{- with $root.Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
