@@ -11,6 +11,7 @@ pub mod pages;
 pub mod platform;
 pub mod requests;
 pub mod rotation;
+pub mod status;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -66,6 +67,7 @@ pub fn App() -> impl IntoView {
                         <a href="/onboard" class="text-indigo-700 hover:underline">"Onboard"</a>
                         <a href="/requests" class="text-indigo-700 hover:underline">"Requests"</a>
                         <a href="/services" class="text-indigo-700 hover:underline">"Services"</a>
+                        <a href="/status" class="text-indigo-700 hover:underline">"Status"</a>
                     </span>
                     <pages::AccountMenu />
                 </nav>
@@ -80,6 +82,12 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("onboard") view=pages::OnboardPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("requests") view=pages::RequestsPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("services") view=pages::ServicesPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("status") view=pages::StatusPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("status"), ParamSegment("namespace"), ParamSegment("service"))
+                        view=pages::ServiceStatusPage
+                        ssr=SsrMode::Async
+                    />
                     <Route
                         path=(StaticSegment("requests"), ParamSegment("id"))
                         view=pages::RequestPage

@@ -20,6 +20,26 @@ pub enum RotationState {
 }
 
 impl RotationState {
+    /// Every state, best first.
+    pub const ALL: [RotationState; 5] =
+        [Self::Ok, Self::DueSoon, Self::Overdue, Self::Failing, Self::Expired];
+
+    /// The state's name in metrics and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::DueSoon => "due_soon",
+            Self::Overdue => "overdue",
+            Self::Failing => "failing",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Whether moving into this state is worth telling someone.
+    pub fn needs_attention(self) -> bool {
+        self != Self::Ok
+    }
+
     /// The label shown in the UI.
     pub fn label(self) -> &'static str {
         match self {

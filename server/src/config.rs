@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use app::onboarding::OnboardingRules;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::artifacts::ArtifactSettings;
@@ -21,7 +21,7 @@ pub const ENV_PREFIX: &str = "MESHPORT_";
 /// The top-level keys of [`Config`]. Only `MESHPORT_*` variables naming one of them are read, so
 /// other variables with the prefix (the scripts' and tests' own) are not taken for typos, while
 /// an unknown key in the file or under a known section is refused.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 15] = [
     "listen",
     "public_url",
     "data_dir",
@@ -34,6 +34,8 @@ const KEYS: [&str; 13] = [
     "identity",
     "audit",
     "jobs",
+    "status",
+    "clusters",
     "dev",
 ];
 
@@ -65,6 +67,11 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The provisioning engine.
     pub jobs: JobsConfig,
+    /// Certificate and rotation status: refresh, alerts, `/metrics`.
+    pub status: StatusConfig,
+    /// Clusters whose cert-manager certificates and Linkerd identity are shown, as
+    /// `[[clusters]]` tables. Default: none.
+    pub clusters: Vec<crate::cluster::ClusterConfig>,
     /// Settings of `meshport dev` only.
     pub dev: DevConfig,
 }
@@ -218,6 +225,34 @@ impl Default for JobsConfig {
     }
 }
 
+/// Certificate and rotation status.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusConfig {
+    /// Seconds between status refreshes. Default 60.
+    pub refresh_seconds: u64,
+    /// Longest wait, in seconds, between attempts to read a source that keeps failing (the
+    /// wait doubles from `refresh_seconds`). Default 900.
+    pub max_backoff_seconds: u64,
+    /// Incoming-webhook URL (Slack or compatible) for alerts on transitions into due soon,
+    /// overdue, failing or expired. Default: no alerts.
+    pub alert_webhook: Option<SecretString>,
+    /// Bearer token Prometheus must send to `/metrics`. Default: none, `/metrics` is open
+    /// (it shows names and dates, never secret values).
+    pub metrics_token: Option<SecretString>,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self {
+            refresh_seconds: 60,
+            max_backoff_seconds: 900,
+            alert_webhook: None,
+            metrics_token: None,
+        }
+    }
+}
+
 /// The audit trail's signed checkpoints.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -328,6 +363,8 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             audit: AuditConfig::default(),
             jobs: JobsConfig::default(),
+            status: StatusConfig::default(),
+            clusters: Vec::new(),
             dev: DevConfig::default(),
         }
     }
@@ -597,7 +634,7 @@ impl Config {
                 })
         };
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 13] = [
+        let checks: [(&'static str, bool, &'static str); 16] = [
             (
                 "vault.kv_mount",
                 is_mount(&self.vault.kv_mount),
@@ -673,11 +710,48 @@ impl Config {
                 (1..=365).contains(&identity.token_days),
                 "must be between 1 and 365",
             ),
+            (
+                "status.refresh_seconds",
+                (5..=86_400).contains(&self.status.refresh_seconds)
+                    && self.status.max_backoff_seconds >= self.status.refresh_seconds,
+                "must be 5 to 86400 (and `status.max_backoff_seconds` at least as long)",
+            ),
+            (
+                "status.alert_webhook",
+                self.status.alert_webhook.as_ref().is_none_or(|url| {
+                    url::Url::parse(url.expose_secret())
+                        .is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+                }),
+                "must be an http(s) URL",
+            ),
+            (
+                "clusters",
+                self.clusters_are_valid(),
+                "each needs a unique name (a DNS label) and DNS-label namespaces",
+            ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {
             Some((key, _, rule)) => Err(ConfigError::Value { key, rule }),
             None => Ok(()),
         }
+    }
+
+    /// Cluster names are unique DNS labels (they name metrics and alert keys), and every
+    /// namespace and Linkerd object name is a DNS label or name.
+    fn clusters_are_valid(&self) -> bool {
+        let is_label = |n: &str| app::onboarding::is_dns_label(n) && n.len() <= 63;
+        let mut names = std::collections::BTreeSet::new();
+        self.clusters.iter().all(|cluster| {
+            let linkerd = &cluster.linkerd;
+            names.insert(cluster.name.as_str())
+                && is_label(&cluster.name)
+                && cluster.namespaces.iter().all(|n| is_label(n))
+                && [&linkerd.namespace, &linkerd.trust_anchor_namespace].iter().all(|n| is_label(n))
+                && [&linkerd.issuer, &linkerd.trust_anchor, &linkerd.trust_bundle]
+                    .iter()
+                    .all(|n| !n.is_empty() && n.split('.').all(is_label))
+                && !linkerd.trust_bundle_key.is_empty()
+        })
     }
 
     /// The URL users reach meshport at: the configured one, or the listen address over http.
@@ -744,7 +818,6 @@ impl Config {
 mod tests {
     use super::*;
     use figment::Jail;
-    use secrecy::ExposeSecret;
 
     #[test]
     fn defaults_apply_without_file_or_environment() {

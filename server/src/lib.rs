@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod audit;
 pub mod bootstrap;
+pub mod cluster;
 pub mod config;
 pub mod dev;
 pub mod gitops;
@@ -11,6 +12,7 @@ pub mod identity;
 pub mod jobs;
 pub mod requests;
 pub mod rotation;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod vault;
@@ -24,6 +26,13 @@ use leptos::prelude::LeptosOptions;
 use crate::config::Config;
 use crate::store::Store;
 use crate::vault::Vault;
+
+/// Makes ring rustls' process-wide provider. Both ring and aws-lc-rs are linked, so a TLS
+/// client that asks rustls for the default (kube's does) would otherwise panic. Idempotent.
+pub fn install_crypto_provider() {
+    // An error only says a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// The Leptos options for the built site described by `config`. Set here rather than read from
 /// `Cargo.toml`, so the binary runs without the source tree or cargo-leptos' variables.
@@ -65,6 +74,8 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     vault.keep_logged_in(None);
     let state = web::AppState::new(&config, store.clone(), vault, demo).await?;
     state.sessions.spawn_cleanup(std::time::Duration::from_secs(600));
+    // Certificate and rotation status: every replica reads the sources; alerts are sent once.
+    state.status.clone().spawn();
     // The provisioning engine: every replica claims due jobs; drift is checked periodically.
     let proposals = jobs::GitopsProposals { gitops: state.gitops.clone(), store: store.clone() };
     let engine = Arc::new(

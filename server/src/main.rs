@@ -112,6 +112,7 @@ enum AuditCommand {
 async fn main() -> std::process::ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    meshport_server::install_crypto_provider();
     if let Command::Bootstrap { out, force } = &cli.command {
         // MESHPORT_CONFIG names the portal's own configuration, never a bootstrap file.
         let given = matches.value_source("config") == Some(ValueSource::CommandLine);

@@ -5,12 +5,14 @@ mod home;
 mod onboard;
 mod requests;
 mod signin;
+mod status;
 
 pub use audit::AuditPage;
 pub use home::HomePage;
 pub use onboard::OnboardPage;
 pub use requests::{RequestPage, RequestsPage, ServicesPage};
 pub use signin::{AccountMenu, DemoBanner, SignInPage};
+pub use status::{ServiceStatusPage, StatusPage};
 
 use leptos::prelude::*;
 

@@ -194,6 +194,13 @@ fn Detail(detail: RequestDetail, admin: bool, act: ServerAction<ActOnRequest>) -
                 }).collect_view()}
             </ul>
         })}
+        {live.then(|| view! {
+            <p class="mt-2 text-sm">
+                <a id="service-status" class="text-indigo-700 underline" href=format!("/status/{}/{}", request.namespace, request.service)>
+                    "Certificates and secret rotation"
+                </a>
+            </p>
+        })}
         <p role="alert" id="action-error" class="mt-2 text-sm text-red-700">{error}</p>
         {(admin && request.status == RequestStatus::Submitted).then(|| view! {
             <section aria-labelledby="decide" class="mt-6 rounded-lg border border-slate-200 bg-white p-4">

@@ -6,6 +6,7 @@
 mod jobs;
 mod pull_requests;
 mod requests;
+mod status;
 mod tokens;
 mod users;
 

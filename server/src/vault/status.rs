@@ -119,10 +119,12 @@ impl Vault {
         paths: &[String],
         now: DateTime<Utc>,
     ) -> Result<Vec<SecretStatus>, VaultError> {
-        stream::iter(paths)
+        // Owned paths: a future borrowing each item would not be `Send` for every lifetime,
+        // which a spawned refresh needs.
+        stream::iter(paths.iter().cloned())
             .map(|path| async move {
                 let metadata = self.read(&format!("{}/metadata/{path}", self.kv_mount)).await?;
-                Ok::<_, VaultError>(secret_status(path.clone(), metadata.as_ref(), now))
+                Ok::<_, VaultError>(secret_status(path, metadata.as_ref(), now))
             })
             .buffered(CONCURRENCY)
             .try_collect()

@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod health;
+mod metrics;
 mod pull_requests;
 pub mod security;
 
@@ -14,6 +15,7 @@ use app::account::ssr::AccountService;
 use app::audit::ssr::AuditService;
 use app::platform::ssr::ReadinessProbe;
 use app::requests::ssr::RequestService;
+use app::status::ssr::StatusService;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
@@ -31,7 +33,10 @@ use crate::config::Config;
 use crate::gitops::Gitops;
 use crate::identity::session::{self, Sessions};
 use crate::identity::{Accounts, Identity};
+use crate::cluster::Cluster;
 use crate::requests::Requests;
+use crate::status::alerts::Alerts;
+use crate::status::{Refresh, StatusBoard};
 use crate::store::Store;
 use crate::vault::Vault;
 use security::SecurityPolicy;
@@ -63,6 +68,10 @@ pub struct AppState {
     pub audit: Arc<dyn AuditService>,
     /// The GitOps repository and its pull requests (webhooks, merges of `local` ones).
     pub gitops: Arc<Gitops>,
+    /// Certificate and rotation status, refreshed in the background.
+    pub status: Arc<StatusBoard>,
+    /// The bearer token `/metrics` asks for, if any.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -90,7 +99,21 @@ impl AppState {
         let audit_key =
             config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
         let gitops = Arc::new(Gitops::from_config(config, store.clone())?);
+        let status = Arc::new(StatusBoard::new(
+            store.clone(),
+            vault.clone(),
+            config.onboarding_rules(),
+            config.artifact_settings(),
+            config.clusters.iter().cloned().map(|c| Arc::new(Cluster::new(c))).collect(),
+            Refresh {
+                every: std::time::Duration::from_secs(config.status.refresh_seconds),
+                max_backoff: std::time::Duration::from_secs(config.status.max_backoff_seconds),
+            },
+            config.status.alert_webhook.clone().map(Alerts::new),
+        ));
         Ok(Self {
+            status,
+            metrics_token: config.status.metrics_token.clone(),
             gitops: gitops.clone(),
             audit: Arc::new(AuditReader {
                 store: store.clone(),
@@ -125,6 +148,7 @@ impl AppState {
         provide_context(self.requests.clone());
         provide_context(self.accounts.clone());
         provide_context(self.audit.clone());
+        provide_context(self.status.clone() as Arc<dyn StatusService>);
         provide_context(AvailableSignIns {
             oidc: self.identity.oidc.is_some(),
             demo: self.identity.demo,
@@ -149,6 +173,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/audit/export", get(audit::export_events))
         .route("/api/audit/verify", get(audit::verify_chain))
         .route("/api/audit/evidence", get(audit::evidence_report))

@@ -13,6 +13,7 @@ mod identity;
 mod jobs;
 mod process;
 mod provisioning;
+mod status;
 mod store;
 mod vault;
 mod web;

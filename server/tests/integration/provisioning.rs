@@ -137,7 +137,7 @@ impl Platform {
 }
 
 /// A token with `policy` only: not even the `default` policy.
-async fn token_with(addr: &str, root: &str, policy: &str) -> String {
+pub async fn token_with(addr: &str, root: &str, policy: &str) -> String {
     let (status, body) = call(
         addr,
         root,
@@ -150,7 +150,7 @@ async fn token_with(addr: &str, root: &str, policy: &str) -> String {
     body["auth"]["client_token"].as_str().unwrap().to_owned()
 }
 
-fn provided(name: &str, value: &str) -> ProvidedValues {
+pub fn provided(name: &str, value: &str) -> ProvidedValues {
     BTreeMap::from([(name.to_owned(), SecretString::from(value.to_owned()))])
 }
 

@@ -1,0 +1,102 @@
+//! Alerts on transitions into a state that needs attention (due soon, overdue, failing,
+//! expired), posted as Slack-compatible JSON (`{"text": …}`, which Slack, Mattermost and
+//! Rocket.Chat incoming webhooks accept). Each transition is sent once: the store records the
+//! last state per item, and only the replica whose write changed it sends.
+
+use app::status::{StatusItem, utc};
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::store::Store;
+
+/// Where alerts go.
+pub struct Alerts {
+    webhook: SecretString,
+    http: reqwest::Client,
+}
+
+impl Alerts {
+    /// Alerts posted to `webhook` (its URL is a credential: never logged).
+    pub fn new(webhook: SecretString) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self { webhook, http }
+    }
+
+    /// Records the states of `items` and posts one message per transition into a state that
+    /// needs attention. A message that cannot be delivered is retried at the next refresh.
+    pub async fn notify(&self, store: &Store, items: &[StatusItem], now: DateTime<Utc>) {
+        let states: Vec<(String, &'static str)> =
+            items.iter().map(|i| (i.key(), i.judgement.state.as_str())).collect();
+        let changed = match store.record_status_states(&states, now).await {
+            Ok(changed) => changed,
+            Err(error) => {
+                tracing::warn!(%error, "cannot record status states; no alerts this time");
+                return;
+            }
+        };
+        for item in items {
+            if !item.judgement.state.needs_attention() {
+                continue;
+            }
+            let key = item.key();
+            if !changed.contains(&key) {
+                continue;
+            }
+            if let Err(error) = self.post(item).await {
+                tracing::warn!(%error, item = %key, "alert not delivered; retrying at the next refresh");
+                if let Err(error) = store.forget_status_state(&key).await {
+                    tracing::warn!(%error, "cannot reset the status state for a retry");
+                }
+            }
+        }
+    }
+
+    async fn post(&self, item: &StatusItem) -> Result<(), String> {
+        let response = self
+            .http
+            .post(self.webhook.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(message(item).to_string())
+            .send()
+            .await
+            // Without the URL: reqwest's error would name it.
+            .map_err(|e| format!("the alert webhook did not answer: {}", e.without_url()))?;
+        if !response.status().is_success() {
+            return Err(format!("the alert webhook answered {}", response.status()));
+        }
+        Ok(())
+    }
+}
+
+/// The Slack-compatible message of one transition.
+pub fn message(item: &StatusItem) -> serde_json::Value {
+    let state = item.judgement.state;
+    let when = item.next_date().map(|t| format!(" (date {} UTC)", utc(t))).unwrap_or_default();
+    let service = item.service.as_deref().map(|s| format!(" of {s}")).unwrap_or_default();
+    serde_json::json!({
+        "text": format!(
+            "[meshport] {}: {} {}/{}{service} on {}: {}{when}",
+            state.label(),
+            item.kind.label(),
+            item.namespace,
+            item.name,
+            item.source,
+            item.judgement.reason,
+        ),
+        "meshport": {
+            "key": item.key(),
+            "state": state.as_str(),
+            "kind": item.kind.as_str(),
+            "source": item.source,
+            "namespace": item.namespace,
+            "name": item.name,
+            "service": item.service,
+            "reason": item.judgement.reason,
+            "expires_at": item.expires_at,
+            "renews_at": item.renews_at,
+        },
+    })
+}
