@@ -48,5 +48,7 @@ done
 export MESHPORT_IDENTITY__ISSUER_URL="http://127.0.0.1:$oidc_port"
 export MESHPORT_IDENTITY__CLIENT_SECRET="meshport-test-secret"
 export DEV_SERVER_PORT
+# The status journey waits for a refresh after onboarding: refresh often.
+export MESHPORT_STATUS__REFRESH_SECONDS=5
 start_dev_server debug "$work"
 MESHPORT_E2E_URL="$DEV_SERVER_URL" MESHPORT_E2E_DATA="$work/data" node --test --test-concurrency=1 end2end/tests/*.test.mjs

@@ -197,8 +197,7 @@ pub mod ssr {
     #[async_trait::async_trait]
     pub trait StatusService: Send + Sync {
         async fn overview(&self) -> Result<StatusOverview, AppError>;
-        async fn service(&self, namespace: &str, service: &str)
-        -> Result<ServiceStatus, AppError>;
+        async fn service(&self, namespace: &str, service: &str) -> Result<ServiceStatus, AppError>;
     }
 }
 

@@ -68,7 +68,15 @@ VALUE_SETS = {
         "linkerd": {"inject": ""},
         "vaultLogin": {"enabled": False},
         "vaultCA": {"configMap": ""},
+        "clusterStatus": {"enabled": False},
         "config": {"vault": {"annotation_prefix": "openbao.openbao.org"}},
+    },
+    "status-namespaces": {
+        "clusterStatus": {
+            "name": "eks-prod",
+            "namespaces": ["prod-app", "payments"],
+            "linkerd": {"enabled": False},
+        },
     },
 }
 
@@ -271,9 +279,11 @@ def test_meshport_logs_in_to_vault_with_a_vault_audience_token(case):
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     account = one(objects, "ServiceAccount")
     assert pod["serviceAccountName"] == account["metadata"]["name"] == "meshport"
-    # No Kubernetes API token anywhere; only the Vault-audience one.
+    # The ServiceAccount mounts no API token by itself; the pod mounts one only to read
+    # certificate status.
     assert account["automountServiceAccountToken"] is False
-    assert pod["automountServiceAccountToken"] is False
+    status = values.get("clusterStatus", {}).get("enabled", True)
+    assert pod["automountServiceAccountToken"] is status
     config = meshport_toml(one(release_objects(objects), "ConfigMap"))
     projected = [v for v in pod["volumes"] if "projected" in v]
     if values.get("vaultLogin", {}).get("enabled", True) is False:
@@ -444,3 +454,43 @@ def test_sqlite_runs_one_pod_at_a_time_on_its_volume(tmp_path):
     assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "meshport-data"}
     config = meshport_toml(one(objects, "ConfigMap"))
     assert config["vault"]["annotation_prefix"] == "openbao.openbao.org" and "ca_cert" not in config["vault"]
+
+
+def test_cluster_status_is_read_with_read_only_roles_in_exactly_the_namespaces_read(case):
+    _, values, objects = case
+    config = meshport_toml(one(release_objects(objects), "ConfigMap"))
+    roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects if o["kind"] == "Role"}
+    bindings = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects if o["kind"] == "RoleBinding"}
+    assert not any(o["kind"] in ("ClusterRole", "ClusterRoleBinding") for o in objects)
+    status = values.get("clusterStatus", {})
+    if status.get("enabled", True) is False:
+        assert "clusters" not in config and roles == {} and bindings == {}
+        return
+    [cluster] = config["clusters"]
+    assert cluster["name"] == status.get("name", "local")
+    assert "context" not in cluster and "kubeconfig" not in cluster, "in-cluster credentials"
+    namespaces = status.get("namespaces") or config["onboarding"]["namespaces"]
+    assert cluster.get("namespaces", config["onboarding"]["namespaces"]) == namespaces
+    for namespace in namespaces:
+        role = roles[(namespace, "meshport-certificates")]
+        assert role["rules"] == [{
+            "apiGroups": ["cert-manager.io"],
+            "resources": ["certificates", "certificaterequests"],
+            "verbs": ["get", "list"],
+        }]
+    linkerd = status.get("linkerd", {}).get("enabled", True)
+    assert cluster["linkerd"]["enabled"] is linkerd
+    expected = {(n, "meshport-certificates") for n in namespaces}
+    if linkerd:
+        expected |= {("linkerd", "meshport-linkerd-issuer"), ("cert-manager", "meshport-linkerd-trust-anchor")}
+        issuer = roles[("linkerd", "meshport-linkerd-issuer")]["rules"]
+        assert {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["linkerd-identity-issuer"], "verbs": ["get"]} in issuer
+        assert {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["linkerd-identity-trust-roots"], "verbs": ["get"]} in issuer
+        anchor = roles[("cert-manager", "meshport-linkerd-trust-anchor")]["rules"]
+        assert {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["linkerd-trust-anchor"], "verbs": ["get"]} in anchor
+        # Every rule names its objects: no secret or ConfigMap beyond these two.
+        assert all(rule.get("resourceNames") for rule in issuer + anchor)
+    assert set(roles) == expected and set(bindings) == expected
+    for binding in bindings.values():
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "meshport", "namespace": NAMESPACE}]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": binding["metadata"]["name"]}

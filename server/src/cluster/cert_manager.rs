@@ -108,7 +108,9 @@ impl CertificateRequest {
         let conditions = &self.status.as_ref()?.conditions;
         let failed = conditions.iter().find(|c| {
             (c.type_ == "Denied" || c.type_ == "InvalidRequest") && c.status == "True"
-                || c.type_ == "Ready" && c.status == "False" && c.reason.as_deref() == Some("Failed")
+                || c.type_ == "Ready"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Failed")
         })?;
         Some(failed.message.clone().unwrap_or_else(|| failed.type_.clone()))
     }
@@ -157,7 +159,8 @@ pub fn judge(
     if let Some(not_after) = not_after
         && now >= not_after
     {
-        let mut reason = format!("expired at {} ({} ago)", not_after.to_rfc3339(), span(now - not_after));
+        let mut reason =
+            format!("expired at {} ({} ago)", not_after.to_rfc3339(), span(now - not_after));
         if let Some(failure) = &failure {
             reason.push_str(&format!("; {failure}"));
         }
@@ -241,7 +244,11 @@ fn failure_text(
         // cert-manager retries after 1h, doubling per failure up to 32h.
         let hours = 1_i64 << (attempts.clamp(1, 6) - 1);
         let next = last + TimeDelta::hours(hours);
-        text.push_str(&format!("; last failure {}, next attempt about {}", last.to_rfc3339(), next.to_rfc3339()));
+        text.push_str(&format!(
+            "; last failure {}, next attempt about {}",
+            last.to_rfc3339(),
+            next.to_rfc3339()
+        ));
     }
     Some(text)
 }
@@ -260,7 +267,11 @@ mod tests {
 
     fn ready(not_before: &str, not_after: &str, renewal: &str) -> CertificateStatus {
         CertificateStatus {
-            conditions: vec![Condition { type_: "Ready".into(), status: "True".into(), ..Default::default() }],
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }],
             not_before: Some(not_before.into()),
             not_after: Some(not_after.into()),
             renewal_time: Some(renewal.into()),
@@ -279,19 +290,31 @@ mod tests {
         assert_eq!(judge_at("2026-11-01T23:30:00Z").state, RotationState::DueSoon);
         let overdue = judge_at("2026-11-02T02:00:00Z");
         assert_eq!(overdue.state, RotationState::Overdue);
-        assert_eq!(overdue.reason, "renewal was due 3 hours ago and has not started; expires in 22 hours");
+        assert_eq!(
+            overdue.reason,
+            "renewal was due 3 hours ago and has not started; expires in 22 hours"
+        );
         assert_eq!(judge_at("2026-11-03T00:00:00Z").state, RotationState::Expired);
     }
 
     #[test]
     fn failed_attempts_are_failing_with_the_back_off_named() {
-        let mut status = ready("2026-11-01T00:00:00Z", "2026-11-30T00:00:00Z", "2026-11-20T00:00:00Z");
+        let mut status =
+            ready("2026-11-01T00:00:00Z", "2026-11-30T00:00:00Z", "2026-11-20T00:00:00Z");
         status.failed_issuance_attempts = Some(3);
         status.last_failure_time = Some("2026-11-21T00:00:00Z".into());
         let judged = judge(Some(&status), Some("issuer not ready"), at("2026-11-21T01:00:00Z"));
         assert_eq!(judged.state, RotationState::Failing);
-        assert!(judged.reason.starts_with("issuance failed 3 times: issuer not ready"), "{}", judged.reason);
-        assert!(judged.reason.contains("next attempt about 2026-11-21T04:00:00+00:00"), "{}", judged.reason);
+        assert!(
+            judged.reason.starts_with("issuance failed 3 times: issuer not ready"),
+            "{}",
+            judged.reason
+        );
+        assert!(
+            judged.reason.contains("next attempt about 2026-11-21T04:00:00+00:00"),
+            "{}",
+            judged.reason
+        );
     }
 
     #[test]
@@ -299,7 +322,10 @@ mod tests {
         let mut status = ready("2026-11-01T00:00:00Z", "2026-11-04T00:00:00Z", "");
         status.renewal_time = None;
         assert_eq!(judge(Some(&status), None, at("2026-11-02T00:00:00Z")).state, RotationState::Ok);
-        assert_eq!(judge(Some(&status), None, at("2026-11-03T01:00:00Z")).state, RotationState::DueSoon);
+        assert_eq!(
+            judge(Some(&status), None, at("2026-11-03T01:00:00Z")).state,
+            RotationState::DueSoon
+        );
         assert_eq!(judge(None, None, at("2026-11-03T01:00:00Z")).state, RotationState::Failing);
     }
 }

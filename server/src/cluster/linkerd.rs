@@ -97,7 +97,10 @@ pub fn judge_anchor(
     {
         return Judgement::new(
             RotationState::Failing,
-            format!("the trust anchor is not in the trust bundle, so proxies will not trust identities it signs; {}", judged.reason),
+            format!(
+                "the trust anchor is not in the trust bundle, so proxies will not trust identities it signs; {}",
+                judged.reason
+            ),
         );
     }
     judged
@@ -114,7 +117,10 @@ pub fn judge_issuer(
         return judged;
     }
     if !issuer.is_ca {
-        return Judgement::new(RotationState::Failing, "the identity issuer is not a CA certificate");
+        return Judgement::new(
+            RotationState::Failing,
+            "the identity issuer is not a CA certificate",
+        );
     }
     if let Some(bundle) = bundle
         && !bundle.iter().any(|ca| issuer.issued_by(ca) && ca.not_after > now)
@@ -149,5 +155,10 @@ pub fn judge_bundle(bundle: &[ParsedCertificate], now: DateTime<Utc>) -> Judgeme
 
 /// Expiry by the lifetime rule shared with Vault PKI certificates.
 fn validity(certificate: &ParsedCertificate, now: DateTime<Utc>) -> Judgement {
-    crate::vault::status::judge_certificate(certificate.not_before, certificate.not_after, None, now)
+    crate::vault::status::judge_certificate(
+        certificate.not_before,
+        certificate.not_after,
+        None,
+        now,
+    )
 }

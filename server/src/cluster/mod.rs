@@ -166,8 +166,10 @@ impl Cluster {
         let reading = async {
             let mut items = Vec::new();
             let linkerd = &self.config.linkerd;
-            let identity =
-                [(&linkerd.trust_anchor_namespace, &linkerd.trust_anchor), (&linkerd.namespace, &linkerd.issuer)];
+            let identity = [
+                (&linkerd.trust_anchor_namespace, &linkerd.trust_anchor),
+                (&linkerd.namespace, &linkerd.issuer),
+            ];
             for namespace in namespaces {
                 let certificates = list::<Certificate>(&client, namespace, "certificates").await?;
                 let requests =
@@ -223,8 +225,11 @@ impl Cluster {
             Ok(None) => missing("ConfigMap", &linkerd.namespace, &linkerd.trust_bundle),
             Err(error) => failing(format!("the trust bundle {error}")),
         };
-        let bundle_expiry =
-            bundle.as_ref().ok().and_then(Option::as_ref).and_then(|b| b.iter().map(|c| c.not_after).max());
+        let bundle_expiry = bundle
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .and_then(|b| b.iter().map(|c| c.not_after).max());
         items.push(StatusItem {
             kind: ItemKind::TrustBundle,
             source: self.config.name.clone(),
@@ -242,7 +247,7 @@ impl Cluster {
         ] {
             let certificate: Option<Certificate> = get(client, namespace, name).await?;
             let secret: Option<Secret> = get(client, namespace, name).await?;
-            let parsed = secret.as_ref().map(|s| tls_certificate(s)).transpose();
+            let parsed = secret.as_ref().map(tls_certificate).transpose();
             let from_secret = match &parsed {
                 Ok(Some(parsed)) => match kind {
                     ItemKind::TrustAnchor => linkerd::judge_anchor(parsed, bundle.as_deref(), now),
@@ -319,11 +324,7 @@ fn judge_certificate(
 
 /// The leaf certificate of a `kubernetes.io/tls` secret (`tls.crt`).
 fn tls_certificate(secret: &Secret) -> Result<ParsedCertificate, String> {
-    let pem = secret
-        .data
-        .as_ref()
-        .and_then(|data| data.get("tls.crt"))
-        .ok_or("has no tls.crt")?;
+    let pem = secret.data.as_ref().and_then(|data| data.get("tls.crt")).ok_or("has no tls.crt")?;
     linkerd::parse_pem_bundle(&pem.0).map(|mut certificates| certificates.remove(0))
 }
 
@@ -340,7 +341,11 @@ fn missing(what: &str, namespace: &str, name: &str) -> Judgement {
 }
 
 /// Lists `K` in `namespace`, with an error that says what is missing or forbidden.
-async fn list<K>(client: &kube::Client, namespace: &str, plural: &str) -> Result<Vec<K>, ClusterError>
+async fn list<K>(
+    client: &kube::Client,
+    namespace: &str,
+    plural: &str,
+) -> Result<Vec<K>, ClusterError>
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -355,7 +360,11 @@ where
 }
 
 /// Gets one object; `None` when it does not exist.
-async fn get<K>(client: &kube::Client, namespace: &str, name: &str) -> Result<Option<K>, ClusterError>
+async fn get<K>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<K>, ClusterError>
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
         + Clone

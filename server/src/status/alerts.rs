@@ -76,16 +76,19 @@ pub fn message(item: &StatusItem) -> serde_json::Value {
     let state = item.judgement.state;
     let when = item.next_date().map(|t| format!(" (date {} UTC)", utc(t))).unwrap_or_default();
     let service = item.service.as_deref().map(|s| format!(" of {s}")).unwrap_or_default();
+    let text = format!(
+        "[meshport] {}: {} {}/{}{service} on {}: {}{when}",
+        state.label(),
+        item.kind.label(),
+        item.namespace,
+        item.name,
+        item.source,
+        item.judgement.reason,
+    );
     serde_json::json!({
-        "text": format!(
-            "[meshport] {}: {} {}/{}{service} on {}: {}{when}",
-            state.label(),
-            item.kind.label(),
-            item.namespace,
-            item.name,
-            item.source,
-            item.judgement.reason,
-        ),
+        // Slack's control sequences (`<!channel>`, links) start with `<`: a reason quoting a
+        // cluster's message must not trigger them.
+        "text": text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"),
         "meshport": {
             "key": item.key(),
             "state": state.as_str(),

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use app::access::AppError;
 use app::onboarding::{OnboardingRules, RequestStatus};
-use app::status::{ItemKind, ServiceStatus, SourceHealth, StatusItem, StatusOverview, StatusReport};
+use app::status::{
+    ItemKind, ServiceStatus, SourceHealth, StatusItem, StatusOverview, StatusReport,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 
@@ -56,9 +58,10 @@ impl ServiceIndex {
             let filter =
                 RequestFilter { status: Some(status), limit: Some(100_000), ..Default::default() };
             for request in store.list_requests(&filter).await? {
-                let paths = ServiceArtifacts::from_stored(&request.spec, rules, settings, request.id)
-                    .map(|a| a.secrets.iter().map(|s| s.path.clone()).collect())
-                    .unwrap_or_default();
+                let paths =
+                    ServiceArtifacts::from_stored(&request.spec, rules, settings, request.id)
+                        .map(|a| a.secrets.iter().map(|s| s.path.clone()).collect())
+                        .unwrap_or_default();
                 index.add(&request.namespace, &request.service_name, paths);
             }
         }
@@ -69,11 +72,15 @@ impl ServiceIndex {
     /// longest service name that is the object's name or its prefix before a `-`.
     pub fn owner(&self, namespace: &str, name: &str, labels: &Labels) -> Option<String> {
         let services = self.by_namespace.get(namespace)?;
-        let labelled = SERVICE_LABELS.iter().filter_map(|l| labels.get(*l)).find(|v| services.contains(*v));
+        let labelled =
+            SERVICE_LABELS.iter().filter_map(|l| labels.get(*l)).find(|v| services.contains(*v));
         let service = labelled.or_else(|| {
             services
                 .iter()
-                .filter(|s| name == s.as_str() || name.strip_prefix(s.as_str()).is_some_and(|r| r.starts_with('-')))
+                .filter(|s| {
+                    name == s.as_str()
+                        || name.strip_prefix(s.as_str()).is_some_and(|r| r.starts_with('-'))
+                })
                 .max_by_key(|s| s.len())
         })?;
         Some(format!("{namespace}/{service}"))
@@ -264,9 +271,12 @@ impl StatusBoard {
         now: DateTime<Utc>,
     ) -> Result<Vec<StatusItem>, String> {
         let paths: Vec<String> = services.secret_paths.iter().map(|(p, _)| p.clone()).collect();
+        let (secrets, certificates) = futures_util::join!(
+            self.vault.secrets_at(&paths, now),
+            self.vault.pki_certificates(now)
+        );
         let (secrets, certificates) =
-            futures_util::join!(self.vault.secrets_at(&paths, now), self.vault.pki_certificates(now));
-        let (secrets, certificates) = (secrets.map_err(|e| e.to_string())?, certificates.map_err(|e| e.to_string())?);
+            (secrets.map_err(|e| e.to_string())?, certificates.map_err(|e| e.to_string())?);
         let mut items: Vec<StatusItem> = secrets
             .into_iter()
             .zip(&services.secret_paths)
@@ -377,4 +387,3 @@ impl app::status::ssr::StatusService for StatusBoard {
         Ok(StatusBoard::service(self, namespace, service))
     }
 }
-

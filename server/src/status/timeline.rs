@@ -11,7 +11,9 @@ use app::status::{StatusItem, utc};
 const WIDTH: i64 = 900;
 const LABEL: i64 = 260;
 const ROW: i64 = 22;
-const TOP: i64 = 30;
+const TOP: i64 = 12;
+/// Room right of the plot, so the last date label fits.
+const RIGHT: i64 = 40;
 /// Most items drawn as rows; more are counted per day.
 const MAX_ROWS: usize = 30;
 const CHART_HEIGHT: i64 = 160;
@@ -29,11 +31,11 @@ pub fn render(items: &[StatusItem], now: i64, days: i64) -> String {
     } else {
         CHART_HEIGHT
     };
-    let height = TOP + body_height + 50;
+    let height = TOP + body_height + 64;
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-labelledby="timeline-title" font-family="ui-sans-serif, system-ui, sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-labelledby="timeline-title" font-family="ui-sans-serif, system-ui, sans-serif" font-size="12">"#
     );
     let _ = write!(
         svg,
@@ -41,10 +43,15 @@ pub fn render(items: &[StatusItem], now: i64, days: i64) -> String {
         shown.len(),
         utc(end)
     );
-    let x = |t: i64| LABEL + (t.clamp(now, end) - now) * (WIDTH - LABEL - 10) / (end - now).max(1);
+    let x =
+        |t: i64| LABEL + (t.clamp(now, end) - now) * (WIDTH - LABEL - RIGHT) / (end - now).max(1);
     // The axis: a tick every 15 days.
     let axis_y = TOP + body_height + 8;
-    let _ = write!(svg, r##"<line x1="{LABEL}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#94a3b8"/>"##, WIDTH - 10);
+    let _ = write!(
+        svg,
+        r##"<line x1="{LABEL}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#94a3b8"/>"##,
+        WIDTH - RIGHT
+    );
     for day in (0..=days).step_by(15) {
         let tx = x(now + day * 86_400);
         let date = utc(now + day * 86_400);
@@ -89,7 +96,12 @@ pub fn render(items: &[StatusItem], now: i64, days: i64) -> String {
                 && expiry <= end
             {
                 let ex = x(expiry);
-                let _ = write!(svg, r##"<line x1="{ex}" y1="{}" x2="{ex}" y2="{}" stroke="#0f172a" stroke-width="2"/>"##, y + 3, y + 17);
+                let _ = write!(
+                    svg,
+                    r##"<line x1="{ex}" y1="{}" x2="{ex}" y2="{}" stroke="#0f172a" stroke-width="2"/>"##,
+                    y + 3,
+                    y + 17
+                );
             }
             svg.push_str("</g>");
         }
@@ -102,7 +114,13 @@ pub fn render(items: &[StatusItem], now: i64, days: i64) -> String {
 }
 
 /// Items per day, stacked by state, worst at the bottom.
-fn daily_counts(svg: &mut String, items: &[&StatusItem], now: i64, days: i64, x: &dyn Fn(i64) -> i64) {
+fn daily_counts(
+    svg: &mut String,
+    items: &[&StatusItem],
+    now: i64,
+    days: i64,
+    x: &dyn Fn(i64) -> i64,
+) {
     let mut counts = vec![[0_i64; 5]; days as usize + 1];
     for item in items {
         let day = ((item.next_date().unwrap_or(now) - now).max(0) / 86_400).min(days) as usize;

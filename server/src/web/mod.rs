@@ -29,11 +29,11 @@ pub use health::DependencyProbe;
 
 use crate::audit::AuditReader;
 use crate::audit::checkpoint::CheckpointKey;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::gitops::Gitops;
 use crate::identity::session::{self, Sessions};
 use crate::identity::{Accounts, Identity};
-use crate::cluster::Cluster;
 use crate::requests::Requests;
 use crate::status::alerts::Alerts;
 use crate::status::{Refresh, StatusBoard};
@@ -173,7 +173,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
         .route("/api/audit/export", get(audit::export_events))
         .route("/api/audit/verify", get(audit::verify_chain))
         .route("/api/audit/evidence", get(audit::evidence_report))
@@ -202,6 +201,8 @@ pub fn router(state: AppState) -> Router {
             session::resolve_principal,
         ))
         .layer(session_layer)
+        // Outside the session layers: Prometheus' bearer token is not an API token.
+        .route("/metrics", get(metrics::metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
             security::refuse_cross_site,

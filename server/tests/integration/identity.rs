@@ -24,6 +24,7 @@ static SIGN_IN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 struct Meshport {
     app: axum::Router,
     store: Store,
+    status: Arc<meshport_server::status::StatusBoard>,
     _db: TestDatabase,
 }
 
@@ -44,7 +45,8 @@ async fn meshport_on(
     configure(&mut config);
     let vault = Arc::new(Vault::new(&openbao()).unwrap());
     let state = AppState::new(&config, db.store.clone(), vault, demo).await.unwrap();
-    Meshport { app: router(state), store: db.store.clone(), _db: db }
+    let status = state.status.clone();
+    Meshport { app: router(state), store: db.store.clone(), status, _db: db }
 }
 
 async fn meshport() -> Meshport {
@@ -902,4 +904,47 @@ async fn schemathesis_finds_no_server_error_in_the_rest_api() {
     );
     assert!(output.status.success(), "schemathesis found failures:\n{report}");
     assert!(report.contains("/api/v1/requests"), "it tested the API:\n{report}");
+}
+
+#[tokio::test]
+async fn status_pages_and_their_server_functions_need_a_signed_in_caller() {
+    let meshport = meshport().await;
+    meshport.status.refresh(chrono::Utc::now()).await;
+    let answer = server_fn(&meshport.app, &mut Jar::default(), "status_overview", json!({})).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    let service_status = |jar: Jar| {
+        let app = meshport.app.clone();
+        async move {
+            let request = Request::post("/api/service_status")
+                .header("sec-fetch-site", "same-origin")
+                .header(header::ACCEPT, "application/json")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            send(&app, &mut jar.clone(), request, Body::from("namespace=prod-app&service=cart"))
+                .await
+        }
+    };
+    let answer = service_status(Jar::default()).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+
+    let mut jar = sign_in(&meshport.app, "dana").await;
+    let overview = server_fn(&meshport.app, &mut jar, "status_overview", json!({})).await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
+    let overview = overview.json();
+    assert!(overview["timeline_svg"].as_str().unwrap().starts_with("<svg"), "{overview}");
+    assert_eq!(overview["sources"][0]["name"], "vault");
+    assert_eq!(overview["sources"][0]["reachable"], true, "{overview}");
+    let service = service_status(jar.clone()).await;
+    assert_eq!(service.json()["service"], "prod-app/cart", "{}", service.body);
+
+    let page = send(&meshport.app, &mut jar, Request::get("/status"), Body::empty()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Certificates and rotation"), "{}", page.body);
+    assert!(
+        page.body.contains(r#"id="status-counts""#) && page.body.contains("<svg"),
+        "{}",
+        page.body
+    );
+    let page =
+        send(&meshport.app, &mut jar, Request::get("/status/prod-app/cart"), Body::empty()).await;
+    assert!(page.body.contains("prod-app/cart: certificates and secrets"), "{}", page.body);
 }

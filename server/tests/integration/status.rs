@@ -82,7 +82,11 @@ async fn onboarded(store: &Store, request: &OnboardingRequest) {
         .await
         .unwrap();
     assert!(tx.decide_request(stored.id, alex.id, RequestStatus::Approved, None).await.unwrap());
-    assert!(tx.transition_request(stored.id, RequestStatus::Approved, RequestStatus::Merged).await.unwrap());
+    assert!(
+        tx.transition_request(stored.id, RequestStatus::Approved, RequestStatus::Merged)
+            .await
+            .unwrap()
+    );
     tx.commit().await.unwrap();
 }
 
@@ -136,7 +140,11 @@ async fn contract_cert_manager_certificates_are_judged_by_renewal_time_and_not_a
 
     let checkout_tls = state("checkout-tls");
     assert_eq!(checkout_tls.state, RotationState::DueSoon, "{}", checkout_tls.reason);
-    assert!(checkout_tls.reason.starts_with("renewal in progress (due 6 hours ago)"), "{}", checkout_tls.reason);
+    assert!(
+        checkout_tls.reason.starts_with("renewal in progress (due 6 hours ago)"),
+        "{}",
+        checkout_tls.reason
+    );
 
     let payment = state("payment-tls");
     assert_eq!(payment.state, RotationState::Failing);
@@ -147,19 +155,36 @@ async fn contract_cert_manager_certificates_are_judged_by_renewal_time_and_not_a
         "the failed request of revision 4 is named: {}",
         payment.reason
     );
-    assert!(payment.reason.contains("next attempt about 2026-11-29T20:00:00+00:00"), "{}", payment.reason);
+    assert!(
+        payment.reason.contains("next attempt about 2026-11-29T20:00:00+00:00"),
+        "{}",
+        payment.reason
+    );
 
     let frontend = state("frontend-tls");
     assert_eq!(frontend.state, RotationState::Expired);
-    assert!(frontend.reason.starts_with("expired at 2026-11-28T00:00:00+00:00 (42 hours ago)"), "{}", frontend.reason);
+    assert!(
+        frontend.reason.starts_with("expired at 2026-11-28T00:00:00+00:00 (42 hours ago)"),
+        "{}",
+        frontend.reason
+    );
 
     let email = state("email-tls");
-    assert_eq!(email.state, RotationState::DueSoon, "no renewalTime: by lifetime ({})", email.reason);
+    assert_eq!(
+        email.state,
+        RotationState::DueSoon,
+        "no renewalTime: by lifetime ({})",
+        email.reason
+    );
     assert!(email.reason.starts_with("no renewal scheduled"), "{}", email.reason);
 
     let quote = state("quote-tls");
     assert_eq!(quote.state, RotationState::Overdue);
-    assert!(quote.reason.starts_with("renewal was due 8 hours ago and has not started"), "{}", quote.reason);
+    assert!(
+        quote.reason.starts_with("renewal was due 8 hours ago and has not started"),
+        "{}",
+        quote.reason
+    );
 
     assert_eq!(state("ad-tls").state, RotationState::DueSoon, "first issuance in progress");
 
@@ -228,10 +253,18 @@ async fn contract_a_trust_bundle_without_the_anchor_fails_the_anchor_and_the_iss
     let report = board.refresh(fixture_now()).await;
     let anchor = find(&report, ItemKind::TrustAnchor, "linkerd-trust-anchor");
     assert_eq!(anchor.judgement.state, RotationState::Failing);
-    assert!(anchor.judgement.reason.contains("not in the trust bundle"), "{}", anchor.judgement.reason);
+    assert!(
+        anchor.judgement.reason.contains("not in the trust bundle"),
+        "{}",
+        anchor.judgement.reason
+    );
     let issuer = find(&report, ItemKind::IdentityIssuer, "linkerd-identity-issuer");
     assert_eq!(issuer.judgement.state, RotationState::Failing);
-    assert!(issuer.judgement.reason.contains("no valid certificate in the trust bundle signed"), "{}", issuer.judgement.reason);
+    assert!(
+        issuer.judgement.reason.contains("no valid certificate in the trust bundle signed"),
+        "{}",
+        issuer.judgement.reason
+    );
 }
 
 #[tokio::test]
@@ -242,9 +275,15 @@ async fn contract_missing_linkerd_objects_are_failing_items_not_errors() {
     let board = board(&db.store, no_vault(), cart().1, vec![cluster("staging", client)], None);
     let report = board.refresh(fixture_now()).await;
     let bundle = find(&report, ItemKind::TrustBundle, "linkerd-identity-trust-roots");
-    assert_eq!(bundle.judgement.reason, "the ConfigMap linkerd/linkerd-identity-trust-roots does not exist");
+    assert_eq!(
+        bundle.judgement.reason,
+        "the ConfigMap linkerd/linkerd-identity-trust-roots does not exist"
+    );
     let issuer = find(&report, ItemKind::IdentityIssuer, "linkerd-identity-issuer");
-    assert_eq!(issuer.judgement.reason, "the secret linkerd/linkerd-identity-issuer does not exist");
+    assert_eq!(
+        issuer.judgement.reason,
+        "the secret linkerd/linkerd-identity-issuer does not exist"
+    );
     assert!(report.sources.iter().all(|s| s.name != "staging" || s.reachable));
 }
 
@@ -284,7 +323,10 @@ async fn an_unreachable_cluster_is_reported_backed_off_and_the_others_still_show
     };
     let eu = source(&report, "eu");
     assert!(!eu.reachable);
-    assert!(eu.error.as_deref().unwrap().contains("cannot list certificates in prod-app"), "{eu:?}");
+    assert!(
+        eu.error.as_deref().unwrap().contains("cannot list certificates in prod-app"),
+        "{eu:?}"
+    );
     assert_eq!(eu.retry_at, Some((now + TimeDelta::seconds(60)).timestamp()));
     let us = source(&report, "us");
     assert!(us.error.as_deref().unwrap().starts_with("cannot load the kubeconfig"), "{us:?}");
@@ -310,19 +352,30 @@ async fn vault_secrets_and_pki_certificates_turn_due_soon_and_expired_as_time_pa
     platform.meshport.apply(&artifacts, &provided, |_| {}).await.unwrap();
     onboarded(&db.store, &request).await;
     // The service issues its certificate, as its Vault Agent would.
-    let token = crate::provisioning::token_with(&platform.addr, &platform.root, &artifacts.policy.name).await;
+    let token =
+        crate::provisioning::token_with(&platform.addr, &platform.root, &artifacts.policy.name)
+            .await;
     let issue = artifacts.pki_role.as_ref().unwrap().issue_path();
-    let (status, issued) = call(&platform.addr, &token, "POST", &issue, Some(json!({ "common_name": "checkout.prod-app.svc", "ttl": "1h" }))).await;
+    let (status, issued) = call(
+        &platform.addr,
+        &token,
+        "POST",
+        &issue,
+        Some(json!({ "common_name": "checkout.prod-app.svc", "ttl": "1h" })),
+    )
+    .await;
     assert_eq!(status, 200, "{issued}");
 
-    let board = board(&db.store, platform.meshport.clone(), platform.settings.clone(), vec![], None);
+    let board =
+        board(&db.store, platform.meshport.clone(), platform.settings.clone(), vec![], None);
     let now = Utc::now();
     let report = board.refresh(now).await;
     assert!(report.sources[0].reachable, "{:?}", report.sources);
     let certificate = find(&report, ItemKind::VaultCertificate, "checkout.prod-app.svc");
     assert_eq!(certificate.judgement.state, RotationState::Ok);
     assert_eq!(certificate.service.as_deref(), Some("prod-app/checkout"));
-    let secrets: Vec<&StatusItem> = report.items.iter().filter(|i| i.kind == ItemKind::Secret).collect();
+    let secrets: Vec<&StatusItem> =
+        report.items.iter().filter(|i| i.kind == ItemKind::Secret).collect();
     assert_eq!(secrets.len(), artifacts.secrets.len());
     assert!(secrets.iter().all(|s| s.service.as_deref() == Some("prod-app/checkout")));
     assert!(secrets.iter().all(|s| s.judgement.state == RotationState::Ok), "{secrets:#?}");
@@ -341,10 +394,18 @@ async fn vault_secrets_and_pki_certificates_turn_due_soon_and_expired_as_time_pa
     assert!(generated.is_some(), "{:#?}", overdue.items);
 
     // A newer certificate for the same name replaces the older one in the report.
-    let (status, _) = call(&platform.addr, &token, "POST", &issue, Some(json!({ "common_name": "checkout.prod-app.svc", "ttl": "50m" }))).await;
+    let (status, _) = call(
+        &platform.addr,
+        &token,
+        "POST",
+        &issue,
+        Some(json!({ "common_name": "checkout.prod-app.svc", "ttl": "50m" })),
+    )
+    .await;
     assert_eq!(status, 200);
     let report = board.refresh(Utc::now()).await;
-    let ours: Vec<&StatusItem> = report.items.iter().filter(|i| i.name == "checkout.prod-app.svc").collect();
+    let ours: Vec<&StatusItem> =
+        report.items.iter().filter(|i| i.name == "checkout.prod-app.svc").collect();
     assert_eq!(ours.len(), 1);
 }
 
@@ -392,7 +453,10 @@ async fn alerts_are_sent_once_per_transition_even_with_two_replicas() {
         // The issuer turns due soon: one message, whichever replica sees it first.
         let soon = now + TimeDelta::hours(8);
         futures_util::join!(one.refresh(soon), two.refresh(soon));
-        futures_util::join!(one.refresh(soon + TimeDelta::minutes(1)), two.refresh(soon + TimeDelta::minutes(1)));
+        futures_util::join!(
+            one.refresh(soon + TimeDelta::minutes(1)),
+            two.refresh(soon + TimeDelta::minutes(1))
+        );
         {
             let messages = received.lock().unwrap();
             assert_eq!(messages.len(), 1, "{backend:?}: {messages:#?}");
@@ -407,7 +471,10 @@ async fn alerts_are_sent_once_per_transition_even_with_two_replicas() {
         one.refresh(overdue).await;
         assert_eq!(received.lock().unwrap().len(), 1);
         *failing.lock().unwrap() = false;
-        futures_util::join!(one.refresh(overdue + TimeDelta::minutes(1)), two.refresh(overdue + TimeDelta::minutes(1)));
+        futures_util::join!(
+            one.refresh(overdue + TimeDelta::minutes(1)),
+            two.refresh(overdue + TimeDelta::minutes(1))
+        );
         let messages = received.lock().unwrap();
         assert_eq!(messages.len(), 2, "{backend:?}: {messages:#?}");
         assert_eq!(messages[1]["meshport"]["state"], "overdue");

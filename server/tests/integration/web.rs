@@ -110,3 +110,29 @@ async fn an_unknown_page_is_404() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("Page not found"), "{body}");
 }
+
+#[tokio::test]
+async fn metrics_are_open_by_default_and_behind_the_token_when_one_is_set() {
+    let (app, _db) = app(openbao()).await;
+    let (status, headers, body) = send(&app, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/plain; version=0.0.4; charset=utf-8");
+    assert!(body.contains("# TYPE meshport_status_state gauge"), "{body}");
+
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let mut config = Config::default();
+    config.status.metrics_token = Some("scrape-me".into());
+    let vault = Arc::new(Vault::new(&openbao()).unwrap());
+    let app = router(AppState::new(&config, db.store.clone(), vault, false).await.unwrap());
+    let with = |token: &str| {
+        Request::get("/metrics")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(send(&app, get("/metrics")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&app, with("scrape-mE")).await.0, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = send(&app, with("scrape-me")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("meshport_status_last_refresh_timestamp_seconds 0"), "{body}");
+}

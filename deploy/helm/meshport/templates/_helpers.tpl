@@ -143,6 +143,35 @@ meshport's integer settings refuse.
 {{- end }}
 {{- $_ := set $config "vault" $vault }}
 {{- include "meshport.toml.table" (dict "prefix" "" "table" $config) | trim }}
+{{- with .Values.clusterStatus }}
+{{- if .enabled }}
+
+# This cluster, read with the pod's own Kubernetes credentials.
+[[clusters]]
+name = {{ toJson .name }}
+{{- with .namespaces }}
+namespaces = {{ toJson . }}
+{{- end }}
+
+[clusters.linkerd]
+enabled = {{ .linkerd.enabled }}
+namespace = {{ toJson .linkerd.namespace }}
+issuer = {{ toJson .linkerd.issuer }}
+trust_anchor_namespace = {{ toJson .linkerd.trustAnchorNamespace }}
+trust_anchor = {{ toJson .linkerd.trustAnchor }}
+trust_bundle = {{ toJson .linkerd.trustBundle }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The namespaces whose Certificates meshport lists: clusterStatus.namespaces, or the
+onboarding namespaces. */}}
+{{- define "meshport.statusNamespaces" -}}
+{{- $namespaces := .Values.clusterStatus.namespaces }}
+{{- if not $namespaces }}
+{{- $namespaces = (((.Values.config | default dict).onboarding | default dict).namespaces) | default (list "prod-app") }}
+{{- end }}
+{{- toJson $namespaces }}
 {{- end }}
 
 {{/*
