@@ -21,7 +21,7 @@ pub const ENV_PREFIX: &str = "MESHPORT_";
 /// The top-level keys of [`Config`]. Only `MESHPORT_*` variables naming one of them are read, so
 /// other variables with the prefix (the scripts' and tests' own) are not taken for typos, while
 /// an unknown key in the file or under a known section is refused.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 16] = [
     "listen",
     "public_url",
     "data_dir",
@@ -36,6 +36,7 @@ const KEYS: [&str; 15] = [
     "jobs",
     "status",
     "clusters",
+    "telemetry",
     "dev",
 ];
 
@@ -72,6 +73,8 @@ pub struct Config {
     /// Clusters whose cert-manager certificates and Linkerd identity are shown, as
     /// `[[clusters]]` tables. Default: none.
     pub clusters: Vec<crate::cluster::ClusterConfig>,
+    /// Traces over OpenTelemetry (off by default).
+    pub telemetry: TelemetryConfig,
     /// Settings of `meshport dev` only.
     pub dev: DevConfig,
 }
@@ -225,6 +228,27 @@ impl Default for JobsConfig {
     }
 }
 
+/// Traces of requests and of the calls they make (Vault, git, forges, database), sent over
+/// OTLP/HTTP (protobuf) to an OpenTelemetry collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL, for example `http://otel-collector.monitoring:4318`
+    /// (`/v1/traces` is added). Default: none, no traces are sent.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the traces. Default `meshport`.
+    pub service_name: String,
+    /// Share of new traces kept, 0.0 to 1.0 (a caller's sampled parent is always followed).
+    /// Default 1.0.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, service_name: "meshport".to_owned(), sample_ratio: 1.0 }
+    }
+}
+
 /// Certificate and rotation status.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -365,6 +389,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             status: StatusConfig::default(),
             clusters: Vec::new(),
+            telemetry: TelemetryConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -634,7 +659,7 @@ impl Config {
                 })
         };
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 16] = [
+        let checks: [(&'static str, bool, &'static str); 17] = [
             (
                 "vault.kv_mount",
                 is_mount(&self.vault.kv_mount),
@@ -723,6 +748,14 @@ impl Config {
                         .is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
                 }),
                 "must be an http(s) URL",
+            ),
+            (
+                "telemetry.otlp_endpoint",
+                self.telemetry.otlp_endpoint.as_deref().is_none_or(|url| {
+                    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+                }) && (0.0..=1.0).contains(&self.telemetry.sample_ratio)
+                    && !self.telemetry.service_name.is_empty(),
+                "must be an http(s) URL (with `telemetry.sample_ratio` 0.0 to 1.0 and a service name)",
             ),
             (
                 "clusters",

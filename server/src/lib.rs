@@ -10,6 +10,7 @@ pub mod dev;
 pub mod gitops;
 pub mod identity;
 pub mod jobs;
+pub mod metrics;
 pub mod requests;
 pub mod rotation;
 pub mod status;

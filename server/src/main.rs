@@ -128,7 +128,13 @@ async fn main() -> std::process::ExitCode {
     if matches!(cli.command, Command::Dev) {
         config.log_format = LogFormat::Pretty;
     }
-    telemetry::init(config.log_format);
+    let telemetry = match telemetry::init(config.log_format, &config.telemetry) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("meshport: telemetry.otlp_endpoint: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
 
     let result = match cli.command {
         Command::Serve => serve(config).await,
@@ -140,6 +146,8 @@ async fn main() -> std::process::ExitCode {
             unreachable!("handled before the portal configuration is read")
         }
     };
+    // The exporter's shutdown blocks until buffered spans are sent.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -1,24 +1,78 @@
-//! Logging: JSON lines for log collectors, or readable lines in a terminal. The level comes
-//! from `RUST_LOG` (default [`DEFAULT_FILTER`]).
+//! Logging and traces. Logs are JSON lines for log collectors, or readable lines in a terminal;
+//! the level comes from `RUST_LOG` (default [`DEFAULT_FILTER`]). With `telemetry.otlp_endpoint`
+//! set, the same spans (requests, and the Vault, git, forge and database calls inside them) are
+//! also sent to an OpenTelemetry collector over OTLP/HTTP.
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, TelemetryConfig};
 
 /// The default levels. vaultrs and rustify log every failed Vault call at ERROR, including the
 /// expected ones (a readiness probe while Vault starts); meshport logs the failures that matter.
 const DEFAULT_FILTER: &str = "info,sqlx=warn,vaultrs=off,rustify=off";
 
+/// The trace exporter, when one runs: flushed and stopped by [`Telemetry::shutdown`].
+#[must_use]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Sends the spans still buffered and stops the exporter (blocking: call off the runtime's
+    /// worker threads, as `main` does).
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("meshport: traces not flushed: {error}");
+        }
+    }
+}
+
 /// Installs the global subscriber. Call once, first thing.
-pub fn init(format: LogFormat) {
+pub fn init(format: LogFormat, telemetry: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Standard error, so that commands writing data to standard output (exports) stay clean.
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
-        LogFormat::Pretty => builder.compact().init(),
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).boxed(),
+        LogFormat::Pretty => logs.compact().boxed(),
+    };
+    let provider = telemetry
+        .otlp_endpoint
+        .as_deref()
+        .map(|url| tracer_provider(url, telemetry))
+        .transpose()?;
+    let traces = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("meshport")));
+    tracing_subscriber::registry().with(filter).with(logs).with(traces).init();
+    Ok(Telemetry { provider })
+}
+
+/// Batches spans to `<endpoint>/v1/traces` from a thread of its own.
+fn tracer_provider(endpoint: &str, config: &TelemetryConfig) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+        .build()?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            config.sample_ratio,
+        ))))
+        .build())
 }
 
 /// The error and its causes, `outer: inner: innermost`: many libraries' own messages ("An error

@@ -233,9 +233,7 @@ impl Gitops {
     ) -> Result<Vec<(String, String)>, GitopsError> {
         let repo = self.repo.clone();
         let directory = format!("manifests/{namespace}/{service}");
-        Ok(tokio::task::spawn_blocking(move || repo.files_on_base(&directory))
-            .await
-            .map_err(|e| GitopsError::Interrupted(e.to_string()))??)
+        Ok(blocking(move || repo.files_on_base(&directory)).await?)
     }
 
     /// Commits the service's manifests on `meshport/<service>-<request id>` and opens a pull
@@ -584,7 +582,9 @@ fn event(pr: &PullRequestRecord, action: Action, actor: Actor, source: &str) -> 
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
 ) -> Result<T, GitopsError> {
-    tokio::task::spawn_blocking(work)
+    // The caller's span follows the work to the blocking thread, so git's spans nest in it.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .map_err(|e| GitopsError::Interrupted(e.to_string()))?
         .map_err(Into::into)

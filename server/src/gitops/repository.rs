@@ -431,6 +431,11 @@ fn git_with<S: AsRef<OsStr>>(
     env: &[(&str, &str)],
 ) -> Result<String, GitError> {
     let args: Vec<S> = args.into_iter().collect();
+    // The subcommand only: other arguments can name branches and paths, never credentials
+    // (those travel in the environment), but a span needs no more.
+    let command = args.first().map(|a| a.as_ref().to_string_lossy().into_owned());
+    let _span =
+        tracing::info_span!("git", command = command.as_deref().unwrap_or_default()).entered();
     let output = Command::new("git")
         .current_dir(dir)
         .env("GIT_AUTHOR_NAME", COMMITTER_NAME)

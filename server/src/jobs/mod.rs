@@ -200,6 +200,8 @@ impl Engine {
             return Ok(None);
         };
         let id = job.id;
+        let waited = (now - job.next_run_at).to_std().unwrap_or_default();
+        crate::metrics::metrics().job_wait.observe(&[job.kind.as_str()], waited);
         self.run(job).await?;
         Ok(Some(id))
     }
@@ -243,6 +245,7 @@ impl Engine {
             if done.contains(step.name()) {
                 continue;
             }
+            let started = std::time::Instant::now();
             let outcome = tokio::select! {
                 outcome = self.execute(step, &request, &artifacts) => outcome,
                 () = self.hold_lease(job.id) => {
@@ -250,6 +253,15 @@ impl Engine {
                     return Ok(());
                 }
             };
+            let result = match &outcome {
+                Ok(_) => "ok",
+                Err(e) if e.waiting => "waiting",
+                Err(e) if e.retryable => "retryable",
+                Err(_) => "failed",
+            };
+            crate::metrics::metrics()
+                .job_steps
+                .observe(&[job.kind.as_str(), step.name(), result], started.elapsed());
             let detail = match outcome {
                 Ok(detail) => detail,
                 Err(error) => {

@@ -7,6 +7,8 @@ use std::fmt::Write;
 use app::rotation::RotationState;
 use app::status::{StatusItem, StatusReport};
 
+use crate::metrics::escape;
+
 /// The report as Prometheus text exposition (version 0.0.4).
 pub fn render(report: &StatusReport) -> String {
     let mut out = String::new();
@@ -87,11 +89,6 @@ fn labels(item: &StatusItem) -> String {
         escape(&item.name),
         escape(item.service.as_deref().unwrap_or_default()),
     )
-}
-
-/// Escapes a label value: backslash, double quote and line feed.
-fn escape(value: &str) -> String {
-    value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
 }
 
 #[cfg(test)]

@@ -241,6 +241,12 @@ impl Store {
         Ok(())
     }
 
+    /// How many jobs are in each state, for the queue-depth gauge.
+    pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
+    }
+
     /// The latest drift check of a service, if any: when, and the changes it found.
     pub async fn drift(
         &self,

@@ -87,6 +87,7 @@ impl Vault {
         absent_on_404(self.send(call).await).map(drop)
     }
 
+    #[tracing::instrument(name = "vault", skip_all, fields(method = ?call.method, path = %call.path))]
     async fn send(&self, call: Call) -> Result<Value, VaultError> {
         let client = self.client();
         let path = call.path.clone();

@@ -1,4 +1,5 @@
-//! `/metrics`: Prometheus text exposition of the status report.
+//! `/metrics`: Prometheus text exposition of the status report, meshport's own histograms
+//! (requests, provisioning steps, queue wait) and the job queue's depth.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -21,6 +22,17 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
                 .into_response();
         }
     }
-    let body = crate::status::metrics::render(&state.status.report());
+    let mut body = crate::status::metrics::render(&state.status.report());
+    crate::metrics::render(&mut body);
+    body.push_str("# HELP meshport_jobs Jobs by state (queued and running: the queue's depth).\n# TYPE meshport_jobs gauge\n");
+    match state.store.job_counts().await {
+        Ok(counts) => {
+            for (job_state, count) in counts {
+                let job_state = crate::metrics::escape(&job_state);
+                body.push_str(&format!("meshport_jobs{{state=\"{job_state}\"}} {count}\n"));
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot count jobs for /metrics"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

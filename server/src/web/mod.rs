@@ -192,6 +192,8 @@ pub fn router(state: AppState) -> Router {
             move || page_state.provide_context(),
             move || app::shell(shell_options.clone()),
         )
+        // Per matched route (the pattern, not the path), after routing.
+        .route_layer(axum::middleware::from_fn(record_request))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
             move || fallback_state.provide_context(),
             app::shell,
@@ -220,6 +222,24 @@ pub fn router(state: AppState) -> Router {
                 .on_failure(DefaultOnFailure::new().level(Level::WARN)),
         )
         .with_state(state)
+}
+
+/// Records the request's duration by method, route pattern and status.
+async fn record_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::metrics()
+        .http_requests
+        .observe(&[&method, &route, response.status().as_str()], started.elapsed());
+    response
 }
 
 /// A JSON error answer, `{"error": code, "detail": …}`, shaped like the server functions'

@@ -358,6 +358,17 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
         &remote.bare,
     );
     assert!(main.trim().is_empty(), "the service's folder is gone from main: {main}");
+
+    // The engine's steps and queue waits are in this process's metrics.
+    let mut metrics = String::new();
+    meshport_server::metrics::render(&mut metrics);
+    for series in [
+        r#"meshport_job_step_duration_seconds_count{kind="provision",step="vault_policy",outcome="ok"}"#,
+        r#"meshport_job_step_duration_seconds_count{kind="offboard",step="vault_remove",outcome="waiting"}"#,
+        r#"meshport_job_queue_wait_seconds_count{kind="provision"}"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
 }
 
 /// Jobs of `ids` that are done.

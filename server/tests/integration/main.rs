@@ -11,6 +11,7 @@ mod bootstrap;
 mod gitops;
 mod identity;
 mod jobs;
+mod observability;
 mod process;
 mod provisioning;
 mod status;
