@@ -267,6 +267,8 @@ def test_the_deployment_runs_meshport_serve_safely(case):
 def test_pods_are_meshed_by_linkerd_unless_turned_off(case):
     _, values, objects = case
     annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    # And scraped by Prometheus at the port and path meshport serves its metrics on.
+    assert (annotations["prometheus.io/scrape"], annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("true", "3000", "/metrics")
     inject = values.get("linkerd", {}).get("inject", "enabled")
     if inject:
         assert annotations["linkerd.io/inject"] == inject

@@ -8,7 +8,7 @@ pub mod alerts;
 pub mod metrics;
 pub mod timeline;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -47,23 +47,31 @@ impl ServiceIndex {
     }
 
     /// The onboarded services (`namespace/service`) and their requests' secrets, from the
-    /// store: services with an open or merged pull request.
+    /// store: services with an open or merged pull request. A request's secret paths never
+    /// change, so `known` keeps them from one refresh to the next instead of rendering every
+    /// request's artifacts each time.
     pub async fn load(
         store: &Store,
         rules: &OnboardingRules,
         settings: &ArtifactSettings,
+        known: &Mutex<HashMap<uuid::Uuid, Vec<String>>>,
     ) -> Result<Self, crate::store::StoreError> {
         let mut index = Self::default();
+        let mut requests = Vec::new();
         for status in [RequestStatus::PrOpen, RequestStatus::Merged] {
             let filter =
                 RequestFilter { status: Some(status), limit: Some(100_000), ..Default::default() };
-            for request in store.list_requests(&filter).await? {
-                let paths =
-                    ServiceArtifacts::from_stored(&request.spec, rules, settings, request.id)
-                        .map(|a| a.secrets.iter().map(|s| s.path.clone()).collect())
-                        .unwrap_or_default();
-                index.add(&request.namespace, &request.service_name, paths);
-            }
+            requests.extend(store.list_requests(&filter).await?);
+        }
+        let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
+        known.retain(|id, _| requests.iter().any(|r| r.id == *id));
+        for request in requests {
+            let paths = known.entry(request.id).or_insert_with(|| {
+                ServiceArtifacts::from_stored(&request.spec, rules, settings, request.id)
+                    .map(|a| a.secrets.iter().map(|s| s.path.clone()).collect())
+                    .unwrap_or_default()
+            });
+            index.add(&request.namespace, &request.service_name, paths.clone());
         }
         Ok(index)
     }
@@ -126,6 +134,8 @@ pub struct StatusBoard {
     alerts: Option<alerts::Alerts>,
     sources: Mutex<BTreeMap<String, SourceState>>,
     report: RwLock<Arc<StatusReport>>,
+    /// Secret paths per onboarded request, kept across refreshes.
+    secret_paths: Mutex<HashMap<uuid::Uuid, Vec<String>>>,
 }
 
 impl StatusBoard {
@@ -148,6 +158,7 @@ impl StatusBoard {
             alerts,
             sources: Mutex::new(BTreeMap::new()),
             report: RwLock::new(Arc::new(StatusReport::default())),
+            secret_paths: Mutex::new(HashMap::new()),
         }
     }
 
@@ -159,7 +170,9 @@ impl StatusBoard {
     /// Reads every source that is due at `now` (a failed one waits out its back-off), then
     /// publishes the report and sends the alerts of the transitions it saw.
     pub async fn refresh(&self, now: DateTime<Utc>) -> Arc<StatusReport> {
-        let services = match ServiceIndex::load(&self.store, &self.rules, &self.settings).await {
+        let loaded =
+            ServiceIndex::load(&self.store, &self.rules, &self.settings, &self.secret_paths).await;
+        let services = match loaded {
             Ok(services) => services,
             Err(error) => {
                 tracing::warn!(%error, "status refresh: cannot list the onboarded services");

@@ -33,6 +33,9 @@ pub struct NewApiToken<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
+/// How precisely a token's last use is recorded.
+const LAST_USED_RESOLUTION: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
 const TOKEN_COLUMNS: &str =
     "id, user_id, name, roles, teams, created_at, expires_at, revoked_at, last_used_at";
 
@@ -50,24 +53,36 @@ impl Store {
         Ok(records)
     }
 
-    /// The live (not revoked, not expired) token with this hash, marked as used now.
+    /// The live (not revoked, not expired) token with this hash, marked as used now. The mark
+    /// is written at most once a minute per token: a write per API call would serialise every
+    /// call on SQLite's single writer.
     #[tracing::instrument(skip_all)]
     pub async fn use_api_token(
         &self,
         token_hash: &str,
     ) -> Result<Option<ApiTokenRecord>, StoreError> {
         let now = Utc::now();
-        let sql = format!(
-            "UPDATE api_tokens SET last_used_at = $1
-             WHERE token_hash = $2 AND revoked_at IS NULL AND expires_at > $1
-             RETURNING {TOKEN_COLUMNS}"
+        let select = format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens
+             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2"
         );
-        let record = on_pool!(self, pool => sqlx::query_as::<_, ApiTokenRecord>(&sql)
-            .bind(now)
+        let record = on_pool!(self, pool => sqlx::query_as::<_, ApiTokenRecord>(&select)
             .bind(token_hash)
+            .bind(now)
             .fetch_optional(pool)
             .await?);
-        Ok(record)
+        let Some(mut record) = record else { return Ok(None) };
+        if record.last_used_at.is_none_or(|at| now - at >= LAST_USED_RESOLUTION) {
+            let update = "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2";
+            on_pool!(self, pool => sqlx::query(update)
+                .bind(now)
+                .bind(record.id)
+                .execute(pool)
+                .await
+                .map(drop)?);
+            record.last_used_at = Some(now);
+        }
+        Ok(Some(record))
     }
 }
 

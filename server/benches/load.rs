@@ -1,0 +1,235 @@
+//! The load figures of the real `meshport serve` (release build), each against an anchor
+//! measured in the same run:
+//! - the `/status` dashboard with 1,000 onboarded services under `wrk`, against a bare axum
+//!   server sending the same number of static bytes (throughput ratio, goal >= 25 %), and its
+//!   latency with one connection (goal p50 < 10 ms);
+//! - the resident memory of an idle `meshport serve`, fresh and with 1,000 services (goal
+//!   <= 40 MB fresh);
+//! - the gzip size of the WASM bundle in `target/site` (goal <= 350 KB; `scripts/bench.sh` builds
+//!   it with `cargo leptos build --release` first).
+//!
+//! Prints a table; asserts nothing. Run: `scripts/bench.sh`, or `cargo bench -p server --bench
+//! load` (`MESHPORT_BENCH_SERVICES`, default 1000; `MESHPORT_BENCH_SECONDS`, default 10).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use meshport_server::dev::{ServiceProcess, free_loopback_port};
+use nix::sys::signal::Signal;
+
+mod common;
+
+/// What `wrk` measured.
+struct Load {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Runs wrk against `url` and reads its summary.
+fn wrk(url: &str, connections: u32, seconds: u64, header: Option<&str>) -> anyhow::Result<Load> {
+    let mut command = Command::new("wrk");
+    command.args(["--latency", "-t", if connections > 1 { "2" } else { "1" }]).args([
+        "-c",
+        &connections.to_string(),
+        "-d",
+        &format!("{seconds}s"),
+    ]);
+    if let Some(header) = header {
+        command.args(["-H", header]);
+    }
+    let output = command.arg(url).output().map_err(|e| {
+        anyhow::anyhow!("cannot run wrk ({e}); scripts/setup.sh installs it (apt-get install wrk)")
+    })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(output.status.success(), "wrk failed: {text}");
+    anyhow::ensure!(!text.contains("Non-2xx"), "wrk saw errors: {text}");
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_owned()))
+            .ok_or_else(|| anyhow::anyhow!("no {prefix:?} in wrk's output: {text}"))
+    };
+    Ok(Load {
+        requests_per_second: field("Requests/sec:")?.parse()?,
+        p50_ms: milliseconds(&field("50%")?)?,
+        p99_ms: milliseconds(&field("99%")?)?,
+    })
+}
+
+/// wrk's `1.23ms`, `870.00us` or `1.02s` in milliseconds.
+fn milliseconds(text: &str) -> anyhow::Result<f64> {
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        anyhow::bail!("not a duration: {text}")
+    };
+    Ok(number.parse::<f64>()? * factor)
+}
+
+/// Resident and peak memory of a process, in MB.
+fn memory(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = |key: &str| -> anyhow::Result<f64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .ok_or_else(|| anyhow::anyhow!("no {key}"))?;
+        Ok(line.split_whitespace().nth(1).unwrap_or("0").parse::<f64>()? / 1024.0)
+    };
+    Ok((kb("VmRSS:")?, kb("VmHWM:")?))
+}
+
+/// Starts the release `meshport serve` on `port` with `env`, and waits until it is ready.
+async fn serve(
+    data: &Path,
+    port: u16,
+    platform: &common::Platform,
+    env: &[(&str, String)],
+) -> anyhow::Result<ServiceProcess> {
+    std::fs::create_dir_all(data)?;
+    let log = std::fs::File::create(data.join("log"))?;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshport"));
+    command
+        .arg("serve")
+        .env("MESHPORT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MESHPORT_DATA_DIR", data)
+        .env("MESHPORT_VAULT__ADDR", &platform.addr)
+        .env("MESHPORT_VAULT__TOKEN", &platform.token)
+        .env("MESHPORT_JOBS__DRIFT_MINUTES", "0")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let process = ServiceProcess::spawn("meshport", command, Signal::SIGTERM)?;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let ready = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return Ok(process);
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "meshport serve did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A bare axum server answering every GET with `body`: the static-bytes anchor.
+async fn bare_axum(body: bytes::Bytes) -> anyhow::Result<String> {
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move { ([(http::header::CONTENT_TYPE, "text/html; charset=utf-8")], body) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    meshport_server::install_crypto_provider();
+    let n = common::services_count();
+    let seconds: u64 =
+        std::env::var("MESHPORT_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let platform = common::platform(n).await?;
+
+    // Idle memory of a fresh meshport (its own empty database) after a minute of idling with
+    // the status refresh, job polling and session clean-up running.
+    let fresh_port = free_loopback_port()?;
+    let mut fresh =
+        serve(&platform.folder.path().join("fresh"), fresh_port, &platform, &[]).await?;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (fresh_rss, fresh_peak) = memory(fresh.id())?;
+    tokio::task::spawn_blocking(move || fresh.stop(Duration::from_secs(10))).await?;
+
+    // meshport over the platform's database: 1,000 services, 2,001 status items.
+    let port = free_loopback_port()?;
+    let database = platform.config.database_url();
+    let env = [
+        ("MESHPORT_DATABASE_URL", secrecy::ExposeSecret::expose_secret(&database).to_owned()),
+        ("MESHPORT_STATUS__REFRESH_SECONDS", "30".to_owned()),
+    ];
+    let mut meshport = serve(&platform.folder.path().join("loaded"), port, &platform, &env).await?;
+    let client = reqwest::Client::new();
+    let auth = format!("Bearer {}", platform.api_token);
+    let url = format!("http://127.0.0.1:{port}/status");
+    let started = Instant::now();
+    let page = loop {
+        let page = client.get(&url).header("authorization", &auth).send().await?.text().await?;
+        if n == 0 || page.contains("svc-") {
+            break page;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the status never showed the services"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (loaded_rss, _) = memory(meshport.id())?;
+
+    let header = format!("Authorization: {auth}");
+    let dashboard = wrk(&url, 16, seconds, Some(&header))?;
+    let dashboard_one = wrk(&url, 1, seconds, Some(&header))?;
+    let (after_rss, peak_rss) = memory(meshport.id())?;
+    tokio::task::spawn_blocking(move || meshport.stop(Duration::from_secs(10))).await?;
+    let bare_url = bare_axum(bytes::Bytes::from(page.clone())).await?;
+    let bare = wrk(&bare_url, 16, seconds, None)?;
+
+    let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site/pkg/meshport.wasm");
+    let wasm_gzip = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(&wasm)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| o.stdout.len() as f64 / 1024.0);
+
+    println!("{:<62} {:>14}", "", "measured");
+    let row = |name: &str, value: String| println!("{name:<62} {value:>14}");
+    row(
+        &format!("/status, {n} services, 16 connections: requests/s"),
+        format!("{:.0}", dashboard.requests_per_second),
+    );
+    row(
+        &format!("bare axum, same {} KB static body: requests/s", page.len() / 1024),
+        format!("{:.0}", bare.requests_per_second),
+    );
+    row(
+        "/status, 16 connections: p50 / p99 ms",
+        format!("{:.2} / {:.2}", dashboard.p50_ms, dashboard.p99_ms),
+    );
+    row(
+        "/status, 1 connection: p50 / p99 ms",
+        format!("{:.2} / {:.2}", dashboard_one.p50_ms, dashboard_one.p99_ms),
+    );
+    row(
+        "idle meshport serve, empty database: RSS / peak MB",
+        format!("{fresh_rss:.1} / {fresh_peak:.1}"),
+    );
+    row(&format!("idle meshport serve, {n} services: RSS MB"), format!("{loaded_rss:.1}"));
+    row("after the load: RSS / peak MB", format!("{after_rss:.1} / {peak_rss:.1}"));
+    row(
+        "WASM bundle, gzip -9: KB",
+        wasm_gzip.map_or_else(|| format!("missing: {}", wasm.display()), |kb| format!("{kb:.0}")),
+    );
+    println!(
+        "dashboard: {:.0} % of the static-bytes throughput (goal >= 25 %); p50 {:.2} ms with one connection (goal < 10 ms)",
+        100.0 * dashboard.requests_per_second / bare.requests_per_second,
+        dashboard_one.p50_ms
+    );
+    println!(
+        "idle RSS: {fresh_rss:.1} MB (goal <= 40 MB); WASM gzip: {} (goal <= 350 KB)",
+        wasm_gzip.map_or("missing".into(), |kb| format!("{kb:.0} KB"))
+    );
+    platform.stop().await
+}
