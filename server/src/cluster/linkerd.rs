@@ -85,13 +85,10 @@ pub fn judge_anchor(
     bundle: Option<&[ParsedCertificate]>,
     now: DateTime<Utc>,
 ) -> Judgement {
-    let judged = validity(anchor, now);
-    if judged.state == RotationState::Expired {
-        return judged;
-    }
-    if !anchor.is_ca {
-        return Judgement::new(RotationState::Failing, "the trust anchor is not a CA certificate");
-    }
+    let judged = match ca_validity(anchor, "trust anchor", now) {
+        Ok(judged) => judged,
+        Err(verdict) => return verdict,
+    };
     if let Some(bundle) = bundle
         && !bundle.iter().any(|c| c.der == anchor.der)
     {
@@ -112,16 +109,10 @@ pub fn judge_issuer(
     bundle: Option<&[ParsedCertificate]>,
     now: DateTime<Utc>,
 ) -> Judgement {
-    let judged = validity(issuer, now);
-    if judged.state == RotationState::Expired {
-        return judged;
-    }
-    if !issuer.is_ca {
-        return Judgement::new(
-            RotationState::Failing,
-            "the identity issuer is not a CA certificate",
-        );
-    }
+    let judged = match ca_validity(issuer, "identity issuer", now) {
+        Ok(judged) => judged,
+        Err(verdict) => return verdict,
+    };
     if let Some(bundle) = bundle
         && !bundle.iter().any(|ca| issuer.issued_by(ca) && ca.not_after > now)
     {
@@ -151,6 +142,25 @@ pub fn judge_bundle(bundle: &[ParsedCertificate], now: DateTime<Utc>) -> Judgeme
         );
     }
     judged
+}
+
+/// A CA's validity, or the verdict that ends its judgement (expired, or not a CA at all).
+fn ca_validity(
+    certificate: &ParsedCertificate,
+    what: &str,
+    now: DateTime<Utc>,
+) -> Result<Judgement, Judgement> {
+    let judged = validity(certificate, now);
+    if judged.state == RotationState::Expired {
+        return Err(judged);
+    }
+    if !certificate.is_ca {
+        return Err(Judgement::new(
+            RotationState::Failing,
+            format!("the {what} is not a CA certificate"),
+        ));
+    }
+    Ok(judged)
 }
 
 /// Expiry by the lifetime rule shared with Vault PKI certificates.

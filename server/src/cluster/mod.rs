@@ -340,18 +340,29 @@ fn missing(what: &str, namespace: &str, name: &str) -> Judgement {
     failing(format!("the {what} {namespace}/{name} does not exist"))
 }
 
-/// Lists `K` in `namespace`, with an error that says what is missing or forbidden.
-async fn list<K>(
-    client: &kube::Client,
-    namespace: &str,
-    plural: &str,
-) -> Result<Vec<K>, ClusterError>
-where
+/// A namespaced kind meshport reads.
+trait Namespaced:
+    kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Namespaced for K where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+        + std::fmt::Debug
 {
+}
+
+/// Lists `K` in `namespace`, with an error that says what is missing or forbidden.
+async fn list<K: Namespaced>(
+    client: &kube::Client,
+    namespace: &str,
+    plural: &str,
+) -> Result<Vec<K>, ClusterError> {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     api.list(&ListParams::default())
         .await
@@ -360,17 +371,11 @@ where
 }
 
 /// Gets one object; `None` when it does not exist.
-async fn get<K>(
+async fn get<K: Namespaced>(
     client: &kube::Client,
     namespace: &str,
     name: &str,
-) -> Result<Option<K>, ClusterError>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
+) -> Result<Option<K>, ClusterError> {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     match api.get_opt(name).await {
         Ok(object) => Ok(object),

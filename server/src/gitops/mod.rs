@@ -233,7 +233,7 @@ impl Gitops {
     ) -> Result<Vec<(String, String)>, GitopsError> {
         let repo = self.repo.clone();
         let directory = format!("manifests/{namespace}/{service}");
-        Ok(blocking(move || repo.files_on_base(&directory)).await?)
+        blocking(move || repo.files_on_base(&directory)).await
     }
 
     /// Commits the service's manifests on `meshport/<service>-<request id>` and opens a pull
