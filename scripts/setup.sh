@@ -11,9 +11,10 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages: a C toolchain and OpenSSL headers (linking, ring, bundled SQLite, building
 # cargo-leptos), Chromium (browser tests),
-# PostgreSQL (store tests), git, curl, Python venv, wrk (the benchmark suite's load).
+# PostgreSQL (store tests), git, curl, Python venv, wrk and sqlite3 (the benchmark suite's load
+# and audit-export anchor).
 missing=()
-for package in gcc libc6-dev pkg-config libssl-dev chromium postgresql git curl python3-venv wrk; do
+for package in gcc libc6-dev pkg-config libssl-dev chromium postgresql git curl python3-venv wrk sqlite3; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 # A Python from elsewhere (pyenv) brings its own venv module; Debian's needs python3-venv.
