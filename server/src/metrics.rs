@@ -48,7 +48,7 @@ impl Histogram {
 
     /// The histogram in Prometheus' text format.
     pub fn render(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} histogram", self.name, self.help, self.name);
+        family(out, self.name, self.help, "histogram");
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         for (values, series) in series.iter() {
             let labels: Vec<String> = self
@@ -118,6 +118,11 @@ pub fn render(out: &mut String) {
     metrics.http_requests.render(out);
     metrics.job_steps.render(out);
     metrics.job_wait.render(out);
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+pub fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// Escapes a label value: backslash, double quote and line feed.

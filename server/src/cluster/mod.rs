@@ -180,7 +180,7 @@ impl Cluster {
                     if linkerd.enabled && identity.contains(&(namespace, &name)) {
                         continue;
                     }
-                    let judgement = judge_certificate(certificate, &requests, now);
+                    let judgement = judge_with_requests(certificate, &requests, now);
                     let labels = certificate.metadata.labels.clone().unwrap_or_default();
                     items.push(self.item(
                         ItemKind::Certificate,
@@ -258,7 +258,7 @@ impl Cluster {
             };
             // The worse of what cert-manager reports and what the secret really holds.
             let judgement = match &certificate {
-                Some(c) => worse(judge_certificate(c, &[], now), from_secret),
+                Some(c) => worse(judge_with_requests(c, &[], now), from_secret),
                 None => from_secret,
             };
             let parsed = parsed.ok().flatten();
@@ -307,7 +307,7 @@ impl Cluster {
 }
 
 /// A certificate judged with the failure of the request for the revision being issued.
-fn judge_certificate(
+fn judge_with_requests(
     certificate: &Certificate,
     requests: &[CertificateRequest],
     now: DateTime<Utc>,

@@ -76,8 +76,9 @@ pub fn render(report: &StatusReport) -> String {
     out
 }
 
+/// A gauge family's opening lines.
 fn family(out: &mut String, name: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    crate::metrics::family(out, name, help, "gauge");
 }
 
 fn labels(item: &StatusItem) -> String {

@@ -24,7 +24,12 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     }
     let mut body = crate::status::metrics::render(&state.status.report());
     crate::metrics::render(&mut body);
-    body.push_str("# HELP meshport_jobs Jobs by state (queued and running: the queue's depth).\n# TYPE meshport_jobs gauge\n");
+    crate::metrics::family(
+        &mut body,
+        "meshport_jobs",
+        "Jobs by state (queued and running: the queue's depth).",
+        "gauge",
+    );
     match state.store.job_counts().await {
         Ok(counts) => {
             for (job_state, count) in counts {
