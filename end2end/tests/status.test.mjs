@@ -18,10 +18,10 @@ test('everyone signed in sees the status overview with its timeline, and a servi
   await page.click('button[data-demo-role="developer"]');
   await page.waitForURL(`${base}/`);
 
-  // The status refreshes in the background (every few seconds in the tests): reload until
-  // cart's secrets are read.
+  // The status refreshes in the background (every 60 s by default): reload until cart's
+  // secrets are read.
   const secret = '[data-key="vault/secret/prod-app/cart/valkey_password"]';
-  for (let attempt = 0; attempt < 30; attempt += 1) {
+  for (let attempt = 0; attempt < 100; attempt += 1) {
     await page.goto(`${base}/status`);
     if (await page.locator(`#status-timeline ${secret}`).count() > 0) break;
     await page.waitForTimeout(1000);

@@ -601,6 +601,46 @@ pub fn is_branch_name(name: &str) -> bool {
         && !name.bytes().any(|b| b.is_ascii_control() || b" ~^:?*[\\".contains(&b))
 }
 
+/// `path` made absolute against `base`, without `.` components.
+fn absolute_path(base: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
+    joined.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+}
+
+/// Whether git reads `url` from the local file system: a `file://` URL or a path. git takes a
+/// colon before the first slash for scp-like ssh (`git@host:repo`).
+fn is_local_repo_url(url: &str) -> bool {
+    if url.starts_with("file://") {
+        return true;
+    }
+    let scp_like = url.find(':').is_some_and(|colon| url.find('/').is_none_or(|slash| colon < slash));
+    !url.contains("://") && !scp_like
+}
+
+/// A local repository URL made absolute (keeping `file://`); remote URLs unchanged.
+fn absolute_repo_url(base: &Path, url: &str) -> String {
+    if !is_local_repo_url(url) {
+        return url.to_owned();
+    }
+    match url.strip_prefix("file://") {
+        Some(path) => format!("file://{}", absolute_path(base, Path::new(path)).display()),
+        None => absolute_path(base, Path::new(url)).display().to_string(),
+    }
+}
+
+/// A SQLite URL whose file path is made absolute (in memory and other databases unchanged).
+fn absolute_sqlite_url(base: &Path, url: &str) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return url.to_owned();
+    };
+    let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+    if path.is_empty() || path == ":memory:" || path.starts_with('/') {
+        return url.to_owned();
+    }
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    format!("sqlite://{}{query}", absolute_path(base, Path::new(path)).display())
+}
+
 impl Default for DevConfig {
     fn default() -> Self {
         Self { bao_bin: PathBuf::from("bao") }
@@ -785,6 +825,51 @@ impl Config {
                     .all(|n| !n.is_empty() && n.split('.').all(is_label))
                 && !linkerd.trust_bundle_key.is_empty()
         })
+    }
+
+    /// Makes every path of the configuration absolute against `base`, the working directory at
+    /// start-up. git runs inside the working clone and child processes elsewhere, so a relative
+    /// path (the default `data`, a `file://` or bare-path repository URL, a SQLite file) would
+    /// otherwise name another place in each of them.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let absolute = |path: &mut PathBuf| *path = absolute_path(base, path);
+        absolute(&mut self.data_dir);
+        absolute(&mut self.site_root);
+        self.vault.ca_cert.iter_mut().for_each(absolute);
+        if let VaultLogin::Kubernetes { jwt_path, .. } = &mut self.vault.login {
+            absolute(jwt_path);
+        }
+        self.gitops.cache_dir.iter_mut().for_each(absolute);
+        self.gitops.ssh_key.iter_mut().for_each(absolute);
+        if let Some(url) = &mut self.gitops.repo_url {
+            *url = absolute_repo_url(base, url);
+        }
+        if let Some(url) = &mut self.database_url {
+            *url = absolute_sqlite_url(base, url.expose_secret()).into();
+        }
+        self.clusters.iter_mut().for_each(|c| c.kubeconfig.iter_mut().for_each(absolute));
+        // A bare command name is looked up on PATH; only a path with a folder is resolved.
+        if self.dev.bao_bin.components().count() > 1 {
+            absolute(&mut self.dev.bao_bin);
+        }
+    }
+
+    /// The file paths meshport works with, for the start-up log (never a credential).
+    pub fn paths_for_log(&self) -> Vec<(&'static str, String)> {
+        let database = self.database_url();
+        let database = database.expose_secret();
+        let mut paths = vec![
+            ("data_dir", self.data_dir.display().to_string()),
+            ("site_root", self.site_root.display().to_string()),
+            ("gitops.cache_dir", self.gitops_cache_dir().display().to_string()),
+        ];
+        if database.starts_with("sqlite:") {
+            paths.push(("database_url", database.to_owned()));
+        }
+        if is_local_repo_url(&self.gitops_repo_url()) {
+            paths.push(("gitops.repo_url", self.gitops_repo_url()));
+        }
+        paths
     }
 
     /// The URL users reach meshport at: the configured one, or the listen address over http.
@@ -986,6 +1071,55 @@ mod tests {
             let config =
                 Config::load(Some(Path::new("meshport.toml"))).map_err(|e| e.to_string())?;
             assert!(!format!("{config:?}").contains("whsec-very-secret"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn relative_paths_are_resolved_against_the_working_directory() {
+        Jail::expect_with(|jail| {
+            let base = Path::new("/home/dev/meshport");
+            let mut config = Config::load(None).map_err(|e| e.to_string())?;
+            config.resolve_paths(base);
+            assert_eq!(config.data_dir, Path::new("/home/dev/meshport/data"));
+            assert_eq!(config.site_root, Path::new("/home/dev/meshport/target/site"));
+            assert_eq!(config.gitops_repo_url(), "/home/dev/meshport/data/gitops.git");
+            assert_eq!(config.gitops_cache_dir(), Path::new("/home/dev/meshport/data/gitops-cache"));
+            assert_eq!(
+                config.database_url().expose_secret(),
+                "sqlite:///home/dev/meshport/data/meshport.db"
+            );
+            assert_eq!(config.dev_audit_key_file(), Path::new("/home/dev/meshport/data/audit-signing.key"));
+
+            jail.set_env("MESHPORT_DATA_DIR", "./state");
+            jail.set_env("MESHPORT_DATABASE_URL", "sqlite:db/m.db?mode=rwc");
+            jail.set_env("MESHPORT_GITOPS__REPO_URL", "file://repos/gitops.git");
+            jail.set_env("MESHPORT_GITOPS__SSH_KEY", "keys/id");
+            jail.set_env("MESHPORT_VAULT__CA_CERT", "../ca.pem");
+            jail.set_env("MESHPORT_DEV__BAO_BIN", "tools/bao");
+            let mut config = Config::load(None).map_err(|e| e.to_string())?;
+            config.resolve_paths(base);
+            assert_eq!(config.data_dir, Path::new("/home/dev/meshport/state"));
+            assert_eq!(config.database_url().expose_secret(), "sqlite:///home/dev/meshport/db/m.db?mode=rwc");
+            assert_eq!(config.gitops_repo_url(), "file:///home/dev/meshport/repos/gitops.git");
+            assert_eq!(config.gitops.ssh_key.as_deref(), Some(Path::new("/home/dev/meshport/keys/id")));
+            assert_eq!(config.vault.ca_cert.as_deref(), Some(Path::new("/home/dev/meshport/../ca.pem")));
+            assert_eq!(config.dev.bao_bin, Path::new("/home/dev/meshport/tools/bao"));
+
+            for (url, kept) in [
+                ("https://github.com/shop/gitops.git", true),
+                ("git@github.com:shop/gitops.git", true),
+                ("ssh://git@host/gitops.git", true),
+                ("/srv/gitops.git", true),
+                ("gitops.git", false),
+            ] {
+                assert_eq!(absolute_repo_url(base, url) == url, kept, "{url}");
+            }
+            for url in ["sqlite::memory:", "sqlite:///abs/m.db", "postgres://u:p@db/m"] {
+                assert_eq!(absolute_sqlite_url(base, url), url);
+            }
+            let logged = format!("{:?}", config.paths_for_log());
+            assert!(logged.contains("/home/dev/meshport/state"), "{logged}");
             Ok(())
         });
     }

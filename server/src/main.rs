@@ -125,6 +125,13 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    match std::env::current_dir() {
+        Ok(cwd) => config.resolve_paths(&cwd),
+        Err(error) => {
+            eprintln!("meshport: cannot read the working directory to resolve paths: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    }
     if matches!(cli.command, Command::Dev) {
         config.log_format = LogFormat::Pretty;
     }
@@ -135,6 +142,10 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+
+    for (key, path) in config.paths_for_log() {
+        tracing::info!(key, path, "path resolved");
+    }
 
     let result = match cli.command {
         Command::Serve => serve(config).await,

@@ -16,8 +16,9 @@ use secrecy::ExposeSecret;
 use crate::config::Config;
 use crate::gitops;
 
-/// Writes `BAO_ADDR`/`BAO_TOKEN` (and the `VAULT_*` twins) for the `bao` or `vault` CLI, readable
-/// by the owner only: the demo's Vault is for inspecting what meshport created.
+/// Writes `BAO_ADDR`/`BAO_TOKEN` (and the `VAULT_*` twins) for the `bao` or `vault` CLI, and
+/// `MESHPORT_VAULT__ADDR` for `meshport vault …`, readable by the owner only: the demo's Vault is
+/// for inspecting what meshport created.
 fn write_bao_env(path: &std::path::Path, addr: &str, token: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -27,7 +28,7 @@ fn write_bao_env(path: &std::path::Path, addr: &str, token: &str) -> std::io::Re
         .write(true)
         .mode(0o600)
         .open(path)?;
-    writeln!(file, "export BAO_ADDR={addr} VAULT_ADDR={addr}")?;
+    writeln!(file, "export BAO_ADDR={addr} VAULT_ADDR={addr} MESHPORT_VAULT__ADDR={addr}")?;
     writeln!(file, "export BAO_TOKEN={token} VAULT_TOKEN={token}")
 }
 

@@ -1,5 +1,6 @@
-//! The real `meshport` binary: `meshport dev` starts OpenBao, becomes ready, and on SIGTERM
-//! stops everything it started and exits cleanly.
+//! The real `meshport` binary: `meshport dev` started as the README does it starts OpenBao,
+//! provisions an approved request up to its pull request, and on SIGTERM stops everything it
+//! started and exits cleanly; the other commands as users run them.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,8 +23,33 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// A request to the demo `meshport dev` as its own pages send it (same-origin).
+fn same_origin(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request.header("sec-fetch-site", "same-origin")
+}
+
+/// A browser-like client signed in with one of `meshport dev`'s demo identities.
+async fn demo_client(base: &str, role: &str) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = same_origin(client.post(format!("{base}/auth/demo")))
+        .form(&[("role", role)])
+        .send()
+        .await
+        .unwrap();
+    assert!(signed_in.status().is_redirection(), "demo sign-in as {role}: {}", signed_in.status());
+    client
+}
+
+/// `meshport dev` as the README starts it: from a working directory, with no data-folder
+/// setting, so every path is the relative default `data`. An approved request reaches
+/// `pr_open` with its branch in `data/gitops.git`; SIGTERM then stops everything it started.
 #[tokio::test]
-async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
+async fn meshport_dev_with_the_default_data_folder_opens_the_pull_request_then_stops_on_sigterm()
+{
     let folder = tempfile::tempdir().unwrap();
     let port = meshport_server::dev::free_loopback_port().unwrap();
     let log = folder.path().join("meshport.log");
@@ -31,19 +57,24 @@ async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_meshport"));
     command
         .arg("dev")
+        .current_dir(folder.path())
         .env("MESHPORT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MESHPORT_DATA_DIR", folder.path().join("data"))
+        .env_remove("MESHPORT_DATA_DIR")
+        .env_remove("MESHPORT_DATABASE_URL")
+        .env_remove("MESHPORT_GITOPS__REPO_URL")
+        .env_remove("MESHPORT_GITOPS__CACHE_DIR")
         .stdin(Stdio::null())
         .stdout(output.try_clone().unwrap())
         .stderr(output);
     // Stopped (and, if need be, killed) when the test ends early.
     let mut meshport = ServiceProcess::spawn("meshport", command, Signal::SIGTERM).unwrap();
     let output = || std::fs::read_to_string(&log).unwrap_or_default();
+    let base = format!("http://127.0.0.1:{port}");
 
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let answer = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await;
+        let answer = client.get(format!("{base}/readyz")).send().await;
         if let Ok(response) = answer
             && response.status() == reqwest::StatusCode::OK
         {
@@ -56,6 +87,64 @@ async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
     }
     let started = children(meshport.id());
     assert!(!started.is_empty(), "OpenBao runs as a child of meshport dev");
+    let data = folder.path().join("data");
+    assert!(
+        output().contains(&data.join("gitops.git").display().to_string()),
+        "the resolved paths are logged:\n{}",
+        output()
+    );
+
+    let developer = demo_client(&base, "developer").await;
+    let request = serde_json::json!({
+        "service": "cart", "namespace": "prod-app", "team": "shop",
+        "justification": "Cart joins the mesh.", "image": "ghcr.io/open-telemetry/demo:2.1.3-cart",
+        "replicas": 2, "ports": [{ "name": "grpc", "number": 7070, "protocol": "grpc" }],
+        "resources": { "cpu_request": "100m", "memory_request": "128Mi", "cpu_limit": "", "memory_limit": "256Mi" },
+        "env": [], "allowed_callers": ["frontend"], "certificate": null, "rotation_days": 30,
+        "secrets": [{ "name": "db_password", "source": { "kind": "generated" } }],
+    });
+    let submitted = same_origin(developer.post(format!("{base}/api/v1/requests")))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), reqwest::StatusCode::CREATED);
+    let id = submitted.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let admin = demo_client(&base, "platform-admin").await;
+    let approved = same_origin(admin.post(format!("{base}/api/v1/requests/{id}/approve")))
+        .json(&serde_json::json!({ "reason": "Looks right." }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), reqwest::StatusCode::NO_CONTENT);
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let detail = loop {
+        let detail: serde_json::Value = admin
+            .get(format!("{base}/api/v1/requests/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let status = detail["request"]["status"].as_str().unwrap_or_default().to_owned();
+        if status == "pr_open" {
+            break detail;
+        }
+        assert_ne!(status, "failed", "provisioning failed: {detail}\n{}", output());
+        assert!(Instant::now() < deadline, "not pr_open in 90 s: {detail}\n{}", output());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let branches = Command::new("git")
+        .args(["for-each-ref", "--format=%(refname:short)", "refs/heads/meshport/"])
+        .current_dir(data.join("gitops.git"))
+        .output()
+        .unwrap();
+    let branches = String::from_utf8_lossy(&branches.stdout);
+    assert!(branches.contains(&format!("meshport/cart-{id}")), "{branches}\n{detail}");
+
+    readme_commands_work_beside_the_demo(folder.path(), &id);
 
     let status = meshport.stop(Duration::from_secs(30));
     let status = status.unwrap_or_else(|| panic!("no exit 30 s after SIGTERM:\n{}", output()));
@@ -64,7 +153,6 @@ async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
         let alive = std::path::Path::new(&format!("/proc/{child}")).exists();
         assert!(!alive, "child {child} outlived meshport");
     }
-    let data = folder.path().join("data");
     assert!(data.join("meshport.db").is_file());
     assert!(data.join("gitops.git/HEAD").is_file());
     let seeded = std::process::Command::new("git")
@@ -79,6 +167,54 @@ async fn meshport_dev_serves_then_stops_everything_on_sigterm() {
         0,
         "the OpenBao log holds the root token: owner only"
     );
+}
+
+/// The README's `meshport audit …` and `meshport vault …` commands, as written (placeholders
+/// filled in), run in the demo's folder after `source data/openbao.env`, as the README says.
+fn readme_commands_work_beside_the_demo(folder: &std::path::Path, request_id: &str) {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_meshport")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let run = |command: &str| {
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(format!("source data/openbao.env && {command}"))
+            .current_dir(folder)
+            .env("PATH", &path)
+            .env_remove("MESHPORT_DATA_DIR")
+            .env_remove("MESHPORT_DATABASE_URL")
+            .output()
+            .unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (output.status, text(&output.stdout), text(&output.stderr))
+    };
+    let ok = |command: &str| {
+        let (status, stdout, stderr) = run(command);
+        assert!(status.success(), "`{command}` failed: {stderr}");
+        stdout
+    };
+    assert!(ok("meshport vault policy").contains("sys/policies/acl/"));
+    assert!(ok("meshport vault policy --name meshport-portal").contains("path \""));
+    assert_eq!(ok("meshport vault preflight").trim(), "the Vault mounts are in place");
+    // The demo enables no PKI engine: the check says which command would.
+    let (status, _, stderr) = run("meshport vault preflight --pki");
+    assert!(!status.success() && stderr.contains("secrets enable -path=pki pki"), "{stderr}");
+    assert!(ok("meshport vault status").contains("prod-app/cart/db_password"));
+    assert_eq!(
+        ok("meshport vault rotate prod-app/cart/db_password").trim(),
+        "prod-app/cart/db_password: version 2"
+    );
+    assert!(!ok("meshport audit public-key").trim().is_empty());
+    ok("meshport audit verify");
+    for format in ["csv", "jsonl", "ocsf"] {
+        let export = ok(&format!(
+            "meshport audit export --from 2020-01-01T00:00:00Z --to 2100-01-01T00:00:00Z --format {format}"
+        ));
+        assert!(export.contains(request_id), "{format}: {export}");
+    }
+    for format in ["csv", "jsonl"] {
+        let evidence = ok(&format!("meshport audit evidence --format {format}"));
+        assert!(evidence.contains(request_id), "{format}: {evidence}");
+    }
 }
 
 #[tokio::test]
