@@ -15,6 +15,11 @@ use serde::Deserialize;
 use crate::artifacts::ArtifactSettings;
 use crate::gitops::ProviderKind;
 
+/// Namespaces of meshport and the platform, never onboarding namespaces: meshport's own Vault
+/// policy lets it bind roles to the onboarding namespaces.
+const PLATFORM_NAMESPACES: [&str; 8] =
+    ["meshport", "kube-system", "kube-public", "linkerd", "cert-manager", "vault", "openbao", "argocd"];
+
 /// Environment variables that configure meshport start with this prefix.
 pub const ENV_PREFIX: &str = "MESHPORT_";
 
@@ -97,8 +102,9 @@ pub struct VaultConfig {
     pub kubernetes_auth_mount: String,
     /// Mount path of the PKI secrets engine for service certificates. Default `pki`.
     pub pki_mount: String,
-    /// Annotation prefix of the agent injector: `vault.hashicorp.com` (default) or
-    /// `openbao.openbao.org`.
+    /// Annotation prefix of the agent injector. Default `vault.hashicorp.com`, for Vault and for
+    /// OpenBao alike: the released OpenBao chart runs HashiCorp's `vault-k8s` injector. Only the
+    /// unreleased openbao-k8s fork reads `openbao.openbao.org`.
     pub annotation_prefix: String,
     /// Prefix of every policy and role meshport creates (`<prefix><namespace>-<service>`), so
     /// meshport's own policy can be scoped to it. Default: none.
@@ -112,6 +118,17 @@ pub struct VaultConfig {
     /// Port Vault listens on as pods reach it; the Vault Agent's traffic bypasses the Linkerd
     /// proxy there. Default 8200.
     pub agent_port: u16,
+    /// Secret in each application namespace with the CA of Vault's TLS certificate, mounted for
+    /// the injected agent (`tls-secret` annotation). Default `vault-ca`, which `meshport
+    /// bootstrap`'s trust-manager Bundle provides; empty when Vault's certificate is publicly
+    /// trusted.
+    pub tls_secret: String,
+    /// The CA file inside that secret as the agent sees it (`ca-cert` annotation). Default
+    /// `/vault/tls/ca.crt` (the injector mounts the secret at `/vault/tls`).
+    pub ca_cert_path: String,
+    /// `per-service` (default): meshport writes a policy per service. `templated`: one
+    /// ACL-templated workload policy, written once at set-up; meshport writes roles only.
+    pub policy_mode: crate::artifacts::vault::PolicyMode,
     /// How meshport itself logs in. Default: the configured token.
     pub login: VaultLogin,
     /// What offboarding does with a service's KV secrets. Default `keep`.
@@ -411,6 +428,9 @@ impl Default for VaultConfig {
             role_token_max_ttl: 4 * 3600,
             role_audience: None,
             agent_port: 8200,
+            tls_secret: "vault-ca".to_owned(),
+            ca_cert_path: "/vault/tls/ca.crt".to_owned(),
+            policy_mode: crate::artifacts::vault::PolicyMode::default(),
             login: VaultLogin::default(),
             offboard_secrets: SecretRetention::default(),
         }
@@ -699,7 +719,7 @@ impl Config {
                 })
         };
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 17] = [
+        let checks: [(&'static str, bool, &'static str); 20] = [
             (
                 "vault.kv_mount",
                 is_mount(&self.vault.kv_mount),
@@ -737,10 +757,33 @@ impl Config {
                 "may only hold lowercase letters, digits and '-' (at most 32)",
             ),
             (
+                "vault.tls_secret",
+                self.vault.tls_secret.is_empty()
+                    || (self.vault.tls_secret.len() <= 253
+                        && self.vault.tls_secret.split('.').all(is_label)),
+                "must be a Secret name (a DNS name), or empty for none",
+            ),
+            (
+                "vault.ca_cert_path",
+                self.vault.ca_cert_path.starts_with('/')
+                    && self.vault.ca_cert_path.len() <= 255
+                    && self.vault.ca_cert_path.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || b"-._/".contains(&b)
+                    }),
+                "must be an absolute file path such as `/vault/tls/ca.crt`",
+            ),
+            (
                 "onboarding.namespaces",
                 !self.onboarding.namespaces.is_empty()
                     && self.onboarding.namespaces.iter().all(|n| is_label(n) && n.len() <= 63),
                 "must list at least one namespace, each a DNS label",
+            ),
+            (
+                "onboarding.namespaces",
+                !self.onboarding.namespaces.iter().any(|n| PLATFORM_NAMESPACES.contains(&n.as_str())),
+                "must not name meshport's or the platform's own namespaces (meshport, kube-system, \
+                 kube-public, linkerd, cert-manager, vault, openbao, argocd): roles bound there \
+                 would let a service log in as the platform",
             ),
             (
                 "onboarding.cluster_domain",
@@ -913,6 +956,9 @@ impl Config {
             audience: self.vault.role_audience.clone(),
             cluster_domain: self.onboarding.cluster_domain.clone(),
             vault_port: self.vault.agent_port,
+            tls_secret: Some(self.vault.tls_secret.clone()).filter(|s| !s.is_empty()),
+            ca_cert_path: self.vault.ca_cert_path.clone(),
+            policy_mode: self.vault.policy_mode,
         }
     }
 
@@ -1004,6 +1050,15 @@ mod tests {
             jail.create_file("meshport.toml", "[onboarding]\nnamespaces = []\n")?;
             let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
             assert!(error.contains("onboarding.namespaces"), "{error}");
+            jail.create_file("meshport.toml", "[onboarding]\nnamespaces = [\"prod-app\", \"meshport\"]\n")?;
+            let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
+            assert!(error.contains("onboarding.namespaces") && error.contains("platform"), "{error}");
+            jail.create_file("meshport.toml", "[vault]\ntls_secret = \"Vault CA\"\n")?;
+            let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
+            assert!(error.contains("vault.tls_secret"), "{error}");
+            jail.create_file("meshport.toml", "[vault]\npolicy_mode = \"per-team\"\n")?;
+            let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
+            assert!(error.contains("policy_mode"), "{error}");
             Ok(())
         });
     }

@@ -58,13 +58,19 @@ enum Command {
 #[derive(Subcommand)]
 enum VaultCommand {
     /// Print the least-privilege policy meshport's own Vault identity needs, as HCL, for the
-    /// configured mounts, name prefix and onboarding namespaces.
+    /// configured mounts, name prefix, onboarding namespaces and `vault.policy_mode`; with
+    /// `--workload ACCESSOR`, the templated policy every workload carries in `templated` mode.
     Policy {
         /// The policy's name.
         #[arg(long, default_value = "meshport")]
         name: String,
+        /// Print the workload policy instead, templated on the Kubernetes auth mount with this
+        /// accessor (`bao auth list`).
+        #[arg(long, value_name = "ACCESSOR")]
+        workload: Option<String>,
     },
-    /// Check that the KV v2, Kubernetes-auth (and with --pki, PKI) mounts exist.
+    /// Check that the KV v2, Kubernetes-auth (and with --pki, a PKI engine with an issuer and
+    /// its URLs) are set up.
     Preflight {
         #[arg(long)]
         pki: bool,
@@ -259,9 +265,19 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
 
 async fn run_vault(config: &Config, command: VaultCommand) -> anyhow::Result<()> {
     use std::io::Write;
-    if let VaultCommand::Policy { name } = &command {
-        let policy =
-            vault::portal_policy(name, &config.artifact_settings(), &config.onboarding.namespaces);
+    if let VaultCommand::Policy { name, workload } = &command {
+        let settings = config.artifact_settings();
+        let policy = match workload {
+            Some(accessor) => {
+                anyhow::ensure!(
+                    !accessor.is_empty()
+                        && accessor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                    "--workload takes the Kubernetes auth mount's accessor, e.g. auth_kubernetes_1a2b3c4d"
+                );
+                meshport_server::artifacts::workload_policy(&settings, accessor)
+            }
+            None => vault::portal_policy(name, &settings, &config.onboarding.namespaces),
+        };
         println!("{}", policy.to_hcl().trim_end());
         return Ok(());
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Alphabet, CertificateSpec, EnvVar, FieldError, OnboardingRequest, OnboardingRules, PortSpec,
-    Protocol, Resources, Rule, SecretSource, SecretSpec, SecretValue,
+    Protocol, Resources, Rule, SecretSource, SecretSpec, SecretValue, WorkloadSecurity,
 };
 
 /// How many secret rows the form offers.
@@ -22,7 +22,8 @@ pub struct OnboardForm {
     pub justification: String,
     pub image: String,
     pub replicas: String,
-    /// One port a line: `name number protocol` (`http`, `grpc` or `tcp`), e.g. `grpc 7070 grpc`.
+    /// One port a line: `name number protocol` (`http`, `grpc` or `tcp`), e.g. `grpc 7070 grpc`,
+    /// optionally followed by the port's own callers (`metrics 9464 http monitoring/prometheus`).
     pub ports: String,
     pub cpu_request: String,
     pub memory_request: String,
@@ -37,6 +38,12 @@ pub struct OnboardForm {
     /// Hours of a Vault PKI certificate's lifetime; empty for none.
     pub certificate_ttl_hours: String,
     pub rotation_days: String,
+    /// HTTP path of the readiness and liveness probes; empty for none.
+    pub health_check_path: String,
+    /// `true` (default) or `false`.
+    pub run_as_non_root: String,
+    /// `true` (default) or `false`.
+    pub read_only_root_filesystem: String,
 }
 
 /// One secret row.
@@ -84,6 +91,9 @@ impl Default for OnboardForm {
             ],
             certificate_ttl_hours: String::new(),
             rotation_days: OnboardingRules::DEFAULT_ROTATION_DAYS.to_string(),
+            health_check_path: String::new(),
+            run_as_non_root: request.security.run_as_non_root.to_string(),
+            read_only_root_filesystem: request.security.read_only_root_filesystem.to_string(),
         }
     }
 }
@@ -131,13 +141,16 @@ impl OnboardForm {
         let mut ports = Vec::new();
         for (i, line) in lines(&self.ports).enumerate() {
             let parts: Vec<&str> = line.split_whitespace().collect();
-            let (name, port, protocol) = match parts.as_slice() {
-                [name, port] => (*name, *port, "http"),
-                [name, port, protocol] => (*name, *port, *protocol),
+            let (name, port, protocol, callers) = match parts.as_slice() {
+                [name, port] => (*name, *port, "http", None),
+                [name, port, protocol] => (*name, *port, *protocol, None),
+                [name, port, protocol, callers @ ..] => {
+                    (*name, *port, *protocol, Some(callers_of(&callers.join(" "))))
+                }
                 _ => {
                     errors.push(format_error(
                         format!("ports[{i}]"),
-                        "Write each port as `name number protocol`, e.g. `grpc 7070 grpc`.",
+                        "Write each port as `name number protocol [callers]`, e.g. `grpc 7070 grpc`.",
                     ));
                     continue;
                 }
@@ -155,7 +168,12 @@ impl OnboardForm {
                 }
             };
             let number = number(&mut errors, format!("ports[{i}].number"), port, "the port number");
-            ports.push(PortSpec { name: name.to_owned(), number, protocol });
+            ports.push(PortSpec {
+                name: name.to_owned(),
+                number,
+                protocol,
+                allowed_callers: callers,
+            });
         }
         let mut env = Vec::new();
         for (i, line) in lines(&self.env).enumerate() {
@@ -191,12 +209,14 @@ impl OnboardForm {
             };
             secrets.push(SecretSpec { name: row.name.trim().to_owned(), source });
         }
-        let allowed_callers = self
-            .callers
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let allowed_callers = callers_of(&self.callers);
+        let health_check_path = Some(self.health_check_path.trim())
+            .filter(|path| !path.is_empty())
+            .map(str::to_owned);
+        let security = WorkloadSecurity {
+            run_as_non_root: self.run_as_non_root != "false",
+            read_only_root_filesystem: self.read_only_root_filesystem != "false",
+        };
         let request = OnboardingRequest {
             service: self.service.trim().to_owned(),
             namespace: self.namespace.trim().to_owned(),
@@ -216,6 +236,8 @@ impl OnboardForm {
             allowed_callers,
             certificate,
             rotation_days,
+            health_check_path,
+            security,
         };
         (request, errors)
     }
@@ -231,6 +253,14 @@ fn number(errors: &mut Vec<FieldError>, field: impl Into<String>, text: &str, wh
         });
         0
     })
+}
+
+/// Callers separated by spaces, commas or lines.
+fn callers_of(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn lines(text: &str) -> impl Iterator<Item = &str> {
@@ -271,8 +301,15 @@ mod tests {
         let request = filled().to_request().unwrap();
         assert_eq!(
             request.ports[1],
-            PortSpec { name: "metrics".into(), number: 9464, protocol: Protocol::Http }
+            PortSpec {
+                name: "metrics".into(),
+                number: 9464,
+                protocol: Protocol::Http,
+                allowed_callers: None
+            }
         );
+        assert_eq!(request.security, WorkloadSecurity::default());
+        assert_eq!(request.health_check_path, None);
         assert_eq!(request.allowed_callers, ["frontend", "monitoring/prometheus"]);
         assert_eq!(request.secrets.len(), 2, "the empty row is unused");
         assert_eq!(
@@ -291,6 +328,25 @@ mod tests {
         let fields: Vec<String> =
             form.errors(&OnboardingRules::default()).into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["replicas", "ports[0].number", "ports[1].protocol", "env[0].name"]);
+    }
+
+    #[test]
+    fn a_port_line_may_name_its_own_callers_and_the_options_read_back() {
+        let mut form = filled();
+        form.ports = "grpc 7070 grpc\nmetrics 9464 http monitoring/prometheus, ops/scraper".into();
+        form.health_check_path = " /healthz ".into();
+        form.read_only_root_filesystem = "false".into();
+        let request = form.to_request().unwrap();
+        assert_eq!(request.ports[0].allowed_callers, None);
+        assert_eq!(
+            request.ports[1].allowed_callers.as_deref(),
+            Some(&["monitoring/prometheus".to_owned(), "ops/scraper".to_owned()][..])
+        );
+        assert_eq!(request.ports[1].callers(&request), ["monitoring/prometheus", "ops/scraper"]);
+        assert_eq!(request.ports[0].callers(&request), ["frontend", "monitoring/prometheus"]);
+        assert_eq!(request.health_check_path.as_deref(), Some("/healthz"));
+        assert!(request.security.run_as_non_root && !request.security.read_only_root_filesystem);
+        assert_eq!(form.errors(&OnboardingRules::default()), vec![]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub use form::{OnboardForm, SECRET_ROWS, SecretRow};
 pub use reference::ImageReference;
 pub use request::{
     Alphabet, CertificateSpec, EnvVar, OnboardingRequest, OnboardingRules, PortSpec, Protocol,
-    Resources, SecretSource, SecretSpec, SecretValue,
+    Resources, SecretSource, SecretSpec, SecretValue, WorkloadSecurity,
 };
 pub use status::{RequestStatus, UnknownStatus};
 pub use validate::{

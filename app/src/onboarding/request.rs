@@ -37,6 +37,31 @@ pub struct OnboardingRequest {
     pub certificate: Option<CertificateSpec>,
     /// Days after which the service's secrets count as due for rotation. Default 30.
     pub rotation_days: u32,
+    /// HTTP path that answers 2xx while the service is healthy, for readiness and liveness
+    /// probes on its first HTTP port (Linkerd keeps kubelet probes authorised). `None`: no
+    /// probes.
+    #[serde(default)]
+    pub health_check_path: Option<String>,
+    /// How the container runs; safe by default.
+    #[serde(default)]
+    pub security: WorkloadSecurity,
+}
+
+/// The container's security options. Both default to the safe choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct WorkloadSecurity {
+    /// Refuse to start the container as root (`runAsNonRoot`). Default `true`.
+    pub run_as_non_root: bool,
+    /// Mount the container's root file system read-only, with a writable `/tmp`. Default `true`.
+    pub read_only_root_filesystem: bool,
+}
+
+impl Default for WorkloadSecurity {
+    fn default() -> Self {
+        Self { run_as_non_root: true, read_only_root_filesystem: true }
+    }
 }
 
 /// The protocol a port speaks; it decides Linkerd's protocol handling.
@@ -76,6 +101,18 @@ pub struct PortSpec {
     pub number: u32,
     /// What the port speaks.
     pub protocol: Protocol,
+    /// Service accounts allowed to call this port (`name` or `namespace/name`); `None`: the
+    /// service's [`OnboardingRequest::allowed_callers`]. Each port gets its own Linkerd
+    /// authorization, so a caller of one port cannot call another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_callers: Option<Vec<String>>,
+}
+
+impl PortSpec {
+    /// The callers of this port: its own, or the service's.
+    pub fn callers<'a>(&'a self, request: &'a OnboardingRequest) -> &'a [String] {
+        self.allowed_callers.as_deref().unwrap_or(&request.allowed_callers)
+    }
 }
 
 /// Container resources as Kubernetes quantities. Requests are required; an empty limit means
@@ -252,6 +289,7 @@ impl Default for OnboardingRequest {
                 name: "http".to_owned(),
                 number: 8080,
                 protocol: Protocol::Http,
+                allowed_callers: None,
             }],
             resources: Resources::default(),
             env: Vec::new(),
@@ -259,6 +297,8 @@ impl Default for OnboardingRequest {
             allowed_callers: Vec::new(),
             certificate: None,
             rotation_days: OnboardingRules::DEFAULT_ROTATION_DAYS,
+            health_check_path: None,
+            security: WorkloadSecurity::default(),
         }
     }
 }

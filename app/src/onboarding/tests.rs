@@ -144,10 +144,56 @@ fn hostile_and_wrong_inputs_are_refused_with_the_field_and_rule() {
                     name: "http".into(),
                     number: 9090,
                     protocol: Protocol::Grpc,
+                    allowed_callers: None,
                 })
             },
             "ports[1].name",
             Rule::Duplicate,
+        ),
+        (
+            "port with an empty caller list",
+            |r| r.ports[0].allowed_callers = Some(Vec::new()),
+            "ports[0].allowed_callers",
+            Rule::Required,
+        ),
+        (
+            "port caller not a service account",
+            |r| r.ports[0].allowed_callers = Some(vec!["monitoring/Prom etheus".into()]),
+            "ports[0].allowed_callers[0]",
+            Rule::Format,
+        ),
+        (
+            "port caller twice",
+            |r| r.ports[0].allowed_callers = Some(vec!["frontend".into(), "prod-app/frontend".into()]),
+            "ports[0].allowed_callers[1]",
+            Rule::Duplicate,
+        ),
+        (
+            "relative health-check path",
+            |r| r.health_check_path = Some("healthz".into()),
+            "health_check_path",
+            Rule::Format,
+        ),
+        (
+            "health-check path with a query or space",
+            |r| r.health_check_path = Some("/health?x=1 y".into()),
+            "health_check_path",
+            Rule::Format,
+        ),
+        (
+            "health-check path too long",
+            |r| r.health_check_path = Some(format!("/{}", "a".repeat(200))),
+            "health_check_path",
+            Rule::TooLong,
+        ),
+        (
+            "health check without an HTTP port",
+            |r| {
+                r.ports[0].protocol = Protocol::Grpc;
+                r.health_check_path = Some("/healthz".into());
+            },
+            "health_check_path",
+            Rule::Conflict,
         ),
         (
             "CPU not a quantity",
@@ -367,4 +413,28 @@ fn requests_round_trip_through_json() {
     let json = serde_json::to_string(&cart()).unwrap();
     assert!(json.contains(r#""source":{"kind":"provided","value":"s3cr3t-value"}"#), "{json}");
     assert_eq!(serde_json::from_str::<OnboardingRequest>(&json).unwrap(), cart());
+}
+
+#[test]
+fn ports_with_their_own_callers_need_no_service_wide_callers() {
+    let mut request = cart();
+    request.allowed_callers.clear();
+    assert!(errors_of(&request).contains(&("allowed_callers".to_owned(), Rule::Required)));
+    request.ports[0].allowed_callers = Some(vec!["frontend".into()]);
+    assert_eq!(errors_of(&request), vec![]);
+    request.health_check_path = Some("/healthz".into());
+    assert_eq!(errors_of(&request), vec![]);
+}
+
+#[test]
+fn a_stored_request_without_the_newer_fields_reads_with_their_defaults() {
+    let mut stored = serde_json::to_value(cart()).unwrap();
+    let object = stored.as_object_mut().unwrap();
+    object.remove("health_check_path");
+    object.remove("security");
+    let request: OnboardingRequest = serde_json::from_value(stored).unwrap();
+    assert_eq!(request.security, WorkloadSecurity::default());
+    assert!(request.security.run_as_non_root && request.security.read_only_root_filesystem);
+    assert_eq!(request.health_check_path, None);
+    assert_eq!(request.ports[0].allowed_callers, None);
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::quantity::{cpu_millis, memory_bytes};
 use super::reference::ImageReference;
-use super::request::{OnboardingRequest, OnboardingRules, SecretSource};
+use super::request::{OnboardingRequest, OnboardingRules, Protocol, SecretSource};
 
 /// Service names that belong to the platform itself.
 pub const RESERVED_SERVICE_NAMES: [&str; 14] = [
@@ -56,6 +56,8 @@ pub const MAX_SECRETS: usize = 20;
 pub const MAX_CALLERS: usize = 50;
 /// Longest justification, in characters.
 pub const MAX_JUSTIFICATION: usize = 2000;
+/// Longest health-check path, in characters.
+pub const MAX_HEALTH_CHECK_PATH: usize = 200;
 /// Longest plain environment value, in bytes.
 pub const MAX_ENV_VALUE: usize = 4096;
 /// Longest user-provided secret, in bytes.
@@ -208,6 +210,7 @@ pub fn check(request: &OnboardingRequest, rules: &OnboardingRules) -> Vec<FieldE
         );
     }
     v.range("rotation_days", request.rotation_days, 1, 365, "days between rotations");
+    v.health_check(request);
     v.errors
 }
 
@@ -523,26 +526,40 @@ impl Checker {
     }
 
     fn callers(&mut self, request: &OnboardingRequest) {
-        if request.allowed_callers.len() > MAX_CALLERS {
-            self.push(
-                "allowed_callers",
-                Rule::OutOfRange,
-                format!("At most {MAX_CALLERS} callers."),
-            );
-        }
-        if request.allowed_callers.is_empty() && !request.ports.is_empty() {
+        self.caller_list("allowed_callers", &request.allowed_callers, &request.namespace);
+        let inheriting = request.ports.iter().any(|port| port.allowed_callers.is_none());
+        if request.allowed_callers.is_empty() && inheriting {
             self.push(
                 "allowed_callers",
                 Rule::Required,
                 "Name at least one caller: Linkerd denies every request to a port no policy allows.",
             );
         }
+        for (i, port) in request.ports.iter().enumerate() {
+            let Some(callers) = &port.allowed_callers else { continue };
+            let field = format!("ports[{i}].allowed_callers");
+            if callers.is_empty() {
+                self.push(
+                    field.clone(),
+                    Rule::Required,
+                    "Name at least one caller of this port, or leave it to the service's callers.",
+                );
+            }
+            self.caller_list(&field, callers, &request.namespace);
+        }
+    }
+
+    /// One list of callers: at most [`MAX_CALLERS`] well-formed, distinct service accounts.
+    fn caller_list(&mut self, field: &str, callers: &[String], own_namespace: &str) {
+        if callers.len() > MAX_CALLERS {
+            self.push(field, Rule::OutOfRange, format!("At most {MAX_CALLERS} callers."));
+        }
         let mut seen = HashSet::new();
-        for (i, caller) in request.allowed_callers.iter().enumerate() {
-            let field = format!("allowed_callers[{i}]");
+        for (i, caller) in callers.iter().enumerate() {
+            let field = format!("{field}[{i}]");
             let (namespace, name) = match caller.split_once('/') {
                 Some((namespace, name)) => (namespace, name),
-                None => (request.namespace.as_str(), caller.as_str()),
+                None => (own_namespace, caller.as_str()),
             };
             let well_formed = is_dns_label(namespace)
                 && namespace.len() <= 63
@@ -559,6 +576,34 @@ impl Checker {
             } else if !seen.insert((namespace, name)) {
                 self.push(field, Rule::Duplicate, "This caller is already listed.");
             }
+        }
+    }
+
+    /// The probes' path: an absolute URL path of plain characters, on an HTTP port.
+    fn health_check(&mut self, request: &OnboardingRequest) {
+        let Some(path) = &request.health_check_path else { return };
+        let field = "health_check_path";
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b);
+        if !path.starts_with('/') {
+            self.push(field, Rule::Format, "Start the health-check path with `/`, e.g. `/healthz`.");
+        } else if path.len() > MAX_HEALTH_CHECK_PATH {
+            self.push(
+                field,
+                Rule::TooLong,
+                format!("Keep the health-check path under {MAX_HEALTH_CHECK_PATH} characters."),
+            );
+        } else if !path.bytes().all(plain) {
+            self.push(
+                field,
+                Rule::Format,
+                "Use letters, digits and `-._~/%` only in the health-check path (no query).",
+            );
+        } else if !request.ports.iter().any(|p| p.protocol == Protocol::Http) {
+            self.push(
+                field,
+                Rule::Conflict,
+                "Health checks are HTTP requests: add an `http` port, or leave the path empty.",
+            );
         }
     }
 

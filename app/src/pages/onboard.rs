@@ -76,6 +76,27 @@ pub fn OnboardPage() -> impl IntoView {
         };
         view! { <Field name label hint messages=Signal::derive(move || messages(name))>{control}</Field> }
     };
+    // A yes/no choice: a select rather than a checkbox, whose unchecked state a plain form post
+    // would not send at all.
+    let choice = move |name: &'static str,
+                       label: &'static str,
+                       hint: &'static str,
+                       get: fn(&OnboardForm) -> String,
+                       set: fn(&mut OnboardForm, String)| {
+        let on_change = move |ev: leptos::ev::Event| {
+            touched.set(true);
+            form.update(|f| set(f, event_target_value(&ev)));
+        };
+        let selected = move |value: &'static str| move || get(&form.read()) == value;
+        view! {
+            <Field name label hint messages=Signal::derive(move || messages(name))>
+                <select id=name name=format!("form[{name}]") class="w-full rounded border border-slate-300 px-2 py-1" on:change=on_change>
+                    <option value="true" selected=selected("true")>"Yes (safer)"</option>
+                    <option value="false" selected=selected("false")>"No"</option>
+                </select>
+            </Field>
+        }
+    };
     let field = move |name, label, hint, get, set| input(name, label, hint, false, get, set);
     let area = move |name, label, hint, get, set| input(name, label, hint, true, get, set);
     view! {
@@ -91,8 +112,8 @@ pub fn OnboardPage() -> impl IntoView {
             <div class="md:col-span-2">
                 {area("justification", "Justification", "Why the service joins the mesh; the approving admin reads it.", |f| f.justification.clone(), |f, v| f.justification = v)}
             </div>
-            {area("ports", "Ports", "One a line: name number protocol (http, grpc, tcp).", |f| f.ports.clone(), |f, v| f.ports = v)}
-            {area("callers", "Allowed callers", "Service accounts: name, or namespace/name.", |f| f.callers.clone(), |f, v| f.callers = v)}
+            {area("ports", "Ports", "One a line: name number protocol (http, grpc, tcp), then optionally the port's own callers.", |f| f.ports.clone(), |f, v| f.ports = v)}
+            {area("callers", "Allowed callers", "Service accounts: name, or namespace/name; for every port without callers of its own.", |f| f.callers.clone(), |f, v| f.callers = v)}
             {area("env", "Environment", "One a line: NAME=value (no secrets here).", |f| f.env.clone(), |f, v| f.env = v)}
             <div class="grid grid-cols-2 gap-2">
                 {field("cpu_request", "CPU request", "", |f| f.cpu_request.clone(), |f, v| f.cpu_request = v)}
@@ -101,6 +122,11 @@ pub fn OnboardPage() -> impl IntoView {
                 {field("memory_limit", "Memory limit", "", |f| f.memory_limit.clone(), |f, v| f.memory_limit = v)}
             </div>
             {field("certificate_ttl_hours", "Vault certificate (hours)", "Empty for none.", |f| f.certificate_ttl_hours.clone(), |f, v| f.certificate_ttl_hours = v)}
+            {field("health_check_path", "Health-check path", "HTTP path for readiness and liveness probes, e.g. /healthz; empty for none.", |f| f.health_check_path.clone(), |f, v| f.health_check_path = v)}
+            <div class="grid grid-cols-2 gap-2">
+                {choice("run_as_non_root", "Run as non-root", "The image must not need root.", |f| f.run_as_non_root.clone(), |f, v| f.run_as_non_root = v)}
+                {choice("read_only_root_filesystem", "Read-only root file system", "/tmp stays writable.", |f| f.read_only_root_filesystem.clone(), |f, v| f.read_only_root_filesystem = v)}
+            </div>
             <fieldset class="md:col-span-2 rounded border border-slate-200 p-3">
                 <legend class="px-1 text-sm font-medium">"Secrets"</legend>
                 <p class="text-xs text-slate-600">"Typed values go to Vault only; they are never stored or shown by meshport. Leave a name empty to skip a row."</p>

@@ -1,15 +1,16 @@
 //! The Kubernetes manifests of one service: ServiceAccount, Service, Deployment (meshed by
-//! Linkerd, with the Vault Agent injector's annotations) and the Linkerd policy objects that
-//! admit only the allowed callers.
+//! Linkerd, with the Vault Agent injector's annotations) and, per port, the Linkerd policy
+//! objects that admit only that port's callers.
 
 use std::collections::BTreeMap;
 
 use app::onboarding::{CERTIFICATE_FILE_ENV, Protocol, ValidRequest, secret_file_env};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort,
-    ServiceSpec,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    SecurityContext, Service, ServiceAccount, ServiceAccountTokenProjection, ServicePort,
+    ServiceSpec, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -97,33 +98,16 @@ pub(super) fn manifests(
         })),
     });
 
-    let authentication = format!("{service}-callers");
-    manifests.push(Manifest {
-        path: file("meshtlsauthentication"),
-        object: KubeObject::MeshTlsAuthentication(Box::new(MeshTlsAuthentication::new(
-            meta(&authentication),
-            MeshTlsAuthenticationSpec {
-                identity_refs: request
-                    .allowed_callers
-                    .iter()
-                    .map(|caller| match caller.split_once('/') {
-                        Some((namespace, name)) => {
-                            ObjectReference::service_account(namespace, name)
-                        }
-                        None => ObjectReference::service_account(&request.namespace, caller),
-                    })
-                    .collect(),
-            },
-        ))),
-    });
     for port in &request.ports {
         // By number: numbers hold no `-`, so `<service>-<number>` cannot collide with another
-        // service's (`cart` + `grpc-web` and `cart-grpc` + `web` would).
-        let server = format!("{service}-{}", port.number);
+        // service's (`cart` + `grpc-web` and `cart-grpc` + `web` would). Server, callers and
+        // policy share the name: each port has its own callers, so a caller allowed on one
+        // port is not thereby allowed on another.
+        let name = format!("{service}-{}", port.number);
         manifests.push(Manifest {
             path: file(&format!("server-{}", port.name)),
             object: KubeObject::Server(Box::new(Server::new(
-                meta(&server),
+                meta(&name),
                 ServerSpec {
                     pod_selector: LabelSelector {
                         match_labels: Some(selector(request)),
@@ -136,14 +120,32 @@ pub(super) fn manifests(
             ))),
         });
         manifests.push(Manifest {
+            path: file(&format!("meshtlsauthentication-{}", port.name)),
+            object: KubeObject::MeshTlsAuthentication(Box::new(MeshTlsAuthentication::new(
+                meta(&name),
+                MeshTlsAuthenticationSpec {
+                    identity_refs: port
+                        .callers(request)
+                        .iter()
+                        .map(|caller| match caller.split_once('/') {
+                            Some((namespace, name)) => {
+                                ObjectReference::service_account(namespace, name)
+                            }
+                            None => ObjectReference::service_account(&request.namespace, caller),
+                        })
+                        .collect(),
+                },
+            ))),
+        });
+        manifests.push(Manifest {
             path: file(&format!("authorizationpolicy-{}", port.name)),
             object: KubeObject::AuthorizationPolicy(Box::new(AuthorizationPolicy::new(
-                meta(&server),
+                meta(&name),
                 AuthorizationPolicySpec {
-                    target_ref: ObjectReference::policy("Server", &server),
+                    target_ref: ObjectReference::policy("Server", &name),
                     required_authentication_refs: vec![ObjectReference::policy(
                         "MeshTLSAuthentication",
-                        &authentication,
+                        &name,
                     )],
                 },
             ))),
@@ -220,10 +222,46 @@ fn deployment(
         }),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
+            run_as_non_root: Some(request.security.run_as_non_root),
+            read_only_root_filesystem: Some(request.security.read_only_root_filesystem),
             ..SecurityContext::default()
+        }),
+        readiness_probe: health_probe(request, 5, 3),
+        liveness_probe: health_probe(request, 10, 6),
+        volume_mounts: request.security.read_only_root_filesystem.then(|| {
+            vec![VolumeMount {
+                name: TMP_VOLUME.to_owned(),
+                mount_path: "/tmp".to_owned(),
+                ..VolumeMount::default()
+            }]
         }),
         ..Container::default()
     };
+    let mut volumes = Vec::new();
+    if request.security.read_only_root_filesystem {
+        volumes.push(Volume {
+            name: TMP_VOLUME.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        });
+    }
+    if let Some(audience) = agent_audience(settings, secrets, pki_role) {
+        volumes.push(Volume {
+            name: VAULT_TOKEN_VOLUME.to_owned(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        audience: Some(audience.to_owned()),
+                        expiration_seconds: Some(3600),
+                        path: "token".to_owned(),
+                    }),
+                    ..VolumeProjection::default()
+                }]),
+                ..ProjectedVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     Deployment {
         metadata,
         spec: Some(DeploymentSpec {
@@ -248,6 +286,7 @@ fn deployment(
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
                     ..PodSpec::default()
                 }),
             },
@@ -269,8 +308,11 @@ fn pod_annotations(
     let mut annotations = BTreeMap::from([
         ("linkerd.io/inject".to_owned(), "enabled".to_owned()),
         ("config.linkerd.io/default-inbound-policy".to_owned(), "all-authenticated".to_owned()),
-        // The Vault Agent init container runs before the proxy, which would refuse its call to
-        // Vault; Vault's own TLS protects that hop.
+        // A native sidecar proxy starts before every init container, `vault-agent-init`
+        // included (the default since edge-26.5.2; said per pod for older control planes).
+        ("config.linkerd.io/proxy-enable-native-sidecar".to_owned(), "true".to_owned()),
+        // Vault is outside the mesh: the agent's TLS goes to it directly, protected by Vault's
+        // own certificate, and still works where the proxy would start after the agent.
         ("config.linkerd.io/skip-outbound-ports".to_owned(), settings.vault_port.to_string()),
     ]);
     if secrets.is_empty() && pki_role.is_none() {
@@ -280,6 +322,18 @@ fn pod_annotations(
     annotations.insert(vault("agent-inject"), "true".to_owned());
     annotations.insert(vault("role"), names.vault.clone());
     annotations.insert(vault("auth-path"), format!("auth/{}", settings.kubernetes_auth_mount));
+    // Vault serves a certificate of the platform's internal CA: without its CA the agent
+    // fails with an unknown authority and the pod never leaves Init.
+    if let Some(secret) = &settings.tls_secret {
+        annotations.insert(vault("tls-secret"), secret.clone());
+        annotations.insert(vault("ca-cert"), settings.ca_cert_path.clone());
+    }
+    // A role bound to an audience refuses the pod's default token (audience: the API
+    // server); the agent then logs in with a projected token of that audience.
+    if agent_audience(settings, secrets, pki_role).is_some() {
+        annotations
+            .insert(vault("agent-service-account-token-volume-name"), VAULT_TOKEN_VOLUME.to_owned());
+    }
     for secret in secrets {
         let path = secret.data_path();
         annotations.insert(vault(&format!("agent-inject-secret-{}", secret.key)), path.clone());
@@ -308,6 +362,37 @@ fn pod_annotations(
         );
     }
     annotations
+}
+
+/// The volume of the agent's projected service-account token, when roles carry an audience.
+pub const VAULT_TOKEN_VOLUME: &str = "vault-token";
+/// The writable `/tmp` of a container with a read-only root file system.
+const TMP_VOLUME: &str = "tmp";
+
+/// The audience of the agent's login token: the roles' audience, when the pod runs an agent.
+fn agent_audience<'a>(
+    settings: &'a ArtifactSettings,
+    secrets: &[KvSecret],
+    pki_role: Option<&PkiRole>,
+) -> Option<&'a str> {
+    let agent = !secrets.is_empty() || pki_role.is_some();
+    settings.audience.as_deref().filter(|_| agent)
+}
+
+/// An HTTP probe of the health-check path on the first HTTP port, when the form gives one.
+fn health_probe(request: &ValidRequest, period_seconds: i32, failures: i32) -> Option<Probe> {
+    let path = request.health_check_path.as_ref()?;
+    let port = request.ports.iter().find(|p| p.protocol == Protocol::Http)?;
+    Some(Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.clone()),
+            port: IntOrString::String(port.name.clone()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    })
 }
 
 /// Labels on every object: the recommended `app.kubernetes.io` ones and the owning team.

@@ -19,13 +19,14 @@ use uuid::Uuid;
 
 use self::linkerd::{AuthorizationPolicy, MeshTlsAuthentication, Server};
 use self::vault::{
-    Capability, KubernetesAuthRole, KvSecret, PkiRole, PolicyRule, ServicePolicy, ValueSource,
+    Capability, KubernetesAuthRole, KvSecret, PkiRole, PolicyMode, PolicyRule, ServicePolicy,
+    ValueSource,
 };
 
 /// Platform settings the artifacts depend on, from [`crate::config::Config::artifact_settings`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArtifactSettings {
-    /// Annotation prefix of the injector: `vault.hashicorp.com` or `openbao.openbao.org`.
+    /// Annotation prefix of the injector: `vault.hashicorp.com` (also OpenBao's released chart).
     pub annotation_prefix: String,
     /// Mount of the KV v2 engine.
     pub kv_mount: String,
@@ -45,6 +46,21 @@ pub struct ArtifactSettings {
     pub cluster_domain: String,
     /// Port of Vault as pods reach it; the Vault Agent's traffic to it bypasses the proxy.
     pub vault_port: u16,
+    /// Secret in the service's namespace holding the CA of Vault's TLS certificate, which the
+    /// injector mounts at `/vault/tls` for the agent; `None` when Vault's certificate is
+    /// publicly trusted (or served without TLS).
+    pub tls_secret: Option<String>,
+    /// The CA file the agent trusts, inside the mounted secret.
+    pub ca_cert_path: String,
+    /// A policy per service, or one templated policy for all.
+    pub policy_mode: PolicyMode,
+}
+
+impl ArtifactSettings {
+    /// The one ACL-templated policy every workload's role carries in [`PolicyMode::Templated`].
+    pub fn workload_policy_name(&self) -> String {
+        format!("{}workloads", self.name_prefix)
+    }
 }
 
 /// A Kubernetes object meshport proposes to the GitOps repository.
@@ -156,8 +172,9 @@ pub struct ArtifactFile {
 pub struct ServiceArtifacts {
     /// The manifests, sorted by path.
     pub manifests: Vec<Manifest>,
-    /// The service's Vault policy.
-    pub policy: ServicePolicy,
+    /// The service's own Vault policy; `None` in [`PolicyMode::Templated`], where its role
+    /// carries the shared workload policy.
+    pub policy: Option<ServicePolicy>,
     /// Its Kubernetes-auth role.
     pub role: KubernetesAuthRole,
     /// Its KV secrets (without values).
@@ -204,6 +221,8 @@ impl ServiceArtifacts {
             server_flag: true,
             client_flag: true,
             no_store: false,
+            allow_ip_sans: false,
+            allow_localhost: false,
         });
         let secrets: Vec<KvSecret> = request
             .secrets
@@ -216,29 +235,31 @@ impl ServiceArtifacts {
                 custom_metadata: secret_metadata(request, &secret.source, request_id),
             })
             .collect();
-        let mut rules = vec![
-            PolicyRule {
-                path: format!("{}/data/{}/*", settings.kv_mount, names.kv_prefix),
-                capabilities: vec![Capability::Read],
-            },
-            PolicyRule {
-                path: format!("{}/metadata/{}/*", settings.kv_mount, names.kv_prefix),
-                capabilities: vec![Capability::Read, Capability::List],
-            },
-        ];
+        // The injected agent only reads `data/`; metadata stays meshport's business.
+        let mut rules = vec![PolicyRule::new(
+            format!("{}/data/{}/*", settings.kv_mount, names.kv_prefix),
+            vec![Capability::Read],
+        )];
         if let Some(pki_role) = &pki_role {
-            rules.push(PolicyRule {
-                path: pki_role.issue_path(),
-                capabilities: vec![Capability::Create, Capability::Update],
-            });
+            rules.push(PolicyRule::new(
+                pki_role.issue_path(),
+                vec![Capability::Create, Capability::Update],
+            ));
         }
-        let policy = ServicePolicy { name: names.vault.clone(), rules };
+        let policy = match settings.policy_mode {
+            PolicyMode::PerService => Some(ServicePolicy { name: names.vault.clone(), rules }),
+            PolicyMode::Templated => None,
+        };
+        let token_policy = match &policy {
+            Some(policy) => policy.name.clone(),
+            None => settings.workload_policy_name(),
+        };
         let role = KubernetesAuthRole {
             mount: settings.kubernetes_auth_mount.clone(),
             name: names.vault.clone(),
             bound_service_account_names: vec![request.service.clone()],
             bound_service_account_namespaces: vec![request.namespace.clone()],
-            token_policies: vec![policy.name.clone()],
+            token_policies: vec![token_policy],
             token_ttl: settings.token_ttl,
             token_max_ttl: settings.token_max_ttl,
             audience: settings.audience.clone(),
@@ -278,13 +299,18 @@ impl ServiceArtifacts {
     /// written to: the policy as HCL, the role, the secrets' metadata and the PKI role as the
     /// JSON bodies meshport sends.
     pub fn vault_files(&self) -> Result<Vec<ArtifactFile>, RenderError> {
-        let mut files = vec![
-            ArtifactFile {
-                path: format!("vault/sys/policies/acl/{}.hcl", self.policy.name),
-                contents: self.policy.to_hcl(),
-            },
-            json_file(format!("auth/{}/role/{}", self.role.mount, self.role.name), &self.role)?,
-        ];
+        let mut files: Vec<ArtifactFile> = self
+            .policy
+            .iter()
+            .map(|policy| ArtifactFile {
+                path: format!("vault/sys/policies/acl/{}.hcl", policy.name),
+                contents: policy.to_hcl(),
+            })
+            .collect();
+        files.push(json_file(
+            format!("auth/{}/role/{}", self.role.mount, self.role.name),
+            &self.role,
+        )?);
         for secret in &self.secrets {
             let body = serde_json::json!({ "custom_metadata": secret.custom_metadata });
             files.push(json_file(secret.metadata_path(), &body)?);
@@ -381,3 +407,27 @@ fn secret_metadata(
 
 #[cfg(test)]
 mod tests;
+
+/// The ACL-templated policy of [`PolicyMode::Templated`]: each workload reads the KV data of its
+/// own `<namespace>/<service>` and issues from its own PKI role, where namespace and service are
+/// the Kubernetes-auth alias metadata of the login (`service_account_namespace`,
+/// `service_account_name`; every service runs as the ServiceAccount of its name).
+/// `accessor` is the Kubernetes auth mount's accessor (`bao auth list`).
+pub fn workload_policy(settings: &ArtifactSettings, accessor: &str) -> ServicePolicy {
+    let alias = |key: &str| format!("{{{{identity.entity.aliases.{accessor}.metadata.{key}}}}}");
+    let (namespace, service) =
+        (alias("service_account_namespace"), alias("service_account_name"));
+    ServicePolicy {
+        name: settings.workload_policy_name(),
+        rules: vec![
+            PolicyRule::new(
+                format!("{}/data/{namespace}/{service}/*", settings.kv_mount),
+                vec![Capability::Read],
+            ),
+            PolicyRule::new(
+                format!("{}/issue/{}{namespace}-{service}", settings.pki_mount, settings.name_prefix),
+                vec![Capability::Create, Capability::Update],
+            ),
+        ],
+    }
+}

@@ -37,12 +37,48 @@ impl Capability {
 }
 
 /// One `path "…" { capabilities = […] }` rule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyRule {
     /// The path, ending in `/*` for a prefix.
     pub path: String,
     /// What may be done there.
     pub capabilities: Vec<Capability>,
+    /// When not empty, the only request parameters allowed, each with the values it may take
+    /// (none listed: any value; `*` globs at either end).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allowed_parameters: BTreeMap<String, Vec<String>>,
+    /// Parameter values refused even where allowed (`*` globs at either end).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub denied_parameters: BTreeMap<String, Vec<String>>,
+}
+
+impl PolicyRule {
+    /// A rule granting `capabilities` on `path`, with no parameter limits.
+    pub fn new(path: impl Into<String>, capabilities: Vec<Capability>) -> Self {
+        Self { path: path.into(), capabilities, ..Self::default() }
+    }
+}
+
+/// How services get their Vault policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyMode {
+    /// A policy of its own per service, written by meshport (`<prefix><namespace>-<service>`).
+    #[default]
+    PerService,
+    /// One ACL-templated policy for every workload, keyed on the Kubernetes-auth alias
+    /// metadata; meshport writes roles only and no policy at all.
+    Templated,
+}
+
+impl PolicyMode {
+    /// The setting's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PerService => "per-service",
+            Self::Templated => "templated",
+        }
+    }
 }
 
 /// The service's own ACL policy: only its own secrets, and its PKI issue path when asked.
@@ -58,15 +94,30 @@ impl ServicePolicy {
     /// The policy as HCL, the form Vault stores and people review.
     pub fn to_hcl(&self) -> String {
         let mut body = hcl::Body::builder();
+        // Parameter limits as `{ "name" = ["value", …] }`, every key and value quoted.
+        let limits = |parameters: &BTreeMap<String, Vec<String>>| {
+            let object: hcl::Object<hcl::ObjectKey, hcl::Expression> = parameters
+                .iter()
+                .map(|(name, values)| {
+                    let values = values.iter().map(|v| hcl::Expression::from(v.as_str()));
+                    (hcl::ObjectKey::from(name.as_str()), hcl::Expression::Array(values.collect()))
+                })
+                .collect();
+            hcl::Expression::Object(object)
+        };
         for rule in &self.rules {
             let capabilities: Vec<hcl::Expression> =
                 rule.capabilities.iter().map(|c| hcl::Expression::from(c.as_str())).collect();
-            body = body.add_block(
-                hcl::Block::builder("path")
-                    .add_label(rule.path.as_str())
-                    .add_attribute(("capabilities", hcl::Expression::Array(capabilities)))
-                    .build(),
-            );
+            let mut block = hcl::Block::builder("path")
+                .add_label(rule.path.as_str())
+                .add_attribute(("capabilities", hcl::Expression::Array(capabilities)));
+            if !rule.allowed_parameters.is_empty() {
+                block = block.add_attribute(("allowed_parameters", limits(&rule.allowed_parameters)));
+            }
+            if !rule.denied_parameters.is_empty() {
+                block = block.add_attribute(("denied_parameters", limits(&rule.denied_parameters)));
+            }
+            body = body.add_block(block.build());
         }
         use hcl::format::Format;
         let mut formatter = hcl::format::Formatter::builder().compact_arrays(true).build_vec();
@@ -193,6 +244,10 @@ pub struct PkiRole {
     pub client_flag: bool,
     /// Issued certificates are stored, so `pki/certs` lists them for the status page.
     pub no_store: bool,
+    /// No IP addresses in issued certificates: only the service's DNS names.
+    pub allow_ip_sans: bool,
+    /// No `localhost`, which any pod could claim.
+    pub allow_localhost: bool,
 }
 
 impl PkiRole {

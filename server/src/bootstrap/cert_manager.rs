@@ -256,7 +256,8 @@ impl CustomResourceSpec for BundleSpec {
     const API_VERSION: &'static str = "trust.cert-manager.io/v1alpha1";
 }
 
-/// One source of a bundle: a key of a Secret in trust-manager's trust namespace.
+/// One source of a bundle: a key of a Secret (by name, or every Secret a selector matches) in
+/// trust-manager's trust namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleSource {
@@ -264,12 +265,18 @@ pub struct BundleSource {
     pub secret: SecretKey,
 }
 
-/// A key of a Secret.
+/// A key of a Secret named `name`, or of the Secrets `selector` matches (none is not an error:
+/// trust-manager `pkg/bundle/internal/source/source.go` adds nothing for an empty match, while a
+/// missing named Secret stops the bundle).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretKey {
     /// Secret name.
-    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Labels of the Secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
     /// Key inside its data.
     pub key: String,
 }

@@ -38,6 +38,11 @@ pub struct BootstrapConfig {
     /// `vault` (HashiCorp Vault, default) or `openbao`.
     #[serde(default)]
     pub secrets_backend: SecretsBackend,
+    /// How onboarded services get their Vault policy: `per-service` (default; meshport writes
+    /// one per service) or `templated` (one ACL-templated workload policy written at set-up;
+    /// meshport writes roles only).
+    #[serde(default)]
+    pub vault_policy_mode: crate::artifacts::vault::PolicyMode,
     /// Namespaces services are onboarded into: meshed, mTLS enforced. Default `["prod-app"]`.
     #[serde(default = "default_application_namespaces")]
     pub application_namespaces: Vec<String>,
@@ -83,12 +88,11 @@ impl SecretsBackend {
         }
     }
 
-    /// The agent injector's annotation prefix.
+    /// The agent injector's annotation prefix: `vault.hashicorp.com` for both, since the
+    /// released OpenBao chart (openbao-helm 0.29.1 `values.yaml`, `injector.image`) runs
+    /// HashiCorp's `vault-k8s` injector, which reads no other prefix.
     pub fn annotation_prefix(self) -> &'static str {
-        match self {
-            Self::Vault => "vault.hashicorp.com",
-            Self::Openbao => "openbao.openbao.org",
-        }
+        "vault.hashicorp.com"
     }
 
     /// Prefix of the CLI's environment variables (`VAULT_ADDR`, `BAO_ADDR`).
@@ -277,6 +281,7 @@ impl BootstrapConfig {
             hosted_zone_id: "Z0123456789EXAMPLE".to_owned(),
             kms_key_alias: "alias/vault-unseal".to_owned(),
             secrets_backend: SecretsBackend::Vault,
+            vault_policy_mode: crate::artifacts::vault::PolicyMode::PerService,
             application_namespaces: default_application_namespaces(),
             git: GitSettings {
                 repo_url: "https://github.com/example-org/platform-gitops.git".to_owned(),

@@ -245,7 +245,10 @@ pub fn helmfile(config: &BootstrapConfig) -> Helmfile {
     let argo_cd = Release::remote("argo-cd", argocd::NAMESPACE, "argo/argo-cd", &versions.argo_cd)
         .needs(&[&namespaces]);
     let root =
-        Release::local("argocd-root", argocd::NAMESPACE, "argocd/bootstrap").needs(&[&argo_cd]);
+        // The services ArgoCD deploys must meet both injectors (Linkerd's proxy, the Vault
+        // agent) ready, or the first pods start unmeshed and without their secrets.
+        Release::local("argocd-root", argocd::NAMESPACE, "argocd/bootstrap")
+            .needs(&[&argo_cd, &linkerd, &secrets]);
     let meshport = Release::local("meshport", MESHPORT_NAMESPACE, meshport::CHART_FOLDER)
         .needs(&[&secrets, &linkerd]);
 

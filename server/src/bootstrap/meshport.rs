@@ -67,6 +67,9 @@ struct PortalVault {
     annotation_prefix: &'static str,
     /// Scopes meshport's own policy to the objects it creates.
     name_prefix: &'static str,
+    /// Said only when not the default, `per-service`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_mode: Option<&'static str>,
     login: PortalLogin,
 }
 
@@ -90,6 +93,7 @@ pub fn portal_config(config: &BootstrapConfig) -> crate::config::Config {
     let mut portal = crate::config::Config::default();
     portal.vault.name_prefix = NAME_PREFIX.to_owned();
     portal.vault.annotation_prefix = config.secrets_backend.annotation_prefix().to_owned();
+    portal.vault.policy_mode = config.vault_policy_mode;
     portal.onboarding.namespaces = config.application_namespaces.clone();
     portal.onboarding.cluster_domain = config.cluster_domain.clone();
     portal
@@ -165,6 +169,9 @@ pub fn chart_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, Render
             ca_cert: format!("{VAULT_CA_DIR}/{}", VAULT_CA_BUNDLE.1),
             annotation_prefix: config.secrets_backend.annotation_prefix(),
             name_prefix: NAME_PREFIX,
+            policy_mode: (config.vault_policy_mode
+                != crate::artifacts::vault::PolicyMode::PerService)
+                .then(|| config.vault_policy_mode.as_str()),
             login: PortalLogin {
                 method: "kubernetes",
                 role: super::vault::MESHPORT_ACCOUNT,

@@ -69,7 +69,8 @@ pub fn files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, RenderError>
             "ca-bundle.crt",
             &[("linkerd.io/is-control-plane", "true")],
             false,
-        ),
+        )
+        .with_previous(PREVIOUS_ANCHOR_LABEL),
     )?);
     files.push(yaml_file(pki("certificate-vault-ca"), &vault_ca())?);
     files.push(yaml_file(pki("clusterissuer-vault-ca"), &ca_issuer(VAULT_CA))?);
@@ -299,6 +300,10 @@ fn vault_tls(config: &BootstrapConfig) -> Certificate {
     )
 }
 
+/// Labels the copy of the trust anchor kept while a new one takes over (README, operating
+/// notes): the Linkerd bundle trusts both until the copy is deleted.
+pub const PREVIOUS_ANCHOR_LABEL: &str = "meshport.io/linkerd-previous-anchor";
+
 /// A trust-manager bundle copying `ca.crt` of `secret` into ConfigMap `name` (key `key`), and
 /// also a Secret `name` when `as_secret`, in the namespaces labelled `labels`.
 fn bundle(name: &str, secret: &str, key: &str, labels: &[(&str, &str)], as_secret: bool) -> Bundle {
@@ -306,7 +311,11 @@ fn bundle(name: &str, secret: &str, key: &str, labels: &[(&str, &str)], as_secre
         meta(name, None),
         BundleSpec {
             sources: vec![BundleSource {
-                secret: SecretKey { name: secret.to_owned(), key: "ca.crt".to_owned() },
+                secret: SecretKey {
+                    name: Some(secret.to_owned()),
+                    selector: None,
+                    key: "ca.crt".to_owned(),
+                },
             }],
             target: BundleTarget {
                 config_map: ConfigMapKey { key: key.to_owned() },
@@ -488,5 +497,20 @@ fn snapshot_cron_job(config: &BootstrapConfig) -> CronJob {
             ..CronJobSpec::default()
         }),
         ..CronJob::default()
+    }
+}
+
+impl Bundle {
+    /// Adds the Secrets labelled `label` as a second source: the previous trust anchor during a
+    /// rotation, so proxies keep trusting certificates of the old chain until they roll.
+    fn with_previous(mut self, label: &str) -> Self {
+        self.spec.sources.push(BundleSource {
+            secret: SecretKey {
+                name: None,
+                selector: Some(match_labels(&[(label, "true")])),
+                key: "ca.crt".to_owned(),
+            },
+        });
+        self
     }
 }

@@ -51,7 +51,7 @@ pub const CORRECTIONS: [(&str, &str); 14] = [
     ),
     (
         "Annotations `vault.hashicorp.com/secret` and `vault.hashicorp.com/secret-db_password`, and `DB_PASSWORD=file:///vault/secrets/db_password`.",
-        "Not Vault Agent Injector annotations. meshport generates `agent-inject`, `role`, `agent-inject-secret-<file>` and `agent-inject-template-<file>` (prefix `openbao.openbao.org` for OpenBao), and points the app at the file with `<NAME>_FILE`. The Vault Agent init container runs before the Linkerd proxy, so pods skip the proxy for port 8200 (`config.linkerd.io/skip-outbound-ports`); Vault's TLS protects that hop.",
+        "Not Vault Agent Injector annotations. meshport generates `agent-inject`, `role`, `auth-path`, `agent-inject-secret-<file>` and `agent-inject-template-<file>`, with `tls-secret: vault-ca` and `ca-cert: /vault/tls/ca.crt` so the agent trusts Vault's internal CA, under the prefix `vault.hashicorp.com` for OpenBao too (the released OpenBao chart runs HashiCorp's `vault-k8s` injector), and points the app at the file with `<NAME>_FILE`. Pods ask for Linkerd's native sidecar, which starts before `vault-agent-init`; they also skip the proxy for port 8200 (`config.linkerd.io/skip-outbound-ports`), where Vault's TLS protects the hop.",
     ),
     (
         "One policy `secret/data/prod-app/*` for every service, and `vault secrets enable -path=secret kv`.",
@@ -135,6 +135,12 @@ pub fn readme(config: &BootstrapConfig) -> String {
          {cli} write auth/kubernetes/role/raft-snapshot @vault/auth/kubernetes/role/raft-snapshot.json\n\
          {cli} policy write meshport vault/sys/policies/acl/meshport.hcl\n\
          {cli} write auth/kubernetes/role/meshport @vault/auth/kubernetes/role/meshport.json\n\
+         {templated}\
+         # The PKI engine for services that ask for a certificate: a CA of its own (ten years)\n\
+         {cli} secrets enable pki\n\
+         {cli} secrets tune -max-lease-ttl=87600h pki\n\
+         {cli} write -field=certificate pki/root/generate/internal common_name=\"{cluster} services CA\" key_type=ec ttl=87600h > services-ca.pem\n\
+         {cli} write pki/config/urls issuing_certificates={addr}/v1/pki/ca crl_distribution_points={addr}/v1/pki/crl\n\
          ```\n\n\
          5. The Secret `{credentials}` in namespace `meshport`, as `MESHPORT_*` variables: \
          `MESHPORT_DATABASE_URL` (PostgreSQL; the chart runs two replicas), \
@@ -143,7 +149,10 @@ pub fn readme(config: &BootstrapConfig) -> String {
          and pull requests, read and write) and `MESHPORT_GITOPS__WEBHOOK_SECRET` (the secret of \
          this repository's pull-request webhook to `<meshport>/api/webhooks/github`). No Vault \
          token.\n\
-         6. `helmfile apply` again: meshport joins.\n\n",
+         6. `helmfile apply` again (or push to `{branch}`): meshport joins. Until the Secret of \
+         step 5 exists, the workflow applies everything but meshport.\n\
+         7. Check what meshport will use: `kubectl -n meshport exec deploy/meshport -- meshport \
+         vault preflight --pki` names anything missing and the command that creates it.\n\n",
         account = config.aws_account_id,
         kms = config.kms_key_alias,
         bucket = config.backup.bucket,
@@ -154,6 +163,20 @@ pub fn readme(config: &BootstrapConfig) -> String {
         diff = config.iam.github_diff,
         apply = config.iam.github_apply,
         credentials = CREDENTIALS_SECRET,
+        branch = config.git.branch,
+        cluster = config.cluster_name,
+        addr = config.secrets_backend_addr(),
+        templated = match config.vault_policy_mode {
+            crate::artifacts::vault::PolicyMode::PerService => String::new(),
+            crate::artifacts::vault::PolicyMode::Templated => format!(
+                "# vault_policy_mode = \"templated\": the one workload policy, for this mount's accessor\n\
+                 sed \"s/{placeholder}/$({cli} auth list -format=json | jq -r '.[\"kubernetes/\"].accessor')/g\" \
+                 vault/sys/policies/acl/{workloads}.hcl | {cli} policy write {workloads} -\n",
+                placeholder = super::vault::ACCESSOR_PLACEHOLDER,
+                workloads = super::meshport::portal_config(config).artifact_settings().workload_policy_name(),
+                cli = config.secrets_backend.cli(),
+            ),
+        },
     ));
     out.push_str(&format!(
         "## Pinned versions\n\n\
@@ -186,14 +209,23 @@ pub fn readme(config: &BootstrapConfig) -> String {
          - `linkerd check` warns when the identity issuer has less than 60 days left; with the \
          documented 48-hour issuer that warning is permanent and expected. Judge certificates by \
          `renewalTime` and `notAfter` in their status instead.\n\
-         - The trust anchor lives ten years and renews one year before its end with a new key; \
-         before that happens, follow Linkerd's trust-anchor rotation (add the new anchor to the \
-         `linkerd-identity-trust-roots` Bundle beside the old one, roll the proxies, then drop \
-         the old one), or proxies with the old chain stop trusting the new one.\n\
+         - The trust anchor lives ten years and renews one year before its end with a new key. \
+         Rotate it as Linkerd documents, before cert-manager does: the \
+         `linkerd-identity-trust-roots` Bundle also trusts every Secret in `cert-manager` labelled \
+         `{previous}=true`, so (1) copy the current anchor: `kubectl -n cert-manager create secret \
+         generic linkerd-previous-anchor --from-literal=ca.crt=\"$(kubectl -n cert-manager get \
+         secret linkerd-trust-anchor -o jsonpath='{{.data.ca\\.crt}}' | base64 -d)\"` and `kubectl \
+         -n cert-manager label secret linkerd-previous-anchor {previous}=true`; (2) renew the \
+         anchor (`cmctl renew -n cert-manager linkerd-trust-anchor`): the bundle now holds both \
+         and the identity issuer is reissued under the new one; (3) restart the meshed workloads \
+         so every proxy gets a certificate of the new chain; (4) delete the copy and restart \
+         them again. Without the copy, a renewal swaps trust at once and proxies with the old \
+         chain stop trusting the new one.\n\
          - {backend} reads its TLS certificate only at start and on SIGHUP; the `tls-reloader` \
          sidecar sends SIGHUP within a minute of cert-manager renewing `vault-tls`.\n\
          - Snapshots run on the schedule `{schedule}` (UTC) to `s3://{bucket}/{prefix}`; \
          restore one with `{cli} operator raft snapshot restore` against the active node.\n\n",
+        previous = super::platform::PREVIOUS_ANCHOR_LABEL,
         schedule = config.backup.schedule,
         bucket = config.backup.bucket,
         prefix = config.backup.prefix,

@@ -151,10 +151,7 @@ pub fn chart_values(config: &BootstrapConfig) -> Value {
 pub fn snapshot_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, RenderError> {
     let policy = ServicePolicy {
         name: SNAPSHOT_ACCOUNT.to_owned(),
-        rules: vec![PolicyRule {
-            path: "sys/storage/raft/snapshot".to_owned(),
-            capabilities: vec![Capability::Read],
-        }],
+        rules: vec![PolicyRule::new("sys/storage/raft/snapshot", vec![Capability::Read])],
     };
     let role = KubernetesAuthRole {
         mount: "kubernetes".to_owned(),
@@ -186,8 +183,22 @@ pub fn meshport_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFil
         token_max_ttl: 4 * 3600,
         audience: Some(SNAPSHOT_AUDIENCE.to_owned()),
     };
-    access_files(&policy, &role)
+    let mut files = access_files(&policy, &role)?;
+    // Templated mode: the one workload policy, written once at set-up with the Kubernetes auth
+    // mount's accessor in place of the placeholder (README, step 4).
+    if settings.policy_mode == crate::artifacts::vault::PolicyMode::Templated {
+        let workloads = crate::artifacts::workload_policy(&settings, ACCESSOR_PLACEHOLDER);
+        files.push(ArtifactFile {
+            path: format!("vault/sys/policies/acl/{}.hcl", workloads.name),
+            contents: workloads.to_hcl(),
+        });
+    }
+    Ok(files)
 }
+
+/// Stands for the Kubernetes auth mount's accessor in the rendered workload policy; known only
+/// once the mount exists.
+pub const ACCESSOR_PLACEHOLDER: &str = "KUBERNETES_AUTH_ACCESSOR";
 
 /// A policy and its Kubernetes-auth role as files named by their API paths, for `vault policy
 /// write` and `vault write @file`.

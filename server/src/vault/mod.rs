@@ -50,6 +50,9 @@ pub enum VaultError {
          create it with `{command}`"
     )]
     MissingMount { what: &'static str, mount: String, command: String },
+    /// A mount exists but is not set up for what meshport does with it.
+    #[error("{problem}; set it up with `{command}`")]
+    NotSetUp { problem: String, command: String },
     /// A secret the request says exists (or a provided value) is not there.
     #[error("secret `{path}`: {message}")]
     Secret { path: String, message: String },
@@ -218,14 +221,55 @@ impl Vault {
             });
         }
         if pki {
-            let engine = self.mount_info(&self.pki_mount).await?;
-            if engine.as_ref().and_then(|m| m["type"].as_str()) != Some("pki") {
-                return Err(VaultError::MissingMount {
-                    what: "PKI",
-                    mount: self.pki_mount.clone(),
-                    command: format!("bao secrets enable -path={} pki", self.pki_mount),
-                });
-            }
+            self.pki_preflight().await?;
+        }
+        Ok(())
+    }
+
+    /// The PKI engine can issue service certificates: mounted, with an issuer (a CA) and the
+    /// URLs that issued certificates name for their CA and CRL.
+    async fn pki_preflight(&self) -> Result<(), VaultError> {
+        let mount = &self.pki_mount;
+        let engine = self.mount_info(mount).await?;
+        if engine.as_ref().and_then(|m| m["type"].as_str()) != Some("pki") {
+            return Err(VaultError::MissingMount {
+                what: "PKI",
+                mount: mount.clone(),
+                command: format!("bao secrets enable -path={mount} pki"),
+            });
+        }
+        // 0 is the server's default, 768h on OpenBao: shorter than the form's longest certificate.
+        let max_ttl = engine.as_ref().and_then(|m| m.pointer("/config/max_lease_ttl")?.as_u64());
+        if max_ttl.unwrap_or(0) < LONGEST_CERTIFICATE_SECONDS {
+            return Err(VaultError::NotSetUp {
+                problem: format!(
+                    "the PKI mount `{mount}` allows shorter lifetimes than the 2160 hours a service may ask for"
+                ),
+                command: format!("bao secrets tune -max-lease-ttl=87600h {mount}"),
+            });
+        }
+        // Without an issuer, OpenBao answers 400 ("no default issuer").
+        let ca = match self.read(&format!("{mount}/cert/ca")).await {
+            Err(VaultError::Api { status: 400, .. }) => None,
+            other => other?,
+        };
+        if ca.as_ref().and_then(|c| c["certificate"].as_str()).is_none_or(str::is_empty) {
+            return Err(VaultError::NotSetUp {
+                problem: format!("the PKI mount `{mount}` has no issuer (CA) to sign with"),
+                command: format!(
+                    "bao write {mount}/root/generate/internal common_name=\"services CA\" key_type=ec ttl=87600h"
+                ),
+            });
+        }
+        let urls = self.read(&format!("{mount}/config/urls")).await?;
+        let issuing = urls.as_ref().and_then(|u| u["issuing_certificates"].as_array());
+        if issuing.is_none_or(Vec::is_empty) {
+            return Err(VaultError::NotSetUp {
+                problem: format!("the PKI mount `{mount}` names no issuing-certificate URL"),
+                command: format!(
+                    "bao write {mount}/config/urls issuing_certificates=<vault>/v1/{mount}/ca crl_distribution_points=<vault>/v1/{mount}/crl"
+                ),
+            });
         }
         Ok(())
     }
@@ -239,6 +283,9 @@ impl Vault {
         }
     }
 }
+
+/// The longest certificate lifetime the onboarding form allows (2160 hours), in seconds.
+const LONGEST_CERTIFICATE_SECONDS: u64 = 2160 * 3600;
 
 /// Vault lists mounts with a trailing slash.
 fn mount_key(path: &str) -> String {

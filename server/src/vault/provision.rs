@@ -97,7 +97,7 @@ impl ApplyError {
 
 impl Vault {
     /// The changes that would make Vault match `artifacts`: empty when it does. Reads only.
-    #[tracing::instrument(skip_all, fields(policy = %artifacts.policy.name))]
+    #[tracing::instrument(skip_all, fields(role = %artifacts.role.name))]
     pub async fn plan(&self, artifacts: &ServiceArtifacts) -> Result<Vec<Change>, VaultError> {
         let mut changes = Vec::new();
         for part in Part::ALL {
@@ -114,9 +114,11 @@ impl Vault {
     ) -> Result<Vec<Change>, VaultError> {
         let mut changes = Vec::new();
         match part {
+            // Templated mode: the shared workload policy is written once at set-up.
             Part::Policy => {
-                let policy_path = format!("sys/policies/acl/{}", artifacts.policy.name);
-                let desired_policy = artifacts.policy.to_hcl();
+                let Some(policy) = &artifacts.policy else { return Ok(changes) };
+                let policy_path = format!("sys/policies/acl/{}", policy.name);
+                let desired_policy = policy.to_hcl();
                 let current = self.read(&policy_path).await?;
                 let current_policy = current.as_ref().and_then(|c| c["policy"].as_str());
                 let policy_kind = match current_policy {
@@ -137,7 +139,11 @@ impl Vault {
                 // Unset is stored as "": compare it too, so an audience added by hand is drift.
                 role_body.entry("audience").or_insert_with(|| json!(""));
                 let role_path = format!("auth/{}/role/{}", role.mount, role.name);
-                changes.extend(self.plan_body(role_path, role_body).await?);
+                let change = self.plan_body(role_path, role_body).await?;
+                changes.extend(change.map(|change| Change {
+                    write: Write::Body(lists_as_strings(&change.write)),
+                    ..change
+                }));
             }
             Part::Secrets => {
                 for secret in &artifacts.secrets {
@@ -205,7 +211,7 @@ impl Vault {
 
     /// Makes Vault match `artifacts`: the [`Vault::plan`]'s changes, in order, calling
     /// `on_change` after each. Returns what it changed (nothing when nothing differed).
-    #[tracing::instrument(skip_all, fields(policy = %artifacts.policy.name))]
+    #[tracing::instrument(skip_all, fields(role = %artifacts.role.name))]
     pub async fn apply(
         &self,
         artifacts: &ServiceArtifacts,
@@ -242,14 +248,12 @@ impl Vault {
     /// Offboards a service: deletes its role, policy and PKI role, and keeps (marked
     /// offboarded) or destroys its secrets per `vault.offboard_secrets`. Returns the paths it
     /// changed; running it again changes nothing more.
-    #[tracing::instrument(skip_all, fields(policy = %artifacts.policy.name))]
+    #[tracing::instrument(skip_all, fields(role = %artifacts.role.name))]
     pub async fn remove(&self, artifacts: &ServiceArtifacts) -> Result<Vec<String>, VaultError> {
         let mut removed = Vec::new();
         // The role first: from then on no pod can log in with the policy.
-        let mut paths = vec![
-            format!("auth/{}/role/{}", artifacts.role.mount, artifacts.role.name),
-            format!("sys/policies/acl/{}", artifacts.policy.name),
-        ];
+        let mut paths = vec![format!("auth/{}/role/{}", artifacts.role.mount, artifacts.role.name)];
+        paths.extend(artifacts.policy.iter().map(|p| format!("sys/policies/acl/{}", p.name)));
         if let Some(pki_role) = &artifacts.pki_role {
             paths.push(format!("{}/roles/{}", pki_role.mount, pki_role.name));
         }
@@ -409,6 +413,26 @@ fn parse_generator(generator: &str) -> Option<(app::onboarding::Alphabet, usize)
     let (alphabet, length) = generator.split_once(':')?;
     let alphabet = app::onboarding::Alphabet::ALL.into_iter().find(|a| a.as_str() == alphabet)?;
     Some((alphabet, length.parse().ok().filter(|n| (1..=4096).contains(n))?))
+}
+
+/// A role body with each list sent as one comma-separated string (Vault's list fields take
+/// both): meshport's own policy limits these parameters with `allowed_parameters`, which OpenBao
+/// matches against a JSON list as one value, so only strings can match.
+fn lists_as_strings(write: &Write) -> Value {
+    let Write::Body(Value::Object(body)) = write else {
+        unreachable!("a role is written as a JSON object")
+    };
+    let strings = body.iter().map(|(field, value)| {
+        let value = match value.as_array() {
+            Some(items) => {
+                let items: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+                Value::String(items.join(","))
+            }
+            None => value.clone(),
+        };
+        (field.clone(), value)
+    });
+    Value::Object(strings.collect())
 }
 
 /// A typed artifact as the JSON object Vault is sent.

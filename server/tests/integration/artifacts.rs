@@ -7,7 +7,7 @@ use std::process::Command;
 
 use app::onboarding::{
     Alphabet, CertificateSpec, EnvVar, OnboardingRequest, OnboardingRules, PortSpec, Protocol,
-    Resources, SecretSource, SecretSpec, SecretValue, ValidRequest,
+    Resources, SecretSource, SecretSpec, SecretValue, ValidRequest, WorkloadSecurity,
 };
 use meshport_server::artifacts::{ArtifactFile, ArtifactSettings, ServiceArtifacts};
 use meshport_server::config::Config;
@@ -22,7 +22,7 @@ fn secret(name: &str, source: SecretSource) -> SecretSpec {
 }
 
 fn port(name: &str, number: u32, protocol: Protocol) -> PortSpec {
-    PortSpec { name: name.into(), number, protocol }
+    PortSpec { name: name.into(), number, protocol, allowed_callers: None }
 }
 
 /// cart: one gRPC port, a generated Valkey password, two callers, HashiCorp Vault.
@@ -45,8 +45,8 @@ pub fn cart() -> (OnboardingRequest, ArtifactSettings) {
     (request, Config::default().artifact_settings())
 }
 
-/// checkout: gRPC and an HTTP metrics port, a typed-in secret, a Vault PKI certificate, a caller
-/// from another namespace, CPU limit.
+/// checkout: gRPC and an HTTP metrics port with its own caller from another namespace, probes
+/// on the metrics port's health path, a typed-in secret, a Vault PKI certificate, CPU limit.
 pub fn checkout() -> (OnboardingRequest, ArtifactSettings) {
     let request = OnboardingRequest {
         service: "checkout".into(),
@@ -54,7 +54,13 @@ pub fn checkout() -> (OnboardingRequest, ArtifactSettings) {
         justification: "Checkout talks to payment and Kafka; it needs its own certificate for the Kafka listener.".into(),
         image: "ghcr.io/open-telemetry/demo@sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945".into(),
         replicas: 3,
-        ports: vec![port("grpc", 5050, Protocol::Grpc), port("metrics", 9464, Protocol::Http)],
+        ports: vec![
+            port("grpc", 5050, Protocol::Grpc),
+            PortSpec {
+                allowed_callers: Some(vec!["monitoring/prometheus".into()]),
+                ..port("metrics", 9464, Protocol::Http)
+            },
+        ],
         resources: Resources {
             cpu_request: "250m".into(),
             memory_request: "256Mi".into(),
@@ -66,16 +72,18 @@ pub fn checkout() -> (OnboardingRequest, ArtifactSettings) {
             "kafka_password",
             SecretSource::Provided { value: SecretValue::new("typed-once-never-rendered") },
         )],
-        allowed_callers: vec!["frontend".into(), "monitoring/prometheus".into()],
+        allowed_callers: vec!["frontend".into()],
         certificate: Some(CertificateSpec { ttl_hours: 72 }),
         rotation_days: 14,
+        health_check_path: Some("/healthz".into()),
         ..OnboardingRequest::default()
     };
     (request, Config::default().artifact_settings())
 }
 
-/// payment: OpenBao's annotation prefix and a name prefix, an existing and a generated secret,
-/// a TCP port, a 90-day rotation.
+/// payment: OpenBao (the released chart's injector reads `vault.hashicorp.com/`), a name prefix,
+/// roles bound to an audience (so the pod projects a token of it), an existing and a generated
+/// secret, a TCP port, a 90-day rotation, a container that needs a writable root file system.
 fn payment() -> (OnboardingRequest, ArtifactSettings) {
     let request = OnboardingRequest {
         service: "payment".into(),
@@ -93,10 +101,10 @@ fn payment() -> (OnboardingRequest, ArtifactSettings) {
         ],
         allowed_callers: vec!["checkout".into()],
         rotation_days: 90,
+        security: WorkloadSecurity { read_only_root_filesystem: false, ..WorkloadSecurity::default() },
         ..OnboardingRequest::default()
     };
     let mut config = Config::default();
-    config.vault.annotation_prefix = "openbao.openbao.org".into();
     config.vault.name_prefix = "mesh-".into();
     config.vault.role_audience = Some("openbao".into());
     (request, config.artifact_settings())

@@ -342,6 +342,81 @@ fn the_platform_follows_the_documented_setup_not_the_original_plan() {
     assert!(readme.contains("## What differs from the original plan and why"), "{readme}");
 }
 
+/// What a first install and later pushes need in order: the services' Application waits for
+/// both injectors; a push before meshport's credentials exist applies the rest; diffs and
+/// applies queue apart; the auto-synced services are waited for, not synced a second time; the
+/// Linkerd bundle trusts a previous anchor during a rotation; the PKI engine is set up by the
+/// documented first-run steps.
+#[test]
+fn the_bootstrap_orders_the_first_install_and_later_changes() {
+    for files in [example(), openbao()] {
+        let helmfile = yaml(file(&files, "helmfile.yaml"));
+        let releases = helmfile["releases"].as_array().unwrap();
+        let needs = |name: &str| -> Vec<String> {
+            let release = releases.iter().find(|r| r["name"] == name).unwrap();
+            release["needs"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect()
+        };
+        let root = needs("argocd-root");
+        assert!(root.contains(&"linkerd/linkerd-control-plane".to_owned()), "{root:?}");
+        assert!(root.iter().any(|n| n == "vault/vault" || n == "openbao/openbao"), "{root:?}");
+
+        let platform = yaml(file(&files, ".github/workflows/deploy-platform.yaml"));
+        assert!(platform.get("concurrency").is_none(), "concurrency is per job");
+        let (diff, apply) = (&platform["jobs"]["diff"], &platform["jobs"]["apply"]);
+        assert_eq!(diff["concurrency"]["cancel-in-progress"], true);
+        assert_eq!(apply["concurrency"]["cancel-in-progress"], false);
+        assert_ne!(diff["concurrency"]["group"], apply["concurrency"]["group"]);
+        let apply_script = apply["steps"].as_array().unwrap().last().unwrap()["run"].as_str().unwrap();
+        assert!(apply_script.contains("kubectl -n meshport get secret meshport-credentials"), "{apply_script}");
+        assert!(apply_script.contains("--selector name!=meshport"), "{apply_script}");
+        for step in platform["jobs"].as_object().unwrap().values().flat_map(|j| j["steps"].as_array().unwrap()) {
+            if let Some(action) = step["uses"].as_str() {
+                let version = action.split_once('@').unwrap().1;
+                assert!(is_exact(version.trim_start_matches('v')), "{action} is not pinned to a release");
+            }
+        }
+
+        let application = yaml(file(&files, ".github/workflows/deploy-application.yaml"));
+        let wait = application["jobs"]["sync"]["steps"][1]["run"].as_str().unwrap();
+        assert!(!wait.contains("app sync"), "the Application syncs itself: {wait}");
+        assert!(wait.contains("argocd app wait"), "{wait}");
+
+        let bundle = yaml(file(&files, "manifests/platform/pki/bundle-linkerd-identity-trust-roots.yaml"));
+        let sources = bundle["spec"]["sources"].as_array().unwrap();
+        assert_eq!(sources.len(), 2, "{sources:?}");
+        assert_eq!(sources[0]["secret"]["name"], "linkerd-trust-anchor");
+        assert_eq!(
+            sources[1]["secret"]["selector"]["matchLabels"]["meshport.io/linkerd-previous-anchor"],
+            "true",
+            "a selector: no previous anchor is no error"
+        );
+
+        let readme = &file(&files, "README.md").contents;
+        for step in ["secrets enable pki", "pki/root/generate/internal", "pki/config/urls", "meshport vault preflight --pki", "linkerd-previous-anchor"] {
+            assert!(readme.contains(step), "the README lacks `{step}`");
+        }
+        let meshport_policy = &file(&files, "vault/sys/policies/acl/meshport.hcl").contents;
+        assert!(meshport_policy.contains("allowed_parameters"), "{meshport_policy}");
+    }
+}
+
+/// `vault_policy_mode = "templated"`: meshport's policy writes no ACL policy, the workload
+/// policy is rendered for the accessor set-up fills in, and the chart tells meshport the mode.
+#[test]
+fn the_templated_policy_mode_renders_the_workload_policy_and_no_policy_writes() {
+    let mut config = meshport_server::bootstrap::BootstrapConfig::example();
+    config.vault_policy_mode = meshport_server::artifacts::vault::PolicyMode::Templated;
+    let files = meshport_server::bootstrap::render(&config).unwrap();
+    let meshport_policy = &file(&files, "vault/sys/policies/acl/meshport.hcl").contents;
+    assert!(!meshport_policy.contains("sys/policies/acl"), "{meshport_policy}");
+    let workloads = &file(&files, "vault/sys/policies/acl/meshport-workloads.hcl").contents;
+    assert!(workloads.contains("identity.entity.aliases.KUBERNETES_AUTH_ACCESSOR.metadata.service_account_namespace"), "{workloads}");
+    let readme = &file(&files, "README.md").contents;
+    assert!(readme.contains("policy write meshport-workloads -"), "{readme}");
+    let toml = files.iter().find(|f| f.path.ends_with("meshport.toml") || f.contents.contains("policy_mode")).map(|f| f.contents.clone()).unwrap_or_default();
+    assert!(toml.contains("policy_mode = \"templated\""), "the chart's meshport.toml says the mode: {toml}");
+}
+
 /// `meshport dev`'s local repository starts with the platform, and meshport still proposes
 /// services beside it under `manifests/<namespace>/<service>/`.
 #[test]

@@ -295,7 +295,7 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
             &platform.root,
             "POST",
             "auth/token/create",
-            Some(json!({ "policies": [artifacts.policy.name] })),
+            Some(json!({ "policies": [artifacts.policy.as_ref().unwrap().name] })),
         )
         .await;
         body["auth"]["client_token"].as_str().unwrap().to_owned()

@@ -194,6 +194,8 @@ fn readme_commands_work_beside_the_demo(folder: &std::path::Path, request_id: &s
     };
     assert!(ok("meshport vault policy").contains("sys/policies/acl/"));
     assert!(ok("meshport vault policy --name meshport-portal").contains("path \""));
+    let workload = ok("meshport vault policy --workload auth_kubernetes_0a1b2c3d");
+    assert!(workload.contains("{{identity.entity.aliases.auth_kubernetes_0a1b2c3d.metadata.service_account_name}}"), "{workload}");
     assert_eq!(ok("meshport vault preflight").trim(), "the Vault mounts are in place");
     // The demo enables no PKI engine: the check says which command would.
     let (status, _, stderr) = run("meshport vault preflight --pki");

@@ -13,6 +13,7 @@ use app::onboarding::{
 };
 use app::rotation::RotationState;
 use chrono::{TimeDelta, Utc};
+use meshport_server::artifacts::vault::PolicyMode;
 use meshport_server::artifacts::{ArtifactSettings, ServiceArtifacts};
 use meshport_server::config::{Config, SecretRetention, VaultConfig, VaultLogin};
 use meshport_server::dev::{ServiceProcess, free_loopback_port_pair};
@@ -67,12 +68,19 @@ pub struct Platform {
 
 impl Platform {
     pub async fn new() -> Self {
+        Self::with_policy_mode(PolicyMode::PerService).await
+    }
+
+    /// A platform whose services get their policies as `mode` says; meshport's own policy is
+    /// the one `meshport vault policy` renders for that mode.
+    pub async fn with_policy_mode(mode: PolicyMode) -> Self {
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let root_config = VaultConfig {
             kv_mount: format!("kv-{suffix}"),
             kubernetes_auth_mount: format!("k8s-{suffix}"),
             pki_mount: format!("pki-{suffix}"),
             name_prefix: format!("t{suffix}-"),
+            policy_mode: mode,
             ..openbao()
         };
         let addr = root_config.addr.clone();
@@ -97,6 +105,11 @@ impl Platform {
         )
         .await;
         assert_eq!(status, 200);
+        let pki = &root_config.pki_mount;
+        let urls = json!({ "issuing_certificates": [format!("{addr}/v1/{pki}/ca")], "crl_distribution_points": [format!("{addr}/v1/{pki}/crl")] });
+        let (status, body) =
+            call(&addr, &root, "POST", &format!("{pki}/config/urls"), Some(urls)).await;
+        assert!(status == 200 || status == 204, "{body}");
 
         let settings =
             Config { vault: root_config.clone(), ..Config::default() }.artifact_settings();
@@ -128,11 +141,30 @@ impl Platform {
 
     /// A token with `policy`, as a pod's Kubernetes login with its role would get.
     async fn service_token(&self, artifacts: &ServiceArtifacts) -> String {
-        token_with(&self.addr, &self.root, &artifacts.policy.name).await
+        token_with(&self.addr, &self.root, &artifacts.policy.as_ref().unwrap().name).await
     }
 
     fn kv(&self) -> &str {
         &self.config.kv_mount
+    }
+
+    /// Points the Kubernetes auth mount at `api`, a TokenReview stand-in.
+    async fn trust_kubernetes(&self, api: &str) {
+        // Any CA will do for the plain-HTTP stand-in; OpenBao insists on one.
+        let (_, ca) = self.root_call("GET", &format!("{}/cert/ca", self.config.pki_mount), None).await;
+        let ca = ca["data"]["certificate"].clone();
+        let config = json!({ "kubernetes_host": api, "kubernetes_ca_cert": ca, "disable_local_ca_jwt": true });
+        let mount = &self.config.kubernetes_auth_mount;
+        let (status, body) =
+            self.root_call("POST", &format!("auth/{mount}/config"), Some(config)).await;
+        assert_eq!(status, 204, "{body}");
+    }
+
+    /// Logs `jwt` in with `role` as the injected agent does: status and body.
+    async fn login(&self, role: &str, jwt: &str) -> (u16, Value) {
+        let mount = &self.config.kubernetes_auth_mount;
+        let body = json!({ "role": role, "jwt": jwt });
+        call(&self.addr, "", "POST", format!("auth/{mount}/login"), Some(body)).await
     }
 }
 
@@ -228,7 +260,7 @@ async fn each_service_reads_only_its_own_secrets_with_meshport_holding_only_its_
     let role = &role["data"];
     assert_eq!(role["bound_service_account_names"], json!(["cart"]));
     assert_eq!(role["bound_service_account_namespaces"], json!(["prod-app"]));
-    assert_eq!(role["token_policies"], json!([cart.policy.name]));
+    assert_eq!(role["token_policies"], json!([cart.policy.as_ref().unwrap().name]));
     assert_eq!(
         (role["token_ttl"].as_u64(), role["token_max_ttl"].as_u64()),
         (Some(3600), Some(14400))
@@ -260,10 +292,10 @@ async fn drift_is_reported_field_by_field_and_apply_repairs_it() {
     vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
 
     // Someone widens the policy and changes the role's TTL by hand.
-    let policy_path = format!("sys/policies/acl/{}", cart.policy.name);
+    let policy_path = format!("sys/policies/acl/{}", cart.policy.as_ref().unwrap().name);
     let wide = format!(
         "{}\npath \"{}/data/*\" {{ capabilities = [\"read\"] }}\n",
-        cart.policy.to_hcl(),
+        cart.policy.as_ref().unwrap().to_hcl(),
         platform.kv()
     );
     platform.root_call("POST", &policy_path, Some(json!({ "policy": wide }))).await;
@@ -311,7 +343,7 @@ async fn offboarding_deletes_role_and_policy_and_keeps_or_destroys_secrets() {
     let role_path = format!("auth/{}/role/{}", cart.role.mount, cart.role.name);
     assert_eq!(platform.root_call("GET", &role_path, None).await.0, 404);
     assert_eq!(
-        platform.root_call("GET", &format!("sys/policies/acl/{}", cart.policy.name), None).await.0,
+        platform.root_call("GET", &format!("sys/policies/acl/{}", cart.policy.as_ref().unwrap().name), None).await.0,
         404
     );
     // Kept by default, marked, still holding its value.
@@ -812,11 +844,23 @@ async fn token_review_contract_server(tokens: Vec<(String, &'static str, &'stati
         async move {
             let review: Value = serde_json::from_slice(&body).unwrap_or_default();
             let token = review["spec"]["token"].as_str().unwrap_or_default();
+            // As the API server does: the token must carry one of the audiences asked about,
+            // by default the API server's own; the answer names those it matched.
+            let asked: Vec<String> = review["spec"]["audiences"]
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_else(|| vec![API_SERVER_AUDIENCE.to_owned()]);
+            let carried = token_audiences(token);
+            let matched: Vec<&String> = asked.iter().filter(|a| carried.contains(a)).collect();
             let status = match tokens.iter().find(|(t, _, _)| t == token) {
+                Some(_) if matched.is_empty() => json!({
+                    "authenticated": false,
+                    "error": "token audiences are invalid for the target audiences",
+                }),
                 Some((_, namespace, name)) => json!({
                     "authenticated": true,
-                    // The API server answers with the audiences it checked.
-                    "audiences": review["spec"]["audiences"],
+                    "audiences": matched,
                     "user": {
                         "username": format!("system:serviceaccount:{namespace}:{name}"),
                         "uid": format!("uid-{namespace}-{name}"),
@@ -837,16 +881,36 @@ async fn token_review_contract_server(tokens: Vec<(String, &'static str, &'stati
     format!("http://{addr}")
 }
 
-/// A service-account token as Kubernetes projects it (claims only; the signature is the API
-/// server's to check, through the TokenReview).
+/// The audience of a pod's default service-account token.
+const API_SERVER_AUDIENCE: &str = "https://kubernetes.default.svc";
+
+/// The `aud` claim of a token made by [`service_account_jwt_for`].
+fn token_audiences(jwt: &str) -> Vec<String> {
+    use base64::Engine;
+    let claims = jwt.split('.').nth(1).unwrap_or_default();
+    let claims: Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    claims["aud"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_owned)).collect()
+}
+
+/// A pod's default service-account token (audience: the API server).
 fn service_account_jwt(namespace: &str, name: &str) -> String {
+    service_account_jwt_for(namespace, name, API_SERVER_AUDIENCE)
+}
+
+/// A service-account token as Kubernetes projects it, for `audience` (claims only; the
+/// signature is the API server's to check, through the TokenReview).
+fn service_account_jwt_for(namespace: &str, name: &str, audience: &str) -> String {
     use base64::Engine;
     let encode =
         |value: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
     let now = Utc::now().timestamp();
     let header = encode(json!({ "alg": "RS256", "kid": "test" }));
     let claims = encode(json!({
-        "aud": ["https://kubernetes.default.svc"],
+        "aud": [audience],
         "exp": now + 3600, "iat": now, "nbf": now,
         "iss": "https://kubernetes.default.svc.cluster.local",
         "sub": format!("system:serviceaccount:{namespace}:{name}"),
@@ -868,12 +932,7 @@ async fn contract_kubernetes_logins_bind_each_role_to_its_service_account() {
     ])
     .await;
     let mount = platform.config.kubernetes_auth_mount.clone();
-    // Any CA will do for the plain-HTTP stand-in; OpenBao insists on one.
-    let (_, ca) =
-        platform.root_call("GET", &format!("{}/cert/ca", platform.config.pki_mount), None).await;
-    let ca = ca["data"]["certificate"].clone();
-    let (status, body) = platform.root_call("POST", &format!("auth/{mount}/config"), Some(json!({ "kubernetes_host": api, "kubernetes_ca_cert": ca, "disable_local_ca_jwt": true }))).await;
-    assert_eq!(status, 204, "{body}");
+    platform.trust_kubernetes(&api).await;
 
     let cart = platform.artifacts(cart().0);
     platform.meshport.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
@@ -893,7 +952,7 @@ async fn contract_kubernetes_logins_bind_each_role_to_its_service_account() {
     // The cart pod logs in with its role and reads its secret, as the Vault Agent does.
     let (status, body) = login(cart_jwt).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["auth"]["token_policies"], json!(["default", cart.policy.name]));
+    assert_eq!(body["auth"]["token_policies"], json!(["default", cart.policy.as_ref().unwrap().name]));
     let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
     let (status, _) = call(
         &platform.addr,
@@ -956,4 +1015,192 @@ async fn vault_over_tls_is_trusted_through_the_configured_ca_only() {
     assert!(answered, "OpenBao answers over TLS with its CA configured");
     let untrusted = Vault::new(&VaultConfig { ca_cert: None, ..config }).unwrap();
     assert!(untrusted.health().await.is_err(), "the system roots do not trust a private CA");
+}
+
+/// The injected agent logs in with the pod's default ServiceAccount token, whose audience is the
+/// API server's: a role without an audience admits it. A role bound to an audience refuses it,
+/// and admits the projected token of that audience the generated Deployment then mounts (the
+/// TokenReview stand-in checks audiences as the API server does).
+#[tokio::test]
+async fn contract_the_agent_logs_in_with_the_default_token_or_the_projected_one_of_the_audience() {
+    let platform = Platform::new().await;
+    let cart_jwt = service_account_jwt("prod-app", "cart");
+    let cart_vault_jwt = service_account_jwt_for("prod-app", "cart", "vault");
+    let api = token_review_contract_server(vec![
+        (cart_jwt.clone(), "prod-app", "cart"),
+        (cart_vault_jwt.clone(), "prod-app", "cart"),
+    ])
+    .await;
+    platform.trust_kubernetes(&api).await;
+
+    let cart = platform.artifacts(cart().0);
+    assert_eq!(cart.role.audience, None, "no audience by default");
+    platform.meshport.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    let (status, body) = platform.login(&cart.role.name, &cart_jwt).await;
+    assert_eq!(status, 200, "the pod's own token logs in: {body}");
+
+    let mut settings = platform.settings.clone();
+    settings.audience = Some("vault".to_owned());
+    let valid = ValidRequest::new(cart().0, &OnboardingRules::default()).unwrap();
+    let bound = ServiceArtifacts::build(&valid, &settings, Some(uuid::Uuid::from_u128(8)));
+    platform.meshport.apply(&bound, &ProvidedValues::new(), |_| {}).await.unwrap();
+    let (status, _) = platform.login(&bound.role.name, &cart_jwt).await;
+    assert_eq!(status, 403, "a role with an audience refuses the default token");
+    let (status, body) = platform.login(&bound.role.name, &cart_vault_jwt).await;
+    assert_eq!(status, 200, "the projected token of the audience logs in: {body}");
+}
+
+/// Templated mode: no per-service policy exists; one ACL-templated policy, keyed on the
+/// Kubernetes-auth alias metadata, lets each workload read only its own secrets; and meshport's
+/// own token can write no policy and no role outside its limits (each a 403 from OpenBao).
+#[tokio::test]
+async fn templated_policies_keep_workloads_apart_and_meshport_cannot_escalate() {
+    let platform = Platform::with_policy_mode(PolicyMode::Templated).await;
+    let (cart_jwt, checkout_jwt) =
+        (service_account_jwt("prod-app", "cart"), service_account_jwt("prod-app", "checkout"));
+    let api = token_review_contract_server(vec![
+        (cart_jwt.clone(), "prod-app", "cart"),
+        (checkout_jwt.clone(), "prod-app", "checkout"),
+    ])
+    .await;
+    platform.trust_kubernetes(&api).await;
+    let mount = &platform.config.kubernetes_auth_mount;
+    let (_, auths) = platform.root_call("GET", "sys/auth", None).await;
+    let accessor = auths["data"][format!("{mount}/")]["accessor"].as_str().unwrap().to_owned();
+    let workloads = meshport_server::artifacts::workload_policy(&platform.settings, &accessor);
+    let (status, _) = platform
+        .root_call("POST", &format!("sys/policies/acl/{}", workloads.name), Some(json!({ "policy": workloads.to_hcl() })))
+        .await;
+    assert_eq!(status, 204);
+
+    let cart = platform.artifacts(cart().0);
+    let checkout_request = OnboardingRequest {
+        service: "checkout".into(),
+        secrets: vec![SecretSpec {
+            name: "kafka_password".into(),
+            source: SecretSource::Generate { length: 24, alphabet: app::onboarding::Alphabet::Hex },
+        }],
+        certificate: None,
+        ..checkout().0
+    };
+    let checkout = platform.artifacts(checkout_request);
+    assert!(cart.policy.is_none() && checkout.policy.is_none(), "no policy per service");
+    assert_eq!(cart.role.token_policies, [workloads.name.clone()]);
+    for service in [&cart, &checkout] {
+        platform.meshport.apply(service, &ProvidedValues::new(), |_| {}).await.unwrap();
+    }
+    let (status, body) = platform.login(&cart.role.name, &cart_jwt).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+    let read = |path: String| {
+        let (addr, token) = (platform.addr.clone(), token.clone());
+        async move { call(&addr, &token, "GET", path, None).await.0 }
+    };
+    assert_eq!(read(format!("{}/data/prod-app/cart/valkey_password", platform.kv())).await, 200);
+    assert_eq!(read(format!("{}/data/prod-app/checkout/kafka_password", platform.kv())).await, 403);
+    assert_eq!(read(format!("{}/metadata/prod-app/cart/valkey_password", platform.kv())).await, 403);
+
+    // meshport's own token, limited by its templated-mode policy.
+    let meshport_token = secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
+    let as_meshport = |path: String, body: Value| {
+        let (addr, token) = (platform.addr.clone(), meshport_token.clone());
+        async move { call(&addr, &token, "POST", path, Some(body)).await }
+    };
+    let prefix = &platform.settings.name_prefix;
+    for name in [format!("{prefix}prod-app-evil"), workloads.name.clone(), "evil".to_owned()] {
+        let (status, _) =
+            as_meshport(format!("sys/policies/acl/{name}"), json!({ "policy": "path \"*\" { capabilities = [\"sudo\", \"read\"] }" })).await;
+        assert_eq!(status, 403, "meshport may write no policy ({name})");
+    }
+    let role = format!("auth/{mount}/role/{prefix}prod-app-evil");
+    let workload_policy = workloads.name.as_str();
+    for (what, body) in [
+        ("bound to meshport's own account", json!({ "bound_service_account_names": "meshport", "bound_service_account_namespaces": "meshport", "token_policies": workload_policy })),
+        ("bound to a namespace outside the list", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "default", "token_policies": workload_policy })),
+        ("a second namespace smuggled in", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app,meshport", "token_policies": workload_policy })),
+        ("a policy meshport does not name", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": "root" })),
+        ("a second policy smuggled in", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": format!("{workload_policy},root") })),
+        ("a policy as a list", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": [workload_policy, "root"] })),
+        ("a parameter meshport never sends", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": workload_policy, "policies": "root" })),
+    ] {
+        assert_eq!(as_meshport(role.clone(), body).await.0, 403, "a role {what}");
+    }
+    let (status, body) = as_meshport(role, json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": workload_policy, "token_ttl": 600 })).await;
+    assert_eq!(status, 204, "the limits still let meshport write what it writes: {body}");
+}
+
+/// Per-service mode: meshport writes its services' policies, but binds roles only to the
+/// onboarding namespaces and to policies of its own names.
+#[tokio::test]
+async fn per_service_roles_are_limited_to_the_onboarding_namespaces_and_meshports_names() {
+    let platform = Platform::new().await;
+    let meshport_token = secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
+    let mount = &platform.config.kubernetes_auth_mount;
+    let prefix = &platform.settings.name_prefix;
+    let role = format!("auth/{mount}/role/{prefix}prod-app-evil");
+    let own = format!("{prefix}prod-app-evil");
+    for (what, body) in [
+        ("bound to meshport's own account", json!({ "bound_service_account_names": "meshport", "bound_service_account_namespaces": "meshport", "token_policies": own })),
+        ("bound to every namespace", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "*", "token_policies": own })),
+        ("carrying root", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": "root" })),
+        ("carrying a second policy", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": format!("{own},root") })),
+    ] {
+        let (status, _) = call(&platform.addr, &meshport_token, "POST", &role, Some(body)).await;
+        assert_eq!(status, 403, "a role {what}");
+    }
+}
+
+/// A service's PKI role issues certificates for its cluster names only, through the service's
+/// own token: no IP SANs, no `localhost`.
+#[tokio::test]
+async fn pki_roles_issue_for_the_service_names_only() {
+    let platform = Platform::new().await;
+    let (request, _) = checkout();
+    let checkout = platform.artifacts(OnboardingRequest {
+        secrets: Vec::new(),
+        ..request
+    });
+    platform.meshport.apply(&checkout, &ProvidedValues::new(), |_| {}).await.unwrap();
+    let token = platform.service_token(&checkout).await;
+    let issue = checkout.pki_role.as_ref().unwrap().issue_path();
+    let ask = |body: Value| {
+        let (addr, token, issue) = (platform.addr.clone(), token.clone(), issue.clone());
+        async move { call(&addr, &token, "POST", issue, Some(body)).await }
+    };
+    let (status, body) = ask(json!({ "common_name": "checkout.prod-app.svc" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["certificate"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    let (status, body) =
+        ask(json!({ "common_name": "checkout.prod-app.svc", "ip_sans": "10.0.0.7" })).await;
+    assert_eq!(status, 400, "an IP SAN is refused: {body}");
+    let (status, body) = ask(json!({ "common_name": "localhost" })).await;
+    assert_eq!(status, 400, "localhost is refused: {body}");
+    let (status, body) = ask(json!({ "common_name": "payment.prod-app.svc" })).await;
+    assert_eq!(status, 400, "another service's name is refused: {body}");
+}
+
+/// `meshport vault preflight --pki` names what the PKI engine lacks and the command that sets
+/// it up: the mount, an issuer, the issuing URLs.
+#[tokio::test]
+async fn the_pki_preflight_names_the_missing_issuer_and_urls() {
+    let platform = Platform::new().await;
+    let pki = platform.config.pki_mount.clone();
+    assert_eq!(platform.root_call("DELETE", &format!("sys/mounts/{pki}"), None).await.0, 204);
+    let error = platform.meshport.preflight(true).await.unwrap_err().to_string();
+    assert!(error.contains(&format!("bao secrets enable -path={pki} pki")), "{error}");
+    assert_eq!(platform.root_call("POST", &format!("sys/mounts/{pki}"), Some(json!({ "type": "pki" }))).await.0, 204);
+    let error = platform.meshport.preflight(true).await.unwrap_err().to_string();
+    assert!(error.contains(&format!("secrets tune -max-lease-ttl=87600h {pki}")), "{error}");
+    let tune = json!({ "max_lease_ttl": "87600h" });
+    assert_eq!(platform.root_call("POST", &format!("sys/mounts/{pki}/tune"), Some(tune)).await.0, 204);
+    let error = platform.meshport.preflight(true).await.unwrap_err().to_string();
+    assert!(error.contains("no issuer") && error.contains("root/generate/internal"), "{error}");
+    let root = json!({ "common_name": "services CA", "ttl": "8760h", "key_type": "ec" });
+    assert_eq!(platform.root_call("POST", &format!("{pki}/root/generate/internal"), Some(root)).await.0, 200);
+    let error = platform.meshport.preflight(true).await.unwrap_err().to_string();
+    assert!(error.contains("issuing-certificate URL") && error.contains("config/urls"), "{error}");
+    let urls = json!({ "issuing_certificates": ["https://vault.vault.svc:8200/v1/pki/ca"] });
+    let status = platform.root_call("POST", &format!("{pki}/config/urls"), Some(urls)).await.0;
+    assert!(status == 200 || status == 204);
+    platform.meshport.preflight(true).await.unwrap();
 }

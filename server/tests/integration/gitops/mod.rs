@@ -61,7 +61,12 @@ pub fn cart_files(request_id: Uuid) -> Vec<ArtifactFile> {
         team: "cart".into(),
         justification: "Cart holds baskets; frontend calls it over mTLS.".into(),
         image: "ghcr.io/open-telemetry/demo:2.1.3-cart".into(),
-        ports: vec![PortSpec { name: "grpc".into(), number: 7070, protocol: Protocol::Grpc }],
+        ports: vec![PortSpec {
+            name: "grpc".into(),
+            number: 7070,
+            protocol: Protocol::Grpc,
+            allowed_callers: None,
+        }],
         allowed_callers: vec!["frontend".into()],
         ..OnboardingRequest::default()
     };
