@@ -4,9 +4,9 @@ use app::access::AppError;
 use app::audit::ssr::AuditService;
 use app::audit::{AuditEntry, AuditSummary};
 
-use super::{AuditEvent, EVENT_COLUMNS, verify};
+use super::verify;
 use crate::requests::internal;
-use crate::store::{Store, on_pool};
+use crate::store::Store;
 
 /// How many events the page lists.
 const RECENT: i64 = 50;
@@ -23,12 +23,7 @@ impl AuditService for AuditReader {
     async fn overview(&self) -> Result<AuditSummary, AppError> {
         let verification =
             verify(&self.store, self.trusted_key.as_deref()).await.map_err(internal)?;
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT $1");
-        let events: Vec<AuditEvent> = on_pool!(&self.store, pool => sqlx::query_as(&sql)
-            .bind(RECENT)
-            .fetch_all(pool)
-            .await
-            .map_err(internal)?);
+        let events = self.store.recent_audit_events(RECENT).await.map_err(internal)?;
         Ok(AuditSummary {
             events: verification.events,
             checkpoints: verification.checkpoints,
