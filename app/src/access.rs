@@ -113,19 +113,34 @@ impl Principal {
         self.has(Role::PlatformAdmin) || self.has(Role::Auditor)
     }
 
+    /// Only platform admins approve or reject requests. Checked before a request is looked up,
+    /// so others learn nothing about which requests exist.
+    pub fn may_make_decisions(&self) -> Result<(), AppError> {
+        if self.has(Role::PlatformAdmin) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("Decisions are for platform admins.".into()))
+        }
+    }
+
     /// Four-eyes: only a platform admin approves or rejects, and never a request they submitted.
     pub fn may_decide(&self, requested_by: &str) -> Result<(), AppError> {
-        if !self.has(Role::PlatformAdmin) {
-            return Err(AppError::Forbidden(
-                "Only platform admins approve or reject requests.".into(),
-            ));
-        }
+        self.may_make_decisions()?;
         if self.user_id == requested_by {
             return Err(AppError::Forbidden(
                 "You submitted this request; another platform admin must decide on it.".into(),
             ));
         }
         Ok(())
+    }
+
+    /// Platform admins merge the pull requests of the `local` provider.
+    pub fn may_merge(&self) -> Result<(), AppError> {
+        if self.has(Role::PlatformAdmin) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("Only platform admins merge.".into()))
+        }
     }
 
     /// Auditors and platform admins read the audit trail.

@@ -19,8 +19,10 @@ use uuid::Uuid;
 
 use crate::artifacts::{ArtifactSettings, ServiceArtifacts};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
+use crate::errors::internal;
 use crate::store::{
-    JobKind, JobState, NewOnboardingRequest, OnboardingRequestRecord, RequestFilter, Store,
+    JobKind, JobState, NewOnboardingRequest, OnboardingRequestRecord, PullRequestRecord,
+    RequestFilter, Store,
 };
 use crate::vault::Vault;
 use crate::vault::provision::ProvidedValues;
@@ -40,12 +42,8 @@ pub struct Requests {
     pub gitops: Option<Arc<crate::gitops::Gitops>>,
 }
 
-/// Logs a server-side failure and answers with a message that leaks nothing.
-pub fn internal(error: impl std::fmt::Display) -> AppError {
-    tracing::error!(%error, "request failed on the server");
-    AppError::Internal(
-        "Something failed on the server; try again, or tell the platform team.".into(),
-    )
+fn no_such_request() -> AppError {
+    AppError::NotFound("No such request.".into())
 }
 
 fn summary(record: OnboardingRequestRecord) -> RequestSummary {
@@ -125,15 +123,11 @@ impl RequestService for Requests {
                 valid.namespace, valid.service
             ))
         };
-        let claimed = self
-            .store
-            .live_request_claiming(&valid.namespace, &valid.service)
-            .await
-            .map_err(internal)?;
+        let claimed = self.store.live_request_claiming(&valid.namespace, &valid.service).await?;
         if claimed.is_some() {
             return Err(taken());
         }
-        let mut tx = self.store.begin().await.map_err(internal)?;
+        let mut tx = self.store.begin().await?;
         let record = tx
             .create_request(&NewOnboardingRequest {
                 service_name: &valid.service,
@@ -147,7 +141,7 @@ impl RequestService for Requests {
             .map_err(|e| if e.is_unique_violation() { taken() } else { internal(e) })?;
         let details = json!({ "team": valid.team, "image": valid.image, "justification": valid.justification });
         let event = request_event(requester, Action::RequestSubmitted, &record, details);
-        audit::record(&mut tx, event).await.map_err(internal)?;
+        audit::record(&mut tx, event).await?;
         // Typed values go to Vault before the request is committed: if Vault refuses them,
         // nothing of the request remains.
         let provided: ProvidedValues = valid
@@ -171,7 +165,7 @@ impl RequestService for Requests {
                 )
             })?;
         }
-        tx.commit().await.map_err(internal)?;
+        tx.commit().await?;
         Ok(record.id.to_string())
     }
 
@@ -180,21 +174,16 @@ impl RequestService for Requests {
             teams: (!viewer.sees_all_teams()).then(|| viewer.teams.iter().cloned().collect()),
             ..RequestFilter::default()
         };
-        let records = self.store.list_requests(&filter).await.map_err(internal)?;
+        let records = self.store.list_requests(&filter).await?;
         Ok(records.into_iter().map(summary).collect())
     }
 
     async fn detail(&self, viewer: &Principal, id: &str) -> Result<RequestDetail, AppError> {
-        let not_found = || AppError::NotFound("No such request.".into());
-        let id: Uuid = id.parse().map_err(|_| not_found())?;
-        let record = self.store.request(id).await.map_err(internal)?.ok_or_else(not_found)?;
-        // Invisible and missing look alike, so ids of other teams' requests are not confirmed.
-        if !viewer.may_view_team(&record.team) {
-            return Err(not_found());
-        }
+        let id: Uuid = id.parse().map_err(|_| no_such_request())?;
+        let record = self.visible_request(viewer, id).await?;
         let mut jobs = Vec::new();
-        for job in self.store.jobs_of_request(id).await.map_err(internal)? {
-            let steps = self.store.job_steps(job.id).await.map_err(internal)?;
+        for job in self.store.jobs_of_request(id).await? {
+            let steps = self.store.job_steps(job.id).await?;
             jobs.push(JobSummary {
                 id: job.id.to_string(),
                 kind: job.kind.as_str().to_owned(),
@@ -212,16 +201,14 @@ impl RequestService for Requests {
                     .collect(),
             });
         }
-        let drift =
-            self.store.drift(id).await.map_err(internal)?.map(|(at, changes)| DriftSummary {
-                checked_at: at.to_rfc3339(),
-                changes: changes.as_array().cloned().unwrap_or_default(),
-            });
+        let drift = self.store.drift(id).await?.map(|(at, changes)| DriftSummary {
+            checked_at: at.to_rfc3339(),
+            changes: changes.as_array().cloned().unwrap_or_default(),
+        });
         let pull_requests = self
             .store
             .pull_requests_of(id)
-            .await
-            .map_err(internal)?
+            .await?
             .into_iter()
             .map(|pr| PullRequestSummary {
                 kind: pr.kind,
@@ -241,25 +228,24 @@ impl RequestService for Requests {
         }
         let not_found = || AppError::NotFound("No such request.".into());
         let id: Uuid = id.parse().map_err(|_| not_found())?;
-        let record = self.store.request(id).await.map_err(internal)?.ok_or_else(not_found)?;
-        let last_job = self.store.jobs_of_request(id).await.map_err(internal)?.pop();
+        let record = self.store.request(id).await?.ok_or_else(not_found)?;
+        let last_job = self.store.jobs_of_request(id).await?.pop();
         let refused = |why: &str| Err(AppError::Conflict(format!("{why}; nothing was changed.")));
-        let mut tx = self.store.begin().await.map_err(internal)?;
+        let mut tx = self.store.begin().await?;
         match action {
             AdminAction::Retry => {
                 let Some(job) = last_job.filter(|j| j.state == JobState::Failed) else {
                     return refused("No failed job to retry");
                 };
-                tx.retry_job(job.id).await.map_err(internal)?;
+                tx.retry_job(job.id).await?;
                 if job.kind == JobKind::Provision {
                     tx.transition_request(id, RequestStatus::Failed, RequestStatus::Provisioning)
-                        .await
-                        .map_err(internal)?;
+                        .await?;
                 }
             }
             AdminAction::Cancel => {
                 let cancelled = match &last_job {
-                    Some(job) => tx.cancel_job(job.id).await.map_err(internal)?,
+                    Some(job) => tx.cancel_job(job.id).await?,
                     None => false,
                 };
                 if !cancelled {
@@ -286,14 +272,13 @@ impl RequestService for Requests {
                 } else {
                     JobKind::Reconcile
                 };
-                tx.enqueue_job(id, kind).await.map_err(internal)?;
+                tx.enqueue_job(id, kind).await?;
             }
         }
         let details = json!({ "action": action });
         audit::record(&mut tx, request_event(admin, Action::ProvisioningStep, &record, details))
-            .await
-            .map_err(internal)?;
-        tx.commit().await.map_err(internal)
+            .await?;
+        Ok(tx.commit().await?)
     }
 
     async fn decide(
@@ -303,9 +288,10 @@ impl RequestService for Requests {
         decision: Decision,
         reason: &str,
     ) -> Result<(), AppError> {
+        admin.may_make_decisions()?;
         let not_found = || AppError::NotFound("No such request.".into());
         let id: Uuid = id.parse().map_err(|_| not_found())?;
-        let record = self.store.request(id).await.map_err(internal)?.ok_or_else(not_found)?;
+        let record = self.store.request(id).await?.ok_or_else(not_found)?;
         admin.may_decide(&record.requested_by.to_string())?;
         if decision == Decision::Reject && reason.is_empty() {
             return Err(AppError::Invalid(
@@ -323,8 +309,8 @@ impl RequestService for Requests {
         };
         let admin_id: Uuid = admin.user_id.parse().map_err(internal)?;
         let reason = (!reason.is_empty()).then_some(reason);
-        let mut tx = self.store.begin().await.map_err(internal)?;
-        if !tx.decide_request(id, admin_id, to, reason).await.map_err(internal)? {
+        let mut tx = self.store.begin().await?;
+        if !tx.decide_request(id, admin_id, to, reason).await? {
             return Err(AppError::Conflict(format!(
                 "The request is {} already; nothing was changed.",
                 record.status
@@ -335,13 +321,11 @@ impl RequestService for Requests {
             Decision::Reject => Action::RequestRejected,
         };
         let details = json!({ "reason": reason, "requested_by": record.requested_by });
-        audit::record(&mut tx, request_event(admin, action, &record, details))
-            .await
-            .map_err(internal)?;
+        audit::record(&mut tx, request_event(admin, action, &record, details)).await?;
         if decision == Decision::Approve {
-            tx.enqueue_job(id, JobKind::Provision).await.map_err(internal)?;
+            tx.enqueue_job(id, JobKind::Provision).await?;
         }
-        tx.commit().await.map_err(internal)?;
+        tx.commit().await?;
         if decision == Decision::Reject {
             self.discard_staged_values(&record).await;
         }
@@ -350,6 +334,29 @@ impl RequestService for Requests {
 }
 
 impl Requests {
+    /// The request `id` if `viewer` may see it. Invisible and missing look alike, so ids of
+    /// other teams' requests are not confirmed.
+    async fn visible_request(
+        &self,
+        viewer: &Principal,
+        id: Uuid,
+    ) -> Result<OnboardingRequestRecord, AppError> {
+        match self.store.request(id).await? {
+            Some(record) if viewer.may_view_team(&record.team) => Ok(record),
+            _ => Err(no_such_request()),
+        }
+    }
+
+    /// The pull requests of a request `viewer` may see, oldest first.
+    pub async fn pull_requests(
+        &self,
+        viewer: &Principal,
+        id: Uuid,
+    ) -> Result<Vec<PullRequestRecord>, AppError> {
+        self.visible_request(viewer, id).await?;
+        Ok(self.store.pull_requests_of(id).await?)
+    }
+
     /// Destroys the provided values a rejected request staged in Vault. A failure is logged:
     /// the values stay unreachable (no role reads them) and an offboarding removes them.
     async fn discard_staged_values(&self, record: &OnboardingRequestRecord) {

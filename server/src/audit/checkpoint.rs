@@ -11,21 +11,9 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{SecondsFormat, Utc};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 
-use crate::store::{Store, StoreError, on_pool};
-
-/// A checkpoint as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct Checkpoint {
-    pub seq: i64,
-    pub hash: String,
-    pub signed_at: String,
-    /// Base64 Ed25519 public key of the signer.
-    pub public_key: String,
-    /// Base64 signature over [`message`].
-    pub signature: String,
-}
+pub use crate::store::Checkpoint;
+use crate::store::{Store, StoreError};
 
 /// What is signed.
 pub fn message(seq: i64, hash: &str, signed_at: &str) -> String {
@@ -110,9 +98,7 @@ pub fn signature_is_valid(checkpoint: &Checkpoint, public_key: &str) -> bool {
 
 /// Every checkpoint, oldest first.
 pub async fn all(store: &Store) -> Result<Vec<Checkpoint>, StoreError> {
-    let sql =
-        "SELECT seq, hash, signed_at, public_key, signature FROM audit_checkpoints ORDER BY seq";
-    Ok(on_pool!(store, pool => sqlx::query_as::<_, Checkpoint>(sql).fetch_all(pool).await?))
+    store.audit_checkpoints().await
 }
 
 /// Signs the chain's head when at least `every` events are unsigned, or when any are and the
@@ -123,9 +109,8 @@ pub async fn sign_if_due(
     every: u32,
     interval: Duration,
 ) -> Result<Option<Checkpoint>, StoreError> {
-    let (seq, hash): (i64, String) = on_pool!(store, pool => sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?);
-    let last: Option<(i64, String)> = on_pool!(store, pool => sqlx::query_as(
-        "SELECT seq, signed_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?);
+    let (seq, hash) = store.audit_head().await?;
+    let last = store.last_audit_checkpoint().await?;
     let (last_seq, last_at) = last.unwrap_or((0, String::new()));
     let unsigned = seq - last_seq;
     let stale = chrono::DateTime::parse_from_rfc3339(&last_at).map_or(true, |at| {
@@ -142,13 +127,9 @@ pub async fn sign_if_due(
         signed_at,
         public_key: key.public_key(),
     };
-    let insert = "INSERT INTO audit_checkpoints (seq, hash, signed_at, public_key, signature)
-                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING";
-    let c = &checkpoint;
-    let inserted = on_pool!(store, pool => sqlx::query(insert).bind(c.seq).bind(&c.hash)
-        .bind(&c.signed_at).bind(&c.public_key).bind(&c.signature).execute(pool).await?.rows_affected());
+    let inserted = store.insert_audit_checkpoint(&checkpoint).await?;
     // Another replica may have signed this head first.
-    Ok((inserted == 1).then_some(checkpoint))
+    Ok(inserted.then_some(checkpoint))
 }
 
 /// Signs checkpoints in the background for as long as the process runs.

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use uuid::Uuid;
 
 use super::export::Format;
-use crate::store::{Store, StoreError, on_pool};
+use crate::store::{Store, StoreError};
 
 /// One request's evidence.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -55,23 +54,6 @@ pub const CSV_HEADER: [&str; 16] = [
     "approved_after_merge",
 ];
 
-#[derive(sqlx::FromRow)]
-struct RequestRow {
-    id: Uuid,
-    namespace: String,
-    service_name: String,
-    team: String,
-    justification: String,
-    status: String,
-    created_at: DateTime<Utc>,
-    requested_by: Uuid,
-    requester_email: Option<String>,
-    decided_by: Option<Uuid>,
-    decider_email: Option<String>,
-    decided_at: Option<DateTime<Utc>>,
-    decision_reason: Option<String>,
-}
-
 /// Pull-request facts recorded in the trail, per request.
 #[derive(Default)]
 struct PullRequest {
@@ -82,20 +64,8 @@ struct PullRequest {
 
 /// Every request's evidence, oldest first.
 pub async fn rows(store: &Store) -> Result<Vec<EvidenceRow>, StoreError> {
-    let sql = "SELECT r.id, r.namespace, r.service_name, r.team, r.justification, r.status,
-                      r.created_at, r.requested_by, q.email AS requester_email, r.decided_by,
-                      d.email AS decider_email, r.decided_at, r.decision_reason
-               FROM onboarding_requests r
-               LEFT JOIN users q ON q.id = r.requested_by
-               LEFT JOIN users d ON d.id = r.decided_by
-               ORDER BY r.created_at, r.id";
-    let requests: Vec<RequestRow> =
-        on_pool!(store, pool => sqlx::query_as(sql).fetch_all(pool).await?);
-    let events = "SELECT request_id, action, occurred_at, details FROM audit_events
-                  WHERE action IN ('pull_request_opened', 'pull_request_merged') AND request_id IS NOT NULL
-                  ORDER BY seq";
-    let pr_events: Vec<(String, String, String, String)> =
-        on_pool!(store, pool => sqlx::query_as(events).fetch_all(pool).await?);
+    let requests = store.evidence_requests().await?;
+    let pr_events = store.pull_request_events().await?;
     let mut pull_requests: HashMap<String, PullRequest> = HashMap::new();
     for (request_id, action, occurred_at, details) in pr_events {
         let details: serde_json::Value = serde_json::from_str(&details).unwrap_or_default();

@@ -114,13 +114,13 @@ async fn produce(
     // An open end as a timestamp, not a symbol: symbols sort differently under some collations.
     let to = period.to.map_or_else(|| "9999-12-31T23:59:59.999999Z".to_owned(), stamp);
     let mut encoder = Encoder::new(format);
-    let Some((first, last)) = super::seq_range(store, &from, &to).await? else {
+    let Some((first, last)) = store.audit_seq_range(&from, &to).await? else {
         let _ = sender.send(Ok(encoder.take())).await; // The CSV header, for an empty period.
         return Ok(());
     };
     let mut after = first - 1;
     loop {
-        let events = super::page(store, after, last).await?;
+        let events = store.audit_page(after, last).await?;
         let Some(newest) = events.last() else { break };
         after = newest.seq;
         // A clock step could put an event of another period between the first and last.

@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use app::access::Principal;
 
-use crate::store::{Store, StoreError, Tx, on_pool, on_tx};
+pub use crate::store::AuditEvent;
+use crate::store::{Store, StoreError, Tx};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -139,30 +140,7 @@ pub struct NewEvent {
     pub outcome: Outcome,
 }
 
-/// A recorded event, exactly as stored and hashed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
-pub struct AuditEvent {
-    pub seq: i64,
-    pub id: String,
-    /// RFC 3339, UTC, microseconds.
-    pub occurred_at: String,
-    pub actor_user_id: Option<String>,
-    pub actor_subject: String,
-    pub actor_email: String,
-    /// Comma-separated.
-    pub actor_roles: String,
-    pub action: String,
-    pub target_kind: String,
-    pub target_namespace: String,
-    pub target_name: String,
-    pub request_id: Option<String>,
-    /// JSON text.
-    pub details: String,
-    pub outcome: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
+// The hash is the chain's rule, so it lives here beside `verify`, not with the row.
 impl AuditEvent {
     /// SHA-256 (hex) over the canonical encoding: a JSON array of every field but `hash`, in a
     /// fixed order. Text fields are hashed exactly as stored.
@@ -189,73 +167,11 @@ impl AuditEvent {
     }
 }
 
-/// The columns of `audit_events`, in `AuditEvent`'s field order ([`page`] relies on it).
-pub(crate) const EVENT_COLUMNS: &str = "seq, id, occurred_at, actor_user_id, actor_subject, actor_email, \
-    actor_roles, action, target_kind, target_namespace, target_name, request_id, details, \
-    outcome, prev_hash, hash";
-
-/// Events read per database round trip by [`page`].
-pub(crate) const PAGE: i64 = 1000;
-
-/// The events numbered in `(after_seq, up_to]`, at most [`PAGE`], in sequence order. The
-/// database packs a page into one JSON value: reading rows one by one costs a channel hop each
-/// in sqlx's SQLite driver, which capped exports near 60k events a second. JSON keeps every
-/// text exactly, so hashes still verify. Paging by the primary key alone keeps each page an
-/// index range (a time condition here made SQLite scan the time index for every page).
-pub(crate) async fn page(
-    store: &Store,
-    after_seq: i64,
-    up_to: i64,
-) -> Result<Vec<AuditEvent>, StoreError> {
-    let inner = format!(
-        "SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-    );
-    let sql = match store {
-        Store::Sqlite(_) => {
-            format!("SELECT json_group_array(json_array({EVENT_COLUMNS})) FROM ({inner})")
-        }
-        Store::Postgres(_) => format!(
-            "SELECT json_agg(json_build_array({EVENT_COLUMNS}) ORDER BY seq)::text FROM ({inner}) AS page"
-        ),
-    };
-    let packed: Option<String> = on_pool!(store, pool => sqlx::query_scalar(&sql)
-        .bind(after_seq)
-        .bind(up_to)
-        .bind(PAGE)
-        .fetch_one(pool)
-        .await?);
-    // Each event comes as an array in `EVENT_COLUMNS` order, which is `AuditEvent`'s field
-    // order: serde reads a struct from such an array.
-    match packed {
-        Some(json) => serde_json::from_str(&json)
-            .map_err(|e| StoreError::Corrupt(format!("an audit page: {e}"))),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// The first and last sequence numbers of the events that occurred in `[from, to)` (RFC 3339
-/// text bounds), found through the time index. Events are numbered in time order, since both
-/// are taken under the head's lock.
-pub(crate) async fn seq_range(
-    store: &Store,
-    from: &str,
-    to: &str,
-) -> Result<Option<(i64, i64)>, StoreError> {
-    let sql =
-        "SELECT min(seq), max(seq) FROM audit_events WHERE occurred_at >= $1 AND occurred_at < $2";
-    let (first, last): (Option<i64>, Option<i64>) =
-        on_pool!(store, pool => sqlx::query_as(sql).bind(from).bind(to).fetch_one(pool).await?);
-    Ok(first.zip(last))
-}
-
 /// Appends `event` to the chain inside `tx`; it becomes visible when `tx` commits, together with
 /// the change it records.
 #[tracing::instrument(skip_all, fields(action = event.action.as_str()))]
 pub async fn record(tx: &mut Tx, event: NewEvent) -> Result<AuditEvent, StoreError> {
-    // Taking the head first locks it: concurrent recorders queue here.
-    let advance = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
-    let (seq, prev_hash): (i64, String) =
-        on_tx!(tx, conn => sqlx::query_as(advance).fetch_one(&mut **conn).await?);
+    let (seq, prev_hash) = tx.advance_audit_head().await?;
     let mut stored = AuditEvent {
         seq,
         id: Uuid::new_v4().to_string(),
@@ -275,21 +191,7 @@ pub async fn record(tx: &mut Tx, event: NewEvent) -> Result<AuditEvent, StoreErr
         hash: String::new(),
     };
     stored.hash = stored.compute_hash();
-    let insert = format!(
-        "INSERT INTO audit_events ({EVENT_COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-    );
-    let e = &stored;
-    on_tx!(tx, conn => sqlx::query(&insert)
-        .bind(e.seq).bind(&e.id).bind(&e.occurred_at).bind(&e.actor_user_id).bind(&e.actor_subject)
-        .bind(&e.actor_email).bind(&e.actor_roles).bind(&e.action).bind(&e.target_kind)
-        .bind(&e.target_namespace).bind(&e.target_name).bind(&e.request_id).bind(&e.details)
-        .bind(&e.outcome).bind(&e.prev_hash).bind(&e.hash)
-        .execute(&mut **conn)
-        .await
-        .map(drop)?);
-    let head = "UPDATE audit_head SET hash = $1 WHERE id = 1";
-    on_tx!(tx, conn => sqlx::query(head).bind(&stored.hash).execute(&mut **conn).await.map(drop)?);
+    tx.append_audit_event(&stored).await?;
     Ok(stored)
 }
 
@@ -355,7 +257,7 @@ pub async fn verify(store: &Store, trusted_key: Option<&str>) -> Result<Verifica
         checkpoints.iter().map(|c| (c.seq, c)).collect();
     let mut after = 0;
     loop {
-        let events = page(store, after, i64::MAX).await?;
+        let events = store.audit_page(after, i64::MAX).await?;
         let Some(last) = events.last() else { break };
         after = last.seq;
         for event in events {

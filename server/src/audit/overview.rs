@@ -1,12 +1,17 @@
-//! The audit service behind the `/audit` page: verification and the newest events.
+//! The audit service: the `/audit` page's verification and newest events, and for the
+//! `/api/audit/*` routes the recorded export, the evidence report and the chain's verification.
 
-use app::access::AppError;
+use app::access::{AppError, Principal};
 use app::audit::ssr::AuditService;
 use app::audit::{AuditEntry, AuditSummary};
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::mpsc;
 
-use super::{AuditEvent, EVENT_COLUMNS, verify};
-use crate::requests::internal;
-use crate::store::{Store, on_pool};
+use super::evidence::{self, EvidenceRow};
+use super::export::{self, Format, Period};
+use super::{Action, Actor, NewEvent, Outcome, Target, Verification, record_alone, verify};
+use crate::store::{Store, StoreError};
 
 /// How many events the page lists.
 const RECENT: i64 = 50;
@@ -18,17 +23,59 @@ pub struct AuditReader {
     pub trusted_key: Option<String>,
 }
 
+/// Logs `error` as `what` and answers with `message`.
+fn failed(error: StoreError, what: &str, message: &str) -> AppError {
+    tracing::error!(%error, "{what}");
+    AppError::Internal(message.into())
+}
+
+impl AuditReader {
+    /// Records that `auditor` exports `period` as `format`, then starts the export; nothing is
+    /// exported unless the record is written.
+    pub async fn export(
+        &self,
+        auditor: &Principal,
+        period: Period,
+        format: Format,
+    ) -> Result<mpsc::Receiver<Result<Bytes, StoreError>>, AppError> {
+        let event = NewEvent {
+            actor: Actor::from(auditor),
+            action: Action::ExportPerformed,
+            target: Target::new("audit_trail", "", format.extension()),
+            request_id: None,
+            details: json!({ "format": format.extension(), "from": period.from, "to": period.to }),
+            outcome: Outcome::Success,
+        };
+        record_alone(&self.store, event).await.map_err(|error| {
+            failed(
+                error,
+                "could not record an export",
+                "The export could not be recorded; try again.",
+            )
+        })?;
+        Ok(export::stream(self.store.clone(), period, format))
+    }
+
+    /// The change-evidence report's rows.
+    pub async fn evidence(&self) -> Result<Vec<EvidenceRow>, AppError> {
+        evidence::rows(&self.store).await.map_err(|error| {
+            failed(error, "could not build the evidence report", "The report could not be built.")
+        })
+    }
+
+    /// The whole chain recomputed, against the trusted key when there is one.
+    pub async fn verify(&self) -> Result<Verification, AppError> {
+        verify(&self.store, self.trusted_key.as_deref()).await.map_err(|error| {
+            failed(error, "could not verify the audit trail", "The audit trail could not be read.")
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl AuditService for AuditReader {
     async fn overview(&self) -> Result<AuditSummary, AppError> {
-        let verification =
-            verify(&self.store, self.trusted_key.as_deref()).await.map_err(internal)?;
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT $1");
-        let events: Vec<AuditEvent> = on_pool!(&self.store, pool => sqlx::query_as(&sql)
-            .bind(RECENT)
-            .fetch_all(pool)
-            .await
-            .map_err(internal)?);
+        let verification = verify(&self.store, self.trusted_key.as_deref()).await?;
+        let events = self.store.recent_audit_events(RECENT).await?;
         Ok(AuditSummary {
             events: verification.events,
             checkpoints: verification.checkpoints,

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::tokens;
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
-use crate::requests::internal;
+use crate::errors::internal;
 use crate::store::{ApiTokenRecord, Store};
 
 /// API tokens over meshport's store.
@@ -44,7 +44,7 @@ impl AccountService for Accounts {
         days: Option<u32>,
     ) -> Result<CreatedApiToken, AppError> {
         let expires_at = Utc::now() + Duration::days(i64::from(days.unwrap_or(self.default_days)));
-        let mut tx = self.store.begin().await.map_err(internal)?;
+        let mut tx = self.store.begin().await?;
         let (token, record) =
             tokens::create(&mut tx, owner, name, roles, expires_at).await.map_err(internal)?;
         let details = json!({
@@ -52,14 +52,14 @@ impl AccountService for Accounts {
             "expires_at": record.expires_at,
         });
         let event = token_event(owner, Action::ApiTokenCreated, &record.id, details);
-        audit::record(&mut tx, event).await.map_err(internal)?;
-        tx.commit().await.map_err(internal)?;
+        audit::record(&mut tx, event).await?;
+        tx.commit().await?;
         Ok(CreatedApiToken { token, info: info(record) })
     }
 
     async fn list(&self, owner: &Principal) -> Result<Vec<ApiTokenInfo>, AppError> {
         let user: Uuid = owner.user_id.parse().map_err(internal)?;
-        let records = self.store.api_tokens_of(user).await.map_err(internal)?;
+        let records = self.store.api_tokens_of(user).await?;
         Ok(records.into_iter().map(info).collect())
     }
 
@@ -67,13 +67,13 @@ impl AccountService for Accounts {
         let not_found = || AppError::NotFound("You have no such live token.".into());
         let id: Uuid = id.parse().map_err(|_| not_found())?;
         let user: Uuid = owner.user_id.parse().map_err(internal)?;
-        let mut tx = self.store.begin().await.map_err(internal)?;
-        if !tx.revoke_api_token(id, user).await.map_err(internal)? {
+        let mut tx = self.store.begin().await?;
+        if !tx.revoke_api_token(id, user).await? {
             return Err(not_found());
         }
         let event = token_event(owner, Action::ApiTokenRevoked, &id, json!({ "token_id": id }));
-        audit::record(&mut tx, event).await.map_err(internal)?;
-        tx.commit().await.map_err(internal)
+        audit::record(&mut tx, event).await?;
+        Ok(tx.commit().await?)
     }
 }
 

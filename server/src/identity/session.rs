@@ -9,7 +9,7 @@ use app::access::Principal;
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tower_sessions::cookie::SameSite;
@@ -21,6 +21,7 @@ use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use super::Identity;
 use super::tokens;
+use crate::errors::ApiError;
 use crate::store::Store;
 
 /// The session key of the signed-in caller.
@@ -145,7 +146,7 @@ pub async fn resolve_principal(
             Some(principal) => {
                 request.extensions_mut().insert(principal);
             }
-            None => return unauthorized(),
+            None => return ApiError::invalid_credentials().into_response(),
         }
     } else if let Some(principal) = session_principal(&identity, &session).await {
         request.extensions_mut().insert(principal);
@@ -211,13 +212,4 @@ pub async fn start(
     }
     let auth = SessionAuth { principal, id_token, signed_in_at: now, touched_at: now };
     session.insert(AUTH_KEY, &auth).await
-}
-
-/// 401 with a JSON body, as every API answer.
-pub fn unauthorized() -> Response {
-    crate::web::json_error(
-        http::StatusCode::UNAUTHORIZED,
-        "sign_in_required",
-        "A valid session or API token is required.",
-    )
 }

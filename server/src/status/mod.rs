@@ -22,7 +22,7 @@ use futures_util::future::join_all;
 
 use crate::artifacts::{ArtifactSettings, ServiceArtifacts};
 use crate::cluster::{Cluster, Labels, SERVICE_LABELS};
-use crate::store::{RequestFilter, Store};
+use crate::store::{RequestFilter, Store, StoreError};
 use crate::vault::Vault;
 
 /// The source name of Vault's items.
@@ -165,6 +165,11 @@ impl StatusBoard {
     /// The latest report.
     pub fn report(&self) -> Arc<StatusReport> {
         self.report.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Jobs by state, for `/metrics`: the queue's depth beside the report.
+    pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.store.job_counts().await
     }
 
     /// Reads every source that is due at `now` (a failed one waits out its back-off), then

@@ -3,6 +3,7 @@
 //! written once in SQL both accept (`$n` parameters, `RETURNING`, `ON CONFLICT`) and run on
 //! whichever pool is configured.
 
+mod audit;
 mod jobs;
 mod pull_requests;
 mod requests;
@@ -17,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+pub use audit::{AuditEvent, Checkpoint, EvidenceRequest};
 pub use jobs::{Job, JobKind, JobState, JobStep};
 pub use pull_requests::{NewPullRequest, PullRequestRecord};
 pub use requests::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};

@@ -3,10 +3,9 @@
 //! an API token (`Authorization: Bearer mpt_…`) or a session. Described by the OpenAPI
 //! document at `/api/openapi.json`, derived from the types it uses.
 
-use app::access::{AppError, Principal};
 use app::onboarding::OnboardingRequest;
+use app::requests::ssr::RequestService;
 use app::requests::{AdminAction, Decision, RequestDetail, RequestSummary};
-use axum::Extension;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -17,16 +16,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::AppState;
-
-/// An error answer: a code (`sign_in_required`, `forbidden`, `not_found`, `invalid`,
-/// `invalid_request`, `conflict`, `internal`) and a detail: a message, or for
-/// `invalid_request` the list of field errors.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: String,
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-}
+use crate::errors::{ApiError, Caller, ErrorBody};
 
 /// The id of a new request.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -70,38 +60,7 @@ pub async fn openapi() -> Response {
     Json(ApiDoc::openapi()).into_response()
 }
 
-/// An [`AppError`] as an HTTP answer: its status and its JSON.
-pub struct ApiError(AppError);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.0)).into_response()
-    }
-}
-
-impl From<AppError> for ApiError {
-    fn from(error: AppError) -> Self {
-        Self(error)
-    }
-}
-
-/// A body that did not parse, named as such (axum's own answer is plain text).
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        Self(AppError::Invalid(format!(
-            "The body is not the expected JSON: {}",
-            rejection.body_text()
-        )))
-    }
-}
-
-pub type ApiResult<T> = Result<T, ApiError>;
-
-fn caller(principal: Option<Extension<Principal>>) -> ApiResult<Principal> {
-    principal.map(|Extension(p)| p).ok_or(ApiError(AppError::SignInRequired))
-}
+type ApiResult<T> = Result<T, ApiError>;
 
 /// Submit an onboarding request (developers, for their own teams).
 #[utoipa::path(
@@ -117,10 +76,9 @@ fn caller(principal: Option<Extension<Principal>>) -> ApiResult<Principal> {
 )]
 pub async fn submit(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
+    Caller(principal): Caller,
     body: Result<Json<OnboardingRequest>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Created>)> {
-    let principal = caller(principal)?;
     let Json(request) = body?;
     let id = state.requests.submit(&principal, request).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
@@ -136,9 +94,8 @@ pub async fn submit(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
+    Caller(principal): Caller,
 ) -> ApiResult<Json<Vec<RequestSummary>>> {
-    let principal = caller(principal)?;
     Ok(Json(state.requests.list(&principal).await?))
 }
 
@@ -154,10 +111,9 @@ pub async fn list(
 )]
 pub async fn detail(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
+    Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RequestDetail>> {
-    let principal = caller(principal)?;
     Ok(Json(state.requests.detail(&principal, &id).await?))
 }
 
@@ -177,11 +133,11 @@ pub async fn detail(
 )]
 pub async fn approve(
     state: State<AppState>,
-    principal: Option<Extension<Principal>>,
+    caller: Caller,
     id: Path<String>,
     body: Result<Json<Reason>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
-    decide(state, principal, id, body, Decision::Approve).await
+    decide(state, caller, id, body, Decision::Approve).await
 }
 
 /// Reject a submitted request with a reason (platform admins; never the requester).
@@ -200,11 +156,11 @@ pub async fn approve(
 )]
 pub async fn reject(
     state: State<AppState>,
-    principal: Option<Extension<Principal>>,
+    caller: Caller,
     id: Path<String>,
     body: Result<Json<Reason>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
-    decide(state, principal, id, body, Decision::Reject).await
+    decide(state, caller, id, body, Decision::Reject).await
 }
 
 /// A platform admin's action on an approved request.
@@ -230,11 +186,10 @@ pub struct ActionBody {
 )]
 pub async fn act(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
+    Caller(principal): Caller,
     Path(id): Path<String>,
     body: Result<Json<ActionBody>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
-    let principal = caller(principal)?;
     let Json(ActionBody { action }) = body?;
     state.requests.act(&principal, &id, action).await?;
     Ok(StatusCode::ACCEPTED)
@@ -242,16 +197,12 @@ pub async fn act(
 
 async fn decide(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
+    Caller(principal): Caller,
     Path(id): Path<String>,
     body: Result<Json<Reason>, JsonRejection>,
     decision: Decision,
 ) -> ApiResult<StatusCode> {
-    let principal = caller(principal)?;
     let Json(Reason { reason }) = body?;
-    if !principal.has(app::access::Role::PlatformAdmin) {
-        return Err(AppError::Forbidden("Decisions are for platform admins.".into()).into());
-    }
     state.requests.decide(&principal, &id, decision, reason.trim()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -30,7 +30,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         "Jobs by state (queued and running: the queue's depth).",
         "gauge",
     );
-    match state.store.job_counts().await {
+    match state.status.job_counts().await {
         Ok(counts) => {
             for (job_state, count) in counts {
                 let job_state = crate::metrics::escape(&job_state);

@@ -46,8 +46,6 @@ use security::SecurityPolicy;
 pub struct AppState {
     /// Where the built site lives and how its bundle is named.
     pub leptos_options: LeptosOptions,
-    /// meshport's database.
-    pub store: Store,
     /// meshport's Vault client.
     pub vault: Arc<Vault>,
     /// Checks the database and Vault for `/readyz` and the status on the start page.
@@ -58,14 +56,14 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Cross-site refusal and security headers.
     pub security: Arc<SecurityPolicy>,
-    /// Onboarding requests, for the server functions.
-    pub requests: Arc<dyn RequestService>,
+    /// Onboarding requests, for the server functions, the API and a request's pull requests.
+    pub requests: Arc<Requests>,
     /// API tokens, for the server functions.
     pub accounts: Arc<dyn AccountService>,
     /// Signs audit checkpoints; its public key is what `verify` trusts.
     pub audit_key: Option<CheckpointKey>,
-    /// The audit trail, for the `/audit` page.
-    pub audit: Arc<dyn AuditService>,
+    /// The audit trail, for the `/audit` page and its exports.
+    pub audit: Arc<AuditReader>,
     /// The GitOps repository and its pull requests (webhooks, merges of `local` ones).
     pub gitops: Arc<Gitops>,
     /// Certificate and rotation status, refreshed in the background.
@@ -132,7 +130,6 @@ impl AppState {
                 store: store.clone(),
                 default_days: config.identity.token_days,
             }),
-            store,
             vault,
             readiness,
             identity,
@@ -145,9 +142,9 @@ impl AppState {
     /// this response's script nonce into its Content-Security-Policy.
     fn provide_context(&self) {
         provide_context(self.readiness.clone());
-        provide_context(self.requests.clone());
+        provide_context(self.requests.clone() as Arc<dyn RequestService>);
         provide_context(self.accounts.clone());
-        provide_context(self.audit.clone());
+        provide_context(self.audit.clone() as Arc<dyn AuditService>);
         provide_context(self.status.clone() as Arc<dyn StatusService>);
         provide_context(AvailableSignIns {
             oidc: self.identity.oidc.is_some(),
@@ -240,13 +237,6 @@ async fn record_request(
         .http_requests
         .observe(&[&method, &route, response.status().as_str()], started.elapsed());
     response
-}
-
-/// A JSON error answer, `{"error": code, "detail": …}`, shaped like the server functions'
-/// `AppError`.
-pub fn json_error(status: http::StatusCode, code: &str, detail: &str) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    (status, axum::Json(serde_json::json!({ "error": code, "detail": detail }))).into_response()
 }
 
 /// The span of one request: method and path only. The query string is left out because it can

@@ -7,8 +7,7 @@
 //! for meshport (another event, an unknown repository or pull request) so the forge does not
 //! retry it, 401 for a bad signature (nothing written), 404 when that forge is not configured.
 
-use app::access::{Principal, Role};
-use axum::Extension;
+use app::access::AppError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -16,11 +15,9 @@ use http::{HeaderMap, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{AppState, json_error};
-use crate::gitops::{
-    GitopsError, ProviderError, ProviderKind, Transition, WebhookApplyError, WebhookError,
-    WebhookOutcome,
-};
+use super::AppState;
+use crate::errors::{ApiError, Caller};
+use crate::gitops::{ProviderKind, Transition, WebhookApplyError, WebhookOutcome};
 use crate::store::PullRequestRecord;
 
 /// The path prefix of the webhook routes, which the cross-site check lets through.
@@ -47,14 +44,13 @@ pub async fn receive_webhook(
     Path(provider): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, ApiError> {
     let Some(kind) = ProviderKind::from_name(&provider).filter(|k| *k != ProviderKind::Local)
     else {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("No webhook route for `{provider}`: use github, gitea or gitlab."),
-        );
+        return Err(AppError::NotFound(format!(
+            "No webhook route for `{provider}`: use github, gitea or gitlab."
+        ))
+        .into());
     };
     let (status, body) = match state.gitops.apply_webhook(kind, &headers, &body).await {
         Ok(WebhookOutcome::Applied(Transition::Changed(pr))) => {
@@ -72,76 +68,32 @@ pub async fn receive_webhook(
             (StatusCode::ACCEPTED, json!({ "status": "ignored", "reason": reason }))
         }
         Err(WebhookApplyError::Refused(error)) => {
-            let (status, code) = match &error {
-                WebhookError::NotConfigured(_) => (StatusCode::NOT_FOUND, "not_configured"),
-                WebhookError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
-                WebhookError::MissingDeliveryId(_) | WebhookError::Malformed { .. } => {
-                    (StatusCode::BAD_REQUEST, "invalid")
-                }
-            };
             tracing::warn!(provider = kind.as_str(), %error, "webhook delivery refused");
-            return json_error(status, code, &error.to_string());
+            return Err(error.into());
         }
-        Err(WebhookApplyError::Store(error)) => return internal(error),
+        Err(WebhookApplyError::Store(error)) => return Err(error.into()),
     };
-    (status, axum::Json(body)).into_response()
+    Ok((status, axum::Json(body)).into_response())
 }
 
 /// `GET /api/requests/{id}/pull-requests`: open / merged / closed, with link and merge commit.
 pub async fn of_request(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
+    // Before the caller, so a malformed id is a 400 whoever asks.
     Path(id): Path<Uuid>,
-) -> Response {
-    let Some(Extension(principal)) = principal else { return sign_in() };
-    let request = match state.store.request(id).await {
-        Ok(request) => request,
-        Err(error) => return internal(error),
-    };
-    match request {
-        Some(request) if principal.may_view_team(&request.team) => {}
-        _ => return json_error(StatusCode::NOT_FOUND, "not_found", "No such request."),
-    }
-    match state.store.pull_requests_of(id).await {
-        Ok(prs) => axum::Json(prs.iter().map(json_of).collect::<Vec<_>>()).into_response(),
-        Err(error) => internal(error),
-    }
+    Caller(principal): Caller,
+) -> Result<Response, ApiError> {
+    let prs = state.requests.pull_requests(&principal, id).await?;
+    Ok(axum::Json(prs.iter().map(json_of).collect::<Vec<_>>()).into_response())
 }
 
 /// `POST /api/pull-requests/{id}/merge`: a platform admin merges a `local` pull request.
 pub async fn merge(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
     Path(id): Path<Uuid>,
-) -> Response {
-    let Some(Extension(principal)) = principal else { return sign_in() };
-    if !principal.has(Role::PlatformAdmin) {
-        return json_error(StatusCode::FORBIDDEN, "forbidden", "Only platform admins merge.");
-    }
-    match state.gitops.merge(id, (&principal).into()).await {
-        Ok(pr) => axum::Json(json_of(&pr)).into_response(),
-        Err(GitopsError::UnknownPullRequest(_)) => {
-            json_error(StatusCode::NOT_FOUND, "not_found", "No such pull request.")
-        }
-        Err(GitopsError::Provider(error @ ProviderError::MergeUnsupported { .. })) => {
-            json_error(StatusCode::CONFLICT, "conflict", &error.to_string())
-        }
-        Err(error @ GitopsError::Provider(ProviderError::Local(_))) => {
-            json_error(StatusCode::CONFLICT, "conflict", &error.to_string())
-        }
-        Err(error) => internal(error),
-    }
-}
-
-fn sign_in() -> Response {
-    json_error(StatusCode::UNAUTHORIZED, "sign_in_required", "Sign in to continue.")
-}
-
-fn internal(error: impl std::fmt::Display) -> Response {
-    tracing::error!(%error, "pull request call failed");
-    json_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "Something failed on the server; try again, or tell the platform team.",
-    )
+    Caller(principal): Caller,
+) -> Result<Response, ApiError> {
+    principal.may_merge()?;
+    let pr = state.gitops.merge(id, (&principal).into()).await?;
+    Ok(axum::Json(json_of(&pr)).into_response())
 }

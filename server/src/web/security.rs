@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
+use app::access::AppError;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use http::Method;
 use http::header::{self, HeaderValue};
-use http::{Method, StatusCode};
+
+use crate::errors::ApiError;
 
 /// What the protections need to know about the deployment.
 #[derive(Clone, Debug)]
@@ -72,11 +75,10 @@ pub async fn refuse_cross_site(
     if same_site {
         next.run(request).await
     } else {
-        super::json_error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Cross-site request refused: the request must come from meshport's own pages.",
-        )
+        ApiError::from(AppError::Forbidden(
+            "Cross-site request refused: the request must come from meshport's own pages.".into(),
+        ))
+        .into_response()
     }
 }
 

@@ -1,0 +1,215 @@
+//! The audit trail's tables: the event chain and its head, signed checkpoints, and what the
+//! change-evidence report reads. The chain's rules (hashing, verification, signing) live in
+//! `crate::audit`; this module only reads and writes rows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Store, StoreError, Tx, on_pool, on_tx};
+
+/// A recorded event, exactly as stored and hashed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub id: String,
+    /// RFC 3339, UTC, microseconds.
+    pub occurred_at: String,
+    pub actor_user_id: Option<String>,
+    pub actor_subject: String,
+    pub actor_email: String,
+    /// Comma-separated.
+    pub actor_roles: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target_namespace: String,
+    pub target_name: String,
+    pub request_id: Option<String>,
+    /// JSON text.
+    pub details: String,
+    pub outcome: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A checkpoint as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub signed_at: String,
+    /// Base64 Ed25519 public key of the signer.
+    pub public_key: String,
+    /// Base64 signature over `crate::audit::checkpoint::message`.
+    pub signature: String,
+}
+
+/// A request with its requester's and decider's addresses, for the change-evidence report.
+#[derive(sqlx::FromRow)]
+pub struct EvidenceRequest {
+    pub id: Uuid,
+    pub namespace: String,
+    pub service_name: String,
+    pub team: String,
+    pub justification: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub requested_by: Uuid,
+    pub requester_email: Option<String>,
+    pub decided_by: Option<Uuid>,
+    pub decider_email: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_reason: Option<String>,
+}
+
+/// The columns of `audit_events`, in `AuditEvent`'s field order ([`Store::audit_page`] relies
+/// on it).
+const EVENT_COLUMNS: &str = "seq, id, occurred_at, actor_user_id, actor_subject, actor_email, \
+    actor_roles, action, target_kind, target_namespace, target_name, request_id, details, \
+    outcome, prev_hash, hash";
+
+/// Events read per database round trip by [`Store::audit_page`].
+const PAGE: i64 = 1000;
+
+impl Store {
+    /// The events numbered in `(after_seq, up_to]`, at most [`PAGE`], in sequence order. The
+    /// database packs a page into one JSON value: reading rows one by one costs a channel hop
+    /// each in sqlx's SQLite driver, which capped exports near 60k events a second. JSON keeps
+    /// every text exactly, so hashes still verify. Paging by the primary key alone keeps each
+    /// page an index range (a time condition here made SQLite scan the time index for every
+    /// page).
+    pub async fn audit_page(
+        &self,
+        after_seq: i64,
+        up_to: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let inner = format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+        );
+        let sql = match self {
+            Store::Sqlite(_) => {
+                format!("SELECT json_group_array(json_array({EVENT_COLUMNS})) FROM ({inner})")
+            }
+            Store::Postgres(_) => format!(
+                "SELECT json_agg(json_build_array({EVENT_COLUMNS}) ORDER BY seq)::text FROM ({inner}) AS page"
+            ),
+        };
+        let packed: Option<String> = on_pool!(self, pool => sqlx::query_scalar(&sql)
+            .bind(after_seq)
+            .bind(up_to)
+            .bind(PAGE)
+            .fetch_one(pool)
+            .await?);
+        // Each event comes as an array in `EVENT_COLUMNS` order, which is `AuditEvent`'s field
+        // order: serde reads a struct from such an array.
+        match packed {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("an audit page: {e}"))),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The first and last sequence numbers of the events that occurred in `[from, to)` (RFC
+    /// 3339 text bounds), found through the time index. Events are numbered in time order,
+    /// since both are taken under the head's lock.
+    pub async fn audit_seq_range(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let sql = "SELECT min(seq), max(seq) FROM audit_events WHERE occurred_at >= $1 AND occurred_at < $2";
+        let (first, last): (Option<i64>, Option<i64>) =
+            on_pool!(self, pool => sqlx::query_as(sql).bind(from).bind(to).fetch_one(pool).await?);
+        Ok(first.zip(last))
+    }
+
+    /// The newest `limit` events, newest first.
+    pub async fn recent_audit_events(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(limit).fetch_all(pool).await?))
+    }
+
+    /// The chain's head: the last event's number and hash.
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let sql = "SELECT seq, hash FROM audit_head WHERE id = 1";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_one(pool).await?))
+    }
+
+    /// Every checkpoint, oldest first.
+    pub async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let sql = "SELECT seq, hash, signed_at, public_key, signature FROM audit_checkpoints ORDER BY seq";
+        Ok(on_pool!(self, pool => sqlx::query_as::<_, Checkpoint>(sql).fetch_all(pool).await?))
+    }
+
+    /// The newest checkpoint's event number and signing time, if any.
+    pub async fn last_audit_checkpoint(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let sql = "SELECT seq, signed_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_optional(pool).await?))
+    }
+
+    /// Stores `checkpoint`; false when one for its event exists already (another replica
+    /// signed this head first).
+    pub async fn insert_audit_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> Result<bool, StoreError> {
+        let insert = "INSERT INTO audit_checkpoints (seq, hash, signed_at, public_key, signature)
+                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING";
+        let c = checkpoint;
+        let inserted = on_pool!(self, pool => sqlx::query(insert).bind(c.seq).bind(&c.hash)
+            .bind(&c.signed_at).bind(&c.public_key).bind(&c.signature).execute(pool).await?.rows_affected());
+        Ok(inserted == 1)
+    }
+
+    /// Every request with its requester's and decider's addresses, oldest first.
+    pub async fn evidence_requests(&self) -> Result<Vec<EvidenceRequest>, StoreError> {
+        let sql = "SELECT r.id, r.namespace, r.service_name, r.team, r.justification, r.status,
+                          r.created_at, r.requested_by, q.email AS requester_email, r.decided_by,
+                          d.email AS decider_email, r.decided_at, r.decision_reason
+                   FROM onboarding_requests r
+                   LEFT JOIN users q ON q.id = r.requested_by
+                   LEFT JOIN users d ON d.id = r.decided_by
+                   ORDER BY r.created_at, r.id";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
+    }
+
+    /// The opened and merged pull-request events of requests, in sequence order: request id,
+    /// action, time and details (JSON text).
+    pub async fn pull_request_events(
+        &self,
+    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
+        let sql = "SELECT request_id, action, occurred_at, details FROM audit_events
+                   WHERE action IN ('pull_request_opened', 'pull_request_merged') AND request_id IS NOT NULL
+                   ORDER BY seq";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
+    }
+}
+
+impl Tx {
+    /// Takes the next event number and the current head's hash. Taking the head locks it:
+    /// concurrent recorders queue here until this transaction ends.
+    pub async fn advance_audit_head(&mut self) -> Result<(i64, String), StoreError> {
+        let advance = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
+        Ok(on_tx!(self, conn => sqlx::query_as(advance).fetch_one(&mut **conn).await?))
+    }
+
+    /// Appends `event` (numbered by [`Tx::advance_audit_head`]) and makes it the head.
+    pub async fn append_audit_event(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        let insert = format!(
+            "INSERT INTO audit_events ({EVENT_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        );
+        let e = event;
+        on_tx!(self, conn => sqlx::query(&insert)
+            .bind(e.seq).bind(&e.id).bind(&e.occurred_at).bind(&e.actor_user_id).bind(&e.actor_subject)
+            .bind(&e.actor_email).bind(&e.actor_roles).bind(&e.action).bind(&e.target_kind)
+            .bind(&e.target_namespace).bind(&e.target_name).bind(&e.request_id).bind(&e.details)
+            .bind(&e.outcome).bind(&e.prev_hash).bind(&e.hash)
+            .execute(&mut **conn)
+            .await
+            .map(drop)?);
+        let head = "UPDATE audit_head SET hash = $1 WHERE id = 1";
+        on_tx!(self, conn => sqlx::query(head).bind(&e.hash).execute(&mut **conn).await.map(drop)?);
+        Ok(())
+    }
+}
