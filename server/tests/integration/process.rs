@@ -101,7 +101,7 @@ async fn meshport_dev_with_the_default_data_folder_opens_the_pull_request_then_s
         "replicas": 2, "ports": [{ "name": "grpc", "number": 7070, "protocol": "grpc" }],
         "resources": { "cpu_request": "100m", "memory_request": "128Mi", "cpu_limit": "", "memory_limit": "256Mi" },
         "env": [], "allowed_callers": ["frontend"], "certificate": null, "rotation_days": 30,
-        "secrets": [{ "name": "db_password", "source": { "kind": "generated" } }],
+        "secrets": [{ "name": "db_password", "source": { "kind": "generate", "length": 32, "alphabet": "alphanumeric" } }],
     });
     let submitted = same_origin(developer.post(format!("{base}/api/v1/requests")))
         .json(&request)
