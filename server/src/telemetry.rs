@@ -74,16 +74,3 @@ fn tracer_provider(endpoint: &str, config: &TelemetryConfig) -> anyhow::Result<S
         ))))
         .build())
 }
-
-/// The error and its causes, `outer: inner: innermost`: many libraries' own messages ("An error
-/// occurred with the request") do not tell an operator what went wrong.
-pub fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

@@ -19,7 +19,7 @@ use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
 use crate::config::{SecretRetention, VaultConfig, VaultLogin};
-use crate::telemetry::with_sources;
+use crate::error_chain::with_sources;
 
 pub use generate::generate_secret;
 pub use login::TokenLease;
