@@ -18,7 +18,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams};
 use serde::Deserialize;
 
-use crate::status::ServiceIndex;
 use cert_manager::{Certificate, CertificateRequest};
 use linkerd::ParsedCertificate;
 
@@ -159,7 +158,7 @@ impl Cluster {
     pub async fn read(
         &self,
         namespaces: &[String],
-        services: &ServiceIndex,
+        services: &(dyn ServiceOwner + Sync),
         now: DateTime<Utc>,
     ) -> Result<Vec<StatusItem>, ClusterError> {
         let client = self.client().await?;
@@ -401,5 +400,13 @@ fn api_error(error: kube::Error, doing: &str) -> ClusterError {
 /// The labels that name a workload, most specific first.
 pub(crate) const SERVICE_LABELS: [&str; 2] = ["app.kubernetes.io/name", "app"];
 
-/// Labels of an object, for [`ServiceIndex::owner`].
+/// Labels of an object, for [`ServiceOwner::owner`].
 pub type Labels = BTreeMap<String, String>;
+
+/// Which onboarded service an object belongs to: the status board's index of services answers,
+/// so this module does not depend on the status board.
+pub trait ServiceOwner {
+    /// `namespace/service` of the object `name` in `namespace` with `labels`, if it is a
+    /// service's.
+    fn owner(&self, namespace: &str, name: &str, labels: &Labels) -> Option<String>;
+}

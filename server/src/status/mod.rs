@@ -21,7 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 
 use crate::artifacts::{ArtifactSettings, ServiceArtifacts};
-use crate::cluster::{Cluster, Labels, SERVICE_LABELS};
+use crate::cluster::{Cluster, Labels, SERVICE_LABELS, ServiceOwner};
 use crate::store::{RequestFilter, Store};
 use crate::vault::Vault;
 
@@ -108,6 +108,12 @@ impl ServiceIndex {
     }
 }
 
+impl ServiceOwner for ServiceIndex {
+    fn owner(&self, namespace: &str, name: &str, labels: &Labels) -> Option<String> {
+        ServiceIndex::owner(self, namespace, name, labels)
+    }
+}
+
 /// One source's latest items and health.
 #[derive(Debug, Default)]
 struct SourceState {
@@ -188,7 +194,7 @@ impl StatusBoard {
             };
             let services = services.clone();
             cluster_reads.push(async move {
-                let read = cluster.read(&namespaces, &services, now).await;
+                let read = cluster.read(&namespaces, services.as_ref(), now).await;
                 (cluster.name().to_owned(), read.map_err(|e| e.to_string()))
             });
         }
