@@ -427,7 +427,7 @@ mod tests {
             );
             assert_eq!(config.vault.name_prefix, NAME_PREFIX);
             assert!(
-                matches!(&config.vault.login, crate::config::VaultLogin::Kubernetes { role, jwt_path, .. }
+                matches!(&config.vault.login, crate::vault::VaultLogin::Kubernetes { role, jwt_path, .. }
                     if role == "meshport" && jwt_path == Path::new(VAULT_TOKEN_PATH)),
                 "{:?}",
                 config.vault.login
