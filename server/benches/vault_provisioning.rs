@@ -13,10 +13,10 @@ use app::onboarding::{
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 use meshport_server::artifacts::ServiceArtifacts;
-use meshport_server::config::{Config, VaultConfig};
+use meshport_server::config::Config;
 use meshport_server::dev::OpenBaoDevServer;
 use meshport_server::vault::provision::ProvidedValues;
-use meshport_server::vault::{Vault, generate_secret};
+use meshport_server::vault::{Vault, VaultConfig, generate_secret};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 

@@ -1,7 +1,9 @@
 //! meshport's configuration: one typed [`Config`], read once at start-up from an optional TOML
 //! file and `MESHPORT_*` environment variables (nested keys joined by `__`, for example
 //! `MESHPORT_VAULT__ADDR`). Every field has a documented default; secrets are [`SecretString`]s,
-//! so `Debug` output never shows them.
+//! so `Debug` output never shows them. The sections of the subsystems (`vault`, `gitops`,
+//! `clusters`, `telemetry`) are typed and checked in their own modules; this one composes them,
+//! holds the remaining sections and names the offending key when a value is refused.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::artifacts::ArtifactSettings;
-use crate::gitops::ProviderKind;
+use crate::cluster::{ClusterConfig, clusters_problem};
+use crate::gitops::GitopsConfig;
+use crate::telemetry::{LogFormat, TelemetryConfig};
+use crate::vault::{VaultConfig, VaultLogin};
 
 /// Namespaces of meshport and the platform, never onboarding namespaces: meshport's own Vault
 /// policy lets it bind roles to the onboarding namespaces.
@@ -77,117 +82,11 @@ pub struct Config {
     pub status: StatusConfig,
     /// Clusters whose cert-manager certificates and Linkerd identity are shown, as
     /// `[[clusters]]` tables. Default: none.
-    pub clusters: Vec<crate::cluster::ClusterConfig>,
+    pub clusters: Vec<ClusterConfig>,
     /// Traces over OpenTelemetry (off by default).
     pub telemetry: TelemetryConfig,
     /// Settings of `meshport dev` only.
     pub dev: DevConfig,
-}
-
-/// How meshport reaches Vault or OpenBao.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct VaultConfig {
-    /// Base URL of the Vault API. Default `http://127.0.0.1:8200`.
-    pub addr: String,
-    /// Token meshport authenticates with. Default: unset (then `VAULT_TOKEN` is used).
-    pub token: Option<SecretString>,
-    /// Vault Enterprise / OpenBao namespace. Default: none.
-    pub namespace: Option<String>,
-    /// PEM file of a CA that signs Vault's TLS certificate. Default: the system roots.
-    pub ca_cert: Option<PathBuf>,
-    /// Mount path of the KV version 2 secrets engine. Default `secret`.
-    pub kv_mount: String,
-    /// Mount path of the Kubernetes auth method. Default `kubernetes`.
-    pub kubernetes_auth_mount: String,
-    /// Mount path of the PKI secrets engine for service certificates. Default `pki`.
-    pub pki_mount: String,
-    /// Annotation prefix of the agent injector. Default `vault.hashicorp.com`, for Vault and for
-    /// OpenBao alike: the released OpenBao chart runs HashiCorp's `vault-k8s` injector. Only the
-    /// unreleased openbao-k8s fork reads `openbao.openbao.org`.
-    pub annotation_prefix: String,
-    /// Prefix of every policy and role meshport creates (`<prefix><namespace>-<service>`), so
-    /// meshport's own policy can be scoped to it. Default: none.
-    pub name_prefix: String,
-    /// Lifetime of a service's Vault login token, in seconds. Default 3600.
-    pub role_token_ttl: u64,
-    /// Longest lifetime of a service's Vault login token, in seconds. Default 14400.
-    pub role_token_max_ttl: u64,
-    /// Audience bound to services' Kubernetes-auth roles. Default: none.
-    pub role_audience: Option<String>,
-    /// Port Vault listens on as pods reach it; the Vault Agent's traffic bypasses the Linkerd
-    /// proxy there. Default 8200.
-    pub agent_port: u16,
-    /// Secret in each application namespace with the CA of Vault's TLS certificate, mounted for
-    /// the injected agent (`tls-secret` annotation). Default `vault-ca`, which `meshport
-    /// bootstrap`'s trust-manager Bundle provides; empty when Vault's certificate is publicly
-    /// trusted.
-    pub tls_secret: String,
-    /// The CA file inside that secret as the agent sees it (`ca-cert` annotation). Default
-    /// `/vault/tls/ca.crt` (the injector mounts the secret at `/vault/tls`).
-    pub ca_cert_path: String,
-    /// `per-service` (default): meshport writes a policy per service. `templated`: one
-    /// ACL-templated workload policy, written once at set-up; meshport writes roles only.
-    pub policy_mode: crate::artifacts::vault::PolicyMode,
-    /// How meshport itself logs in. Default: the configured token.
-    pub login: VaultLogin,
-    /// What offboarding does with a service's KV secrets. Default `keep`.
-    pub offboard_secrets: SecretRetention,
-}
-
-/// How meshport obtains its own Vault token.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case")]
-pub enum VaultLogin {
-    /// `vault.token` (or `VAULT_TOKEN`): development and tests.
-    #[default]
-    Token,
-    /// AppRole: for meshport running outside Kubernetes.
-    #[serde(rename = "approle")]
-    AppRole {
-        /// Mount of the AppRole auth method. Default `approle`.
-        #[serde(default = "default_approle_mount")]
-        mount: String,
-        /// The role id.
-        role_id: String,
-        /// The secret id.
-        secret_id: SecretString,
-    },
-    /// Kubernetes: meshport's own service-account token, read afresh at every login because
-    /// projected tokens rotate.
-    Kubernetes {
-        /// Mount of the Kubernetes auth method meshport logs in through. Default `kubernetes`.
-        #[serde(default = "default_kubernetes_mount")]
-        mount: String,
-        /// meshport's role there.
-        role: String,
-        /// The token file. Default the pod's projected service-account token.
-        #[serde(default = "default_jwt_path")]
-        jwt_path: PathBuf,
-    },
-}
-
-fn default_approle_mount() -> String {
-    "approle".to_owned()
-}
-
-fn default_kubernetes_mount() -> String {
-    "kubernetes".to_owned()
-}
-
-fn default_jwt_path() -> PathBuf {
-    PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token")
-}
-
-/// What happens to an offboarded service's KV secrets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SecretRetention {
-    /// Kept (marked offboarded in their metadata), for a later restore or an audit.
-    #[default]
-    Keep,
-    /// Every version destroyed.
-    Destroy,
 }
 
 /// Sign-in, sessions and the mapping of identity-provider groups to roles and teams.
@@ -242,27 +141,6 @@ pub struct JobsConfig {
 impl Default for JobsConfig {
     fn default() -> Self {
         Self { lease_seconds: 60, poll_millis: 2000, drift_minutes: 15 }
-    }
-}
-
-/// Traces of requests and of the calls they make (Vault, git, forges, database), sent over
-/// OTLP/HTTP (protobuf) to an OpenTelemetry collector.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TelemetryConfig {
-    /// The collector's OTLP/HTTP base URL, for example `http://otel-collector.monitoring:4318`
-    /// (`/v1/traces` is added). Default: none, no traces are sent.
-    pub otlp_endpoint: Option<String>,
-    /// `service.name` of the traces. Default `meshport`.
-    pub service_name: String,
-    /// Share of new traces kept, 0.0 to 1.0 (a caller's sampled parent is always followed).
-    /// Default 1.0.
-    pub sample_ratio: f64,
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        Self { otlp_endpoint: None, service_name: "meshport".to_owned(), sample_ratio: 1.0 }
     }
 }
 
@@ -325,68 +203,12 @@ pub struct OnboardingConfig {
     pub cluster_domain: String,
 }
 
-/// The GitOps repository meshport proposes manifests to, and the forge its pull requests live on.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GitopsConfig {
-    /// Clone URL (https, ssh, file path). Default: `<data_dir>/gitops.git`, the local repository.
-    pub repo_url: Option<String>,
-    /// Branch ArgoCD syncs from; meshport never pushes to it (only `local` merges into it).
-    /// Default `main`.
-    pub base_branch: String,
-    /// Folder of meshport's working clone. Default `<data_dir>/gitops-cache`.
-    pub cache_dir: Option<PathBuf>,
-    /// Where pull requests are opened: `local` (default; the local bare repository, merged in
-    /// meshport), `github`, `gitea` (also Forgejo) or `gitlab`.
-    pub provider: ProviderKind,
-    /// The forge's address: GitHub's API URL (default `https://api.github.com`; GitHub
-    /// Enterprise `https://HOST/api/v3`), or the Gitea or GitLab server URL (required there).
-    pub api_url: Option<String>,
-    /// Owner (user or organisation) of the repository on GitHub or Gitea.
-    pub owner: Option<String>,
-    /// Name of the repository on GitHub or Gitea.
-    pub repo: Option<String>,
-    /// GitLab project: its numeric id or `group/name` path.
-    pub project: Option<String>,
-    /// Token for the forge's API and for https pushes (sent as basic-auth password).
-    pub token: Option<SecretString>,
-    /// User name of https pushes with the token. Default `x-access-token` (GitHub; GitLab
-    /// accepts `oauth2`, Gitea any name).
-    pub username: String,
-    /// SSH private key for ssh repository URLs. Default: none.
-    pub ssh_key: Option<PathBuf>,
-    /// Secret the forge signs webhook deliveries with (GitLab: the secret token). Without it
-    /// webhooks are refused and only polling tracks pull requests.
-    pub webhook_secret: Option<SecretString>,
-    /// Labels put on each pull request. Default `["meshport"]`.
-    pub labels: Vec<String>,
-    /// Forge user names asked to review each pull request. Default: none.
-    pub reviewers: Vec<String>,
-    /// Seconds between asking the forge about open pull requests (the webhook fallback); 0
-    /// turns polling off. Default 300.
-    pub poll_seconds: u64,
-    /// How often a refused push is retried after fetching and rebasing. Default 3, at most 10.
-    pub push_retries: u32,
-    /// `local` only: merge each pull request right after opening it. Default `false`.
-    pub auto_merge: bool,
-}
-
 /// Settings of `meshport dev`, the local demo.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DevConfig {
     /// The OpenBao executable started as the dev Vault. Default `bao` (found on `PATH`).
     pub bao_bin: PathBuf,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// One JSON object per line, for log collectors.
-    Json,
-    /// Human-readable lines, for a terminal.
-    Pretty,
 }
 
 impl Default for Config {
@@ -408,31 +230,6 @@ impl Default for Config {
             clusters: Vec::new(),
             telemetry: TelemetryConfig::default(),
             dev: DevConfig::default(),
-        }
-    }
-}
-
-impl Default for VaultConfig {
-    fn default() -> Self {
-        Self {
-            addr: "http://127.0.0.1:8200".to_owned(),
-            token: None,
-            namespace: None,
-            ca_cert: None,
-            kv_mount: "secret".to_owned(),
-            kubernetes_auth_mount: "kubernetes".to_owned(),
-            pki_mount: "pki".to_owned(),
-            annotation_prefix: "vault.hashicorp.com".to_owned(),
-            name_prefix: String::new(),
-            role_token_ttl: 3600,
-            role_token_max_ttl: 4 * 3600,
-            role_audience: None,
-            agent_port: 8200,
-            tls_secret: "vault-ca".to_owned(),
-            ca_cert_path: "/vault/tls/ca.crt".to_owned(),
-            policy_mode: crate::artifacts::vault::PolicyMode::default(),
-            login: VaultLogin::default(),
-            offboard_secrets: SecretRetention::default(),
         }
     }
 }
@@ -467,158 +264,6 @@ impl Default for OnboardingConfig {
             cluster_domain: "cluster.local".to_owned(),
         }
     }
-}
-
-impl Default for GitopsConfig {
-    fn default() -> Self {
-        Self {
-            repo_url: None,
-            base_branch: "main".to_owned(),
-            cache_dir: None,
-            provider: ProviderKind::Local,
-            api_url: None,
-            owner: None,
-            repo: None,
-            project: None,
-            token: None,
-            username: "x-access-token".to_owned(),
-            ssh_key: None,
-            webhook_secret: None,
-            labels: vec!["meshport".to_owned()],
-            reviewers: Vec::new(),
-            poll_seconds: 300,
-            push_retries: 3,
-            auto_merge: false,
-        }
-    }
-}
-
-impl GitopsConfig {
-    /// The first setting that cannot work, as (key, rule).
-    fn problem(&self) -> Option<(&'static str, &'static str)> {
-        let forge = self.provider != ProviderKind::Local;
-        let is_name = |v: &str| {
-            !v.is_empty()
-                && !v.starts_with(['-', '.'])
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        };
-        let http_url = |v: &str| {
-            url::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.has_host())
-        };
-        let present = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
-        // A token inside an https URL would end up in logs and `Debug` output.
-        let carries_credentials = |v: &str| {
-            url::Url::parse(v).is_ok_and(|u| {
-                matches!(u.scheme(), "https" | "http")
-                    && (!u.username().is_empty() || u.password().is_some())
-            })
-        };
-        let checks: [(&'static str, bool, &'static str); 13] = [
-            (
-                "gitops.base_branch",
-                is_branch_name(&self.base_branch),
-                "must be a branch name such as `main` (no spaces, `..`, `~^:?*[\\` or leading `-`)",
-            ),
-            (
-                "gitops.repo_url",
-                self.repo_url
-                    .as_deref()
-                    .is_none_or(|u| !u.trim().is_empty() && !u.starts_with('-')),
-                "must be a clone URL (https://, ssh://, git@host:path, file://) or a path",
-            ),
-            (
-                "gitops.repo_url",
-                forge
-                    || self
-                        .repo_url
-                        .as_deref()
-                        .is_none_or(|u| !u.contains("://") || u.starts_with("file://")),
-                "must be a local path or file:// URL with `gitops.provider = \"local\"`",
-            ),
-            (
-                "gitops.repo_url",
-                !self.repo_url.as_deref().is_some_and(carries_credentials),
-                "must not carry credentials: set `gitops.token` (and `gitops.username`) instead",
-            ),
-            (
-                "gitops.repo_url",
-                !forge || present(&self.repo_url),
-                "must be set when `gitops.provider` names a forge",
-            ),
-            (
-                "gitops.api_url",
-                self.api_url.as_deref().is_none_or(http_url),
-                "must be an http(s) URL",
-            ),
-            (
-                "gitops.api_url",
-                !matches!(self.provider, ProviderKind::Gitea | ProviderKind::Gitlab)
-                    || present(&self.api_url),
-                "must be set to the server's URL for `gitea` and `gitlab`",
-            ),
-            (
-                "gitops.owner",
-                !matches!(self.provider, ProviderKind::Github | ProviderKind::Gitea)
-                    || (self.owner.as_deref().is_some_and(is_name)
-                        && self.repo.as_deref().is_some_and(is_name)),
-                "and `gitops.repo` must be set to the repository's owner and name for `github` and `gitea`",
-            ),
-            (
-                "gitops.project",
-                self.provider != ProviderKind::Gitlab || present(&self.project),
-                "must be set to the project's id or `group/name` path for `gitlab`",
-            ),
-            (
-                "gitops.token",
-                !forge || self.token.is_some(),
-                "must be set when `gitops.provider` names a forge (its API needs it)",
-            ),
-            (
-                "gitops.labels",
-                self.labels
-                    .iter()
-                    .all(|l| !l.trim().is_empty() && !l.contains(',') && l.len() <= 50),
-                "must be non-empty names without commas (GitLab separates labels by commas)",
-            ),
-            ("gitops.push_retries", self.push_retries <= 10, "must be at most 10"),
-            (
-                "gitops.poll_seconds",
-                self.poll_seconds == 0 || self.poll_seconds >= 10,
-                "must be 0 (off) or at least 10",
-            ),
-        ];
-        let bad = checks.into_iter().find(|(_, ok, _)| !ok).map(|(key, _, rule)| (key, rule));
-        bad.or_else(|| {
-            let quoted = self.ssh_key.as_ref().is_some_and(|k| k.to_string_lossy().contains('\''));
-            quoted.then_some(("gitops.ssh_key", "must be a path without `'`"))
-        })
-        .or_else(|| {
-            (self.auto_merge && forge).then_some((
-                "gitops.auto_merge",
-                "works with `gitops.provider = \"local\"` only: forges merge through their review",
-            ))
-        })
-        .or_else(|| {
-            self.reviewers.iter().any(|r| !is_name(r)).then_some((
-                "gitops.reviewers",
-                "must be forge user names (letters, digits, `-`, `_`, `.`)",
-            ))
-        })
-    }
-}
-
-/// Whether `name` is a branch name git and every forge accept (a subset of
-/// `git check-ref-format --branch`).
-pub fn is_branch_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with(['-', '/', '.'])
-        && !name.ends_with(['/', '.'])
-        && !name.ends_with(".lock")
-        && !name.contains("..")
-        && !name.contains("//")
-        && !name.contains("@{")
-        && !name.bytes().any(|b| b.is_ascii_control() || b" ~^:?*[\\".contains(&b))
 }
 
 /// `path` made absolute against `base`, without `.` components.
@@ -707,71 +352,25 @@ impl Config {
     /// Refuses values that would end up malformed in Vault paths, policy names or annotations:
     /// they come from the platform team, but a typo must stop start-up, not reach a cluster.
     fn check(&self) -> Result<(), ConfigError> {
-        if let Some((key, rule)) = self.gitops.problem() {
-            return Err(ConfigError::Value { key, rule });
+        // Only the first problem is reported, so the order of the sections is kept.
+        let problem = self
+            .gitops
+            .problem()
+            .or_else(|| self.vault.problem())
+            .or_else(|| self.own_problem())
+            .or_else(|| self.telemetry.problem())
+            .or_else(|| clusters_problem(&self.clusters));
+        match problem {
+            Some((key, rule)) => Err(ConfigError::Value { key, rule }),
+            None => Ok(()),
         }
+    }
+
+    /// The first problem of the sections without a module of their own, as (dotted key, rule).
+    fn own_problem(&self) -> Option<(&'static str, &'static str)> {
         let is_label = app::onboarding::is_dns_label;
-        let is_mount = |value: &str| {
-            !value.is_empty()
-                && value.split('/').all(|part| {
-                    !part.is_empty()
-                        && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                })
-        };
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 20] = [
-            (
-                "vault.kv_mount",
-                is_mount(&self.vault.kv_mount),
-                "must be a mount path like `secret`",
-            ),
-            (
-                "vault.kubernetes_auth_mount",
-                is_mount(&self.vault.kubernetes_auth_mount),
-                "must be a mount path like `kubernetes`",
-            ),
-            ("vault.pki_mount", is_mount(&self.vault.pki_mount), "must be a mount path like `pki`"),
-            (
-                "vault.login.mount",
-                match &self.vault.login {
-                    VaultLogin::Token => true,
-                    VaultLogin::AppRole { mount, .. } | VaultLogin::Kubernetes { mount, .. } => {
-                        is_mount(mount)
-                    }
-                },
-                "must be a mount path like `approle` or `kubernetes`",
-            ),
-            (
-                "vault.annotation_prefix",
-                !self.vault.annotation_prefix.is_empty()
-                    && self.vault.annotation_prefix.split('.').all(is_label),
-                "must be a DNS name such as `vault.hashicorp.com` or `openbao.openbao.org`",
-            ),
-            (
-                "vault.name_prefix",
-                self.vault
-                    .name_prefix
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && self.vault.name_prefix.len() <= 32,
-                "may only hold lowercase letters, digits and '-' (at most 32)",
-            ),
-            (
-                "vault.tls_secret",
-                self.vault.tls_secret.is_empty()
-                    || (self.vault.tls_secret.len() <= 253
-                        && self.vault.tls_secret.split('.').all(is_label)),
-                "must be a Secret name (a DNS name), or empty for none",
-            ),
-            (
-                "vault.ca_cert_path",
-                self.vault.ca_cert_path.starts_with('/')
-                    && self.vault.ca_cert_path.len() <= 255
-                    && self.vault.ca_cert_path.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || b"-._/".contains(&b)
-                    }),
-                "must be an absolute file path such as `/vault/tls/ca.crt`",
-            ),
+        let checks: [(&'static str, bool, &'static str); 8] = [
             (
                 "onboarding.namespaces",
                 !self.onboarding.namespaces.is_empty()
@@ -832,42 +431,8 @@ impl Config {
                 }),
                 "must be an http(s) URL",
             ),
-            (
-                "telemetry.otlp_endpoint",
-                self.telemetry.otlp_endpoint.as_deref().is_none_or(|url| {
-                    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
-                }) && (0.0..=1.0).contains(&self.telemetry.sample_ratio)
-                    && !self.telemetry.service_name.is_empty(),
-                "must be an http(s) URL (with `telemetry.sample_ratio` 0.0 to 1.0 and a service name)",
-            ),
-            (
-                "clusters",
-                self.clusters_are_valid(),
-                "each needs a unique name (a DNS label) and DNS-label namespaces",
-            ),
         ];
-        match checks.into_iter().find(|(_, ok, _)| !ok) {
-            Some((key, _, rule)) => Err(ConfigError::Value { key, rule }),
-            None => Ok(()),
-        }
-    }
-
-    /// Cluster names are unique DNS labels (they name metrics and alert keys), and every
-    /// namespace and Linkerd object name is a DNS label or name.
-    fn clusters_are_valid(&self) -> bool {
-        let is_label = |n: &str| app::onboarding::is_dns_label(n) && n.len() <= 63;
-        let mut names = std::collections::BTreeSet::new();
-        self.clusters.iter().all(|cluster| {
-            let linkerd = &cluster.linkerd;
-            names.insert(cluster.name.as_str())
-                && is_label(&cluster.name)
-                && cluster.namespaces.iter().all(|n| is_label(n))
-                && [&linkerd.namespace, &linkerd.trust_anchor_namespace].iter().all(|n| is_label(n))
-                && [&linkerd.issuer, &linkerd.trust_anchor, &linkerd.trust_bundle]
-                    .iter()
-                    .all(|n| !n.is_empty() && n.split('.').all(is_label))
-                && !linkerd.trust_bundle_key.is_empty()
-        })
+        checks.into_iter().find(|(_, ok, _)| !ok).map(|(key, _, rule)| (key, rule))
     }
 
     /// Makes every path of the configuration absolute against `base`, the working directory at
@@ -929,10 +494,7 @@ impl Config {
 
     /// The GitOps repository URL: the configured one, or the local repository in the data folder.
     pub fn gitops_repo_url(&self) -> String {
-        self.gitops
-            .repo_url
-            .clone()
-            .unwrap_or_else(|| self.local_gitops_repo().display().to_string())
+        self.gitops.repo_url_in(&self.data_dir)
     }
 
     /// The rules the onboarding validator applies, in the browser and on the server.
@@ -969,18 +531,19 @@ impl Config {
 
     /// Where `meshport dev` keeps its local bare GitOps repository.
     pub fn local_gitops_repo(&self) -> PathBuf {
-        self.data_dir.join("gitops.git")
+        crate::gitops::local_repository(&self.data_dir)
     }
 
     /// meshport's working clone of the GitOps repository.
     pub fn gitops_cache_dir(&self) -> PathBuf {
-        self.gitops.cache_dir.clone().unwrap_or_else(|| self.data_dir.join("gitops-cache"))
+        self.gitops.cache_dir_in(&self.data_dir)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gitops::ProviderKind;
     use figment::Jail;
 
     #[test]

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod config;
 pub mod dev;
+pub mod error_chain;
 pub mod errors;
 pub mod gitops;
 pub mod identity;

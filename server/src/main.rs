@@ -9,7 +9,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use meshport_server::audit::checkpoint::CheckpointKey;
 use meshport_server::audit::{self, export::Format, export::Period};
 use meshport_server::bootstrap::{self, BootstrapConfig, BootstrapError};
-use meshport_server::config::{Config, LogFormat};
+use meshport_server::config::Config;
+use meshport_server::telemetry::LogFormat;
 use meshport_server::{dev, open_store, rotation, serve, telemetry, vault};
 
 /// meshport: self-service onboarding of services to the Linkerd + Vault mesh.

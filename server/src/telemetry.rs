@@ -1,21 +1,66 @@
 //! Logging and traces. Logs are JSON lines for log collectors, or readable lines in a terminal;
 //! the level comes from `RUST_LOG` (default [`DEFAULT_FILTER`]). With `telemetry.otlp_endpoint`
 //! set, the same spans (requests, and the Vault, git, forge and database calls inside them) are
-//! also sent to an OpenTelemetry collector over OTLP/HTTP.
+//! also sent to an OpenTelemetry collector over OTLP/HTTP. The `log_format` and `[telemetry]`
+//! settings, and their check, live here.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::config::{LogFormat, TelemetryConfig};
-
 /// The default levels. vaultrs and rustify log every failed Vault call at ERROR, including the
 /// expected ones (a readiness probe while Vault starts); meshport logs the failures that matter.
 const DEFAULT_FILTER: &str = "info,sqlx=warn,vaultrs=off,rustify=off";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Pretty,
+}
+
+/// Traces of requests and of the calls they make (Vault, git, forges, database), sent over
+/// OTLP/HTTP (protobuf) to an OpenTelemetry collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL, for example `http://otel-collector.monitoring:4318`
+    /// (`/v1/traces` is added). Default: none, no traces are sent.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the traces. Default `meshport`.
+    pub service_name: String,
+    /// Share of new traces kept, 0.0 to 1.0 (a caller's sampled parent is always followed).
+    /// Default 1.0.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, service_name: "meshport".to_owned(), sample_ratio: 1.0 }
+    }
+}
+
+impl TelemetryConfig {
+    /// The first setting that cannot work, as (dotted key, rule).
+    pub fn problem(&self) -> Option<(&'static str, &'static str)> {
+        let valid = self.otlp_endpoint.as_deref().is_none_or(|url| {
+            url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+        }) && (0.0..=1.0).contains(&self.sample_ratio)
+            && !self.service_name.is_empty();
+        (!valid).then_some((
+            "telemetry.otlp_endpoint",
+            "must be an http(s) URL (with `telemetry.sample_ratio` 0.0 to 1.0 and a service name)",
+        ))
+    }
+}
 
 /// The trace exporter, when one runs: flushed and stopped by [`Telemetry::shutdown`].
 #[must_use]
@@ -73,17 +118,4 @@ fn tracer_provider(endpoint: &str, config: &TelemetryConfig) -> anyhow::Result<S
             config.sample_ratio,
         ))))
         .build())
-}
-
-/// The error and its causes, `outer: inner: innermost`: many libraries' own messages ("An error
-/// occurred with the request") do not tell an operator what went wrong.
-pub fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -156,10 +156,24 @@ def meshport_toml(config_map):
     return tomllib.loads(config_map["data"]["meshport.toml"])
 
 
+# Where meshport's settings are declared: `Config` and the sections each subsystem owns.
+SETTINGS_SOURCES = [
+    "config.rs",
+    "vault/settings.rs",
+    "gitops/settings.rs",
+    "cluster/settings.rs",
+    "telemetry.rs",
+]
+
+
 def meshport_config_keys():
-    """meshport's configuration keys, dotted, read from server/src/config.rs: the fields of
-    `Config`, of each section struct it names, and of the `VaultLogin` variants."""
-    source = (ROOT / "server" / "src" / "config.rs").read_text()
+    """meshport's configuration keys, dotted, read from server/src/config.rs and the settings
+    modules of the sections it composes: the fields of `Config`, of each section struct it
+    names, and of the `VaultLogin` variants."""
+    source = "\n".join(
+        (ROOT / "server" / "src" / path).read_text()
+        for path in SETTINGS_SOURCES
+    )
     structs = {
         name: re.findall(r"^\s+pub (\w+):\s*([\w<>]+)", body, re.M)
         for name, body in re.findall(r"pub struct (\w+) \{(.*?)\n\}", source, re.S)

@@ -4,7 +4,8 @@
 //! role `meshport`, the least-privilege policy of `meshport vault policy`). Credentials (database
 //! URL, OIDC client secret, audit signing key, the GitHub token and webhook secret as
 //! `MESHPORT_GITOPS__TOKEN` / `MESHPORT_GITOPS__WEBHOOK_SECRET`) come from the Secret
-//! `meshport-credentials`, which the operator creates; nothing secret is in git.
+//! `meshport-credentials`, which the operator creates; nothing secret is in git. Beside the chart,
+//! meshport's own Vault policy and Kubernetes-auth role, as files under `vault/`.
 
 use std::collections::BTreeMap;
 
@@ -23,12 +24,16 @@ use serde::Serialize;
 
 use super::config::BootstrapConfig;
 use super::platform::{MESHPORT_NAMESPACE, VAULT_CA_BUNDLE};
+use super::vault;
+use crate::artifacts::vault::KubernetesAuthRole;
 use crate::artifacts::{ArtifactFile, RenderError, yaml_file};
 
 /// Folder of the chart in the generated repository.
 pub const CHART_FOLDER: &str = "charts/meshport";
 /// The Secret with meshport's credentials, as `MESHPORT_*` variables.
 pub const CREDENTIALS_SECRET: &str = "meshport-credentials";
+/// meshport's ServiceAccount, Vault policy and role.
+pub const MESHPORT_ACCOUNT: &str = "meshport";
 const NAME: &str = "meshport";
 const PORT: i32 = 3000;
 const CONFIG_DIR: &str = "/etc/meshport";
@@ -98,6 +103,40 @@ pub fn portal_config(config: &BootstrapConfig) -> crate::config::Config {
     portal.onboarding.cluster_domain = config.cluster_domain.clone();
     portal
 }
+
+/// meshport's own Vault identity: the least-privilege policy `meshport vault policy` renders
+/// for the generated configuration, and the Kubernetes-auth role its ServiceAccount logs in
+/// with (README, step 4). Never a root token.
+pub fn vault_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, RenderError> {
+    let settings = portal_config(config).artifact_settings();
+    let policy =
+        crate::vault::portal_policy(MESHPORT_ACCOUNT, &settings, &config.application_namespaces);
+    let role = KubernetesAuthRole {
+        mount: settings.kubernetes_auth_mount.clone(),
+        name: MESHPORT_ACCOUNT.to_owned(),
+        bound_service_account_names: vec![MESHPORT_ACCOUNT.to_owned()],
+        bound_service_account_namespaces: vec![MESHPORT_NAMESPACE.to_owned()],
+        token_policies: vec![policy.name.clone()],
+        token_ttl: 3600,
+        token_max_ttl: 4 * 3600,
+        audience: Some(vault::SNAPSHOT_AUDIENCE.to_owned()),
+    };
+    let mut files = vault::access_files(&policy, &role)?;
+    // Templated mode: the one workload policy, written once at set-up with the Kubernetes auth
+    // mount's accessor in place of the placeholder (README, step 4).
+    if settings.policy_mode == crate::artifacts::vault::PolicyMode::Templated {
+        let workloads = crate::artifacts::workload_policy(&settings, ACCESSOR_PLACEHOLDER);
+        files.push(ArtifactFile {
+            path: format!("vault/sys/policies/acl/{}.hcl", workloads.name),
+            contents: workloads.to_hcl(),
+        });
+    }
+    Ok(files)
+}
+
+/// Stands for the Kubernetes auth mount's accessor in the rendered workload policy; known only
+/// once the mount exists.
+pub const ACCESSOR_PLACEHOLDER: &str = "KUBERNETES_AUTH_ACCESSOR";
 
 #[derive(Serialize)]
 struct PortalGitops {
@@ -174,7 +213,7 @@ pub fn chart_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, Render
                 .then(|| config.vault_policy_mode.as_str()),
             login: PortalLogin {
                 method: "kubernetes",
-                role: super::vault::MESHPORT_ACCOUNT,
+                role: MESHPORT_ACCOUNT,
                 jwt_path: VAULT_TOKEN_PATH,
             },
         },
@@ -361,7 +400,7 @@ fn deployment(config: &BootstrapConfig) -> Deployment {
                             projected: Some(ProjectedVolumeSource {
                                 sources: Some(vec![VolumeProjection {
                                     service_account_token: Some(ServiceAccountTokenProjection {
-                                        audience: Some(super::vault::SNAPSHOT_AUDIENCE.to_owned()),
+                                        audience: Some(vault::SNAPSHOT_AUDIENCE.to_owned()),
                                         expiration_seconds: Some(3600),
                                         path: "token".to_owned(),
                                     }),
@@ -409,15 +448,14 @@ mod tests {
             );
             assert_eq!(config.vault.name_prefix, NAME_PREFIX);
             assert!(
-                matches!(&config.vault.login, crate::config::VaultLogin::Kubernetes { role, jwt_path, .. }
+                matches!(&config.vault.login, crate::vault::VaultLogin::Kubernetes { role, jwt_path, .. }
                     if role == "meshport" && jwt_path == Path::new(VAULT_TOKEN_PATH)),
                 "{:?}",
                 config.vault.login
             );
             assert!(config.vault.token.is_none(), "no static Vault token");
             // The policy in the repository is the one meshport needs for this configuration.
-            let files = crate::bootstrap::vault::meshport_access_files(&BootstrapConfig::example())
-                .unwrap();
+            let files = vault_access_files(&BootstrapConfig::example()).unwrap();
             let expected = crate::vault::portal_policy(
                 "meshport",
                 &config.artifact_settings(),

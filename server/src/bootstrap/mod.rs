@@ -65,7 +65,7 @@ pub fn render(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, BootstrapEr
     let mut files = vec![yaml_file("helmfile.yaml", &helmfile::helmfile(config))?];
     files.extend(platform::files(config)?);
     files.extend(vault::snapshot_access_files(config)?);
-    files.extend(vault::meshport_access_files(config)?);
+    files.extend(meshport::vault_access_files(config)?);
     let apps = argocd::AppOfApps::new(config);
     files.push(yaml_file("argocd/bootstrap/root.yaml", &apps.root)?);
     files.push(yaml_file("argocd/apps/appproject-services.yaml", &apps.project)?);

@@ -172,7 +172,7 @@ pub fn readme(config: &BootstrapConfig) -> String {
                 "# vault_policy_mode = \"templated\": the one workload policy, for this mount's accessor\n\
                  sed \"s/{placeholder}/$({cli} auth list -format=json | jq -r '.[\"kubernetes/\"].accessor')/g\" \
                  vault/sys/policies/acl/{workloads}.hcl | {cli} policy write {workloads} -\n",
-                placeholder = super::vault::ACCESSOR_PLACEHOLDER,
+                placeholder = super::meshport::ACCESSOR_PLACEHOLDER,
                 workloads = super::meshport::portal_config(config).artifact_settings().workload_policy_name(),
                 cli = config.secrets_backend.cli(),
             ),

@@ -166,43 +166,9 @@ pub fn snapshot_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFil
     access_files(&policy, &role)
 }
 
-/// meshport's own Vault identity: the least-privilege policy `meshport vault policy` renders
-/// for the generated configuration, and the Kubernetes-auth role its ServiceAccount logs in
-/// with (README, step 4). Never a root token.
-pub fn meshport_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, RenderError> {
-    let settings = super::meshport::portal_config(config).artifact_settings();
-    let policy =
-        crate::vault::portal_policy(MESHPORT_ACCOUNT, &settings, &config.application_namespaces);
-    let role = KubernetesAuthRole {
-        mount: settings.kubernetes_auth_mount.clone(),
-        name: MESHPORT_ACCOUNT.to_owned(),
-        bound_service_account_names: vec![MESHPORT_ACCOUNT.to_owned()],
-        bound_service_account_namespaces: vec![super::platform::MESHPORT_NAMESPACE.to_owned()],
-        token_policies: vec![policy.name.clone()],
-        token_ttl: 3600,
-        token_max_ttl: 4 * 3600,
-        audience: Some(SNAPSHOT_AUDIENCE.to_owned()),
-    };
-    let mut files = access_files(&policy, &role)?;
-    // Templated mode: the one workload policy, written once at set-up with the Kubernetes auth
-    // mount's accessor in place of the placeholder (README, step 4).
-    if settings.policy_mode == crate::artifacts::vault::PolicyMode::Templated {
-        let workloads = crate::artifacts::workload_policy(&settings, ACCESSOR_PLACEHOLDER);
-        files.push(ArtifactFile {
-            path: format!("vault/sys/policies/acl/{}.hcl", workloads.name),
-            contents: workloads.to_hcl(),
-        });
-    }
-    Ok(files)
-}
-
-/// Stands for the Kubernetes auth mount's accessor in the rendered workload policy; known only
-/// once the mount exists.
-pub const ACCESSOR_PLACEHOLDER: &str = "KUBERNETES_AUTH_ACCESSOR";
-
 /// A policy and its Kubernetes-auth role as files named by their API paths, for `vault policy
 /// write` and `vault write @file`.
-fn access_files(
+pub fn access_files(
     policy: &ServicePolicy,
     role: &KubernetesAuthRole,
 ) -> Result<Vec<ArtifactFile>, RenderError> {
@@ -214,9 +180,6 @@ fn access_files(
         json_file(format!("auth/{}/role/{}", role.mount, role.name), role)?,
     ])
 }
-
-/// meshport's ServiceAccount, Vault policy and role.
-pub const MESHPORT_ACCOUNT: &str = "meshport";
 
 #[cfg(test)]
 mod tests {

@@ -6,9 +6,9 @@
 
 pub mod cert_manager;
 pub mod linkerd;
+mod settings;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use app::rotation::Judgement;
@@ -16,79 +16,13 @@ use app::status::{ItemKind, StatusItem};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams};
-use serde::Deserialize;
 
-use crate::status::ServiceIndex;
 use cert_manager::{Certificate, CertificateRequest};
 use linkerd::ParsedCertificate;
+pub use settings::{ClusterConfig, LinkerdConfig, clusters_problem};
 
 /// How long one cluster read may take before it counts as unreachable.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// One cluster to read.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClusterConfig {
-    /// The name shown and used in metrics, for example `prod`.
-    pub name: String,
-    /// The kubeconfig context. Default: the kubeconfig's current context, or in-cluster.
-    pub context: Option<String>,
-    /// The kubeconfig file. Default: `KUBECONFIG`, then `~/.kube/config`, then in-cluster.
-    pub kubeconfig: Option<PathBuf>,
-    /// Namespaces whose cert-manager Certificates are listed. Default: the onboarding
-    /// namespaces.
-    pub namespaces: Vec<String>,
-    /// Where Linkerd's identity chain lives.
-    pub linkerd: LinkerdConfig,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        Self {
-            name: "default".to_owned(),
-            context: None,
-            kubeconfig: None,
-            namespaces: Vec::new(),
-            linkerd: LinkerdConfig::default(),
-        }
-    }
-}
-
-/// The names of Linkerd's identity objects, as in Linkerd's documented cert-manager setup.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LinkerdConfig {
-    /// Read the identity chain at all. Default true.
-    pub enabled: bool,
-    /// Linkerd's namespace, holding the issuer and the trust bundle. Default `linkerd`.
-    pub namespace: String,
-    /// The identity issuer's Certificate and `kubernetes.io/tls` secret. Default
-    /// `linkerd-identity-issuer`.
-    pub issuer: String,
-    /// The namespace of the trust anchor. Default `cert-manager`.
-    pub trust_anchor_namespace: String,
-    /// The trust anchor's Certificate and secret. Default `linkerd-trust-anchor`.
-    pub trust_anchor: String,
-    /// The trust bundle ConfigMap (trust-manager's Bundle target). Default
-    /// `linkerd-identity-trust-roots`.
-    pub trust_bundle: String,
-    /// Its key. Default `ca-bundle.crt`.
-    pub trust_bundle_key: String,
-}
-
-impl Default for LinkerdConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            namespace: "linkerd".to_owned(),
-            issuer: "linkerd-identity-issuer".to_owned(),
-            trust_anchor_namespace: "cert-manager".to_owned(),
-            trust_anchor: "linkerd-trust-anchor".to_owned(),
-            trust_bundle: "linkerd-identity-trust-roots".to_owned(),
-            trust_bundle_key: "ca-bundle.crt".to_owned(),
-        }
-    }
-}
 
 /// Why a cluster could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +93,7 @@ impl Cluster {
     pub async fn read(
         &self,
         namespaces: &[String],
-        services: &ServiceIndex,
+        services: &(dyn ServiceOwner + Sync),
         now: DateTime<Utc>,
     ) -> Result<Vec<StatusItem>, ClusterError> {
         let client = self.client().await?;
@@ -401,5 +335,13 @@ fn api_error(error: kube::Error, doing: &str) -> ClusterError {
 /// The labels that name a workload, most specific first.
 pub(crate) const SERVICE_LABELS: [&str; 2] = ["app.kubernetes.io/name", "app"];
 
-/// Labels of an object, for [`ServiceIndex::owner`].
+/// Labels of an object, for [`ServiceOwner::owner`].
 pub type Labels = BTreeMap<String, String>;
+
+/// Which onboarded service an object belongs to: the status board's index of services answers,
+/// so this module does not depend on the status board.
+pub trait ServiceOwner {
+    /// `namespace/service` of the object `name` in `namespace` with `labels`, if it is a
+    /// service's.
+    fn owner(&self, namespace: &str, name: &str, labels: &Labels) -> Option<String>;
+}

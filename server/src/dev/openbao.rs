@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use secrecy::SecretString;
 
 use super::process::{ServiceProcess, free_loopback_port_pair};
-use crate::config::VaultConfig;
+use crate::vault::VaultConfig;
 use crate::vault::{Vault, VaultError};
 
 /// A running OpenBao dev server on a loopback port.

@@ -6,9 +6,10 @@
 
 mod provider;
 mod repository;
+mod settings;
 pub mod webhook;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,11 +24,11 @@ pub use provider::{
 pub use repository::{
     GitAuth, GitError, GitRepository, Person, ServiceCommit, init_local_repository,
 };
+pub use settings::{GitopsConfig, is_branch_name, local_repository};
 pub use webhook::WebhookError;
 
 use crate::artifacts::ArtifactFile;
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
-use crate::config::Config;
 use crate::store::{NewPullRequest, PullRequestRecord, Store, StoreError, Tx};
 
 /// A GitOps operation failed.
@@ -145,10 +146,16 @@ impl std::fmt::Debug for Gitops {
 }
 
 impl Gitops {
-    /// The repository and provider `config` describes, over `store`.
-    pub fn from_config(config: &Config, store: Store) -> Result<Self, GitopsError> {
-        let settings = &config.gitops;
-        let url = config.gitops_repo_url();
+    /// The repository and provider `settings` describe, over `store`. A repository or working
+    /// clone the settings leave unset lives in `data_dir`; links to requests start with
+    /// `public_url`.
+    pub fn from_config(
+        settings: &GitopsConfig,
+        data_dir: &Path,
+        public_url: &str,
+        store: Store,
+    ) -> Result<Self, GitopsError> {
+        let url = settings.repo_url_in(data_dir);
         let auth = match (&settings.token, &settings.ssh_key) {
             (_, Some(key)) if !url.starts_with("http") => GitAuth::SshKey(key.clone()),
             (Some(token), _) if url.starts_with("http") => {
@@ -159,7 +166,7 @@ impl Gitops {
         let repo = Arc::new(GitRepository::new(
             &url,
             &settings.base_branch,
-            &config.gitops_cache_dir(),
+            &settings.cache_dir_in(data_dir),
             auth,
             settings.push_retries,
         ));
@@ -193,16 +200,17 @@ impl Gitops {
                     (Arc::new(GitLab::new(&api, &project, &token()?)?), vec![project])
                 }
             };
-        Ok(Self::new(repo, provider, store, config, repository_names))
+        Ok(Self::new(repo, provider, store, settings, public_url, repository_names))
     }
 
     /// The service over an explicit repository and provider (tests give a provider of their
-    /// own); the rest of the settings come from `config`.
+    /// own); the rest of the settings come from `settings`.
     pub fn new(
         repo: Arc<GitRepository>,
         provider: Arc<dyn PullRequestProvider>,
         store: Store,
-        config: &Config,
+        settings: &GitopsConfig,
+        public_url: &str,
         repository_names: Vec<String>,
     ) -> Self {
         Self {
@@ -210,13 +218,13 @@ impl Gitops {
             provider,
             store,
             presentation: Presentation {
-                labels: config.gitops.labels.clone(),
-                reviewers: config.gitops.reviewers.clone(),
-                public_url: config.public_url().trim_end_matches('/').to_owned(),
+                labels: settings.labels.clone(),
+                reviewers: settings.reviewers.clone(),
+                public_url: public_url.trim_end_matches('/').to_owned(),
             },
-            webhook_secret: config.gitops.webhook_secret.clone(),
+            webhook_secret: settings.webhook_secret.clone(),
             repository_names,
-            auto_merge: config.gitops.auto_merge,
+            auto_merge: settings.auto_merge,
         }
     }
 

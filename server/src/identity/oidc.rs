@@ -26,7 +26,7 @@ use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::config::IdentityConfig;
-use crate::telemetry::with_sources;
+use crate::error_chain::with_sources;
 
 /// Claims other than the standard ones, for the configurable groups (and other) claims.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

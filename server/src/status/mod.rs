@@ -21,7 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 
 use crate::artifacts::{ArtifactSettings, ServiceArtifacts};
-use crate::cluster::{Cluster, Labels, SERVICE_LABELS};
+use crate::cluster::{Cluster, Labels, SERVICE_LABELS, ServiceOwner};
 use crate::store::{RequestFilter, Store, StoreError};
 use crate::vault::Vault;
 
@@ -105,6 +105,12 @@ impl ServiceIndex {
     /// Namespaces holding onboarded services.
     pub fn namespaces(&self) -> impl Iterator<Item = &String> {
         self.by_namespace.keys()
+    }
+}
+
+impl ServiceOwner for ServiceIndex {
+    fn owner(&self, namespace: &str, name: &str, labels: &Labels) -> Option<String> {
+        ServiceIndex::owner(self, namespace, name, labels)
     }
 }
 
@@ -193,7 +199,7 @@ impl StatusBoard {
             };
             let services = services.clone();
             cluster_reads.push(async move {
-                let read = cluster.read(&namespaces, &services, now).await;
+                let read = cluster.read(&namespaces, services.as_ref(), now).await;
                 (cluster.name().to_owned(), read.map_err(|e| e.to_string()))
             });
         }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use vaultrs::client::Client;
 
 use super::{Vault, VaultError};
-use crate::telemetry::with_sources;
+use crate::error_chain::with_sources;
 
 /// One call: method, path below `/v1/`, optional JSON body.
 struct Call {

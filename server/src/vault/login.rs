@@ -10,8 +10,7 @@ use vaultrs::api::AuthInfo;
 use vaultrs::api::token::responses::LookupTokenResponse;
 use vaultrs::client::{Client, VaultClient};
 
-use super::{Vault, VaultError};
-use crate::config::VaultLogin;
+use super::{Vault, VaultError, VaultLogin};
 
 /// The wait after a failed login or renewal.
 const RETRY_AFTER: Duration = Duration::from_secs(5);

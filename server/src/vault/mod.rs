@@ -7,6 +7,7 @@ mod generate;
 mod login;
 mod portal_policy;
 pub mod provision;
+mod settings;
 pub mod status;
 
 use std::collections::HashMap;
@@ -18,12 +19,12 @@ use vaultrs::api::sys::requests::EnableEngineRequestBuilder;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use crate::config::{SecretRetention, VaultConfig, VaultLogin};
-use crate::telemetry::with_sources;
+use crate::error_chain::with_sources;
 
 pub use generate::generate_secret;
 pub use login::TokenLease;
 pub use portal_policy::portal_policy;
+pub use settings::{SecretRetention, VaultConfig, VaultLogin};
 
 /// How long one Vault request may take before it fails.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -10,10 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::{Vault, VaultError, generate_secret};
+use super::{SecretRetention, Vault, VaultError, generate_secret};
 use crate::artifacts::ServiceArtifacts;
 use crate::artifacts::vault::{KvSecret, ValueSource};
-use crate::config::SecretRetention;
 
 /// Values the requester typed, by secret name. Only `provided` secrets use them.
 pub type ProvidedValues = BTreeMap<String, SecretString>;

@@ -96,7 +96,12 @@ impl AppState {
         ));
         let audit_key =
             config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
-        let gitops = Arc::new(Gitops::from_config(config, store.clone())?);
+        let gitops = Arc::new(Gitops::from_config(
+            &config.gitops,
+            &config.data_dir,
+            &config.public_url(),
+            store.clone(),
+        )?);
         let status = Arc::new(StatusBoard::new(
             store.clone(),
             vault.clone(),

@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use meshport_server::config::VaultConfig;
 use meshport_server::dev::{OpenBaoDevServer, ServiceProcess, free_loopback_port};
 use meshport_server::store::Store;
+use meshport_server::vault::VaultConfig;
 use nix::sys::signal::Signal;
 use sqlx::{Connection, Executor, PgConnection};
 

@@ -9,12 +9,12 @@ use std::time::Duration;
 use app::onboarding::{OnboardingRequest, OnboardingRules};
 use chrono::Utc;
 use meshport_server::artifacts::ArtifactFile;
-use meshport_server::config::{Config, VaultConfig};
+use meshport_server::config::Config;
 use meshport_server::jobs::{Engine, Proposal, Proposals, StepError};
 use meshport_server::store::{
     JobKind, JobState, NewOnboardingRequest, OnboardingRequestRecord, Store,
 };
-use meshport_server::vault::Vault;
+use meshport_server::vault::{Vault, VaultConfig};
 use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
@@ -244,16 +244,14 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
     use app::onboarding::{SecretSource, SecretSpec, SecretValue};
     use app::requests::ssr::RequestService;
     use app::requests::{AdminAction, Decision};
-    use meshport_server::gitops::Gitops;
     use meshport_server::jobs::GitopsProposals;
     use meshport_server::requests::Requests;
 
     let platform = Platform::new().await;
     let db = TestDatabase::new(Backend::Sqlite).await;
     let remote = crate::gitops::Remote::new();
-    let mut config = remote.config();
-    config.vault = platform.config.clone();
-    let gitops = Arc::new(Gitops::from_config(&config, db.store.clone()).unwrap());
+    let gitops =
+        Arc::new(crate::gitops::open_gitops(&remote.settings(), db.store.clone()).unwrap());
     let engine = Engine::new(
         db.store.clone(),
         platform.meshport.clone(),

@@ -15,10 +15,12 @@ use app::rotation::RotationState;
 use chrono::{TimeDelta, Utc};
 use meshport_server::artifacts::vault::PolicyMode;
 use meshport_server::artifacts::{ArtifactSettings, ServiceArtifacts};
-use meshport_server::config::{Config, SecretRetention, VaultConfig, VaultLogin};
+use meshport_server::config::Config;
 use meshport_server::dev::{ServiceProcess, free_loopback_port_pair};
 use meshport_server::vault::provision::{ChangeKind, ProvidedValues};
-use meshport_server::vault::{Vault, VaultError, portal_policy};
+use meshport_server::vault::{
+    SecretRetention, Vault, VaultConfig, VaultError, VaultLogin, portal_policy,
+};
 use nix::sys::signal::Signal;
 use secrecy::SecretString;
 use serde_json::{Value, json};

@@ -101,7 +101,7 @@ fn find<'a>(report: &'a StatusReport, kind: ItemKind, name: &str) -> &'a StatusI
 /// Vault unreachable: these tests look at the clusters only.
 fn no_vault() -> Arc<Vault> {
     let port = meshport_server::dev::free_loopback_port().unwrap();
-    let config = meshport_server::config::VaultConfig {
+    let config = meshport_server::vault::VaultConfig {
         addr: format!("http://127.0.0.1:{port}"),
         ..openbao()
     };

@@ -1,7 +1,6 @@
 //! The Vault client against a real OpenBao dev server.
 
-use meshport_server::config::VaultConfig;
-use meshport_server::vault::Vault;
+use meshport_server::vault::{Vault, VaultConfig};
 
 use crate::harness::openbao;
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use meshport_server::config::{Config, VaultConfig};
-use meshport_server::vault::Vault;
+use meshport_server::config::Config;
+use meshport_server::vault::{Vault, VaultConfig};
 use meshport_server::web::{AppState, router};
 use tower::ServiceExt;
 

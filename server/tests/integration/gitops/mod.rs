@@ -16,8 +16,8 @@ use meshport_server::artifacts::{ArtifactFile, ServiceArtifacts};
 use meshport_server::audit::{self, Actor};
 use meshport_server::config::Config;
 use meshport_server::gitops::{
-    GitAuth, GitError, GitRepository, Gitops, Person, ProposedChange, ProposedRemoval,
-    ServiceCommit, init_local_repository,
+    GitAuth, GitError, GitRepository, Gitops, GitopsConfig, GitopsError, Person, ProposedChange,
+    ProposedRemoval, ServiceCommit, init_local_repository,
 };
 use meshport_server::store::{NewOnboardingRequest, NewUser, Store};
 use uuid::Uuid;
@@ -116,6 +116,15 @@ pub fn proposal(request_id: Uuid) -> ProposedChange {
     }
 }
 
+/// The address links in pull requests start with: meshport's default public URL.
+pub const PUBLIC_URL: &str = "http://127.0.0.1:3000";
+
+/// The GitOps service `settings` describe (they name the repository and working clone), with
+/// links to [`PUBLIC_URL`].
+pub fn open_gitops(settings: &GitopsConfig, store: Store) -> Result<Gitops, GitopsError> {
+    Gitops::from_config(settings, Path::new("data"), PUBLIC_URL, store)
+}
+
 /// A folder with a fresh local bare repository (`main` holds the initial layout).
 pub struct Remote {
     pub folder: tempfile::TempDir,
@@ -130,12 +139,18 @@ impl Remote {
         Self { folder, bare }
     }
 
-    /// Configuration of the `local` provider over this repository.
+    /// Settings of the `local` provider over this repository.
+    pub fn settings(&self) -> GitopsConfig {
+        GitopsConfig {
+            repo_url: Some(self.bare.display().to_string()),
+            cache_dir: Some(self.folder.path().join("cache")),
+            ..GitopsConfig::default()
+        }
+    }
+
+    /// The whole configuration, for the web layer: these settings, defaults elsewhere.
     pub fn config(&self) -> Config {
-        let mut config = Config::default();
-        config.gitops.repo_url = Some(self.bare.display().to_string());
-        config.gitops.cache_dir = Some(self.folder.path().join("cache"));
-        config
+        Config { gitops: self.settings(), ..Config::default() }
     }
 
     /// Someone else (a reviewer) commits `path` with `contents` on top of `main` and pushes
@@ -194,7 +209,7 @@ async fn audit_page(store: &Store, after: i64) -> Vec<(i64, String, String)> {
 
 async fn a_proposal_commits_exactly_the_service_files_and_opens_a_pull_request(db: TestDatabase) {
     let remote = Remote::new();
-    let gitops = Gitops::from_config(&remote.config(), db.store.clone()).unwrap();
+    let gitops = open_gitops(&remote.settings(), db.store.clone()).unwrap();
     let request_id = cart_request(&db.store).await;
     let change = proposal(request_id);
 
@@ -242,7 +257,7 @@ async fn a_proposal_commits_exactly_the_service_files_and_opens_a_pull_request(d
 
 async fn an_admin_merge_lands_on_the_base_branch_and_the_evidence_shows_it(db: TestDatabase) {
     let remote = Remote::new();
-    let gitops = Gitops::from_config(&remote.config(), db.store.clone()).unwrap();
+    let gitops = open_gitops(&remote.settings(), db.store.clone()).unwrap();
     let request_id = cart_request(&db.store).await;
     let change = proposal(request_id);
     let pr = gitops.propose(&change).await.unwrap();
@@ -308,9 +323,8 @@ async fn an_admin_merge_lands_on_the_base_branch_and_the_evidence_shows_it(db: T
 
 async fn auto_merge_merges_right_after_opening(db: TestDatabase) {
     let remote = Remote::new();
-    let mut config = remote.config();
-    config.gitops.auto_merge = true;
-    let gitops = Gitops::from_config(&config, db.store.clone()).unwrap();
+    let settings = GitopsConfig { auto_merge: true, ..remote.settings() };
+    let gitops = open_gitops(&settings, db.store.clone()).unwrap();
     let request_id = cart_request(&db.store).await;
     let pr = gitops.propose(&proposal(request_id)).await.unwrap();
     assert_eq!(pr.state, "merged");
@@ -452,7 +466,7 @@ fn a_folder_that_is_not_a_finished_repository_is_reported_not_reused() {
 async fn a_proposal_with_a_bad_name_or_no_files_is_refused_before_any_git_work() {
     let db = TestDatabase::new(Backend::Sqlite).await;
     let remote = Remote::new();
-    let gitops = Gitops::from_config(&remote.config(), db.store.clone()).unwrap();
+    let gitops = open_gitops(&remote.settings(), db.store.clone()).unwrap();
     let mut bad = proposal(Uuid::new_v4());
     bad.service = "../cart".into();
     let error = gitops.propose(&bad).await.unwrap_err().to_string();

@@ -9,7 +9,7 @@ use http::{HeaderMap, Request, StatusCode};
 use meshport_server::config::Config;
 use meshport_server::gitops::webhook::sign;
 use meshport_server::gitops::{
-    Gitops, ProviderKind, Transition, WebhookApplyError, WebhookError, WebhookOutcome,
+    Gitops, GitopsConfig, ProviderKind, Transition, WebhookApplyError, WebhookError, WebhookOutcome,
 };
 use meshport_server::store::PullRequestRecord;
 use meshport_server::vault::Vault;
@@ -19,7 +19,7 @@ use tower::ServiceExt;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{Remote, cart_request, events, proposal};
+use super::{Remote, cart_request, events, open_gitops, proposal};
 use crate::harness::{Backend, TestDatabase, openbao};
 
 on_both_backends!(
@@ -36,22 +36,22 @@ struct Forge {
     server: MockServer,
     gitops: Gitops,
     pr: PullRequestRecord,
-    config: Config,
+    settings: GitopsConfig,
 }
 
 async fn forge(kind: ProviderKind, db: &TestDatabase) -> Forge {
     let remote = Remote::new();
     let server = MockServer::start().await;
-    let mut config = remote.config();
-    config.gitops.provider = kind;
-    config.gitops.api_url = Some(server.uri());
-    config.gitops.token = Some("tok-123".to_owned().into());
-    config.gitops.webhook_secret = Some(SECRET.to_owned().into());
+    let mut settings = remote.settings();
+    settings.provider = kind;
+    settings.api_url = Some(server.uri());
+    settings.token = Some("tok-123".to_owned().into());
+    settings.webhook_secret = Some(SECRET.to_owned().into());
     match kind {
-        ProviderKind::Gitlab => config.gitops.project = Some("shop/gitops".into()),
+        ProviderKind::Gitlab => settings.project = Some("shop/gitops".into()),
         _ => {
-            config.gitops.owner = Some("shop".into());
-            config.gitops.repo = Some("gitops".into());
+            settings.owner = Some("shop".into());
+            settings.repo = Some("gitops".into());
         }
     }
     let created = match kind {
@@ -73,11 +73,11 @@ async fn forge(kind: ProviderKind, db: &TestDatabase) -> Forge {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
         .mount(&server)
         .await;
-    let gitops = Gitops::from_config(&config, db.store.clone()).unwrap();
+    let gitops = open_gitops(&settings, db.store.clone()).unwrap();
     let request_id = cart_request(&db.store).await;
     let pr = gitops.propose(&proposal(request_id)).await.unwrap();
     assert_eq!((pr.number, pr.provider.as_str(), pr.state.as_str()), (7, kind.as_str(), "open"));
-    Forge { _remote: remote, server, gitops, pr, config }
+    Forge { _remote: remote, server, gitops, pr, settings }
 }
 
 fn github_body(repository: &str, number: i64, state: &str, merged: bool) -> Vec<u8> {
@@ -296,7 +296,8 @@ async fn the_webhook_route_takes_forge_posts_without_a_browser_origin() {
     let db = TestDatabase::new(Backend::Sqlite).await;
     let forge = forge(ProviderKind::Github, &db).await;
     let vault = Arc::new(Vault::new(&openbao()).unwrap());
-    let app = router(AppState::new(&forge.config, db.store.clone(), vault, false).await.unwrap());
+    let config = Config { gitops: forge.settings.clone(), ..Config::default() };
+    let app = router(AppState::new(&config, db.store.clone(), vault, false).await.unwrap());
     let post = |uri: &str, headers: HeaderMap, body: Vec<u8>| {
         let mut request = Request::post(uri).body(Body::from(body)).unwrap();
         *request.headers_mut() = headers;
