@@ -370,7 +370,7 @@ impl Config {
     fn own_problem(&self) -> Option<(&'static str, &'static str)> {
         let is_label = app::onboarding::is_dns_label;
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 8] = [
+        let checks: [(&'static str, bool, &'static str); 10] = [
             (
                 "onboarding.namespaces",
                 !self.onboarding.namespaces.is_empty()

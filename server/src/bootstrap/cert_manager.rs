@@ -258,7 +258,7 @@ impl CustomResourceSpec for BundleSpec {
 
 /// One source of a bundle: a key of a Secret (by name, or every Secret a selector matches) in
 /// trust-manager's trust namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleSource {
     /// The Secret and key.
@@ -268,7 +268,7 @@ pub struct BundleSource {
 /// A key of a Secret named `name`, or of the Secrets `selector` matches (none is not an error:
 /// trust-manager `pkg/bundle/internal/source/source.go` adds nothing for an empty match, while a
 /// missing named Secret stops the bundle).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretKey {
     /// Secret name.

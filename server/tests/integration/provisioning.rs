@@ -1035,10 +1035,10 @@ async fn contract_the_agent_logs_in_with_the_default_token_or_the_projected_one_
     .await;
     platform.trust_kubernetes(&api).await;
 
-    let cart = platform.artifacts(cart().0);
-    assert_eq!(cart.role.audience, None, "no audience by default");
-    platform.meshport.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
-    let (status, body) = platform.login(&cart.role.name, &cart_jwt).await;
+    let plain = platform.artifacts(cart().0);
+    assert_eq!(plain.role.audience, None, "no audience by default");
+    platform.meshport.apply(&plain, &ProvidedValues::new(), |_| {}).await.unwrap();
+    let (status, body) = platform.login(&plain.role.name, &cart_jwt).await;
     assert_eq!(status, 200, "the pod's own token logs in: {body}");
 
     let mut settings = platform.settings.clone();
