@@ -218,8 +218,8 @@ async fn each_service_reads_only_its_own_secrets_with_meshport_holding_only_its_
     );
     assert_eq!(
         as_cart("LIST", format!("{kv}/metadata/prod-app/cart/")).await.0,
-        200,
-        "its own folder"
+        403,
+        "not even its own metadata: the injected agent reads `data/` only"
     );
     assert_eq!(as_cart("GET", "sys/mounts".to_owned()).await.0, 403);
     assert_eq!(as_cart("LIST", "sys/policies/acl".to_owned()).await.0, 403);

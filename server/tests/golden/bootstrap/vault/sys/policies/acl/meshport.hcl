@@ -4,6 +4,17 @@ path "sys/policies/acl/meshport-prod-app-*" {
 
 path "auth/kubernetes/role/meshport-prod-app-*" {
   capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "audience" = []
+    "bound_service_account_names" = []
+    "bound_service_account_namespaces" = ["prod-app"]
+    "token_max_ttl" = []
+    "token_policies" = ["meshport-prod-app-*"]
+    "token_ttl" = []
+  }
+  denied_parameters = {
+    "token_policies" = ["*,*"]
+  }
 }
 
 path "secret/data/prod-app/*" {
@@ -23,6 +34,10 @@ path "pki/certs" {
 }
 
 path "pki/cert/*" {
+  capabilities = ["read"]
+}
+
+path "pki/config/urls" {
   capabilities = ["read"]
 }
 

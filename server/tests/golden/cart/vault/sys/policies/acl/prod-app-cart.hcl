@@ -1,7 +1,3 @@
 path "secret/data/prod-app/cart/*" {
   capabilities = ["read"]
 }
-
-path "secret/metadata/prod-app/cart/*" {
-  capabilities = ["read", "list"]
-}
