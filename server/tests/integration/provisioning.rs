@@ -770,6 +770,9 @@ async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Callsites another test's thread hit first may still cache "no interest"; other tests run
+    // side by side, so ask every callsite again now that this thread has a subscriber.
+    tracing::callsite::rebuild_interest_cache();
 
     let platform = Platform::new().await;
     let db = TestDatabase::new(Backend::Sqlite).await;
