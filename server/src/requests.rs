@@ -211,10 +211,10 @@ impl RequestService for Requests {
             .await?
             .into_iter()
             .map(|pr| PullRequestSummary {
-                kind: pr.kind,
+                kind: pr.kind.as_str().to_owned(),
                 url: pr.url,
                 branch: pr.branch,
-                state: pr.state,
+                state: pr.state.as_str().to_owned(),
                 merge_commit_sha: pr.merge_commit_sha,
             })
             .collect();
