@@ -9,8 +9,8 @@ use app::access::{AppError, Principal};
 use app::onboarding::{
     OnboardingRequest, OnboardingRules, RequestStatus, SecretSource, ValidRequest,
 };
-use app::requests::ssr::RequestService;
-use app::requests::{
+use app::request_api::ssr::RequestService;
+use app::request_api::{
     AdminAction, Decision, DriftSummary, JobSummary, PreviewFile, PullRequestSummary,
     RequestDetail, RequestSummary, StepSummary,
 };
