@@ -9,9 +9,9 @@ pub mod audit;
 pub mod onboarding;
 pub mod pages;
 pub mod platform;
-pub mod requests;
+pub mod request_api;
 pub mod rotation;
-pub mod status;
+pub mod status_report;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

@@ -3,19 +3,19 @@
 //! lifecycle ([`RequestStatus`]).
 
 mod form;
+mod lifecycle;
 mod quantity;
 mod reference;
 mod request;
-mod status;
 mod validate;
 
 pub use form::{OnboardForm, SECRET_ROWS, SecretRow};
+pub use lifecycle::{RequestStatus, UnknownStatus};
 pub use reference::ImageReference;
 pub use request::{
     Alphabet, CertificateSpec, EnvVar, OnboardingRequest, OnboardingRules, PortSpec, Protocol,
     Resources, SecretSource, SecretSpec, SecretValue, WorkloadSecurity,
 };
-pub use status::{RequestStatus, UnknownStatus};
 pub use validate::{
     CERTIFICATE_FILE_ENV, FieldError, LINKERD_PROXY_PORTS, MAX_SECRET_NAME, RESERVED_SERVICE_NAMES,
     Rule, ValidRequest, ValidationErrors, check, is_dns_label, secret_file_env,

@@ -9,7 +9,7 @@ use leptos_router::hooks::use_navigate;
 
 use crate::access::AppError;
 use crate::onboarding::{Alphabet, FieldError, OnboardForm, SECRET_ROWS};
-use crate::requests::{PreviewForm, SubmitForm, form_rules};
+use crate::request_api::{PreviewForm, SubmitForm, form_rules};
 
 /// The onboarding page.
 #[component]

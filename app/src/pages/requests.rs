@@ -9,7 +9,7 @@ use leptos_router::hooks::use_params_map;
 use crate::access::Role;
 use crate::account::whoami;
 use crate::onboarding::RequestStatus;
-use crate::requests::{
+use crate::request_api::{
     ActOnRequest, JobSummary, RequestDetail, RequestSummary, get_request, list_requests,
 };
 

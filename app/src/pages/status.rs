@@ -5,7 +5,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::rotation::RotationState;
-use crate::status::{SourceHealth, StatusItem, get_service_status, get_status_overview, utc};
+use crate::status_report::{
+    SourceHealth, StatusItem, get_service_status, get_status_overview, utc,
+};
 
 /// The platform overview.
 #[component]
@@ -133,7 +135,7 @@ fn ItemTable(id: &'static str, items: Vec<StatusItem>, empty: &'static str) -> i
                     });
                     let (renews, expires) = match item.kind {
                         // A secret's date is when its rotation is due, not an expiry.
-                        crate::status::ItemKind::Secret => (item.expires_at, None),
+                        crate::status_report::ItemKind::Secret => (item.expires_at, None),
                         _ => (item.renews_at, item.expires_at),
                     };
                     view! {

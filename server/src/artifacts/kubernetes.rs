@@ -21,7 +21,7 @@ use super::linkerd::{
     AuthorizationPolicy, AuthorizationPolicySpec, MeshTlsAuthentication, MeshTlsAuthenticationSpec,
     ObjectReference, Server, ServerSpec,
 };
-use super::vault::{KvSecret, PkiRole};
+use super::vault_objects::{KvSecret, PkiRole};
 use super::{ArtifactSettings, KubeObject, Manifest, Names};
 
 /// Where the Vault Agent writes secrets in the pod (the injector's default).

@@ -7,7 +7,7 @@
 pub mod custom_resource;
 mod kubernetes;
 pub mod linkerd;
-pub mod vault;
+pub mod vault_objects;
 
 use std::collections::BTreeMap;
 
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use self::linkerd::{AuthorizationPolicy, MeshTlsAuthentication, Server};
-use self::vault::{
+use self::vault_objects::{
     Capability, KubernetesAuthRole, KvSecret, PkiRole, PolicyMode, PolicyRule, ServicePolicy,
     ValueSource,
 };

@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::export::Format;
-use crate::store::{Store, StoreError};
+use crate::store::{PullRequestKind, Store, StoreError};
 
 /// One request's evidence.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -70,7 +70,7 @@ pub async fn rows(store: &Store) -> Result<Vec<EvidenceRow>, StoreError> {
     for (request_id, action, occurred_at, details) in pr_events {
         let details: serde_json::Value = serde_json::from_str(&details).unwrap_or_default();
         // The pull request that removes a service later is not the change being evidenced.
-        if details["kind"] == "offboarding" {
+        if details["kind"] == PullRequestKind::Offboarding.as_str() {
             continue;
         }
         let text = |key: &str| details[key].as_str().unwrap_or_default().to_owned();

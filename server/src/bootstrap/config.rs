@@ -42,7 +42,7 @@ pub struct BootstrapConfig {
     /// one per service) or `templated` (one ACL-templated workload policy written at set-up;
     /// meshport writes roles only).
     #[serde(default)]
-    pub vault_policy_mode: crate::artifacts::vault::PolicyMode,
+    pub vault_policy_mode: crate::artifacts::vault_objects::PolicyMode,
     /// Namespaces services are onboarded into: meshed, mTLS enforced. Default `["prod-app"]`.
     #[serde(default = "default_application_namespaces")]
     pub application_namespaces: Vec<String>,
@@ -281,7 +281,7 @@ impl BootstrapConfig {
             hosted_zone_id: "Z0123456789EXAMPLE".to_owned(),
             kms_key_alias: "alias/vault-unseal".to_owned(),
             secrets_backend: SecretsBackend::Vault,
-            vault_policy_mode: crate::artifacts::vault::PolicyMode::PerService,
+            vault_policy_mode: crate::artifacts::vault_objects::PolicyMode::PerService,
             application_namespaces: default_application_namespaces(),
             git: GitSettings {
                 repo_url: "https://github.com/example-org/platform-gitops.git".to_owned(),

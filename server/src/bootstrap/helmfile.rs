@@ -11,7 +11,7 @@ use super::config::{BootstrapConfig, SecretsBackend};
 use super::platform::{
     CERT_MANAGER_NAMESPACE, LINKERD_NAMESPACE, MESHPORT_NAMESPACE, VAULT_CA_BUNDLE,
 };
-use super::{PLATFORM_MANIFESTS, meshport, vault};
+use super::{PLATFORM_MANIFESTS, meshport, vault_server};
 
 /// The whole file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -239,7 +239,7 @@ pub fn helmfile(config: &BootstrapConfig) -> Helmfile {
     }));
     let secrets = Release::remote(backend.name(), backend.name(), backend_chart, backend_version)
         .needs(&[&pki])
-        .values(vault::chart_values(config));
+        .values(vault_server::chart_values(config));
     let backup =
         Release::local("raft-snapshot", backend.name(), &platform("backup")).needs(&[&secrets]);
     let argo_cd = Release::remote("argo-cd", argocd::NAMESPACE, "argo/argo-cd", &versions.argo_cd)

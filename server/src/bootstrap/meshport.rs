@@ -24,8 +24,8 @@ use serde::Serialize;
 
 use super::config::BootstrapConfig;
 use super::platform::{MESHPORT_NAMESPACE, VAULT_CA_BUNDLE};
-use super::vault;
-use crate::artifacts::vault::KubernetesAuthRole;
+use super::vault_server;
+use crate::artifacts::vault_objects::KubernetesAuthRole;
 use crate::artifacts::{ArtifactFile, RenderError, yaml_file};
 
 /// Folder of the chart in the generated repository.
@@ -119,12 +119,12 @@ pub fn vault_access_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>,
         token_policies: vec![policy.name.clone()],
         token_ttl: 3600,
         token_max_ttl: 4 * 3600,
-        audience: Some(vault::SNAPSHOT_AUDIENCE.to_owned()),
+        audience: Some(vault_server::SNAPSHOT_AUDIENCE.to_owned()),
     };
-    let mut files = vault::access_files(&policy, &role)?;
+    let mut files = vault_server::access_files(&policy, &role)?;
     // Templated mode: the one workload policy, written once at set-up with the Kubernetes auth
     // mount's accessor in place of the placeholder (README, step 4).
-    if settings.policy_mode == crate::artifacts::vault::PolicyMode::Templated {
+    if settings.policy_mode == crate::artifacts::vault_objects::PolicyMode::Templated {
         let workloads = crate::artifacts::workload_policy(&settings, ACCESSOR_PLACEHOLDER);
         files.push(ArtifactFile {
             path: format!("vault/sys/policies/acl/{}.hcl", workloads.name),
@@ -209,7 +209,7 @@ pub fn chart_files(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, Render
             annotation_prefix: config.secrets_backend.annotation_prefix(),
             name_prefix: NAME_PREFIX,
             policy_mode: (config.vault_policy_mode
-                != crate::artifacts::vault::PolicyMode::PerService)
+                != crate::artifacts::vault_objects::PolicyMode::PerService)
                 .then(|| config.vault_policy_mode.as_str()),
             login: PortalLogin {
                 method: "kubernetes",
@@ -400,7 +400,7 @@ fn deployment(config: &BootstrapConfig) -> Deployment {
                             projected: Some(ProjectedVolumeSource {
                                 sources: Some(vec![VolumeProjection {
                                     service_account_token: Some(ServiceAccountTokenProjection {
-                                        audience: Some(vault::SNAPSHOT_AUDIENCE.to_owned()),
+                                        audience: Some(vault_server::SNAPSHOT_AUDIENCE.to_owned()),
                                         expiration_seconds: Some(3600),
                                         path: "token".to_owned(),
                                     }),

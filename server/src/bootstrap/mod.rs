@@ -13,7 +13,7 @@ pub mod helmfile;
 pub mod meshport;
 pub mod platform;
 mod readme;
-pub mod vault;
+pub mod vault_server;
 pub mod workflows;
 
 use std::path::{Component, Path};
@@ -64,7 +64,7 @@ pub fn render(config: &BootstrapConfig) -> Result<Vec<ArtifactFile>, BootstrapEr
     config.check()?;
     let mut files = vec![yaml_file("helmfile.yaml", &helmfile::helmfile(config))?];
     files.extend(platform::files(config)?);
-    files.extend(vault::snapshot_access_files(config)?);
+    files.extend(vault_server::snapshot_access_files(config)?);
     files.extend(meshport::vault_access_files(config)?);
     let apps = argocd::AppOfApps::new(config);
     files.push(yaml_file("argocd/bootstrap/root.yaml", &apps.root)?);

@@ -19,7 +19,7 @@ use super::cert_manager::{
     SecretRef, SolverSelector, match_labels,
 };
 use super::config::BootstrapConfig;
-use super::{PLATFORM_MANIFESTS, vault};
+use super::{PLATFORM_MANIFESTS, vault_server};
 use crate::artifacts::custom_resource::CustomResource;
 use crate::artifacts::{ArtifactFile, RenderError, yaml_file};
 
@@ -280,11 +280,11 @@ fn vault_tls(config: &BootstrapConfig) -> Certificate {
         format!("*.{internal}.{backend}.svc"),
         format!("*.{internal}.{backend}.svc.{cluster}"),
     ];
-    dns_names.extend((0..vault::REPLICAS).map(|i| vault::peer_host(config, i)));
+    dns_names.extend((0..vault_server::REPLICAS).map(|i| vault_server::peer_host(config, i)));
     CustomResource::new(
-        meta(vault::TLS_SECRET, Some(backend)),
+        meta(vault_server::TLS_SECRET, Some(backend)),
         CertificateSpec {
-            secret_name: vault::TLS_SECRET.to_owned(),
+            secret_name: vault_server::TLS_SECRET.to_owned(),
             common_name: Some(format!("{backend}.{backend}.svc")),
             dns_names,
             ip_addresses: vec!["127.0.0.1".to_owned()],
@@ -329,7 +329,7 @@ fn bundle(name: &str, secret: &str, key: &str, labels: &[(&str, &str)], as_secre
 /// The snapshot job's identity: its IRSA role may put objects into the bucket, its Vault role
 /// may read `sys/storage/raft/snapshot` and nothing else.
 fn snapshot_service_account(config: &BootstrapConfig) -> ServiceAccount {
-    let mut metadata = meta(vault::SNAPSHOT_ACCOUNT, Some(config.secrets_backend.name()));
+    let mut metadata = meta(vault_server::SNAPSHOT_ACCOUNT, Some(config.secrets_backend.name()));
     metadata.annotations = Some(BTreeMap::from([(
         "eks.amazonaws.com/role-arn".to_owned(),
         config.role_arn(&config.iam.snapshot),
@@ -388,7 +388,7 @@ fn snapshot_cron_job(config: &BootstrapConfig) -> CronJob {
             ),
             env(&format!("{prefix}_CACERT"), "/tls/ca.crt"),
             env("AUTH_PATH", "kubernetes"),
-            env("ROLE", vault::SNAPSHOT_ACCOUNT),
+            env("ROLE", vault_server::SNAPSHOT_ACCOUNT),
             env("HOME", "/snapshot"),
         ]),
         volume_mounts: Some(vec![
@@ -414,7 +414,7 @@ fn snapshot_cron_job(config: &BootstrapConfig) -> CronJob {
         ..Container::default()
     };
     let pod = PodSpec {
-        service_account_name: Some(vault::SNAPSHOT_ACCOUNT.to_owned()),
+        service_account_name: Some(vault_server::SNAPSHOT_ACCOUNT.to_owned()),
         // Only the Vault-audience token above (and the IRSA token EKS adds) is mounted.
         automount_service_account_token: Some(false),
         restart_policy: Some("OnFailure".to_owned()),
@@ -442,7 +442,7 @@ fn snapshot_cron_job(config: &BootstrapConfig) -> CronJob {
                 projected: Some(ProjectedVolumeSource {
                     sources: Some(vec![VolumeProjection {
                         service_account_token: Some(ServiceAccountTokenProjection {
-                            audience: Some(vault::SNAPSHOT_AUDIENCE.to_owned()),
+                            audience: Some(vault_server::SNAPSHOT_AUDIENCE.to_owned()),
                             expiration_seconds: Some(600),
                             path: "token".to_owned(),
                         }),
@@ -455,7 +455,7 @@ fn snapshot_cron_job(config: &BootstrapConfig) -> CronJob {
             Volume {
                 name: "tls".to_owned(),
                 secret: Some(SecretVolumeSource {
-                    secret_name: Some(vault::TLS_SECRET.to_owned()),
+                    secret_name: Some(vault_server::TLS_SECRET.to_owned()),
                     items: Some(vec![KeyToPath {
                         key: "ca.crt".to_owned(),
                         path: "ca.crt".to_owned(),

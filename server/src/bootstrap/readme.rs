@@ -167,8 +167,8 @@ pub fn readme(config: &BootstrapConfig) -> String {
         cluster = config.cluster_name,
         addr = config.secrets_backend_addr(),
         templated = match config.vault_policy_mode {
-            crate::artifacts::vault::PolicyMode::PerService => String::new(),
-            crate::artifacts::vault::PolicyMode::Templated => format!(
+            crate::artifacts::vault_objects::PolicyMode::PerService => String::new(),
+            crate::artifacts::vault_objects::PolicyMode::Templated => format!(
                 "# vault_policy_mode = \"templated\": the one workload policy, for this mount's accessor\n\
                  sed \"s/{placeholder}/$({cli} auth list -format=json | jq -r '.[\"kubernetes/\"].accessor')/g\" \
                  vault/sys/policies/acl/{workloads}.hcl | {cli} policy write {workloads} -\n",

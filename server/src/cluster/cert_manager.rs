@@ -191,7 +191,7 @@ pub fn judge(
         let (Some(not_before), Some(not_after)) = (not_before, not_after) else {
             return Judgement::new(RotationState::Ok, format!("no renewalTime{left}"));
         };
-        let judged = crate::vault::status::judge_certificate(not_before, not_after, None, now);
+        let judged = app::rotation::judge_certificate(not_before, not_after, None, now);
         return Judgement::new(judged.state, format!("no renewal scheduled; {}", judged.reason));
     };
     if now >= renewal {

@@ -165,10 +165,5 @@ fn ca_validity(
 
 /// Expiry by the lifetime rule shared with Vault PKI certificates.
 fn validity(certificate: &ParsedCertificate, now: DateTime<Utc>) -> Judgement {
-    crate::vault::status::judge_certificate(
-        certificate.not_before,
-        certificate.not_after,
-        None,
-        now,
-    )
+    app::rotation::judge_certificate(certificate.not_before, certificate.not_after, None, now)
 }

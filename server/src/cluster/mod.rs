@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use app::rotation::Judgement;
-use app::status::{ItemKind, StatusItem};
+use app::status_report::{ItemKind, StatusItem};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams};

@@ -29,7 +29,7 @@ pub use webhook::WebhookError;
 
 use crate::artifacts::ArtifactFile;
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
-use crate::store::{NewPullRequest, PullRequestRecord, Store, StoreError, Tx};
+use crate::store::{NewPullRequest, PullRequestKind, PullRequestRecord, Store, StoreError, Tx};
 
 /// A GitOps operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,22 +75,6 @@ pub struct ProposedRemoval {
     pub author: Person,
     pub approver: Person,
     pub summary: String,
-}
-
-/// Onboarding adds the service's folder; offboarding removes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Onboarding,
-    Offboarding,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Onboarding => "onboarding",
-            Self::Offboarding => "offboarding",
-        }
-    }
 }
 
 /// What a state report (webhook or poll) did.
@@ -255,7 +239,7 @@ impl Gitops {
             });
         }
         let branch = format!("meshport/{}-{}", change.service, change.request_id);
-        self.open(Kind::Onboarding, &branch, change).await
+        self.open(PullRequestKind::Onboarding, &branch, change).await
     }
 
     /// Proposes removing the service's folder, on `meshport/offboard-<service>-<request id>`.
@@ -274,12 +258,12 @@ impl Gitops {
             summary: removal.summary.clone(),
         };
         let branch = format!("meshport/offboard-{}-{}", removal.service, removal.request_id);
-        self.open(Kind::Offboarding, &branch, &change).await
+        self.open(PullRequestKind::Offboarding, &branch, &change).await
     }
 
     async fn open(
         &self,
-        kind: Kind,
+        kind: PullRequestKind,
         branch: &str,
         change: &ProposedChange,
     ) -> Result<PullRequestRecord, GitopsError> {
@@ -297,8 +281,8 @@ impl Gitops {
         }
         let directory = format!("manifests/{}/{}", change.namespace, change.service);
         let (verb, preposition) = match kind {
-            Kind::Onboarding => ("Onboard", "to"),
-            Kind::Offboarding => ("Offboard", "from"),
+            PullRequestKind::Onboarding => ("Onboard", "to"),
+            PullRequestKind::Offboarding => ("Offboard", "from"),
         };
         let title = format!(
             "{verb} {} {preposition} {} (request {})",
@@ -346,7 +330,7 @@ impl Gitops {
         let created = tx
             .create_pull_request(&NewPullRequest {
                 request_id: change.request_id,
-                kind: kind.as_str(),
+                kind,
                 namespace: &change.namespace,
                 service_name: &change.service,
                 provider: self.provider.kind().as_str(),
@@ -379,7 +363,7 @@ impl Gitops {
     }
 
     /// The pull request's description: what, for whom, approved by whom, and where to look.
-    fn body(&self, kind: Kind, change: &ProposedChange, directory: &str) -> String {
+    fn body(&self, kind: PullRequestKind, change: &ProposedChange, directory: &str) -> String {
         let mut body = format!(
             "{}\n\n| | |\n|---|---|\n| Request | [{id}]({url}/requests/{id}) |\n| Service | `{}/{}` |\n\
              | Requested by | {} |\n| Approved by | {} |\n| Change | {} `{directory}/` |\n",
@@ -389,8 +373,8 @@ impl Gitops {
             change.author.name,
             change.approver.name,
             match kind {
-                Kind::Onboarding => "adds",
-                Kind::Offboarding => "removes",
+                PullRequestKind::Onboarding => "adds",
+                PullRequestKind::Offboarding => "removes",
             },
             id = change.request_id,
             url = self.presentation.public_url,
@@ -522,13 +506,12 @@ impl Gitops {
         let Some(stored) = tx.pull_request_for_update(provider, remote.number).await? else {
             return Ok(Transition::Unknown);
         };
-        let current = PrState::from_name(&stored.state);
-        if current == Some(remote.state) || current == Some(PrState::Merged) {
+        if stored.state == remote.state || stored.state == PrState::Merged {
             return Ok(Transition::Unchanged);
         }
         let sha = remote.merge_commit_sha.as_deref().filter(|_| remote.state == PrState::Merged);
         let Some(updated) =
-            tx.set_pull_request_state(stored.id, &stored.state, remote.state.as_str(), sha).await?
+            tx.set_pull_request_state(stored.id, stored.state, remote.state, sha).await?
         else {
             return Ok(Transition::Unchanged);
         };
@@ -540,7 +523,7 @@ impl Gitops {
         audit::record(tx, event(&updated, action, actor, source)).await?;
         // The request follows its onboarding pull request to "merged" (from "provisioning"
         // too: an auto-merge lands before the provisioning step records the open PR).
-        if remote.state == PrState::Merged && updated.kind == Kind::Onboarding.as_str() {
+        if remote.state == PrState::Merged && updated.kind == PullRequestKind::Onboarding {
             for from in [RequestStatus::PrOpen, RequestStatus::Provisioning] {
                 if tx.transition_request(updated.request_id, from, RequestStatus::Merged).await? {
                     break;
@@ -548,7 +531,7 @@ impl Gitops {
             }
         }
         // An offboarding job waits for its removal to merge before it deletes Vault access.
-        if remote.state == PrState::Merged && updated.kind == Kind::Offboarding.as_str() {
+        if remote.state == PrState::Merged && updated.kind == PullRequestKind::Offboarding {
             tx.wake_jobs(updated.request_id).await?;
         }
         Ok(Transition::Changed(Box::new(updated)))
@@ -579,7 +562,7 @@ fn event(pr: &PullRequestRecord, action: Action, actor: Actor, source: &str) -> 
             "provider": pr.provider,
             "branch": pr.branch,
             "head_sha": pr.head_sha,
-            "kind": pr.kind,
+            "kind": pr.kind.as_str(),
             "source": source,
         }),
         outcome: Outcome::Success,

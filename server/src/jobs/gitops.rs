@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{Proposal, Proposals, StepError};
 use crate::artifacts::ArtifactFile;
 use crate::gitops::{Gitops, GitopsError, Person, ProposedChange, ProposedRemoval};
-use crate::store::{OnboardingRequestRecord, Store};
+use crate::store::{OnboardingRequestRecord, PrState, PullRequestKind, Store};
 
 /// Proposals through the configured GitOps repository and forge.
 pub struct GitopsProposals {
@@ -98,6 +98,8 @@ impl Proposals for GitopsProposals {
             .pull_requests_of(request.id)
             .await
             .map_err(|e| StepError::transient(e.to_string()))?;
-        Ok(pulls.iter().any(|p| p.kind == "offboarding" && p.state == "merged"))
+        Ok(pulls
+            .iter()
+            .any(|p| p.kind == PullRequestKind::Offboarding && p.state == PrState::Merged))
     }
 }

@@ -201,7 +201,7 @@ impl Engine {
         };
         let id = job.id;
         let waited = (now - job.next_run_at).to_std().unwrap_or_default();
-        crate::metrics::metrics().job_wait.observe(&[job.kind.as_str()], waited);
+        crate::process_metrics::metrics().job_wait.observe(&[job.kind.as_str()], waited);
         self.run(job).await?;
         Ok(Some(id))
     }
@@ -259,7 +259,7 @@ impl Engine {
                 Err(e) if e.retryable => "retryable",
                 Err(_) => "failed",
             };
-            crate::metrics::metrics()
+            crate::process_metrics::metrics()
                 .job_steps
                 .observe(&[job.kind.as_str(), step.name(), result], started.elapsed());
             let detail = match outcome {

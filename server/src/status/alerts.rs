@@ -3,7 +3,7 @@
 //! Rocket.Chat incoming webhooks accept). Each transition is sent once: the store records the
 //! last state per item, and only the replica whose write changed it sends.
 
-use app::status::{StatusItem, utc};
+use app::status_report::{StatusItem, utc};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 

@@ -5,7 +5,7 @@
 //! needs attention.
 
 pub mod alerts;
-pub mod metrics;
+pub mod prometheus;
 pub mod timeline;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use app::access::AppError;
 use app::onboarding::{OnboardingRules, RequestStatus};
-use app::status::{
+use app::status_report::{
     ItemKind, ServiceStatus, SourceHealth, StatusItem, StatusOverview, StatusReport,
 };
 use chrono::{DateTime, TimeDelta, Utc};
@@ -402,7 +402,7 @@ fn sort(items: &mut [StatusItem]) {
 }
 
 #[async_trait::async_trait]
-impl app::status::ssr::StatusService for StatusBoard {
+impl app::status_report::ssr::StatusService for StatusBoard {
     async fn overview(&self) -> Result<StatusOverview, AppError> {
         Ok(StatusBoard::overview(self))
     }

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use app::rotation::RotationState;
-use app::status::{StatusItem, utc};
+use app::status_report::{StatusItem, utc};
 
 const WIDTH: i64 = 900;
 const LABEL: i64 = 260;
@@ -217,7 +217,7 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
     use app::rotation::Judgement;
-    use app::status::ItemKind;
+    use app::status_report::ItemKind;
 
     fn item(name: &str, days: i64, state: RotationState) -> StatusItem {
         StatusItem {

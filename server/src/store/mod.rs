@@ -3,11 +3,11 @@
 //! written once in SQL both accept (`$n` parameters, `RETURNING`, `ON CONFLICT`) and run on
 //! whichever pool is configured.
 
+mod alert_states;
 mod audit;
 mod jobs;
 mod pull_requests;
-mod requests;
-mod status;
+mod request_rows;
 mod tokens;
 mod users;
 
@@ -20,8 +20,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use audit::{AuditEvent, Checkpoint, EvidenceRequest};
 pub use jobs::{Job, JobKind, JobState, JobStep};
-pub use pull_requests::{NewPullRequest, PullRequestRecord};
-pub use requests::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
+pub use pull_requests::{NewPullRequest, PrState, PullRequestKind, PullRequestRecord};
+pub use request_rows::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
 pub use tokens::{ApiTokenRecord, NewApiToken};
 pub use users::{NewUser, User};
 

@@ -1,11 +1,83 @@
 //! Pull requests meshport opened in the GitOps repository and where each stands, and the webhook
-//! deliveries already applied. State changes are `Tx` methods so the audit event recording a
-//! change is written in the same transaction.
+//! deliveries already applied, with the stored vocabulary of a pull request: its
+//! [`PullRequestKind`] and [`PrState`]. State changes are `Tx` methods so the audit event
+//! recording a change is written in the same transaction.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Store, StoreError, Tx, on_pool, on_tx};
+
+/// What a pull request does to the GitOps repository: onboarding adds the service's folder,
+/// offboarding removes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullRequestKind {
+    Onboarding,
+    Offboarding,
+}
+
+impl PullRequestKind {
+    /// The stable name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Onboarding => "onboarding",
+            Self::Offboarding => "offboarding",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        [Self::Onboarding, Self::Offboarding]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| StoreError::Corrupt(format!("pull request kind `{text}`")))
+    }
+}
+
+/// A kind equals its stored name.
+impl PartialEq<&str> for PullRequestKind {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+/// Where a pull request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrState {
+    Open,
+    Merged,
+    Closed,
+}
+
+impl PrState {
+    /// The stable name stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Merged => "merged",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// The state named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Open, Self::Merged, Self::Closed].into_iter().find(|s| s.as_str() == name)
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        Self::from_name(text)
+            .ok_or_else(|| StoreError::Corrupt(format!("pull request state `{text}`")))
+    }
+}
+
+/// A state equals its stored name.
+impl PartialEq<&str> for PrState {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
 
 /// A pull request meshport opened, as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,8 +85,8 @@ pub struct PullRequestRecord {
     pub id: Uuid,
     /// The onboarding request it carries out.
     pub request_id: Uuid,
-    /// `onboarding` (adds the service's manifests) or `offboarding` (removes them).
-    pub kind: String,
+    /// Whether it adds the service's manifests or removes them.
+    pub kind: PullRequestKind,
     pub namespace: String,
     pub service_name: String,
     /// `local`, `github`, `gitea` or `gitlab`.
@@ -26,8 +98,7 @@ pub struct PullRequestRecord {
     pub branch: String,
     /// The commit meshport pushed.
     pub head_sha: String,
-    /// `open`, `merged` or `closed`.
-    pub state: String,
+    pub state: PrState,
     /// The commit that merged it into the base branch.
     pub merge_commit_sha: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -38,7 +109,7 @@ pub struct PullRequestRecord {
 #[derive(Clone, Debug)]
 pub struct NewPullRequest<'a> {
     pub request_id: Uuid,
-    pub kind: &'a str,
+    pub kind: PullRequestKind,
     pub namespace: &'a str,
     pub service_name: &'a str,
     pub provider: &'a str,
@@ -66,12 +137,14 @@ struct Row {
     updated_at: DateTime<Utc>,
 }
 
-impl From<Row> for PullRequestRecord {
-    fn from(r: Row) -> Self {
-        Self {
+impl TryFrom<Row> for PullRequestRecord {
+    type Error = StoreError;
+
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        Ok(Self {
             id: r.id,
             request_id: r.request_id,
-            kind: r.kind,
+            kind: PullRequestKind::parse(&r.kind)?,
             namespace: r.namespace,
             service_name: r.service_name,
             provider: r.provider,
@@ -79,11 +152,11 @@ impl From<Row> for PullRequestRecord {
             url: r.url,
             branch: r.branch,
             head_sha: r.head_sha,
-            state: r.state,
+            state: PrState::parse(&r.state)?,
             merge_commit_sha: r.merge_commit_sha,
             created_at: r.created_at,
             updated_at: r.updated_at,
-        }
+        })
     }
 }
 
@@ -99,7 +172,7 @@ impl Store {
             .bind(id)
             .fetch_optional(pool)
             .await?);
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
     }
 
     /// The pull request on this branch, if meshport opened one.
@@ -113,7 +186,7 @@ impl Store {
             .bind(branch)
             .fetch_optional(pool)
             .await?);
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
     }
 
     /// The pull requests of a request, oldest first: what the request page shows.
@@ -129,7 +202,7 @@ impl Store {
             .bind(request_id)
             .fetch_all(pool)
             .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     /// The open pull requests of a provider, which polling asks the forge about.
@@ -146,7 +219,7 @@ impl Store {
             .bind(provider)
             .fetch_all(pool)
             .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 }
 
@@ -167,7 +240,7 @@ impl Tx {
         let row = on_tx!(self, conn => sqlx::query_as::<_, Row>(&sql)
             .bind(Uuid::new_v4())
             .bind(pr.request_id)
-            .bind(pr.kind)
+            .bind(pr.kind.as_str())
             .bind(pr.namespace)
             .bind(pr.service_name)
             .bind(pr.provider)
@@ -178,7 +251,7 @@ impl Tx {
             .bind(Utc::now())
             .fetch_one(&mut **conn)
             .await?);
-        Ok(row.into())
+        row.try_into()
     }
 
     /// The pull request `provider`/`number`, locked for an update where the database can.
@@ -202,7 +275,7 @@ impl Tx {
             .bind(number)
             .fetch_optional(&mut **conn)
             .await?);
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
     }
 
     /// Moves a pull request from state `from` to `to`. Returns the updated record, or `None`,
@@ -211,8 +284,8 @@ impl Tx {
     pub async fn set_pull_request_state(
         &mut self,
         id: Uuid,
-        from: &str,
-        to: &str,
+        from: PrState,
+        to: PrState,
         merge_commit_sha: Option<&str>,
     ) -> Result<Option<PullRequestRecord>, StoreError> {
         let sql = format!(
@@ -221,14 +294,14 @@ impl Tx {
              RETURNING {COLUMNS}"
         );
         let row = on_tx!(self, conn => sqlx::query_as::<_, Row>(&sql)
-            .bind(to)
+            .bind(to.as_str())
             .bind(merge_commit_sha)
             .bind(Utc::now())
             .bind(id)
-            .bind(from)
+            .bind(from.as_str())
             .fetch_optional(&mut **conn)
             .await?);
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
     }
 
     /// Remembers a webhook delivery. Returns false when it was seen before (a replay).

@@ -7,8 +7,8 @@ mod generate;
 mod login;
 mod portal_policy;
 pub mod provision;
+pub mod rotation_status;
 mod settings;
-pub mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::artifacts::ArtifactSettings;
-use crate::artifacts::vault::{Capability, PolicyMode, PolicyRule, ServicePolicy};
+use crate::artifacts::vault_objects::{Capability, PolicyMode, PolicyRule, ServicePolicy};
 
 /// The policy named `name` that lets meshport manage services in `namespaces`.
 pub fn portal_policy(

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{SecretRetention, Vault, VaultError, generate_secret};
 use crate::artifacts::ServiceArtifacts;
-use crate::artifacts::vault::{KvSecret, ValueSource};
+use crate::artifacts::vault_objects::{KvSecret, ValueSource};
 
 /// Values the requester typed, by secret name. Only `provided` secrets use them.
 pub type ProvidedValues = BTreeMap<String, SecretString>;

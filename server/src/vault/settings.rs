@@ -51,7 +51,7 @@ pub struct VaultConfig {
     pub ca_cert_path: String,
     /// `per-service` (default): meshport writes a policy per service. `templated`: one
     /// ACL-templated workload policy, written once at set-up; meshport writes roles only.
-    pub policy_mode: crate::artifacts::vault::PolicyMode,
+    pub policy_mode: crate::artifacts::vault_objects::PolicyMode,
     /// How meshport itself logs in. Default: the configured token.
     pub login: VaultLogin,
     /// What offboarding does with a service's KV secrets. Default `keep`.
@@ -131,7 +131,7 @@ impl Default for VaultConfig {
             agent_port: 8200,
             tls_secret: "vault-ca".to_owned(),
             ca_cert_path: "/vault/tls/ca.crt".to_owned(),
-            policy_mode: crate::artifacts::vault::PolicyMode::default(),
+            policy_mode: crate::artifacts::vault_objects::PolicyMode::default(),
             login: VaultLogin::default(),
             offboard_secrets: SecretRetention::default(),
         }

@@ -4,8 +4,8 @@
 //! document at `/api/openapi.json`, derived from the types it uses.
 
 use app::onboarding::OnboardingRequest;
-use app::requests::ssr::RequestService;
-use app::requests::{AdminAction, Decision, RequestDetail, RequestSummary};
+use app::request_api::ssr::RequestService;
+use app::request_api::{AdminAction, Decision, RequestDetail, RequestSummary};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};

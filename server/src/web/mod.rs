@@ -4,7 +4,7 @@
 mod api;
 mod audit;
 mod health;
-mod metrics;
+mod metrics_route;
 mod pull_requests;
 pub mod security;
 
@@ -14,8 +14,8 @@ use app::account::AvailableSignIns;
 use app::account::ssr::AccountService;
 use app::audit::ssr::AuditService;
 use app::platform::ssr::ReadinessProbe;
-use app::requests::ssr::RequestService;
-use app::status::ssr::StatusService;
+use app::request_api::ssr::RequestService;
+use app::status_report::ssr::StatusService;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::gitops::Gitops;
 use crate::identity::session::{self, Sessions};
 use crate::identity::{Accounts, Identity};
-use crate::requests::Requests;
+use crate::request_service::Requests;
 use crate::status::alerts::Alerts;
 use crate::status::{Refresh, StatusBoard};
 use crate::store::Store;
@@ -206,7 +206,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(session_layer)
         // Outside the session layers: Prometheus' bearer token is not an API token.
-        .route("/metrics", get(metrics::metrics))
+        .route("/metrics", get(metrics_route::metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
             security::refuse_cross_site,
@@ -238,7 +238,7 @@ async fn record_request(
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    crate::metrics::metrics()
+    crate::process_metrics::metrics()
         .http_requests
         .observe(&[&method, &route, response.status().as_str()], started.elapsed());
     response

@@ -27,12 +27,12 @@ fn json_of(pr: &PullRequestRecord) -> serde_json::Value {
     json!({
         "id": pr.id,
         "request_id": pr.request_id,
-        "kind": pr.kind,
+        "kind": pr.kind.as_str(),
         "provider": pr.provider,
         "number": pr.number,
         "url": pr.url,
         "branch": pr.branch,
-        "state": pr.state,
+        "state": pr.state.as_str(),
         "merge_commit_sha": pr.merge_commit_sha,
         "updated_at": pr.updated_at,
     })

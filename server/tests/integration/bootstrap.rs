@@ -405,7 +405,7 @@ fn the_bootstrap_orders_the_first_install_and_later_changes() {
 #[test]
 fn the_templated_policy_mode_renders_the_workload_policy_and_no_policy_writes() {
     let mut config = meshport_server::bootstrap::BootstrapConfig::example();
-    config.vault_policy_mode = meshport_server::artifacts::vault::PolicyMode::Templated;
+    config.vault_policy_mode = meshport_server::artifacts::vault_objects::PolicyMode::Templated;
     let files = meshport_server::bootstrap::render(&config).unwrap();
     let meshport_policy = &file(&files, "vault/sys/policies/acl/meshport.hcl").contents;
     assert!(!meshport_policy.contains("sys/policies/acl"), "{meshport_policy}");

@@ -242,10 +242,10 @@ async fn vault_stopped_between_steps_fails_the_step_visibly_and_a_retry_complete
 async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_to_offboarding() {
     use app::access::Role;
     use app::onboarding::{SecretSource, SecretSpec, SecretValue};
-    use app::requests::ssr::RequestService;
-    use app::requests::{AdminAction, Decision};
+    use app::request_api::ssr::RequestService;
+    use app::request_api::{AdminAction, Decision};
     use meshport_server::jobs::GitopsProposals;
-    use meshport_server::requests::Requests;
+    use meshport_server::request_service::Requests;
 
     let platform = Platform::new().await;
     let db = TestDatabase::new(Backend::Sqlite).await;
@@ -359,7 +359,7 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
 
     // The engine's steps and queue waits are in this process's metrics.
     let mut metrics = String::new();
-    meshport_server::metrics::render(&mut metrics);
+    meshport_server::process_metrics::render(&mut metrics);
     for series in [
         r#"meshport_job_step_duration_seconds_count{kind="provision",step="vault_policy",outcome="ok"}"#,
         r#"meshport_job_step_duration_seconds_count{kind="offboard",step="vault_remove",outcome="waiting"}"#,
@@ -483,9 +483,9 @@ async fn three_meshport_processes_on_postgres_provision_fifty_approvals_once_eve
 #[tokio::test]
 async fn an_admin_retries_or_cancels_a_failed_job() {
     use app::access::Role;
-    use app::requests::AdminAction;
-    use app::requests::ssr::RequestService;
-    use meshport_server::requests::Requests;
+    use app::request_api::AdminAction;
+    use app::request_api::ssr::RequestService;
+    use meshport_server::request_service::Requests;
 
     let platform = Platform::new().await;
     let db = TestDatabase::new(Backend::Sqlite).await;

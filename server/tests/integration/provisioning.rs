@@ -13,7 +13,7 @@ use app::onboarding::{
 };
 use app::rotation::RotationState;
 use chrono::{TimeDelta, Utc};
-use meshport_server::artifacts::vault::PolicyMode;
+use meshport_server::artifacts::vault_objects::PolicyMode;
 use meshport_server::artifacts::{ArtifactSettings, ServiceArtifacts};
 use meshport_server::config::Config;
 use meshport_server::dev::{ServiceProcess, free_loopback_port_pair};
@@ -418,7 +418,7 @@ async fn secret_status_follows_the_rotation_period_and_rotation_writes_a_version
 
     let namespaces = ["prod-app".to_owned()];
     let now = Utc::now();
-    let states = |statuses: Vec<meshport_server::vault::status::SecretStatus>| {
+    let states = |statuses: Vec<meshport_server::vault::rotation_status::SecretStatus>| {
         statuses.into_iter().map(|s| (s.path, s.judgement.state)).collect::<Vec<_>>()
     };
     let at = |days| vault.secret_statuses(&namespaces, now + TimeDelta::days(days));
@@ -755,8 +755,8 @@ async fn openbao_stopped_mid_apply_gives_a_retryable_error_and_a_rerun_finishes_
 
 #[tokio::test]
 async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
-    use app::requests::ssr::RequestService;
-    use meshport_server::requests::Requests;
+    use app::request_api::ssr::RequestService;
+    use meshport_server::request_service::Requests;
 
     const VALUE: &str = "pr0vided-S3CRET-value-7f3a9c";
     let logs = Arc::new(Mutex::new(Vec::<u8>::new()));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use app::onboarding::{CertificateSpec, OnboardingRequest, OnboardingRules, RequestStatus};
 use app::rotation::RotationState;
-use app::status::{ItemKind, StatusItem, StatusReport};
+use app::status_report::{ItemKind, StatusItem, StatusReport};
 use chrono::{DateTime, TimeDelta, Utc};
 use kube_fake_client::ClientBuilder;
 use meshport_server::artifacts::ArtifactSettings;
@@ -487,7 +487,7 @@ async fn metrics_expose_expiry_timestamps_and_one_state_per_item() {
     let client = fake_cluster(&["prod-app-certificates.yaml", "linkerd-identity.yaml"]).await;
     let board = board(&db.store, no_vault(), cart().1, vec![cluster("prod", client)], None);
     let report = board.refresh(fixture_now()).await;
-    let text = meshport_server::status::metrics::render(&report);
+    let text = meshport_server::status::prometheus::render(&report);
     assert!(text.contains(
         r#"meshport_status_expiry_timestamp_seconds{kind="certificate",source="prod",namespace="prod-app",name="cart-tls",service=""} 1801267200"#
     ), "{text}");

@@ -17,6 +17,9 @@ pub use gitlab::GitLab;
 pub(crate) use gitlab::parse_merge_request;
 pub use local::LocalForge;
 
+/// The states the forges report are the stored ones.
+pub use crate::store::PrState;
+
 /// The kinds of forge meshport opens pull requests on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,31 +51,6 @@ impl ProviderKind {
         [Self::Local, Self::Github, Self::Gitea, Self::Gitlab]
             .into_iter()
             .find(|k| k.as_str() == name)
-    }
-}
-
-/// Where a pull request stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PrState {
-    Open,
-    Merged,
-    Closed,
-}
-
-impl PrState {
-    /// The stable name stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Merged => "merged",
-            Self::Closed => "closed",
-        }
-    }
-
-    /// The state named `name`, if any.
-    pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Open, Self::Merged, Self::Closed].into_iter().find(|s| s.as_str() == name)
     }
 }
 

@@ -9,8 +9,8 @@ use app::access::{AppError, Principal};
 use app::onboarding::{
     OnboardingRequest, OnboardingRules, RequestStatus, SecretSource, ValidRequest,
 };
-use app::requests::ssr::RequestService;
-use app::requests::{
+use app::request_api::ssr::RequestService;
+use app::request_api::{
     AdminAction, Decision, DriftSummary, JobSummary, PreviewFile, PullRequestSummary,
     RequestDetail, RequestSummary, StepSummary,
 };
@@ -211,10 +211,10 @@ impl RequestService for Requests {
             .await?
             .into_iter()
             .map(|pr| PullRequestSummary {
-                kind: pr.kind,
+                kind: pr.kind.as_str().to_owned(),
                 url: pr.url,
                 branch: pr.branch,
-                state: pr.state,
+                state: pr.state.as_str().to_owned(),
                 merge_commit_sha: pr.merge_commit_sha,
             })
             .collect();

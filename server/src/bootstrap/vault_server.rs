@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::config::BootstrapConfig;
-use crate::artifacts::vault::{Capability, KubernetesAuthRole, PolicyRule, ServicePolicy};
+use crate::artifacts::vault_objects::{Capability, KubernetesAuthRole, PolicyRule, ServicePolicy};
 use crate::artifacts::{ArtifactFile, RenderError, json_file};
 
 /// Server replicas: raft needs an odd number, three survives one loss.

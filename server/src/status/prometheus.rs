@@ -5,9 +5,9 @@
 use std::fmt::Write;
 
 use app::rotation::RotationState;
-use app::status::{StatusItem, StatusReport};
+use app::status_report::{StatusItem, StatusReport};
 
-use crate::metrics::escape;
+use crate::process_metrics::escape;
 
 /// The report as Prometheus text exposition (version 0.0.4).
 pub fn render(report: &StatusReport) -> String {
@@ -78,7 +78,7 @@ pub fn render(report: &StatusReport) -> String {
 
 /// A gauge family's opening lines.
 fn family(out: &mut String, name: &str, help: &str) {
-    crate::metrics::family(out, name, help, "gauge");
+    crate::process_metrics::family(out, name, help, "gauge");
 }
 
 fn labels(item: &StatusItem) -> String {
@@ -96,7 +96,7 @@ fn labels(item: &StatusItem) -> String {
 mod tests {
     use super::*;
     use app::rotation::Judgement;
-    use app::status::ItemKind;
+    use app::status_report::ItemKind;
 
     #[test]
     fn label_values_are_escaped_and_each_item_has_one_state_set() {

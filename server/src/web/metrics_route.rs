@@ -22,9 +22,9 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
                 .into_response();
         }
     }
-    let mut body = crate::status::metrics::render(&state.status.report());
-    crate::metrics::render(&mut body);
-    crate::metrics::family(
+    let mut body = crate::status::prometheus::render(&state.status.report());
+    crate::process_metrics::render(&mut body);
+    crate::process_metrics::family(
         &mut body,
         "meshport_jobs",
         "Jobs by state (queued and running: the queue's depth).",
@@ -33,7 +33,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     match state.status.job_counts().await {
         Ok(counts) => {
             for (job_state, count) in counts {
-                let job_state = crate::metrics::escape(&job_state);
+                let job_state = crate::process_metrics::escape(&job_state);
                 body.push_str(&format!("meshport_jobs{{state=\"{job_state}\"}} {count}\n"));
             }
         }

@@ -3,7 +3,7 @@
 //! PKI engine stored (parsed with x509-parser, judged by its validity). Every judgement takes
 //! `now` from the caller, so it can be tested with any clock.
 
-use app::rotation::{Judgement, RotationState};
+use app::rotation::{Judgement, RotationState, judge_certificate};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
@@ -281,35 +281,6 @@ fn certificate_status(
     })
 }
 
-/// Judges a certificate by its validity: due soon once less than a third of its lifetime is
-/// left (where cert-manager and the Vault Agent renew by default), expired after `notAfter`.
-pub fn judge_certificate(
-    not_before: DateTime<Utc>,
-    not_after: DateTime<Utc>,
-    revoked_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Judgement {
-    if now >= not_after {
-        let ago = (now - not_after).num_hours();
-        return Judgement::new(RotationState::Expired, format!("expired {ago} hours ago"));
-    }
-    if let Some(revoked) = revoked_at {
-        return Judgement::new(
-            RotationState::Failing,
-            format!("revoked at {}", revoked.to_rfc3339()),
-        );
-    }
-    let left = not_after - now;
-    let hours = left.num_hours();
-    if left * 3 <= not_after - not_before {
-        return Judgement::new(
-            RotationState::DueSoon,
-            format!("expires in {hours} hours, under a third of its lifetime"),
-        );
-    }
-    Judgement::new(RotationState::Ok, format!("expires in {hours} hours"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,17 +311,6 @@ mod tests {
             overdue.reason,
             "last rotated 60 days ago; the period is 30 days (30 days late)"
         );
-    }
-
-    #[test]
-    fn certificates_are_due_with_a_third_of_their_life_left() {
-        let (start, end) = (at("2026-01-01T00:00:00Z"), at("2026-01-04T00:00:00Z"));
-        let judge = |now, revoked| judge_certificate(start, end, revoked, at(now)).state;
-        assert_eq!(judge("2026-01-02T00:00:00Z", None), RotationState::Ok);
-        assert_eq!(judge("2026-01-03T00:00:00Z", None), RotationState::DueSoon);
-        assert_eq!(judge("2026-01-04T00:00:00Z", None), RotationState::Expired);
-        let revoked = Some(at("2026-01-01T12:00:00Z"));
-        assert_eq!(judge("2026-01-02T00:00:00Z", revoked), RotationState::Failing);
     }
 
     #[test]
