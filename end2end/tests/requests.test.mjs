@@ -120,7 +120,7 @@ test('a developer onboards cart in the form, an admin approves, meshport provisi
   assert.deepEqual(files, [
     'manifests/prod-app/cart/authorizationpolicy-grpc.yaml',
     'manifests/prod-app/cart/deployment.yaml',
-    'manifests/prod-app/cart/meshtlsauthentication.yaml',
+    'manifests/prod-app/cart/meshtlsauthentication-grpc.yaml',
     'manifests/prod-app/cart/server-grpc.yaml',
     'manifests/prod-app/cart/service.yaml',
     'manifests/prod-app/cart/serviceaccount.yaml',
