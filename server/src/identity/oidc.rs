@@ -137,6 +137,14 @@ pub struct PendingSignIn {
     pub return_to: String,
 }
 
+impl PendingSignIn {
+    /// Whether `query` carries this sign-in's state (compared in constant time).
+    pub fn answers(&self, query: &CallbackQuery) -> bool {
+        let state = query.state.as_deref().unwrap_or_default();
+        constant_time_eq(state.as_bytes(), self.state.as_bytes())
+    }
+}
+
 /// The provider's redirect back to meshport.
 #[derive(Clone, Debug, Deserialize)]
 pub struct CallbackQuery {
@@ -263,13 +271,13 @@ impl OidcProvider {
         pending: PendingSignIn,
         query: CallbackQuery,
     ) -> Result<VerifiedIdentity, OidcError> {
+        // State first: until it matches, nothing in the answer is the provider's to trust.
+        if !pending.answers(&query) {
+            return Err(OidcError::State);
+        }
         if let Some(error) = query.error {
             let description = query.error_description.unwrap_or_default();
             return Err(OidcError::Provider(format!("{error} {description}").trim().to_owned()));
-        }
-        let state = query.state.unwrap_or_default();
-        if !constant_time_eq(state.as_bytes(), pending.state.as_bytes()) {
-            return Err(OidcError::State);
         }
         if query.iss.as_deref().is_some_and(|iss| iss != self.issuer) {
             return Err(OidcError::Issuer);

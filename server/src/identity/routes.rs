@@ -64,8 +64,7 @@ async fn callback(
     let Some(oidc) = &identity.oidc else {
         return failure(StatusCode::NOT_FOUND, "No identity provider is configured.");
     };
-    // One use only: a replayed callback finds nothing pending.
-    let pending: Option<PendingSignIn> = match session.remove(PENDING_KEY).await {
+    let pending: Option<PendingSignIn> = match session.get(PENDING_KEY).await {
         Ok(pending) => pending,
         Err(error) => return internal(&error),
     };
@@ -75,6 +74,16 @@ async fn callback(
             &super::oidc::OidcError::NoPendingSignIn.to_string(),
         );
     };
+    // A callback without this sign-in's state is not the provider's answer: it shows nothing
+    // of what it carries and leaves the real sign-in pending.
+    if !pending.answers(&query) {
+        tracing::warn!("sign-in callback with a foreign state refused");
+        return failure(StatusCode::BAD_REQUEST, &super::oidc::OidcError::State.to_string());
+    }
+    // One use only: a replayed callback finds nothing pending.
+    if let Err(error) = session.remove::<PendingSignIn>(PENDING_KEY).await {
+        return internal(&error);
+    }
     let return_to = pending.return_to.clone();
     let verified = match oidc.finish(pending, query).await {
         Ok(verified) => verified,
@@ -207,10 +216,11 @@ fn session_event(principal: &Principal, action: Action, details: serde_json::Val
 fn local_path(path: Option<String>) -> String {
     match path {
         Some(path)
+            // Visible ASCII only: the path becomes a `Location` header, which takes nothing else.
             if path.starts_with('/')
                 && !path.starts_with("//")
                 && !path.contains('\\')
-                && !path.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+                && path.bytes().all(|b| b.is_ascii_graphic()) =>
         {
             path
         }
@@ -251,9 +261,23 @@ mod tests {
             "evil",
             "/\t/evil.example",
             "/ /x",
+            "/é",
+            "/\u{202e}x",
         ] {
             assert_eq!(local_path(Some(bad.into())), "/", "{bad}");
         }
         assert_eq!(local_path(None), "/");
+    }
+
+    /// Whatever `local_path` lets through becomes a `Location` header without a panic (axum's
+    /// `Redirect::to` panics on a value a header cannot hold).
+    #[test]
+    fn every_followed_path_is_a_valid_header_value() {
+        let samples = ["/", "/requests/1?x=%C3%A9", "/é", "/a b", "/\u{7f}", "/\u{0}x", "/ok~!$&'()*+,;=:@"];
+        for sample in samples {
+            let path = local_path(Some(sample.to_owned()));
+            assert!(http::HeaderValue::from_str(&path).is_ok(), "{sample} → {path}");
+            let _ = Redirect::to(&path).into_response();
+        }
     }
 }

@@ -259,10 +259,17 @@ async fn a_callback_with_the_wrong_state_or_replayed_is_refused() {
     let answer = callback(&meshport.app, &mut jar, &forged).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert!(answer.body.contains("state mismatch"), "{}", answer.body);
-    // The pending sign-in was used up: the genuine callback cannot be replayed afterwards.
-    let answer = callback(&meshport.app, &mut jar, &back).await;
-    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(whoami(&meshport.app, &mut jar).await, Value::Null);
+    // A forged callback consumes nothing (#21): the genuine one still completes, once.
+    let answer = callback(&meshport.app, &mut jar, &back).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let mut replay_jar = Jar::default();
+    let mut pending_jar = Jar::default();
+    begin(&meshport.app, &mut pending_jar).await;
+    replay_jar.0 = pending_jar.0.clone();
+    let answer = callback(&meshport.app, &mut replay_jar, &back).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "a replayed callback: {}", answer.body);
+    assert_eq!(whoami(&meshport.app, &mut replay_jar).await, Value::Null);
 }
 
 #[tokio::test]
@@ -947,4 +954,37 @@ async fn status_pages_and_their_server_functions_need_a_signed_in_caller() {
     let page =
         send(&meshport.app, &mut jar, Request::get("/status/prod-app/cart"), Body::empty()).await;
     assert!(page.body.contains("prod-app/cart: certificates and secrets"), "{}", page.body);
+}
+
+/// A callback that does not carry the pending sign-in's state is refused before anything in it
+/// is shown (the provider's `error_description` included), and it leaves the real sign-in
+/// pending: the genuine callback still completes.
+#[tokio::test]
+async fn a_callback_with_a_foreign_state_shows_nothing_and_consumes_nothing() {
+    let meshport = meshport().await;
+    let _one_at_a_time = SIGN_IN.lock().await;
+    let mut jar = Jar::default();
+    let authorize = begin(&meshport.app, &mut jar).await;
+    let forged = "/auth/callback?state=forged&error=access_denied&error_description=Call%20evil.example%20now";
+    let answer = callback(&meshport.app, &mut jar, forged).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(!answer.body.contains("evil.example"), "{}", answer.body);
+    let back = at_provider(&authorize, "dana").await;
+    let answer = callback(&meshport.app, &mut jar, &back).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "the real sign-in was still pending: {}", answer.body);
+    assert_eq!(whoami(&meshport.app, &mut jar).await["name"], "Dana Developer");
+}
+
+/// `return_to=/%C3%A9` (not ASCII) is replaced by `/`: the redirect after sign-in cannot fail.
+#[tokio::test]
+async fn a_non_ascii_return_path_does_not_break_the_sign_in() {
+    let meshport = meshport().await;
+    let _one_at_a_time = SIGN_IN.lock().await;
+    let mut jar = Jar::default();
+    let answer = send(&meshport.app, &mut jar, Request::get("/auth/login?return_to=/%C3%A9"), Body::empty()).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let back = at_provider(&answer.location(), "dana").await;
+    let answer = callback(&meshport.app, &mut jar, &back).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(answer.location(), "/");
 }

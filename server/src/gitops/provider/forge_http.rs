@@ -49,8 +49,10 @@ impl ForgeHttp {
             .ok()
             .filter(|u| !u.cannot_be_a_base())
             .ok_or_else(|| unusable(format!("`gitops.api_url` `{base}` is not an http(s) URL")))?;
+        // No redirects: the token header would follow them to whatever host they name.
         let client = reqwest::Client::builder()
             .user_agent(concat!("meshport/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| unusable(e.to_string()))?;

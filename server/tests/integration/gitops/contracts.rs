@@ -435,3 +435,23 @@ async fn contract_gitlab_errors_name_the_setting_or_the_wait() {
     let missing = forge.state(3).await.unwrap_err().to_string();
     assert!(missing.contains("shop/gitops") && missing.contains("gitops.project"), "{missing}");
 }
+
+/// A forge (or something in front of it) answering with a redirect to another host never gets
+/// the token sent on: the GitLab and GitHub clients follow no redirects, and the call fails.
+#[tokio::test]
+async fn contract_a_redirecting_forge_never_forwards_the_token_to_another_host() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&elsewhere)
+        .await;
+    let forge = MockServer::start().await;
+    let target = format!("{}/stolen", elsewhere.uri());
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(302).insert_header("location", target.as_str()))
+        .mount(&forge)
+        .await;
+    assert!(gitlab(&forge).state(1).await.is_err(), "GitLab: a redirect is an error");
+    assert!(github(&forge).state(1).await.is_err(), "GitHub: a redirect is an error");
+    let received = elsewhere.received_requests().await.unwrap_or_default();
+    assert!(received.is_empty(), "the second host got {} request(s)", received.len());
+}
