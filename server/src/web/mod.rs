@@ -90,10 +90,11 @@ impl AppState {
         let readiness = Arc::new(DependencyProbe::new(store.clone(), vault.clone()));
         let identity = Arc::new(Identity::new(config, store.clone(), demo)?);
         let sessions = Sessions::new(&store).await?;
-        let security = Arc::new(SecurityPolicy::new(
-            &identity.public_url,
-            identity.oidc.as_ref().map(|o| o.issuer()),
-        ));
+        let mut security =
+            SecurityPolicy::new(&identity.public_url, identity.oidc.as_ref().map(|o| o.issuer()));
+        // `meshport dev` listens on loopback only: its loopback names are all its own.
+        security.loopback |= demo;
+        let security = Arc::new(security);
         let audit_key =
             config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
         let gitops = Arc::new(Gitops::from_config(
@@ -214,6 +215,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
             security::security_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.security.clone(),
+            security::refuse_foreign_host,
         ))
         .layer(CompressionLayer::new())
         .layer(

@@ -136,3 +136,26 @@ async fn metrics_are_open_by_default_and_behind_the_token_when_one_is_set() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("meshport_status_last_refresh_timestamp_seconds 0"), "{body}");
 }
+
+/// DNS rebinding: a page on another site whose name resolves to meshport's address sends its
+/// own name as `Host` and is refused with 421, while meshport's own name, the probes and the
+/// Prometheus scrape (which reach a pod by its address) still answer.
+#[tokio::test]
+async fn a_request_for_a_foreign_host_is_refused_as_misdirected() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let config =
+        Config { public_url: Some("https://meshport.example.com".into()), ..Config::default() };
+    let vault = Arc::new(Vault::new(&openbao()).unwrap());
+    let app = router(AppState::new(&config, db.store.clone(), vault, false).await.unwrap());
+    let to = |host: &str, path: &str| {
+        Request::get(path).header(header::HOST, host).body(Body::empty()).unwrap()
+    };
+    let (status, _, body) = send(&app, to("rebind.evil.example:3000", "/")).await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{body}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"], "misdirected");
+    let refused = send(&app, to("127.0.0.1:3000", "/api/v1/requests")).await.0;
+    assert_eq!(refused, StatusCode::MISDIRECTED_REQUEST, "loopback is not meshport's name here");
+    assert_eq!(send(&app, to("meshport.example.com", "/")).await.0, StatusCode::OK);
+    assert_eq!(send(&app, to("10.1.2.3:3000", "/healthz")).await.0, StatusCode::OK);
+    assert_eq!(send(&app, to("10.1.2.3:3000", "/metrics")).await.0, StatusCode::OK);
+}
