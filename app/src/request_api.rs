@@ -6,13 +6,23 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::access::AppError;
-use crate::onboarding::{OnboardForm, OnboardingRequest, OnboardingRules, RequestStatus};
+use crate::onboarding::{
+    ChangeKind, OnboardForm, OnboardingRequest, OnboardingRules, RequestStatus, SpecDifference,
+};
 
 /// A request in a list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RequestSummary {
     pub id: String,
+    /// What the change set does to its service.
+    pub kind: ChangeKind,
+    /// The change set whose spec it replaces (modify, offboard).
+    pub base_change: Option<String>,
+    /// SHA-256 over everything it writes: what an approval binds to.
+    pub digest: Option<String>,
+    /// The service version it became when merged.
+    pub version: Option<i32>,
     pub service: String,
     pub namespace: String,
     pub team: String,
@@ -37,6 +47,51 @@ pub struct RequestDetail {
     pub drift: Option<DriftSummary>,
     /// Its pull requests (onboarding, then offboarding), as the forge last reported them.
     pub pull_requests: Vec<PullRequestSummary>,
+    /// What it changes in the spec it replaces (empty for an onboarding).
+    pub differences: Vec<SpecDifference>,
+    /// The files it adds, changes or removes against the rendering it replaces (every file
+    /// for an onboarding; Vault objects named by their API path).
+    pub files: Vec<PreviewFile>,
+}
+
+/// A service that is being onboarded or runs: its live spec, version and history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ServiceDetail {
+    pub namespace: String,
+    pub service: String,
+    pub team: String,
+    /// How many change sets have merged.
+    pub version: i32,
+    /// The spec Vault holds (without secret values); `None` until the onboarding is applied.
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub spec: Option<OnboardingRequest>,
+    /// The change set in flight, if any: a second one waits until it is merged or ends.
+    pub open_change: Option<String>,
+    /// Every change set of the service, newest first; merged ones carry their version.
+    pub history: Vec<RequestSummary>,
+}
+
+/// What a proposed change of a live service would do, before it is submitted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ChangePreview {
+    /// Spec fields that differ from the live version.
+    pub differences: Vec<SpecDifference>,
+    /// Files that differ from the live version's rendering; `change` is `added`, `changed` or
+    /// `removed`, and `repository` says how each compares with the GitOps repository's file.
+    pub files: Vec<PreviewFile>,
+    /// Vault objects that the apply would write (`create` or `update`) or retire.
+    pub vault: Vec<VaultDifference>,
+}
+
+/// One Vault object a change writes or retires, against what Vault holds now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VaultDifference {
+    pub path: String,
+    /// `create`, `update` or `retire`.
+    pub change: String,
 }
 
 /// A pull request meshport opened for the request.
@@ -153,13 +208,18 @@ pub async fn decide_request(
 
 /// A file a request would create: a manifest, or a Vault object named by its API path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PreviewFile {
     pub path: String,
     pub contents: String,
     /// Against the GitOps repository's base branch: `added`, `changed`, `unchanged` or
     /// `removed` (manifests only; `None` for Vault objects or when the repository is out of
-    /// reach).
+    /// reach). For a change set: against the rendering of the version it replaces.
     pub change: Option<String>,
+    /// For a change set's manifests: against the GitOps repository's base branch
+    /// (`unchanged`, `changed`, `missing`), so hand edits there show up.
+    #[serde(default)]
+    pub repository: Option<String>,
 }
 
 /// The rules the onboarding form is judged by, so the browser runs the same validator.
@@ -239,6 +299,82 @@ pub async fn act_on_request(
     done.map_err(ssr::fail)
 }
 
+/// A service with its live spec and history, for whoever may see its team.
+#[server(endpoint = "get_service")]
+pub async fn get_service(namespace: String, service: String) -> Result<ServiceDetail, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    requests()?.service(&principal, &namespace, &service).await.map_err(ssr::fail)
+}
+
+/// What the change form would do to the live service: spec, files and Vault differences.
+#[server(endpoint = "preview_change")]
+pub async fn preview_change(
+    namespace: String,
+    service: String,
+    form: OnboardForm,
+) -> Result<ChangePreview, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    let request = form
+        .to_request()
+        .map_err(|errors| ssr::fail(crate::onboarding::ValidationErrors(errors).into()))?;
+    requests()?.preview_change(&principal, &namespace, &service, request).await.map_err(ssr::fail)
+}
+
+/// Submits a change of a live service (a plain form post) and goes to the change set's page.
+/// Developers of the service's team; a platform admin other than the requester approves it.
+#[server(endpoint = "submit_change")]
+pub async fn submit_change(
+    namespace: String,
+    service: String,
+    form: OnboardForm,
+) -> Result<String, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    let request = form
+        .to_request()
+        .map_err(|errors| ssr::fail(crate::onboarding::ValidationErrors(errors).into()))?;
+    let id = requests()?
+        .propose_change(&principal, &namespace, &service, request)
+        .await
+        .map_err(ssr::fail)?;
+    leptos_axum::redirect(&format!("/requests/{id}"));
+    Ok(id)
+}
+
+/// Asks for a service's offboarding (its team's developers or a platform admin); a second
+/// platform admin approves it. Goes to the change set's page.
+#[server(endpoint = "request_offboarding")]
+pub async fn request_offboarding(
+    namespace: String,
+    service: String,
+    justification: String,
+) -> Result<String, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    let id = requests()?
+        .propose_offboarding(&principal, &namespace, &service, justification.trim())
+        .await
+        .map_err(ssr::fail)?;
+    leptos_axum::redirect(&format!("/requests/{id}"));
+    Ok(id)
+}
+
+/// Withdraws a change set not yet applied: its requester while it waits for a decision, a
+/// platform admin also after a cancelled or failed provisioning.
+#[server(endpoint = "withdraw_request")]
+pub async fn withdraw_request(id: String) -> Result<(), AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    requests()?.withdraw(&principal, &id).await.map_err(ssr::fail)
+}
+
+#[cfg(feature = "ssr")]
+fn requests() -> Result<std::sync::Arc<dyn ssr::RequestService>, AppError> {
+    service()
+}
+
 #[cfg(feature = "ssr")]
 fn service() -> Result<std::sync::Arc<dyn ssr::RequestService>, AppError> {
     use_context::<std::sync::Arc<dyn ssr::RequestService>>()
@@ -248,7 +384,9 @@ fn service() -> Result<std::sync::Arc<dyn ssr::RequestService>, AppError> {
 /// The service the server implements.
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use super::{AdminAction, Decision, RequestDetail, RequestSummary};
+    use super::{
+        AdminAction, ChangePreview, Decision, RequestDetail, RequestSummary, ServiceDetail,
+    };
     use crate::access::{AppError, Principal};
     use crate::onboarding::OnboardingRequest;
 
@@ -285,5 +423,38 @@ pub mod ssr {
             decision: Decision,
             reason: &str,
         ) -> Result<(), AppError>;
+        /// A service the viewer may see: live spec, version, history.
+        async fn service(
+            &self,
+            viewer: &Principal,
+            namespace: &str,
+            service: &str,
+        ) -> Result<ServiceDetail, AppError>;
+        /// What a change of the live service would do; the validator's errors if invalid.
+        async fn preview_change(
+            &self,
+            requester: &Principal,
+            namespace: &str,
+            service: &str,
+            request: OnboardingRequest,
+        ) -> Result<ChangePreview, AppError>;
+        /// Submits a modify change set; returns its id.
+        async fn propose_change(
+            &self,
+            requester: &Principal,
+            namespace: &str,
+            service: &str,
+            request: OnboardingRequest,
+        ) -> Result<String, AppError>;
+        /// Submits an offboard change set; returns its id.
+        async fn propose_offboarding(
+            &self,
+            requester: &Principal,
+            namespace: &str,
+            service: &str,
+            justification: &str,
+        ) -> Result<String, AppError>;
+        /// Withdraws a change set that is not applied.
+        async fn withdraw(&self, caller: &Principal, id: &str) -> Result<(), AppError>;
     }
 }

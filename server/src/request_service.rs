@@ -1,28 +1,31 @@
-//! The onboarding-request service behind the server functions: validates with the one
-//! validator, stores requests without secret values (typed values go straight to Vault), lists
-//! what the caller may see and records admins' decisions (four-eyes checked against the stored
-//! requester); an approval queues the provisioning job in the same transaction.
+//! The change-set service behind the server functions and the REST API: onboardings, changes of
+//! live services and offboardings are all change sets, validated by the one validator, stored
+//! without secret values (typed values are staged in Vault), decided by a second person (checked
+//! against the stored requester) and applied by the job engine, queued in the deciding
+//! transaction. A service has at most one change set in flight.
 
 use std::sync::Arc;
 
+use app::access::Role;
 use app::access::{AppError, Principal};
 use app::onboarding::{
-    OnboardingRequest, OnboardingRules, RequestStatus, SecretSource, ValidRequest,
+    ChangeKind, OnboardingRequest, OnboardingRules, RequestStatus, SecretSource, ValidRequest,
+    spec_differences,
 };
 use app::request_api::ssr::RequestService;
 use app::request_api::{
-    AdminAction, Decision, DriftSummary, JobSummary, PreviewFile, PullRequestSummary,
-    RequestDetail, RequestSummary, StepSummary,
+    AdminAction, ChangePreview, Decision, DriftSummary, JobSummary, PreviewFile,
+    PullRequestSummary, RequestDetail, RequestSummary, ServiceDetail, StepSummary, VaultDifference,
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::artifacts::{ArtifactSettings, ServiceArtifacts};
+use crate::artifacts::{ArtifactSettings, ServiceArtifacts, change_digest, dropped_secrets};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
 use crate::errors::internal;
 use crate::store::{
-    JobKind, JobState, NewOnboardingRequest, OnboardingRequestRecord, PullRequestRecord,
-    RequestFilter, Store,
+    JobKind, JobState, NewOnboardingRequest, NewService, OnboardingRequestRecord,
+    PullRequestRecord, RequestFilter, ServiceRecord, Store, Tx,
 };
 use crate::vault::Vault;
 use crate::vault::provision::ProvidedValues;
@@ -46,9 +49,17 @@ fn no_such_request() -> AppError {
     AppError::NotFound("No such request.".into())
 }
 
+fn no_such_service() -> AppError {
+    AppError::NotFound("No such service.".into())
+}
+
 fn summary(record: OnboardingRequestRecord) -> RequestSummary {
     RequestSummary {
         id: record.id.to_string(),
+        kind: record.kind,
+        base_change: record.base_change.map(|id| id.to_string()),
+        digest: record.digest,
+        version: record.version,
         service: record.service_name,
         namespace: record.namespace,
         team: record.team,
@@ -91,17 +102,28 @@ impl RequestService for Requests {
                 }
                 .to_owned()
             });
-            files.push(PreviewFile { path: file.path, contents: file.contents, change });
+            files.push(PreviewFile {
+                path: file.path,
+                contents: file.contents,
+                change,
+                repository: None,
+            });
         }
         for (path, contents) in current.into_iter().flatten() {
             if !files.iter().any(|f| f.path == path) {
-                files.push(PreviewFile { path, contents, change: Some("removed".to_owned()) });
+                files.push(PreviewFile {
+                    path,
+                    contents,
+                    change: Some("removed".to_owned()),
+                    repository: None,
+                });
             }
         }
         files.extend(artifacts.vault_files().map_err(internal)?.into_iter().map(|f| PreviewFile {
             path: f.path,
             contents: f.contents,
             change: None,
+            repository: None,
         }));
         Ok(files)
     }
@@ -113,59 +135,34 @@ impl RequestService for Requests {
     ) -> Result<String, AppError> {
         requester.may_submit_for(&request.team)?;
         let valid = ValidRequest::new(request, &self.rules)?;
-        let requested_by: Uuid = requester.user_id.parse().map_err(internal)?;
-        // Provided secret values never reach the database.
-        let spec = serde_json::to_value(valid.without_secret_values()).map_err(internal)?;
-        let taken = || {
-            AppError::Conflict(format!(
-                "{}/{} is already claimed by a live onboarding request (or its Vault names would \
-                 clash with one); offboard or reject that first.",
-                valid.namespace, valid.service
-            ))
-        };
-        let claimed = self.store.live_request_claiming(&valid.namespace, &valid.service).await?;
-        if claimed.is_some() {
-            return Err(taken());
-        }
+        let id = Uuid::new_v4();
+        let artifacts = ServiceArtifacts::build(&valid, &self.settings, Some(id));
+        let digest = change_digest(ChangeKind::Onboard, &artifacts, None).map_err(internal)?;
         let mut tx = self.store.begin().await?;
-        let record = tx
-            .create_request(&NewOnboardingRequest {
-                service_name: &valid.service,
+        // The services table's keys refuse a taken name or Vault name inside this transaction.
+        let claimed = tx
+            .claim_service(&NewService {
                 namespace: &valid.namespace,
+                service_name: &valid.service,
                 team: &valid.team,
-                requested_by,
-                justification: &valid.justification,
-                spec: &spec,
+                origin: id,
             })
-            .await
-            .map_err(|e| if e.is_unique_violation() { taken() } else { internal(e) })?;
-        let details = json!({ "team": valid.team, "image": valid.image, "justification": valid.justification });
-        let event = request_event(requester, Action::RequestSubmitted, &record, details);
-        audit::record(&mut tx, event).await?;
-        // Typed values go to Vault before the request is committed: if Vault refuses them,
-        // nothing of the request remains.
-        let provided: ProvidedValues = valid
-            .secrets
-            .iter()
-            .filter_map(|secret| match &secret.source {
-                SecretSource::Provided { value } => {
-                    Some((secret.name.clone(), value.expose().to_owned().into()))
-                }
-                _ => None,
-            })
-            .collect();
-        if !provided.is_empty() {
-            let artifacts = ServiceArtifacts::build(&valid, &self.settings, Some(record.id));
-            self.vault.stage_provided(&artifacts, &provided).await.map_err(|error| {
-                tracing::error!(%error, "could not write provided secret values to Vault");
-                AppError::Internal(
-                    "Vault did not take the secret values, so nothing was submitted; try again \
-                     shortly, or tell the platform team."
-                        .into(),
-                )
-            })?;
+            .await;
+        if let Err(error) = claimed {
+            return Err(if error.is_unique_violation() {
+                AppError::Conflict(format!(
+                    "{}/{} is already claimed by a live service or onboarding (or its Vault name \
+                     `{}-{}` would clash with one); change that service instead, or offboard it \
+                     first.",
+                    valid.namespace, valid.service, valid.namespace, valid.service
+                ))
+            } else {
+                internal(error)
+            });
         }
-        tx.commit().await?;
+        let record = self
+            .store_change(tx, requester, &valid, ChangeKind::Onboard, None, id, &digest, &artifacts)
+            .await?;
         Ok(record.id.to_string())
     }
 
@@ -218,27 +215,53 @@ impl RequestService for Requests {
                 merge_commit_sha: pr.merge_commit_sha,
             })
             .collect();
-        Ok(RequestDetail { request: summary(record), jobs, drift, pull_requests })
+        let (differences, files) = self.change_contents(&record).await?;
+        Ok(RequestDetail {
+            request: summary(record),
+            jobs,
+            drift,
+            pull_requests,
+            differences,
+            files,
+        })
     }
 
     async fn act(&self, admin: &Principal, id: &str, action: AdminAction) -> Result<(), AppError> {
-        use app::access::Role;
         if !admin.has(Role::PlatformAdmin) {
             return Err(AppError::Forbidden("Only platform admins act on provisioning.".into()));
         }
-        let not_found = || AppError::NotFound("No such request.".into());
-        let id: Uuid = id.parse().map_err(|_| not_found())?;
-        let record = self.store.request(id).await?.ok_or_else(not_found)?;
+        let id: Uuid = id.parse().map_err(|_| no_such_request())?;
+        let record = self.store.request(id).await?.ok_or_else(no_such_request)?;
+        if action == AdminAction::Offboard {
+            // Offboarding is a change set of its own, decided by a second admin.
+            let justification = format!(
+                "Offboarding of {}/{} asked for from change set {}.",
+                record.namespace, record.service_name, record.id
+            );
+            self.propose_offboarding(
+                admin,
+                &record.namespace,
+                &record.service_name,
+                &justification,
+            )
+            .await?;
+            return Ok(());
+        }
         let last_job = self.store.jobs_of_request(id).await?.pop();
         let refused = |why: &str| Err(AppError::Conflict(format!("{why}; nothing was changed.")));
         let mut tx = self.store.begin().await?;
         match action {
             AdminAction::Retry => {
-                let Some(job) = last_job.filter(|j| j.state == JobState::Failed) else {
-                    return refused("No failed job to retry");
+                let Some(job) =
+                    last_job.filter(|j| matches!(j.state, JobState::Failed | JobState::Cancelled))
+                else {
+                    return refused("No failed or cancelled job to retry");
                 };
+                if job.kind != JobKind::Reconcile && record.status != RequestStatus::Failed {
+                    return refused(&format!("The change set is {}", record.status));
+                }
                 tx.retry_job(job.id).await?;
-                if job.kind == JobKind::Provision {
+                if job.kind != JobKind::Reconcile {
                     tx.transition_request(id, RequestStatus::Failed, RequestStatus::Provisioning)
                         .await?;
                 }
@@ -251,29 +274,30 @@ impl RequestService for Requests {
                 if !cancelled {
                     return refused("No queued or failed job to cancel");
                 }
+                // The change set waits as failed: an admin retries or withdraws it.
+                for from in [RequestStatus::Approved, RequestStatus::Provisioning] {
+                    if tx.transition_request(id, from, RequestStatus::Failed).await? {
+                        break;
+                    }
+                }
             }
-            AdminAction::Reconcile | AdminAction::Offboard => {
+            AdminAction::Reconcile => {
                 let live = matches!(record.status, RequestStatus::PrOpen | RequestStatus::Merged)
-                    || (action == AdminAction::Offboard && record.status == RequestStatus::Failed);
+                    && record.kind != ChangeKind::Offboard;
                 let busy = last_job
                     .is_some_and(|j| matches!(j.state, JobState::Queued | JobState::Running));
                 if busy {
-                    return refused("A job of this request is still queued or running");
+                    return refused("A job of this change set is still queued or running");
                 }
                 if !live {
                     return refused(&format!(
-                        "The request is {}: only provisioned services can be reconciled or \
-                         offboarded",
+                        "The change set is {}: only applied ones can be reconciled",
                         record.status
                     ));
                 }
-                let kind = if action == AdminAction::Offboard {
-                    JobKind::Offboard
-                } else {
-                    JobKind::Reconcile
-                };
-                tx.enqueue_job(id, kind).await?;
+                tx.enqueue_job(id, JobKind::Reconcile).await?;
             }
+            AdminAction::Offboard => unreachable!("handled above"),
         }
         let details = json!({ "action": action });
         audit::record(&mut tx, request_event(admin, Action::ProvisioningStep, &record, details))
@@ -289,9 +313,8 @@ impl RequestService for Requests {
         reason: &str,
     ) -> Result<(), AppError> {
         admin.may_make_decisions()?;
-        let not_found = || AppError::NotFound("No such request.".into());
-        let id: Uuid = id.parse().map_err(|_| not_found())?;
-        let record = self.store.request(id).await?.ok_or_else(not_found)?;
+        let id: Uuid = id.parse().map_err(|_| no_such_request())?;
+        let record = self.store.request(id).await?.ok_or_else(no_such_request)?;
         admin.may_decide(&record.requested_by.to_string())?;
         if decision == Decision::Reject && reason.is_empty() {
             return Err(AppError::Invalid(
@@ -320,10 +343,19 @@ impl RequestService for Requests {
             Decision::Approve => Action::RequestApproved,
             Decision::Reject => Action::RequestRejected,
         };
-        let details = json!({ "reason": reason, "requested_by": record.requested_by });
+        let details = json!({
+            "reason": reason,
+            "requested_by": record.requested_by,
+            "kind": record.kind,
+            "digest": record.digest,
+        });
         audit::record(&mut tx, request_event(admin, action, &record, details)).await?;
         if decision == Decision::Approve {
-            tx.enqueue_job(id, JobKind::Provision).await?;
+            let job = match record.kind {
+                ChangeKind::Onboard | ChangeKind::Modify => JobKind::Provision,
+                ChangeKind::Offboard => JobKind::Offboard,
+            };
+            tx.enqueue_job(id, job).await?;
         }
         tx.commit().await?;
         if decision == Decision::Reject {
@@ -331,9 +363,426 @@ impl RequestService for Requests {
         }
         Ok(())
     }
+
+    async fn service(
+        &self,
+        viewer: &Principal,
+        namespace: &str,
+        service: &str,
+    ) -> Result<ServiceDetail, AppError> {
+        let history = self.store.changes_of_service(namespace, service).await?;
+        let found = self.store.service(namespace, service).await?;
+        let team = match (&found, history.first()) {
+            (Some(found), _) => found.team.clone(),
+            (None, Some(latest)) => latest.team.clone(),
+            (None, None) => return Err(no_such_service()),
+        };
+        if !viewer.may_view_team(&team) {
+            return Err(no_such_service());
+        }
+        let live = found.as_ref().and_then(|s| s.live_change);
+        let spec = history.iter().find(|change| Some(change.id) == live).and_then(|change| {
+            serde_json::from_value::<OnboardingRequest>(change.spec.clone()).ok()
+        });
+        Ok(ServiceDetail {
+            namespace: namespace.to_owned(),
+            service: service.to_owned(),
+            team,
+            version: found.as_ref().map_or(0, |s| s.version),
+            spec,
+            open_change: found.as_ref().and_then(|s| s.open_change).map(|id| id.to_string()),
+            history: history.into_iter().map(summary).collect(),
+        })
+    }
+
+    async fn preview_change(
+        &self,
+        requester: &Principal,
+        namespace: &str,
+        service: &str,
+        request: OnboardingRequest,
+    ) -> Result<ChangePreview, AppError> {
+        let (found, live) = self.live_service(requester, namespace, service).await?;
+        let live_spec = stored_spec(&live)?;
+        let valid = ValidRequest::change_of(request, &live_spec, &self.rules)?;
+        let proposed = self.artifacts_of(&found, &valid)?;
+        let current = self.stored_artifacts(&found, &live)?;
+        let differences = spec_differences(
+            &live.spec,
+            &serde_json::to_value(valid.without_secret_values()).map_err(internal)?,
+        );
+        let mut files = file_changes(&current, &proposed)?;
+        if let Some(gitops) = &self.gitops {
+            match gitops.current_files(namespace, service).await {
+                Ok(repository) => {
+                    for file in files.iter_mut().filter(|f| f.path.starts_with("manifests/")) {
+                        let old = current_contents(&current, &file.path);
+                        let on_base = repository.iter().find(|(path, _)| *path == file.path);
+                        file.repository = Some(
+                            match (on_base, old) {
+                                (None, _) => "missing",
+                                (Some((_, base)), Some(old))
+                                    if crate::artifacts::same_object(base, &old) =>
+                                {
+                                    "unchanged"
+                                }
+                                (Some(_), _) => "changed",
+                            }
+                            .to_owned(),
+                        );
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not read the GitOps repository"),
+            }
+        }
+        let mut vault: Vec<VaultDifference> = self
+            .vault
+            .plan(&proposed)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|change| VaultDifference {
+                path: change.path,
+                change: match change.kind {
+                    crate::vault::provision::ChangeKind::Create => "create",
+                    crate::vault::provision::ChangeKind::Update { .. } => "update",
+                }
+                .to_owned(),
+            })
+            .collect();
+        vault.extend(dropped_secrets(&current, &proposed).map(|secret| VaultDifference {
+            path: secret.metadata_path(),
+            change: "retire".to_owned(),
+        }));
+        Ok(ChangePreview { differences, files, vault })
+    }
+
+    async fn propose_change(
+        &self,
+        requester: &Principal,
+        namespace: &str,
+        service: &str,
+        request: OnboardingRequest,
+    ) -> Result<String, AppError> {
+        let (found, live) = self.live_service(requester, namespace, service).await?;
+        requester.may_submit_for(&found.team)?;
+        let valid = ValidRequest::change_of(request, &stored_spec(&live)?, &self.rules)?;
+        let proposed = self.artifacts_of(&found, &valid)?;
+        let current = self.stored_artifacts(&found, &live)?;
+        let digest =
+            change_digest(ChangeKind::Modify, &proposed, Some(&current)).map_err(internal)?;
+        let id = Uuid::new_v4();
+        let mut tx = self.store.begin().await?;
+        if !tx.open_change(namespace, service, id).await? {
+            return Err(in_flight(namespace, service));
+        }
+        self.store_change(
+            tx,
+            requester,
+            &valid,
+            ChangeKind::Modify,
+            Some(live.id),
+            id,
+            &digest,
+            &proposed,
+        )
+        .await
+        .map(|record| record.id.to_string())
+    }
+
+    async fn propose_offboarding(
+        &self,
+        requester: &Principal,
+        namespace: &str,
+        service: &str,
+        justification: &str,
+    ) -> Result<String, AppError> {
+        let (found, live) = self.live_service(requester, namespace, service).await?;
+        if !requester.has(Role::PlatformAdmin) {
+            requester.may_submit_for(&found.team).map_err(|_| {
+                AppError::Forbidden(
+                    "Only the service's team or a platform admin asks for its offboarding.".into(),
+                )
+            })?;
+        }
+        if justification.is_empty() || justification.chars().count() > MAX_REASON {
+            return Err(AppError::Invalid(format!(
+                "justification: say why the service leaves the mesh, in at most {MAX_REASON} \
+                 characters."
+            )));
+        }
+        let spec =
+            OnboardingRequest { justification: justification.to_owned(), ..stored_spec(&live)? };
+        let valid = ValidRequest::from_stored(spec, &self.rules)?;
+        let removed = self.artifacts_of(&found, &valid)?;
+        let id = Uuid::new_v4();
+        let mut tx = self.store.begin().await?;
+        if !tx.open_change(namespace, service, id).await? {
+            return Err(in_flight(namespace, service));
+        }
+        let digest = change_digest(ChangeKind::Offboard, &removed, None).map_err(internal)?;
+        self.store_change(
+            tx,
+            requester,
+            &valid,
+            ChangeKind::Offboard,
+            Some(live.id),
+            id,
+            &digest,
+            &removed,
+        )
+        .await
+        .map(|record| record.id.to_string())
+    }
+
+    async fn withdraw(&self, caller: &Principal, id: &str) -> Result<(), AppError> {
+        let id: Uuid = id.parse().map_err(|_| no_such_request())?;
+        let record = self.visible_request(caller, id).await?;
+        let own = caller.user_id == record.requested_by.to_string();
+        let admin = caller.has(Role::PlatformAdmin);
+        let from = match record.status {
+            RequestStatus::Submitted if own || admin => RequestStatus::Submitted,
+            RequestStatus::Failed if admin => RequestStatus::Failed,
+            RequestStatus::Submitted | RequestStatus::Failed => {
+                return Err(AppError::Forbidden(
+                    "Only its requester or a platform admin withdraws a change set.".into(),
+                ));
+            }
+            status => {
+                return Err(AppError::Conflict(format!(
+                    "The change set is {status}: only one waiting for a decision, or a failed \
+                     or cancelled one, can be withdrawn; nothing was changed."
+                )));
+            }
+        };
+        let busy = self
+            .store
+            .jobs_of_request(id)
+            .await?
+            .iter()
+            .any(|j| matches!(j.state, JobState::Queued | JobState::Running));
+        if busy {
+            return Err(AppError::Conflict(
+                "A job of this change set is queued or running: cancel it first; nothing was \
+                 changed."
+                    .into(),
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        if !tx.transition_request(id, from, RequestStatus::Withdrawn).await? {
+            return Err(AppError::Conflict("The change set moved on; nothing was changed.".into()));
+        }
+        audit::record(&mut tx, request_event(caller, Action::RequestWithdrawn, &record, json!({})))
+            .await?;
+        tx.commit().await?;
+        self.discard_staged_values(&record).await;
+        Ok(())
+    }
+}
+
+/// The refusal of a second change set while one is in flight.
+fn in_flight(namespace: &str, service: &str) -> AppError {
+    AppError::Conflict(format!(
+        "{namespace}/{service} has a change set in flight (or is not live yet): wait until it is \
+         merged, rejected or withdrawn, then propose the change again."
+    ))
+}
+
+/// A stored change set's spec.
+fn stored_spec(record: &OnboardingRequestRecord) -> Result<OnboardingRequest, AppError> {
+    serde_json::from_value(record.spec.clone()).map_err(internal)
+}
+
+/// The rendered contents of `path` in `artifacts`, if it renders that file.
+fn current_contents(artifacts: &ServiceArtifacts, path: &str) -> Option<String> {
+    artifacts.all_files().ok()?.into_iter().find(|f| f.path == path).map(|f| f.contents)
+}
+
+/// The files that differ from `current`'s rendering to `proposed`'s.
+fn file_changes(
+    current: &ServiceArtifacts,
+    proposed: &ServiceArtifacts,
+) -> Result<Vec<PreviewFile>, AppError> {
+    let old = current.all_files().map_err(internal)?;
+    let new = proposed.all_files().map_err(internal)?;
+    let mut files = Vec::new();
+    for file in &new {
+        let change = match old.iter().find(|o| o.path == file.path) {
+            None => "added",
+            Some(o) if o.contents == file.contents => continue,
+            Some(_) => "changed",
+        };
+        files.push(PreviewFile {
+            path: file.path.clone(),
+            contents: file.contents.clone(),
+            change: Some(change.to_owned()),
+            repository: None,
+        });
+    }
+    for file in old.into_iter().filter(|o| !new.iter().any(|n| n.path == o.path)) {
+        files.push(PreviewFile {
+            path: file.path,
+            contents: file.contents,
+            change: Some("removed".to_owned()),
+            repository: None,
+        });
+    }
+    Ok(files)
 }
 
 impl Requests {
+    /// Stores a change set (the service's row already claimed or opened in `tx`), its audit
+    /// event, and stages its typed secret values in Vault before committing: if Vault refuses
+    /// them, nothing of the change set remains.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_change(
+        &self,
+        mut tx: Tx,
+        requester: &Principal,
+        valid: &ValidRequest,
+        kind: ChangeKind,
+        base_change: Option<Uuid>,
+        id: Uuid,
+        digest: &str,
+        artifacts: &ServiceArtifacts,
+    ) -> Result<OnboardingRequestRecord, AppError> {
+        let requested_by: Uuid = requester.user_id.parse().map_err(internal)?;
+        // Provided secret values never reach the database.
+        let spec = serde_json::to_value(valid.without_secret_values()).map_err(internal)?;
+        let record = tx
+            .create_request(&NewOnboardingRequest {
+                id,
+                kind,
+                base_change,
+                digest,
+                service_name: &valid.service,
+                namespace: &valid.namespace,
+                team: &valid.team,
+                requested_by,
+                justification: &valid.justification,
+                spec: &spec,
+            })
+            .await?;
+        let details = json!({
+            "kind": kind,
+            "team": valid.team,
+            "image": valid.image,
+            "justification": valid.justification,
+            "digest": digest,
+            "base_change": base_change,
+        });
+        audit::record(
+            &mut tx,
+            request_event(requester, Action::RequestSubmitted, &record, details),
+        )
+        .await?;
+        let provided: ProvidedValues = valid
+            .secrets
+            .iter()
+            .filter_map(|secret| match &secret.source {
+                SecretSource::Provided { value } if !value.is_empty() => {
+                    Some((secret.name.clone(), value.expose().to_owned().into()))
+                }
+                _ => None,
+            })
+            .collect();
+        if !provided.is_empty() {
+            self.vault.stage_provided(artifacts, &provided).await.map_err(|error| {
+                tracing::error!(%error, "could not write provided secret values to Vault");
+                AppError::Internal(
+                    "Vault did not take the secret values, so nothing was submitted; try again \
+                     shortly, or tell the platform team."
+                        .into(),
+                )
+            })?;
+        }
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// A live service the caller may see, with the change set Vault holds.
+    async fn live_service(
+        &self,
+        viewer: &Principal,
+        namespace: &str,
+        service: &str,
+    ) -> Result<(ServiceRecord, OnboardingRequestRecord), AppError> {
+        let found = self.store.service(namespace, service).await?.ok_or_else(no_such_service)?;
+        if !viewer.may_view_team(&found.team) {
+            return Err(no_such_service());
+        }
+        let live = match found.live_change {
+            Some(id) => self.store.request(id).await?,
+            None => None,
+        };
+        let live = live.ok_or_else(|| {
+            AppError::Conflict(format!(
+                "{namespace}/{service} is still being onboarded: change it once its pull request \
+                 is open."
+            ))
+        })?;
+        Ok((found, live))
+    }
+
+    /// The artifacts of a proposed spec for a service: rendered with the service's origin, so
+    /// files that the change does not touch stay byte for byte the same.
+    fn artifacts_of(
+        &self,
+        service: &ServiceRecord,
+        valid: &ValidRequest,
+    ) -> Result<ServiceArtifacts, AppError> {
+        Ok(ServiceArtifacts::build(valid, &self.settings, Some(service.origin)))
+    }
+
+    /// The artifacts of a stored change set of `service`.
+    fn stored_artifacts(
+        &self,
+        service: &ServiceRecord,
+        change: &OnboardingRequestRecord,
+    ) -> Result<ServiceArtifacts, AppError> {
+        ServiceArtifacts::from_stored(&change.spec, &self.rules, &self.settings, service.origin)
+            .map_err(internal)
+    }
+
+    /// What a change set changes: its spec differences and files against the change set it
+    /// replaces (every file for an onboarding, every removed file for an offboarding).
+    async fn change_contents(
+        &self,
+        record: &OnboardingRequestRecord,
+    ) -> Result<(Vec<app::onboarding::SpecDifference>, Vec<PreviewFile>), AppError> {
+        let origin = self.store.origin_of(record).await?;
+        let render = |change: &OnboardingRequestRecord| {
+            ServiceArtifacts::from_stored(&change.spec, &self.rules, &self.settings, origin)
+        };
+        let Ok(proposed) = render(record) else { return Ok((Vec::new(), Vec::new())) };
+        let base = match record.base_change {
+            Some(id) => self.store.request(id).await?,
+            None => None,
+        };
+        let files =
+            |artifacts: &ServiceArtifacts, change: &str| -> Result<Vec<PreviewFile>, AppError> {
+                Ok(artifacts
+                    .all_files()
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(|f| PreviewFile {
+                        path: f.path,
+                        contents: f.contents,
+                        change: Some(change.to_owned()),
+                        repository: None,
+                    })
+                    .collect())
+            };
+        match (record.kind, base) {
+            (ChangeKind::Offboard, _) => Ok((Vec::new(), files(&proposed, "removed")?)),
+            (ChangeKind::Modify, Some(base)) => {
+                let Ok(current) = render(&base) else { return Ok((Vec::new(), Vec::new())) };
+                Ok((spec_differences(&base.spec, &record.spec), file_changes(&current, &proposed)?))
+            }
+            _ => Ok((Vec::new(), files(&proposed, "added")?)),
+        }
+    }
+
     /// The request `id` if `viewer` may see it. Invisible and missing look alike, so ids of
     /// other teams' requests are not confirmed.
     async fn visible_request(

@@ -2,6 +2,7 @@
 //! in the browser and on the server ([`check`], [`ValidRequest`]), and where a request is in its
 //! lifecycle ([`RequestStatus`]).
 
+mod changes;
 mod form;
 mod lifecycle;
 mod quantity;
@@ -9,8 +10,9 @@ mod reference;
 mod request;
 mod validate;
 
+pub use changes::{SpecDifference, spec_differences};
 pub use form::{OnboardForm, SECRET_ROWS, SecretRow};
-pub use lifecycle::{RequestStatus, UnknownStatus};
+pub use lifecycle::{ChangeKind, RequestStatus, UnknownStatus};
 pub use reference::ImageReference;
 pub use request::{
     Alphabet, CertificateSpec, EnvVar, OnboardingRequest, OnboardingRules, PortSpec, Protocol,

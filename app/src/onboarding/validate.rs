@@ -172,6 +172,68 @@ impl ValidRequest {
         if errors.is_empty() { Ok(Self(request)) } else { Err(ValidationErrors(errors)) }
     }
 
+    /// Validates a proposed change of a live service whose spec is `live` (stored, without
+    /// secret values): the same rules as a new request, except that a provided secret the live
+    /// service already has keeps its value (none is typed; rotation replaces values), and the
+    /// service's identity (namespace, name, team) stays. Something besides the justification
+    /// must change.
+    pub fn change_of(
+        request: OnboardingRequest,
+        live: &OnboardingRequest,
+        rules: &OnboardingRules,
+    ) -> Result<Self, ValidationErrors> {
+        // Any live secret of that name holds a value already, whatever its source.
+        let has_value = |name: &str| live.secrets.iter().any(|s| s.name == name);
+        let mut errors: Vec<FieldError> = check(&request, rules)
+            .into_iter()
+            .filter(|e| {
+                !(e.rule == Rule::Required
+                    && e.field.ends_with(".source.value")
+                    && secret_index(&e.field)
+                        .and_then(|i| request.secrets.get(i))
+                        .is_some_and(|s| has_value(&s.name)))
+            })
+            .collect();
+        let mut checker = Checker::default();
+        for (field, proposed, current) in [
+            ("namespace", &request.namespace, &live.namespace),
+            ("service", &request.service, &live.service),
+            ("team", &request.team, &live.team),
+        ] {
+            if proposed != current {
+                checker.push(
+                    field,
+                    Rule::Conflict,
+                    format!("A live service keeps its {field} (`{current}`); onboard a new service instead."),
+                );
+            }
+        }
+        for (i, secret) in request.secrets.iter().enumerate() {
+            let typed =
+                matches!(&secret.source, SecretSource::Provided { value } if !value.is_empty());
+            if typed && has_value(&secret.name) {
+                checker.push(
+                    format!("secrets[{i}].source.value"),
+                    Rule::Conflict,
+                    "This secret already holds a value: leave it empty to keep it, or rotate it from the service's status page.",
+                );
+            }
+        }
+        let unchanged = OnboardingRequest {
+            justification: live.justification.clone(),
+            ..request.without_secret_values()
+        } == *live;
+        if unchanged {
+            checker.push(
+                "spec",
+                Rule::Conflict,
+                "Nothing differs from the live version: change something first.",
+            );
+        }
+        errors.extend(checker.errors);
+        if errors.is_empty() { Ok(Self(request)) } else { Err(ValidationErrors(errors)) }
+    }
+
     /// The request.
     pub fn into_inner(self) -> OnboardingRequest {
         self.0
@@ -187,6 +249,11 @@ impl Deref for ValidRequest {
 }
 
 /// Checks every rule and returns the broken ones (empty when the request is valid).
+/// `3` of `secrets[3].source.value`.
+fn secret_index(field: &str) -> Option<usize> {
+    field.strip_prefix("secrets[")?.split(']').next()?.parse().ok()
+}
+
 pub fn check(request: &OnboardingRequest, rules: &OnboardingRules) -> Vec<FieldError> {
     let mut v = Checker::default();
     v.service(request);
@@ -585,7 +652,11 @@ impl Checker {
         let field = "health_check_path";
         let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b);
         if !path.starts_with('/') {
-            self.push(field, Rule::Format, "Start the health-check path with `/`, e.g. `/healthz`.");
+            self.push(
+                field,
+                Rule::Format,
+                "Start the health-check path with `/`, e.g. `/healthz`.",
+            );
         } else if path.len() > MAX_HEALTH_CHECK_PATH {
             self.push(
                 field,

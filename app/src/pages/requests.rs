@@ -116,7 +116,7 @@ fn StatusBadge(status: RequestStatus) -> impl IntoView {
         RequestStatus::Provisioning | RequestStatus::PrOpen => "bg-sky-100 text-sky-900",
         RequestStatus::Merged => "bg-emerald-100 text-emerald-900",
         RequestStatus::Rejected | RequestStatus::Failed => "bg-red-100 text-red-900",
-        RequestStatus::Offboarded => "bg-slate-200 text-slate-700",
+        RequestStatus::Offboarded | RequestStatus::Withdrawn => "bg-slate-200 text-slate-700",
     };
     view! {
         <span data-status=status.as_str() class=format!("rounded px-2 py-0.5 text-xs font-medium {colour}")>

@@ -320,6 +320,58 @@ impl ServiceArtifacts {
         }
         Ok(files)
     }
+
+    /// Every file the service's artifacts write: manifests, then Vault objects.
+    pub fn all_files(&self) -> Result<Vec<ArtifactFile>, RenderError> {
+        let mut files = self.gitops_files()?;
+        files.extend(self.vault_files()?);
+        Ok(files)
+    }
+}
+
+/// The secrets `base` has and `proposed` drops: a change retires them.
+pub fn dropped_secrets<'a>(
+    base: &'a ServiceArtifacts,
+    proposed: &'a ServiceArtifacts,
+) -> impl Iterator<Item = &'a KvSecret> {
+    base.secrets.iter().filter(|old| !proposed.secrets.iter().any(|new| new.path == old.path))
+}
+
+/// The digest of everything a change set writes: for an onboarding or a change, every file of
+/// `proposed` and each secret it retires from `base`; for an offboarding, every file removed.
+pub fn change_digest(
+    kind: app::onboarding::ChangeKind,
+    proposed: &ServiceArtifacts,
+    base: Option<&ServiceArtifacts>,
+) -> Result<String, RenderError> {
+    let mut files = proposed.all_files()?;
+    if kind == app::onboarding::ChangeKind::Offboard {
+        return Ok(content_digest("remove", &files));
+    }
+    if let Some(base) = base {
+        files.extend(dropped_secrets(base, proposed).map(|secret| ArtifactFile {
+            path: format!("retire:{}", secret.metadata_path()),
+            contents: String::new(),
+        }));
+    }
+    Ok(content_digest("write", &files))
+}
+
+/// SHA-256 (hex) over `files` in path order, each path and contents length-prefixed, under a
+/// label saying what is done with them (`write` or `remove`): the digest an approval binds to.
+pub fn content_digest(label: &str, files: &[ArtifactFile]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&ArtifactFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut hasher = Sha256::new();
+    hasher.update(label.as_bytes());
+    for file in sorted {
+        for part in [file.path.as_bytes(), file.contents.as_bytes()] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+    }
+    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// `value` as one YAML document ending in a newline. Long single-line values (image digests,
@@ -415,8 +467,7 @@ mod tests;
 /// `accessor` is the Kubernetes auth mount's accessor (`bao auth list`).
 pub fn workload_policy(settings: &ArtifactSettings, accessor: &str) -> ServicePolicy {
     let alias = |key: &str| format!("{{{{identity.entity.aliases.{accessor}.metadata.{key}}}}}");
-    let (namespace, service) =
-        (alias("service_account_namespace"), alias("service_account_name"));
+    let (namespace, service) = (alias("service_account_namespace"), alias("service_account_name"));
     ServicePolicy {
         name: settings.workload_policy_name(),
         rules: vec![
@@ -425,7 +476,10 @@ pub fn workload_policy(settings: &ArtifactSettings, accessor: &str) -> ServicePo
                 vec![Capability::Read],
             ),
             PolicyRule::new(
-                format!("{}/issue/{}{namespace}-{service}", settings.pki_mount, settings.name_prefix),
+                format!(
+                    "{}/issue/{}{namespace}-{service}",
+                    settings.pki_mount, settings.name_prefix
+                ),
                 vec![Capability::Create, Capability::Update],
             ),
         ],

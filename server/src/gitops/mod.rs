@@ -64,6 +64,8 @@ pub struct ProposedChange {
     pub approver: Person,
     /// What the request is for (its justification), for reviewers.
     pub summary: String,
+    /// Whether the service is live already: the pull request changes it rather than adds it.
+    pub changes_live: bool,
 }
 
 /// The removal of a service's manifests (offboarding).
@@ -256,6 +258,7 @@ impl Gitops {
             author: removal.author.clone(),
             approver: removal.approver.clone(),
             summary: removal.summary.clone(),
+            changes_live: true,
         };
         let branch = format!("meshport/offboard-{}-{}", removal.service, removal.request_id);
         self.open(PullRequestKind::Offboarding, &branch, &change).await
@@ -281,6 +284,7 @@ impl Gitops {
         }
         let directory = format!("manifests/{}/{}", change.namespace, change.service);
         let (verb, preposition) = match kind {
+            PullRequestKind::Onboarding if change.changes_live => ("Change", "in"),
             PullRequestKind::Onboarding => ("Onboard", "to"),
             PullRequestKind::Offboarding => ("Offboard", "from"),
         };
@@ -373,6 +377,7 @@ impl Gitops {
             change.author.name,
             change.approver.name,
             match kind {
+                PullRequestKind::Onboarding if change.changes_live => "changes",
                 PullRequestKind::Onboarding => "adds",
                 PullRequestKind::Offboarding => "removes",
             },

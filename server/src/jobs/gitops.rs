@@ -70,6 +70,7 @@ impl Proposals for GitopsProposals {
             author,
             approver,
             summary: request.justification.clone(),
+            changes_live: request.kind == app::onboarding::ChangeKind::Modify,
         };
         let pull_request = self.gitops.propose(&change).await.map_err(step_error)?;
         Ok(Proposal { url: pull_request.url })
@@ -86,7 +87,10 @@ impl Proposals for GitopsProposals {
             service: request.service_name.clone(),
             author,
             approver,
-            summary: format!("Offboard {}/{}", request.namespace, request.service_name),
+            summary: match request.kind {
+                app::onboarding::ChangeKind::Offboard => request.justification.clone(),
+                _ => format!("Offboard {}/{}", request.namespace, request.service_name),
+            },
         };
         let pull_request = self.gitops.propose_removal(&removal).await.map_err(step_error)?;
         Ok(Proposal { url: pull_request.url })

@@ -13,16 +13,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::onboarding::{OnboardingRules, RequestStatus};
+use app::onboarding::{ChangeKind, OnboardingRules, RequestStatus};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::artifacts::{ArtifactFile, ArtifactSettings, ServiceArtifacts};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
-use crate::store::{
-    Job, JobKind, JobState, OnboardingRequestRecord, RequestFilter, Store, StoreError,
-};
+use crate::store::{Job, JobKind, JobState, OnboardingRequestRecord, Store, StoreError};
 use crate::vault::Vault;
 use crate::vault::provision::{Part, ProvidedValues};
 
@@ -101,6 +99,8 @@ pub trait Proposals: Send + Sync {
 pub enum Step {
     /// A part of the service's Vault objects.
     Vault(Part),
+    /// A change of a live service: the secrets it drops, retired per `vault.offboard_secrets`.
+    RetireSecrets,
     /// The manifests committed on a branch and the pull request opened.
     PullRequest,
     /// Offboarding: the service's folder removed by a pull request.
@@ -117,6 +117,7 @@ impl Step {
             Self::Vault(Part::Role) => "vault_role",
             Self::Vault(Part::Secrets) => "vault_secrets",
             Self::Vault(Part::Pki) => "vault_pki",
+            Self::RetireSecrets => "vault_retire_secrets",
             Self::PullRequest => "pull_request",
             Self::RemovalPullRequest => "removal_pull_request",
             Self::RemoveVault => "vault_remove",
@@ -126,11 +127,12 @@ impl Step {
     /// The steps of a kind of job, in order. Offboarding proposes the removal first, so the
     /// workload stops using Vault before its role and policy go.
     pub fn of(kind: JobKind) -> &'static [Step] {
-        const PROVISION: [Step; 5] = [
+        const PROVISION: [Step; 6] = [
             Step::Vault(Part::Policy),
             Step::Vault(Part::Role),
             Step::Vault(Part::Secrets),
             Step::Vault(Part::Pki),
+            Step::RetireSecrets,
             Step::PullRequest,
         ];
         const OFFBOARD: [Step; 2] = [Step::RemovalPullRequest, Step::RemoveVault];
@@ -212,7 +214,7 @@ impl Engine {
                 .stop(&job, None, StepError::permanent("the request no longer exists"))
                 .await;
         };
-        if job.kind == JobKind::Provision {
+        if job.kind != JobKind::Reconcile {
             let mut tx = self.store.begin().await?;
             if tx
                 .transition_request(
@@ -235,7 +237,7 @@ impl Engine {
             }
             tx.commit().await?;
         }
-        let artifacts = match self.artifacts(&request) {
+        let artifacts = match self.artifacts(&request).await {
             Ok(artifacts) => artifacts,
             Err(error) => return self.stop(&job, Some(&request), error).await,
         };
@@ -286,7 +288,9 @@ impl Engine {
                 event(&request, Action::ProvisioningStep, details, Outcome::Success),
             )
             .await?;
-            if step == Step::PullRequest {
+            let opened = step == Step::PullRequest
+                || (step == Step::RemovalPullRequest && request.kind == ChangeKind::Offboard);
+            if opened {
                 tx.transition_request(
                     request.id,
                     RequestStatus::Provisioning,
@@ -301,8 +305,19 @@ impl Engine {
             return Ok(());
         }
         if job.kind == JobKind::Offboard {
+            // An offboard change set lands; the change set that was live ends with it.
+            // (Before change sets, an offboarding job ran on the onboarding request itself.)
+            let live = match request.kind {
+                ChangeKind::Offboard => {
+                    tx.transition_request(request.id, RequestStatus::PrOpen, RequestStatus::Merged)
+                        .await?;
+                    request.base_change
+                }
+                _ => Some(request.id),
+            };
             for from in [RequestStatus::Merged, RequestStatus::PrOpen, RequestStatus::Failed] {
-                if tx.transition_request(request.id, from, RequestStatus::Offboarded).await? {
+                let Some(live) = live else { break };
+                if tx.transition_request(live, from, RequestStatus::Offboarded).await? {
                     break;
                 }
             }
@@ -331,6 +346,19 @@ impl Engine {
                     .map_err(|e| StepError::new(e.to_string(), e.is_retryable()))?;
                 let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
                 Ok(json!({ "changed": paths }))
+            }
+            Step::RetireSecrets => {
+                let Some(base) = self.base_artifacts(request).await? else {
+                    return Ok(json!({ "retired": [] }));
+                };
+                let dropped: Vec<_> =
+                    crate::artifacts::dropped_secrets(&base, artifacts).cloned().collect();
+                let retired = self
+                    .vault
+                    .retire_secrets(&dropped)
+                    .await
+                    .map_err(|e| StepError::new(e.to_string(), e.is_retryable()))?;
+                Ok(json!({ "retired": retired }))
             }
             Step::PullRequest => {
                 let files =
@@ -363,20 +391,23 @@ impl Engine {
     /// the changes that would repair it (its drift). Returns how many services drifted.
     pub async fn check_drift(&self) -> Result<usize, StoreError> {
         let mut drifted = 0;
-        for status in [RequestStatus::PrOpen, RequestStatus::Merged] {
-            let filter =
-                RequestFilter { status: Some(status), limit: Some(10_000), ..Default::default() };
-            for request in self.store.list_requests(&filter).await? {
-                let Ok(artifacts) = self.artifacts(&request) else { continue };
-                match self.vault.plan(&artifacts).await {
-                    Ok(changes) => {
-                        drifted += usize::from(!changes.is_empty());
-                        let changes = serde_json::to_value(&changes).unwrap_or_default();
-                        self.store.record_drift(request.id, Utc::now(), &changes).await?;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, request = %request.id, "drift check failed");
-                    }
+        for (service, request) in self.store.live_services().await? {
+            let Ok(artifacts) = ServiceArtifacts::from_stored(
+                &request.spec,
+                &self.rules,
+                &self.settings,
+                service.origin,
+            ) else {
+                continue;
+            };
+            match self.vault.plan(&artifacts).await {
+                Ok(changes) => {
+                    drifted += usize::from(!changes.is_empty());
+                    let changes = serde_json::to_value(&changes).unwrap_or_default();
+                    self.store.record_drift(request.id, Utc::now(), &changes).await?;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, request = %request.id, "drift check failed");
                 }
             }
         }
@@ -441,7 +472,7 @@ impl Engine {
                 event(request, Action::ProvisioningStep, details, Outcome::Failure),
             )
             .await?;
-            if !retry && job.kind == JobKind::Provision {
+            if !retry && job.kind != JobKind::Reconcile {
                 tx.transition_request(
                     request.id,
                     RequestStatus::Provisioning,
@@ -454,9 +485,47 @@ impl Engine {
         tx.commit().await
     }
 
-    /// The artifacts of a stored request, rendered with today's settings.
-    fn artifacts(&self, request: &OnboardingRequestRecord) -> Result<ServiceArtifacts, StepError> {
-        ServiceArtifacts::from_stored(&request.spec, &self.rules, &self.settings, request.id)
+    /// The artifacts of a stored change set, rendered with today's settings and its service's
+    /// origin (so a change rewrites only what it changes). An approved change set must still
+    /// render to what was approved: a different digest stops the job (the settings changed
+    /// since; an admin re-submits).
+    async fn artifacts(
+        &self,
+        request: &OnboardingRequestRecord,
+    ) -> Result<ServiceArtifacts, StepError> {
+        let origin =
+            self.store.origin_of(request).await.map_err(|e| StepError::transient(e.to_string()))?;
+        let artifacts =
+            ServiceArtifacts::from_stored(&request.spec, &self.rules, &self.settings, origin)
+                .map_err(StepError::permanent)?;
+        if let Some(approved) = &request.digest {
+            let base = self.base_artifacts(request).await?;
+            let digest = crate::artifacts::change_digest(request.kind, &artifacts, base.as_ref())
+                .map_err(|e| StepError::permanent(e.to_string()))?;
+            if &digest != approved {
+                return Err(StepError::permanent(format!(
+                    "the change set now renders to digest {digest}, not the approved {approved}: \
+                     meshport's settings changed since the approval; withdraw it and submit it \
+                     again"
+                )));
+            }
+        }
+        Ok(artifacts)
+    }
+
+    /// The artifacts of the change set `request` replaces, if any.
+    async fn base_artifacts(
+        &self,
+        request: &OnboardingRequestRecord,
+    ) -> Result<Option<ServiceArtifacts>, StepError> {
+        let transient = |e: StoreError| StepError::transient(e.to_string());
+        let Some(base) = request.base_change else { return Ok(None) };
+        let Some(base) = self.store.request(base).await.map_err(transient)? else {
+            return Ok(None);
+        };
+        let origin = self.store.origin_of(&base).await.map_err(transient)?;
+        ServiceArtifacts::from_stored(&base.spec, &self.rules, &self.settings, origin)
+            .map(Some)
             .map_err(StepError::permanent)
     }
 }
@@ -503,7 +572,7 @@ mod tests {
             .into_iter()
             .flat_map(|kind| Step::of(kind).iter().map(|s| s.name()))
             .collect();
-        assert_eq!(names.len(), 7, "reconciling repeats provisioning's Vault steps");
+        assert_eq!(names.len(), 8, "reconciling repeats provisioning's Vault steps");
         assert!(
             Step::of(JobKind::Reconcile).iter().all(|s| Step::of(JobKind::Provision).contains(s))
         );

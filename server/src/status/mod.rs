@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use app::access::AppError;
-use app::onboarding::{OnboardingRules, RequestStatus};
+use app::onboarding::OnboardingRules;
 use app::status_report::{
     ItemKind, ServiceStatus, SourceHealth, StatusItem, StatusOverview, StatusReport,
 };
@@ -22,7 +22,7 @@ use futures_util::future::join_all;
 
 use crate::artifacts::{ArtifactSettings, ServiceArtifacts};
 use crate::cluster::{Cluster, Labels, SERVICE_LABELS, ServiceOwner};
-use crate::store::{RequestFilter, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::vault::Vault;
 
 /// The source name of Vault's items.
@@ -57,17 +57,12 @@ impl ServiceIndex {
         known: &Mutex<HashMap<uuid::Uuid, Vec<String>>>,
     ) -> Result<Self, crate::store::StoreError> {
         let mut index = Self::default();
-        let mut requests = Vec::new();
-        for status in [RequestStatus::PrOpen, RequestStatus::Merged] {
-            let filter =
-                RequestFilter { status: Some(status), limit: Some(100_000), ..Default::default() };
-            requests.extend(store.list_requests(&filter).await?);
-        }
+        let live = store.live_services().await?;
         let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
-        known.retain(|id, _| requests.iter().any(|r| r.id == *id));
-        for request in requests {
+        known.retain(|id, _| live.iter().any(|(_, r)| r.id == *id));
+        for (service, request) in live {
             let paths = known.entry(request.id).or_insert_with(|| {
-                ServiceArtifacts::from_stored(&request.spec, rules, settings, request.id)
+                ServiceArtifacts::from_stored(&request.spec, rules, settings, service.origin)
                     .map(|a| a.secrets.iter().map(|s| s.path.clone()).collect())
                     .unwrap_or_default()
             });

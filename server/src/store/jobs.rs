@@ -364,7 +364,7 @@ impl Tx {
     pub async fn retry_job(&mut self, job_id: Uuid) -> Result<bool, StoreError> {
         let sql =
             "UPDATE jobs SET state = 'queued', attempts = 0, next_run_at = $1, updated_at = $1
-                   WHERE id = $2 AND state = 'failed'";
+                   WHERE id = $2 AND state IN ('failed', 'cancelled')";
         Ok(self.update_now(sql, job_id).await? == 1)
     }
 

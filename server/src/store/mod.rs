@@ -8,6 +8,7 @@ mod audit;
 mod jobs;
 mod pull_requests;
 mod request_rows;
+mod services;
 mod tokens;
 mod users;
 
@@ -22,6 +23,7 @@ pub use audit::{AuditEvent, Checkpoint, EvidenceRequest};
 pub use jobs::{Job, JobKind, JobState, JobStep};
 pub use pull_requests::{NewPullRequest, PrState, PullRequestKind, PullRequestRecord};
 pub use request_rows::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
+pub use services::{NewService, ServiceRecord};
 pub use tokens::{ApiTokenRecord, NewApiToken};
 pub use users::{NewUser, User};
 
@@ -95,6 +97,8 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    #[error("a change set cannot move from `{from}` to `{to}`: the lifecycle has no such step")]
+    Transition { from: app::onboarding::RequestStatus, to: app::onboarding::RequestStatus },
 }
 
 impl StoreError {

@@ -1,16 +1,26 @@
-//! Onboarding requests as stored: who asked for which service, why, and where it stands.
+//! Change sets as stored (the table keeps its first name, `onboarding_requests`): who asked for
+//! which change to which service, why, what it replaces, and where it stands. Every status change
+//! goes through [`Tx::transition_request`], which allows only the lifecycle's table
+//! ([`RequestStatus::TRANSITIONS`]) and keeps the service's row in step.
 
-use app::onboarding::RequestStatus;
+use app::onboarding::{ChangeKind, RequestStatus};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{Store, StoreError, Tx, on_pool, on_tx};
 
-/// A stored onboarding request.
+/// A stored change set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OnboardingRequestRecord {
     pub id: Uuid,
+    pub kind: ChangeKind,
+    /// The change set whose spec this one replaces (modify, offboard).
+    pub base_change: Option<Uuid>,
+    /// SHA-256 over everything it writes (manifests and Vault objects), as approved.
+    pub digest: Option<String>,
+    /// The service's version it became when merged.
+    pub version: Option<i32>,
     pub service_name: String,
     pub namespace: String,
     pub team: String,
@@ -28,9 +38,14 @@ pub struct OnboardingRequestRecord {
     pub decision_reason: Option<String>,
 }
 
-/// A request about to be stored; it starts as [`RequestStatus::Submitted`].
+/// A change set about to be stored; it starts as [`RequestStatus::Submitted`].
 #[derive(Clone, Debug)]
 pub struct NewOnboardingRequest<'a> {
+    /// Chosen by the caller, so Vault staging can use it before the row is committed.
+    pub id: Uuid,
+    pub kind: ChangeKind,
+    pub base_change: Option<Uuid>,
+    pub digest: &'a str,
     pub service_name: &'a str,
     pub namespace: &'a str,
     pub team: &'a str,
@@ -54,6 +69,10 @@ pub struct RequestFilter {
 #[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
+    kind: String,
+    base_change: Option<Uuid>,
+    digest: Option<String>,
+    version: Option<i32>,
     service_name: String,
     namespace: String,
     team: String,
@@ -74,6 +93,10 @@ impl TryFrom<Row> for OnboardingRequestRecord {
     fn try_from(row: Row) -> Result<Self, StoreError> {
         Ok(Self {
             status: row.status.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+            kind: row.kind.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+            base_change: row.base_change,
+            digest: row.digest,
+            version: row.version,
             id: row.id,
             service_name: row.service_name,
             namespace: row.namespace,
@@ -90,7 +113,7 @@ impl TryFrom<Row> for OnboardingRequestRecord {
     }
 }
 
-const REQUEST_COLUMNS: &str = "id, service_name, namespace, team, requested_by, justification, \
+pub(super) const REQUEST_COLUMNS: &str = "id, kind, base_change, digest, version, service_name, namespace, team, requested_by, justification, \
                                spec, status, created_at, updated_at, decided_by, decided_at, \
                                decision_reason";
 
@@ -106,24 +129,24 @@ impl Store {
         row.map(TryInto::try_into).transpose()
     }
 
-    /// A live request (not rejected or offboarded) for this service, or for another service
-    /// whose `<namespace>-<service>` Vault names would be the same.
+    /// The change sets of `namespace/service`, newest first: its version history and what is
+    /// in flight.
     #[tracing::instrument(skip_all)]
-    pub async fn live_request_claiming(
+    pub async fn changes_of_service(
         &self,
         namespace: &str,
         service: &str,
-    ) -> Result<Option<OnboardingRequestRecord>, StoreError> {
+    ) -> Result<Vec<OnboardingRequestRecord>, StoreError> {
         let sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM onboarding_requests
-             WHERE status NOT IN ('rejected', 'offboarded') AND namespace || '-' || service_name = $1
-             LIMIT 1"
+             WHERE namespace = $1 AND service_name = $2 ORDER BY created_at DESC, id"
         );
-        let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
-            .bind(format!("{namespace}-{service}"))
-            .fetch_optional(pool)
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(namespace)
+            .bind(service)
+            .fetch_all(pool)
             .await?);
-        row.map(TryInto::try_into).transpose()
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     /// Requests matching the filter, newest first.
@@ -185,12 +208,12 @@ impl Tx {
         let sql = format!(
             "INSERT INTO onboarding_requests
                 (id, service_name, namespace, team, requested_by, justification, spec, status,
-                 created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+                 created_at, updated_at, kind, base_change, digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12)
              RETURNING {REQUEST_COLUMNS}"
         );
         let row = on_tx!(self, conn => sqlx::query_as::<_, Row>(&sql)
-            .bind(Uuid::new_v4())
+            .bind(request.id)
             .bind(request.service_name)
             .bind(request.namespace)
             .bind(request.team)
@@ -199,6 +222,9 @@ impl Tx {
             .bind(Json(request.spec))
             .bind(RequestStatus::Submitted.as_str())
             .bind(Utc::now())
+            .bind(request.kind.as_str())
+            .bind(request.base_change)
+            .bind(request.digest)
             .fetch_one(&mut **conn)
             .await?);
         row.try_into()
@@ -215,6 +241,7 @@ impl Tx {
         to: RequestStatus,
         reason: Option<&str>,
     ) -> Result<bool, StoreError> {
+        refuse_unlisted(RequestStatus::Submitted, to)?;
         let sql = "UPDATE onboarding_requests
                    SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4,
                        updated_at = $3
@@ -229,17 +256,21 @@ impl Tx {
             .execute(&mut **conn)
             .await?
             .rows_affected());
+        if affected == 1 && to == RequestStatus::Rejected {
+            self.follow_transition(id, to).await?;
+        }
         Ok(affected == 1)
     }
 
-    /// Moves a request from `from` to `to` inside the transaction. False when it was not in
-    /// state `from`.
+    /// Moves a change set from `from` to `to` inside the transaction, and its service with it.
+    /// False when it was not in state `from`; an error when the lifecycle has no such move.
     pub async fn transition_request(
         &mut self,
         id: Uuid,
         from: RequestStatus,
         to: RequestStatus,
     ) -> Result<bool, StoreError> {
+        refuse_unlisted(from, to)?;
         let sql = "UPDATE onboarding_requests SET status = $1, updated_at = $2
                    WHERE id = $3 AND status = $4";
         let affected = on_tx!(self, conn => sqlx::query(sql)
@@ -250,6 +281,14 @@ impl Tx {
             .execute(&mut **conn)
             .await?
             .rows_affected());
+        if affected == 1 {
+            self.follow_transition(id, to).await?;
+        }
         Ok(affected == 1)
     }
+}
+
+/// Refuses a move the lifecycle table does not list.
+fn refuse_unlisted(from: RequestStatus, to: RequestStatus) -> Result<(), StoreError> {
+    if from.may_move_to(to) { Ok(()) } else { Err(StoreError::Transition { from, to }) }
 }

@@ -262,7 +262,16 @@ impl Vault {
                 removed.push(path);
             }
         }
-        for secret in &artifacts.secrets {
+        removed.extend(self.retire_secrets(&artifacts.secrets).await?);
+        Ok(removed)
+    }
+
+    /// Retires secrets a service no longer has (offboarding, or a change that drops them):
+    /// destroyed, or kept and marked offboarded, per `vault.offboard_secrets`. Returns the
+    /// metadata paths it changed; running it again changes nothing more.
+    pub async fn retire_secrets(&self, secrets: &[KvSecret]) -> Result<Vec<String>, VaultError> {
+        let mut removed = Vec::new();
+        for secret in secrets {
             let Some(metadata) = self.read(&secret.metadata_path()).await? else { continue };
             match self.retention {
                 SecretRetention::Destroy => self.delete(&secret.metadata_path()).await?,

@@ -5,7 +5,9 @@
 
 use app::onboarding::OnboardingRequest;
 use app::request_api::ssr::RequestService;
-use app::request_api::{AdminAction, Decision, RequestDetail, RequestSummary};
+use app::request_api::{
+    AdminAction, ChangePreview, Decision, RequestDetail, RequestSummary, ServiceDetail,
+};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -35,11 +37,17 @@ pub struct Reason {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "meshport API", description = "Onboard services to the Linkerd + Vault mesh."),
-    paths(submit, list, detail, approve, reject, act),
-    components(schemas(ErrorBody, Created, Reason, ActionBody)),
+    paths(
+        submit, list, detail, approve, reject, act, withdraw, service, preview_change,
+        propose_change, propose_offboarding
+    ),
+    components(schemas(ErrorBody, Created, Reason, ActionBody, Justification)),
     modifiers(&BearerToken),
     security(("api_token" = [])),
-    tags((name = "requests", description = "Onboarding requests"))
+    tags(
+        (name = "requests", description = "Change sets: onboardings, changes, offboardings"),
+        (name = "services", description = "Live services, their versions and changes"),
+    )
 )]
 pub struct ApiDoc;
 
@@ -205,4 +213,141 @@ async fn decide(
     let Json(Reason { reason }) = body?;
     state.requests.decide(&principal, &id, decision, reason.trim()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Withdraw a change set not yet applied (its requester while it waits for a decision; a
+/// platform admin also after a failed or cancelled provisioning).
+#[utoipa::path(
+    post, path = "/api/v1/requests/{id}/withdraw", tag = "requests",
+    params(("id" = String, Path, description = "The change set's id")),
+    responses(
+        (status = 204, description = "Withdrawn; staged secret values are destroyed"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Neither its requester nor a platform admin", body = ErrorBody),
+        (status = 404, description = "No such change set", body = ErrorBody),
+        (status = 409, description = "Applied already, or a job runs", body = ErrorBody),
+    )
+)]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.requests.withdraw(&principal, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A service: its live spec (without secret values), version and every change set.
+#[utoipa::path(
+    get, path = "/api/v1/services/{namespace}/{service}", tag = "services",
+    params(
+        ("namespace" = String, Path, description = "The service's namespace"),
+        ("service" = String, Path, description = "The service's name"),
+    ),
+    responses(
+        (status = 200, description = "The service", body = ServiceDetail),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such service, or not visible to the caller", body = ErrorBody),
+    )
+)]
+pub async fn service(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path((namespace, service)): Path<(String, String)>,
+) -> ApiResult<Json<ServiceDetail>> {
+    Ok(Json(state.requests.service(&principal, &namespace, &service).await?))
+}
+
+/// What a change of a live service would do (the full proposed spec): spec differences, files
+/// against the live rendering and the repository, Vault objects written or retired.
+#[utoipa::path(
+    post, path = "/api/v1/services/{namespace}/{service}/preview", tag = "services",
+    params(
+        ("namespace" = String, Path, description = "The service's namespace"),
+        ("service" = String, Path, description = "The service's name"),
+    ),
+    request_body = OnboardingRequest,
+    responses(
+        (status = 200, description = "The differences", body = ChangePreview),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such service", body = ErrorBody),
+        (status = 409, description = "Not live yet", body = ErrorBody),
+        (status = 422, description = "The proposal breaks a rule", body = ErrorBody),
+    )
+)]
+pub async fn preview_change(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path((namespace, service)): Path<(String, String)>,
+    body: Result<Json<OnboardingRequest>, JsonRejection>,
+) -> ApiResult<Json<ChangePreview>> {
+    let Json(request) = body?;
+    Ok(Json(state.requests.preview_change(&principal, &namespace, &service, request).await?))
+}
+
+/// Propose a change of a live service: the full proposed spec (typed values only for new
+/// provided secrets). A platform admin other than the requester approves it.
+#[utoipa::path(
+    post, path = "/api/v1/services/{namespace}/{service}/changes", tag = "services",
+    params(
+        ("namespace" = String, Path, description = "The service's namespace"),
+        ("service" = String, Path, description = "The service's name"),
+    ),
+    request_body = OnboardingRequest,
+    responses(
+        (status = 201, description = "Submitted", body = Created),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a developer of the service's team", body = ErrorBody),
+        (status = 404, description = "No such service", body = ErrorBody),
+        (status = 409, description = "Another change set is in flight, or not live yet", body = ErrorBody),
+        (status = 422, description = "The proposal breaks a rule, or changes nothing", body = ErrorBody),
+    )
+)]
+pub async fn propose_change(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path((namespace, service)): Path<(String, String)>,
+    body: Result<Json<OnboardingRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let Json(request) = body?;
+    let id = state.requests.propose_change(&principal, &namespace, &service, request).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+/// Why a service leaves the mesh.
+#[derive(Deserialize, ToSchema)]
+pub struct Justification {
+    pub justification: String,
+}
+
+/// Propose offboarding a live service (its team's developers or a platform admin); a second
+/// platform admin approves it.
+#[utoipa::path(
+    post, path = "/api/v1/services/{namespace}/{service}/offboard", tag = "services",
+    params(
+        ("namespace" = String, Path, description = "The service's namespace"),
+        ("service" = String, Path, description = "The service's name"),
+    ),
+    request_body = Justification,
+    responses(
+        (status = 201, description = "Submitted", body = Created),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Neither of the team nor a platform admin", body = ErrorBody),
+        (status = 404, description = "No such service", body = ErrorBody),
+        (status = 409, description = "Another change set is in flight", body = ErrorBody),
+        (status = 422, description = "No justification", body = ErrorBody),
+    )
+)]
+pub async fn propose_offboarding(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path((namespace, service)): Path<(String, String)>,
+    body: Result<Json<Justification>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let Json(Justification { justification }) = body?;
+    let id = state
+        .requests
+        .propose_offboarding(&principal, &namespace, &service, justification.trim())
+        .await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
 }

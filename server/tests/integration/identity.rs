@@ -971,7 +971,12 @@ async fn a_callback_with_a_foreign_state_shows_nothing_and_consumes_nothing() {
     assert!(!answer.body.contains("evil.example"), "{}", answer.body);
     let back = at_provider(&authorize, "dana").await;
     let answer = callback(&meshport.app, &mut jar, &back).await;
-    assert_eq!(answer.status, StatusCode::SEE_OTHER, "the real sign-in was still pending: {}", answer.body);
+    assert_eq!(
+        answer.status,
+        StatusCode::SEE_OTHER,
+        "the real sign-in was still pending: {}",
+        answer.body
+    );
     assert_eq!(whoami(&meshport.app, &mut jar).await["name"], "Dana Developer");
 }
 
@@ -981,7 +986,9 @@ async fn a_non_ascii_return_path_does_not_break_the_sign_in() {
     let meshport = meshport().await;
     let _one_at_a_time = SIGN_IN.lock().await;
     let mut jar = Jar::default();
-    let answer = send(&meshport.app, &mut jar, Request::get("/auth/login?return_to=/%C3%A9"), Body::empty()).await;
+    let answer =
+        send(&meshport.app, &mut jar, Request::get("/auth/login?return_to=/%C3%A9"), Body::empty())
+            .await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
     let back = at_provider(&answer.location(), "dana").await;
     let answer = callback(&meshport.app, &mut jar, &back).await;

@@ -352,9 +352,12 @@ async fn vault_secrets_and_pki_certificates_turn_due_soon_and_expired_as_time_pa
     platform.meshport.apply(&artifacts, &provided, |_| {}).await.unwrap();
     onboarded(&db.store, &request).await;
     // The service issues its certificate, as its Vault Agent would.
-    let token =
-        crate::provisioning::token_with(&platform.addr, &platform.root, &artifacts.policy.as_ref().unwrap().name)
-            .await;
+    let token = crate::provisioning::token_with(
+        &platform.addr,
+        &platform.root,
+        &artifacts.policy.as_ref().unwrap().name,
+    )
+    .await;
     let issue = artifacts.pki_role.as_ref().unwrap().issue_path();
     let (status, issued) = call(
         &platform.addr,
