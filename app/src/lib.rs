@@ -89,6 +89,11 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route
+                        path=(StaticSegment("services"), ParamSegment("namespace"), ParamSegment("service"))
+                        view=pages::ServicePage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
                         path=(StaticSegment("requests"), ParamSegment("id"))
                         view=pages::RequestPage
                         ssr=SsrMode::Async

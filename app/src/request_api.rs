@@ -299,6 +299,15 @@ pub async fn act_on_request(
     done.map_err(ssr::fail)
 }
 
+/// The services being onboarded or live that the caller may see (all for admins and auditors,
+/// their teams' for developers), without spec or history.
+#[server(endpoint = "list_services")]
+pub async fn list_services() -> Result<Vec<ServiceDetail>, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    requests()?.services(&principal).await.map_err(ssr::fail)
+}
+
 /// A service with its live spec and history, for whoever may see its team.
 #[server(endpoint = "get_service")]
 pub async fn get_service(namespace: String, service: String) -> Result<ServiceDetail, AppError> {
@@ -423,6 +432,8 @@ pub mod ssr {
             decision: Decision,
             reason: &str,
         ) -> Result<(), AppError>;
+        /// The services the viewer may see, without spec or history.
+        async fn services(&self, viewer: &Principal) -> Result<Vec<ServiceDetail>, AppError>;
         /// A service the viewer may see: live spec, version, history.
         async fn service(
             &self,

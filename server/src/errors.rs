@@ -92,9 +92,15 @@ pub fn internal(error: impl std::fmt::Display) -> AppError {
     AppError::Internal(INTERNAL.into())
 }
 
+/// A move the lifecycle refuses, or a second change set in flight, is a 409.
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
-        internal(error)
+        match error {
+            StoreError::Transition { .. } | StoreError::ServiceBusy { .. } => {
+                Self::Conflict(format!("{error}; nothing was changed."))
+            }
+            error => internal(error),
+        }
     }
 }
 

@@ -24,8 +24,8 @@ use crate::artifacts::{ArtifactSettings, ServiceArtifacts, change_digest, droppe
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
 use crate::errors::internal;
 use crate::store::{
-    JobKind, JobState, NewOnboardingRequest, NewService, OnboardingRequestRecord,
-    PullRequestRecord, RequestFilter, ServiceRecord, Store, Tx,
+    JobKind, JobState, NewOnboardingRequest, OnboardingRequestRecord, PullRequestRecord,
+    RequestFilter, ServiceRecord, Store, StoreError, Tx,
 };
 use crate::vault::Vault;
 use crate::vault::provision::ProvidedValues;
@@ -138,28 +138,7 @@ impl RequestService for Requests {
         let id = Uuid::new_v4();
         let artifacts = ServiceArtifacts::build(&valid, &self.settings, Some(id));
         let digest = change_digest(ChangeKind::Onboard, &artifacts, None).map_err(internal)?;
-        let mut tx = self.store.begin().await?;
-        // The services table's keys refuse a taken name or Vault name inside this transaction.
-        let claimed = tx
-            .claim_service(&NewService {
-                namespace: &valid.namespace,
-                service_name: &valid.service,
-                team: &valid.team,
-                origin: id,
-            })
-            .await;
-        if let Err(error) = claimed {
-            return Err(if error.is_unique_violation() {
-                AppError::Conflict(format!(
-                    "{}/{} is already claimed by a live service or onboarding (or its Vault name \
-                     `{}-{}` would clash with one); change that service instead, or offboard it \
-                     first.",
-                    valid.namespace, valid.service, valid.namespace, valid.service
-                ))
-            } else {
-                internal(error)
-            });
-        }
+        let tx = self.store.begin().await?;
         let record = self
             .store_change(tx, requester, &valid, ChangeKind::Onboard, None, id, &digest, &artifacts)
             .await?;
@@ -364,6 +343,25 @@ impl RequestService for Requests {
         Ok(())
     }
 
+    async fn services(&self, viewer: &Principal) -> Result<Vec<ServiceDetail>, AppError> {
+        Ok(self
+            .store
+            .all_services()
+            .await?
+            .into_iter()
+            .filter(|s| viewer.may_view_team(&s.team))
+            .map(|s| ServiceDetail {
+                namespace: s.namespace,
+                service: s.service_name,
+                team: s.team,
+                version: s.version,
+                spec: None,
+                open_change: s.open_change.map(|id| id.to_string()),
+                history: Vec::new(),
+            })
+            .collect())
+    }
+
     async fn service(
         &self,
         viewer: &Principal,
@@ -472,10 +470,7 @@ impl RequestService for Requests {
         let digest =
             change_digest(ChangeKind::Modify, &proposed, Some(&current)).map_err(internal)?;
         let id = Uuid::new_v4();
-        let mut tx = self.store.begin().await?;
-        if !tx.open_change(namespace, service, id).await? {
-            return Err(in_flight(namespace, service));
-        }
+        let tx = self.store.begin().await?;
         self.store_change(
             tx,
             requester,
@@ -516,10 +511,7 @@ impl RequestService for Requests {
         let valid = ValidRequest::from_stored(spec, &self.rules)?;
         let removed = self.artifacts_of(&found, &valid)?;
         let id = Uuid::new_v4();
-        let mut tx = self.store.begin().await?;
-        if !tx.open_change(namespace, service, id).await? {
-            return Err(in_flight(namespace, service));
-        }
+        let tx = self.store.begin().await?;
         let digest = change_digest(ChangeKind::Offboard, &removed, None).map_err(internal)?;
         self.store_change(
             tx,
@@ -662,7 +654,18 @@ impl Requests {
                 justification: &valid.justification,
                 spec: &spec,
             })
-            .await?;
+            .await
+            .map_err(|error| match error {
+                StoreError::ServiceBusy { .. } => in_flight(&valid.namespace, &valid.service),
+                error if error.is_unique_violation() => AppError::Conflict(format!(
+                    "{ns}/{svc} is already claimed by a live service or onboarding (or its Vault \
+                     name `{ns}-{svc}` would clash with one's); change that service instead, or \
+                     offboard it first.",
+                    ns = valid.namespace,
+                    svc = valid.service,
+                )),
+                error => internal(error),
+            })?;
         let details = json!({
             "kind": kind,
             "team": valid.team,

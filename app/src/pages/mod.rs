@@ -4,13 +4,15 @@ mod audit;
 mod home;
 mod onboard;
 mod requests;
+mod services;
 mod signin;
 mod status;
 
 pub use audit::AuditPage;
 pub use home::HomePage;
 pub use onboard::OnboardPage;
-pub use requests::{RequestPage, RequestsPage, ServicesPage};
+pub use requests::{RequestPage, RequestsPage};
+pub use services::{ServicePage, ServicesPage};
 pub use signin::{AccountMenu, DemoBanner, SignInPage};
 pub use status::{ServiceStatusPage, StatusPage};
 

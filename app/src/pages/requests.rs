@@ -8,9 +8,11 @@ use leptos_router::hooks::use_params_map;
 
 use crate::access::Role;
 use crate::account::whoami;
+use crate::onboarding::ChangeKind;
 use crate::onboarding::RequestStatus;
 use crate::request_api::{
-    ActOnRequest, JobSummary, RequestDetail, RequestSummary, get_request, list_requests,
+    ActOnRequest, JobSummary, RequestDetail, RequestSummary, WithdrawRequest, get_request,
+    list_requests,
 };
 
 /// The list of requests; for platform admins, those waiting for a decision come first.
@@ -46,32 +48,8 @@ pub fn RequestsPage() -> impl IntoView {
     }
 }
 
-/// The onboarded services: requests whose pull request is open or merged.
 #[component]
-pub fn ServicesPage() -> impl IntoView {
-    let requests = Resource::new(|| (), |()| list_requests());
-    view! {
-        <h1 class="text-2xl font-semibold">"Services"</h1>
-        <p class="mt-1 text-sm text-slate-600">"Onboarded services with their owners; each links to its request, pull request, Vault drift and the offboard action."</p>
-        <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match requests.await {
-                    Err(error) => view! { <p role="alert" class="mt-4 text-red-700">{error.to_string()}</p> }.into_any(),
-                    Ok(list) => {
-                        let services = list
-                            .into_iter()
-                            .filter(|r| matches!(r.status, RequestStatus::PrOpen | RequestStatus::Merged))
-                            .collect();
-                        view! { <RequestTable id="services" requests=services empty="No service is onboarded yet." /> }.into_any()
-                    }
-                }
-            })}
-        </Suspense>
-    }
-}
-
-#[component]
-fn RequestTable(
+pub(super) fn RequestTable(
     id: &'static str,
     requests: Vec<RequestSummary>,
     empty: &'static str,
@@ -83,6 +61,7 @@ fn RequestTable(
         <table id=id class="mt-2 w-full text-left text-sm">
             <thead><tr class="border-b border-slate-200">
                 <th scope="col" class="py-1">"Service"</th>
+                <th scope="col">"Change"</th>
                 <th scope="col">"Team"</th>
                 <th scope="col">"Status"</th>
                 <th scope="col">"Submitted (UTC)"</th>
@@ -101,6 +80,10 @@ fn row(request: RequestSummary) -> impl IntoView {
                     {format!("{}/{}", request.namespace, request.service)}
                 </a>
             </td>
+            <td data-kind=request.kind.as_str()>
+                {request.kind.as_str()}
+                {request.version.map(|v| format!(" (v{v})"))}
+            </td>
             <td>{request.team}</td>
             <td><StatusBadge status=request.status /></td>
             <td>{request.created_at.get(..16).unwrap_or_default().replace('T', " ")}</td>
@@ -110,7 +93,7 @@ fn row(request: RequestSummary) -> impl IntoView {
 
 /// A request's status as a coloured label.
 #[component]
-fn StatusBadge(status: RequestStatus) -> impl IntoView {
+pub(super) fn StatusBadge(status: RequestStatus) -> impl IntoView {
     let colour = match status {
         RequestStatus::Submitted | RequestStatus::Approved => "bg-amber-100 text-amber-900",
         RequestStatus::Provisioning | RequestStatus::PrOpen => "bg-sky-100 text-sky-900",
@@ -131,6 +114,7 @@ pub fn RequestPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let act = ServerAction::<ActOnRequest>::new();
+    let withdraw = ServerAction::<WithdrawRequest>::new();
     // While provisioning runs, the page asks again every two seconds (in the browser).
     let (tick, set_tick) = signal(0u32);
     let running = RwSignal::new(false);
@@ -144,13 +128,17 @@ pub fn RequestPage() -> impl IntoView {
             on_cleanup(move || handle.clear());
         }
     });
-    let detail =
-        Resource::new(move || (id(), act.version().get(), tick.get()), |(id, ..)| get_request(id));
+    let detail = Resource::new(
+        move || (id(), act.version().get(), withdraw.version().get(), tick.get()),
+        |(id, ..)| get_request(id),
+    );
     let me = Resource::new(|| (), |()| whoami());
     view! {
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                let admin = matches!(me.await, Ok(Some(p)) if p.has(Role::PlatformAdmin));
+                let me = me.await.ok().flatten();
+                let admin = me.as_ref().is_some_and(|p| p.has(Role::PlatformAdmin));
+                let my_id = me.map(|p| p.user_id).unwrap_or_default();
                 match detail.await {
                     Err(error) => view! { <p role="alert" class="text-red-700">{error.to_string()}</p> }.into_any(),
                     Ok(detail) => {
@@ -158,7 +146,7 @@ pub fn RequestPage() -> impl IntoView {
                             matches!(detail.request.status, RequestStatus::Approved | RequestStatus::Provisioning)
                                 || detail.jobs.iter().any(|j| j.state == "queued" || j.state == "running"),
                         );
-                        view! { <Detail detail admin act /> }.into_any()
+                        view! { <Detail detail admin my_id act withdraw /> }.into_any()
                     }
                 }
             })}
@@ -167,17 +155,52 @@ pub fn RequestPage() -> impl IntoView {
 }
 
 #[component]
-fn Detail(detail: RequestDetail, admin: bool, act: ServerAction<ActOnRequest>) -> impl IntoView {
+fn Detail(
+    detail: RequestDetail,
+    admin: bool,
+    my_id: String,
+    act: ServerAction<ActOnRequest>,
+    withdraw: ServerAction<WithdrawRequest>,
+) -> impl IntoView {
     let request = detail.request.clone();
     let failed = detail.jobs.last().is_some_and(|job| job.state == "failed");
-    let live = matches!(request.status, RequestStatus::PrOpen | RequestStatus::Merged);
-    let error = move || act.value().get().and_then(Result::err).map(|e| e.to_string());
-    let (id, action_id) = (request.id.clone(), request.id.clone());
+    let cancelled = detail.jobs.last().is_some_and(|job| job.state == "cancelled");
+    let live = matches!(request.status, RequestStatus::PrOpen | RequestStatus::Merged)
+        && request.kind != ChangeKind::Offboard;
+    let withdrawable = (request.status == RequestStatus::Submitted
+        && (admin || request.requested_by == my_id))
+        || (request.status == RequestStatus::Failed && admin);
+    let error = move || {
+        act.value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| withdraw.value().get().and_then(Result::err))
+            .map(|e| e.to_string())
+    };
+    let (id, action_id, withdraw_id) = (request.id.clone(), request.id.clone(), request.id.clone());
+    let service_page = format!("/services/{}/{}", request.namespace, request.service);
+    let heading = match request.kind {
+        ChangeKind::Onboard => "Onboarding of",
+        ChangeKind::Modify => "Change of",
+        ChangeKind::Offboard => "Offboarding of",
+    };
     view! {
-        <h1 class="text-2xl font-semibold">{format!("{}/{}", request.namespace, request.service)}</h1>
+        <h1 class="text-2xl font-semibold">
+            {heading} " "
+            <a id="service-page" class="text-indigo-700 underline" href=service_page>{format!("{}/{}", request.namespace, request.service)}</a>
+        </h1>
         <p class="mt-1 text-sm text-slate-600">
-            "Team " {request.team.clone()} " · " <StatusBadge status=request.status />
+            "Team " {request.team.clone()} " · " <span id="change-kind" data-kind=request.kind.as_str()>{request.kind.as_str()}</span>
+            " · " <StatusBadge status=request.status />
+            {request.version.map(|v| view! { " · " <span id="version">{format!("version {v}")}</span> })}
         </p>
+        {request.digest.clone().map(|digest| view! {
+            <p class="mt-1 text-xs text-slate-600">
+                "Content digest (what an approval binds to): "
+                <code id="digest" class="break-all">{digest}</code>
+            </p>
+        })}
+        <Differences detail=detail.clone() />
         {request.decision_reason.clone().map(|reason| view! {
             <p class="mt-2 text-sm">"Reason given: " <span id="decision-reason">{reason}</span></p>
         })}
@@ -218,10 +241,9 @@ fn Detail(detail: RequestDetail, admin: bool, act: ServerAction<ActOnRequest>) -
         })}
         {admin.then(|| {
             let buttons: Vec<(&str, &str)> = [
-                (failed, ("retry", "Retry")),
+                (failed || (cancelled && request.status == RequestStatus::Failed), ("retry", "Retry")),
                 (failed, ("cancel", "Cancel")),
                 (live, ("reconcile", "Reconcile Vault")),
-                (live || request.status == RequestStatus::Failed, ("offboard", "Offboard")),
             ]
             .into_iter()
             .filter_map(|(shown, button)| shown.then_some(button))
@@ -240,6 +262,12 @@ fn Detail(detail: RequestDetail, admin: bool, act: ServerAction<ActOnRequest>) -
                     }}).collect_view()}
                 </section>
             })
+        })}
+        {withdrawable.then(|| view! {
+            <ActionForm action=withdraw attr:class="mt-4">
+                <input type="hidden" name="id" value=withdraw_id />
+                <button type="submit" id="withdraw" class="rounded border border-slate-300 px-3 py-1 text-sm hover:bg-slate-100">"Withdraw this change set"</button>
+            </ActionForm>
         })}
         <section aria-labelledby="timeline" class="mt-6">
             <h2 id="timeline" class="font-medium">"Provisioning"</h2>
@@ -291,5 +319,56 @@ fn job(job: JobSummary) -> impl IntoView {
                 }).collect_view()}
             </ul>
         </li>
+    }
+}
+
+/// What a change set changes: spec fields against the version it replaces, and the files.
+#[component]
+fn Differences(detail: RequestDetail) -> impl IntoView {
+    let differences = detail.differences;
+    let files = detail.files;
+    view! {
+        {(!differences.is_empty()).then(|| view! {
+            <section aria-labelledby="differences-heading" class="mt-4">
+                <h2 id="differences-heading" class="font-medium">"Changes to the live version"</h2>
+                <table id="differences" class="mt-2 w-full text-left text-sm">
+                    <thead><tr class="border-b border-slate-200">
+                        <th scope="col" class="py-1">"Field"</th>
+                        <th scope="col">"Live"</th>
+                        <th scope="col">"Proposed"</th>
+                    </tr></thead>
+                    <tbody>
+                        {differences.into_iter().map(|d| {
+                            let field = d.field.clone();
+                            view! {
+                                <tr class="border-b border-slate-100 align-top" data-field=field>
+                                    <td class="py-1 font-mono text-xs">{d.field}</td>
+                                    <td class="font-mono text-xs break-all">{d.from.unwrap_or_else(|| "—".into())}</td>
+                                    <td class="font-mono text-xs break-all">{d.to.unwrap_or_else(|| "—".into())}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        })}
+        {(!files.is_empty()).then(|| view! {
+            <section aria-labelledby="files-heading" class="mt-4">
+                <h2 id="files-heading" class="font-medium">"Files it writes"</h2>
+                <ul id="change-files" class="mt-2 space-y-1 text-sm">
+                    {files.into_iter().map(|f| {
+                        let change = f.change.unwrap_or_default();
+                        view! {
+                            <li data-path=f.path.clone() data-change=change.clone()>
+                                <details>
+                                    <summary class="cursor-pointer font-mono text-xs">{format!("{change}: {}", f.path)}</summary>
+                                    <pre class="mt-1 overflow-x-auto rounded bg-slate-900 p-2 text-xs text-slate-100">{f.contents}</pre>
+                                </details>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            </section>
+        })}
     }
 }

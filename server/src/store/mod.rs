@@ -97,6 +97,8 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    #[error("{service} has a change set in flight, or is not live: one change set at a time")]
+    ServiceBusy { service: String },
     #[error("a change set cannot move from `{from}` to `{to}`: the lifecycle has no such step")]
     Transition { from: app::onboarding::RequestStatus, to: app::onboarding::RequestStatus },
 }

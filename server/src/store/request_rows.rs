@@ -227,7 +227,29 @@ impl Tx {
             .bind(request.digest)
             .fetch_one(&mut **conn)
             .await?);
-        row.try_into()
+        let record: OnboardingRequestRecord = row.try_into()?;
+        // The service's row follows in the same transaction: an onboarding claims the name
+        // (its keys refuse a taken name or Vault name), any other change set must be the
+        // service's only one in flight.
+        match request.kind {
+            ChangeKind::Onboard => {
+                self.claim_service(&super::NewService {
+                    namespace: request.namespace,
+                    service_name: request.service_name,
+                    team: request.team,
+                    origin: record.id,
+                })
+                .await?;
+            }
+            ChangeKind::Modify | ChangeKind::Offboard => {
+                if !self.open_change(request.namespace, request.service_name, record.id).await? {
+                    return Err(StoreError::ServiceBusy {
+                        service: format!("{}/{}", request.namespace, request.service_name),
+                    });
+                }
+            }
+        }
+        Ok(record)
     }
 
     /// Records an admin's decision on a submitted request: moves it to `to` (approved or

@@ -62,6 +62,16 @@ impl Store {
             .await?))
     }
 
+    /// Every service being onboarded or live, by namespace and name.
+    #[tracing::instrument(skip_all)]
+    pub async fn all_services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
+        let sql =
+            format!("SELECT {SERVICE_COLUMNS} FROM services ORDER BY namespace, service_name");
+        Ok(on_pool!(self, pool => sqlx::query_as::<_, ServiceRecord>(&sql)
+            .fetch_all(pool)
+            .await?))
+    }
+
     /// Every service whose Vault objects are applied, with the change set they follow.
     #[tracing::instrument(skip_all)]
     pub async fn live_services(

@@ -302,6 +302,10 @@ async fn evidence_flags_self_approval_and_approval_after_merge(db: TestDatabase)
     let spec = json!({});
     let request = tx
         .create_request(&NewOnboardingRequest {
+            id: uuid::Uuid::new_v4(),
+            kind: app::onboarding::ChangeKind::Onboard,
+            base_change: None,
+            digest: "",
             service_name: "cart",
             namespace: "prod-app",
             team: "cart",

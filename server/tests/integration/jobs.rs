@@ -63,6 +63,10 @@ async fn stored_services(store: &Store, count: usize, kind: JobKind) -> Vec<Uuid
         let mut tx = store.begin().await.unwrap();
         let request = tx
             .create_request(&NewOnboardingRequest {
+                id: uuid::Uuid::new_v4(),
+                kind: app::onboarding::ChangeKind::Onboard,
+                base_change: None,
+                digest: "",
                 service_name: &form.service,
                 namespace: &form.namespace,
                 team: &form.team,

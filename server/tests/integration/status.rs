@@ -72,6 +72,10 @@ async fn onboarded(store: &Store, request: &OnboardingRequest) {
     let mut tx = store.begin().await.unwrap();
     let stored = tx
         .create_request(&NewOnboardingRequest {
+            id: uuid::Uuid::new_v4(),
+            kind: app::onboarding::ChangeKind::Onboard,
+            base_change: None,
+            digest: "",
             service_name: &request.service,
             namespace: &request.namespace,
             team: &request.team,

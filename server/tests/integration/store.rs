@@ -49,6 +49,10 @@ fn request<'a>(
     spec: &'a serde_json::Value,
 ) -> NewOnboardingRequest<'a> {
     NewOnboardingRequest {
+        id: uuid::Uuid::new_v4(),
+        kind: app::onboarding::ChangeKind::Onboard,
+        base_change: None,
+        digest: "",
         service_name: service,
         namespace: "prod-app",
         team,

@@ -91,6 +91,10 @@ pub async fn cart_request(store: &Store) -> Uuid {
     let spec = serde_json::json!({});
     let request = tx
         .create_request(&NewOnboardingRequest {
+            id: uuid::Uuid::new_v4(),
+            kind: app::onboarding::ChangeKind::Onboard,
+            base_change: None,
+            digest: "",
             service_name: "cart",
             namespace: "prod-app",
             team: "cart",
@@ -106,6 +110,7 @@ pub async fn cart_request(store: &Store) -> Uuid {
 
 pub fn proposal(request_id: Uuid) -> ProposedChange {
     ProposedChange {
+        changes_live: false,
         request_id,
         namespace: "prod-app".into(),
         service: "cart".into(),
