@@ -1,13 +1,15 @@
--- no-transaction
 -- Change sets: an onboarding request becomes one kind of change set (onboard, modify, offboard)
 -- against a service, with the spec it replaces, the digest of what it writes and, once merged,
 -- the version it made. Live services get a table of their own whose key, the `<ns>-<svc>` Vault
 -- name, makes colliding names impossible inside the submitting transaction.
--- SQLite cannot change a CHECK in place: the table is rebuilt as its documentation says
--- (https://www.sqlite.org/lang_altertable.html#otheralter), with foreign keys off meanwhile.
-PRAGMA foreign_keys = OFF;
-BEGIN;
-CREATE TABLE onboarding_requests_new (
+-- SQLite cannot change a CHECK in place, and sqlx runs a SQLite migration inside a transaction,
+-- where foreign keys cannot be switched off: the rows are copied aside, the table is created
+-- anew and the rows put back, with foreign keys checked at commit (by then every job, pull
+-- request and audit row finds its request again).
+PRAGMA defer_foreign_keys = ON;
+CREATE TEMP TABLE onboarding_requests_copy AS SELECT * FROM onboarding_requests;
+DROP TABLE onboarding_requests;
+CREATE TABLE onboarding_requests (
     id              BLOB PRIMARY KEY NOT NULL,
     service_name    TEXT NOT NULL,
     namespace       TEXT NOT NULL,
@@ -28,15 +30,14 @@ CREATE TABLE onboarding_requests_new (
     digest          TEXT,
     version         INTEGER
 );
-INSERT INTO onboarding_requests_new
+INSERT INTO onboarding_requests
     (id, service_name, namespace, team, requested_by, justification, spec, status, created_at,
      updated_at, decided_by, decided_at, decision_reason, version)
 SELECT id, service_name, namespace, team, requested_by, justification, spec, status, created_at,
        updated_at, decided_by, decided_at, decision_reason,
        CASE WHEN status IN ('merged', 'offboarded') THEN 1 END
-FROM onboarding_requests;
-DROP TABLE onboarding_requests;
-ALTER TABLE onboarding_requests_new RENAME TO onboarding_requests;
+FROM onboarding_requests_copy;
+DROP TABLE onboarding_requests_copy;
 CREATE INDEX onboarding_requests_by_team ON onboarding_requests (team, created_at);
 CREATE INDEX onboarding_requests_by_requester ON onboarding_requests (requested_by, created_at);
 CREATE INDEX onboarding_requests_by_service ON onboarding_requests (namespace, service_name);
@@ -66,5 +67,3 @@ SELECT namespace || '-' || service_name, namespace, service_name, team, id,
 FROM onboarding_requests
 WHERE status NOT IN ('rejected', 'offboarded', 'withdrawn')
 ORDER BY created_at;
-COMMIT;
-PRAGMA foreign_keys = ON;

@@ -22,16 +22,8 @@ use crate::vault::{VaultConfig, VaultLogin};
 
 /// Namespaces of meshport and the platform, never onboarding namespaces: meshport's own Vault
 /// policy lets it bind roles to the onboarding namespaces.
-const PLATFORM_NAMESPACES: [&str; 8] = [
-    "meshport",
-    "kube-system",
-    "kube-public",
-    "linkerd",
-    "cert-manager",
-    "vault",
-    "openbao",
-    "argocd",
-];
+const PLATFORM_NAMESPACES: [&str; 8] =
+    ["meshport", "kube-system", "kube-public", "linkerd", "cert-manager", "vault", "openbao", "argocd"];
 
 /// Environment variables that configure meshport start with this prefix.
 pub const ENV_PREFIX: &str = "MESHPORT_";
@@ -286,8 +278,7 @@ fn is_local_repo_url(url: &str) -> bool {
     if url.starts_with("file://") {
         return true;
     }
-    let scp_like =
-        url.find(':').is_some_and(|colon| url.find('/').is_none_or(|slash| colon < slash));
+    let scp_like = url.find(':').is_some_and(|colon| url.find('/').is_none_or(|slash| colon < slash));
     !url.contains("://") && !scp_like
 }
 
@@ -388,11 +379,7 @@ impl Config {
             ),
             (
                 "onboarding.namespaces",
-                !self
-                    .onboarding
-                    .namespaces
-                    .iter()
-                    .any(|n| PLATFORM_NAMESPACES.contains(&n.as_str())),
+                !self.onboarding.namespaces.iter().any(|n| PLATFORM_NAMESPACES.contains(&n.as_str())),
                 "must not name meshport's or the platform's own namespaces (meshport, kube-system, \
                  kube-public, linkerd, cert-manager, vault, openbao, argocd): roles bound there \
                  would let a service log in as the platform",
@@ -626,15 +613,9 @@ mod tests {
             jail.create_file("meshport.toml", "[onboarding]\nnamespaces = []\n")?;
             let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
             assert!(error.contains("onboarding.namespaces"), "{error}");
-            jail.create_file(
-                "meshport.toml",
-                "[onboarding]\nnamespaces = [\"prod-app\", \"meshport\"]\n",
-            )?;
+            jail.create_file("meshport.toml", "[onboarding]\nnamespaces = [\"prod-app\", \"meshport\"]\n")?;
             let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
-            assert!(
-                error.contains("onboarding.namespaces") && error.contains("platform"),
-                "{error}"
-            );
+            assert!(error.contains("onboarding.namespaces") && error.contains("platform"), "{error}");
             jail.create_file("meshport.toml", "[vault]\ntls_secret = \"Vault CA\"\n")?;
             let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
             assert!(error.contains("vault.tls_secret"), "{error}");
@@ -721,18 +702,12 @@ mod tests {
             assert_eq!(config.data_dir, Path::new("/home/dev/meshport/data"));
             assert_eq!(config.site_root, Path::new("/home/dev/meshport/target/site"));
             assert_eq!(config.gitops_repo_url(), "/home/dev/meshport/data/gitops.git");
-            assert_eq!(
-                config.gitops_cache_dir(),
-                Path::new("/home/dev/meshport/data/gitops-cache")
-            );
+            assert_eq!(config.gitops_cache_dir(), Path::new("/home/dev/meshport/data/gitops-cache"));
             assert_eq!(
                 config.database_url().expose_secret(),
                 "sqlite:///home/dev/meshport/data/meshport.db"
             );
-            assert_eq!(
-                config.dev_audit_key_file(),
-                Path::new("/home/dev/meshport/data/audit-signing.key")
-            );
+            assert_eq!(config.dev_audit_key_file(), Path::new("/home/dev/meshport/data/audit-signing.key"));
 
             jail.set_env("MESHPORT_DATA_DIR", "./state");
             jail.set_env("MESHPORT_DATABASE_URL", "sqlite:db/m.db?mode=rwc");
@@ -743,19 +718,10 @@ mod tests {
             let mut config = Config::load(None).map_err(|e| e.to_string())?;
             config.resolve_paths(base);
             assert_eq!(config.data_dir, Path::new("/home/dev/meshport/state"));
-            assert_eq!(
-                config.database_url().expose_secret(),
-                "sqlite:///home/dev/meshport/db/m.db?mode=rwc"
-            );
+            assert_eq!(config.database_url().expose_secret(), "sqlite:///home/dev/meshport/db/m.db?mode=rwc");
             assert_eq!(config.gitops_repo_url(), "file:///home/dev/meshport/repos/gitops.git");
-            assert_eq!(
-                config.gitops.ssh_key.as_deref(),
-                Some(Path::new("/home/dev/meshport/keys/id"))
-            );
-            assert_eq!(
-                config.vault.ca_cert.as_deref(),
-                Some(Path::new("/home/dev/meshport/../ca.pem"))
-            );
+            assert_eq!(config.gitops.ssh_key.as_deref(), Some(Path::new("/home/dev/meshport/keys/id")));
+            assert_eq!(config.vault.ca_cert.as_deref(), Some(Path::new("/home/dev/meshport/../ca.pem")));
             assert_eq!(config.dev.bao_bin, Path::new("/home/dev/meshport/tools/bao"));
 
             for (url, kept) in [

@@ -646,7 +646,7 @@ impl Requests {
                 id,
                 kind,
                 base_change,
-                digest,
+                digest: Some(digest),
                 service_name: &valid.service,
                 namespace: &valid.namespace,
                 team: &valid.team,

@@ -210,8 +210,9 @@ impl OnboardForm {
             secrets.push(SecretSpec { name: row.name.trim().to_owned(), source });
         }
         let allowed_callers = callers_of(&self.callers);
-        let health_check_path =
-            Some(self.health_check_path.trim()).filter(|path| !path.is_empty()).map(str::to_owned);
+        let health_check_path = Some(self.health_check_path.trim())
+            .filter(|path| !path.is_empty())
+            .map(str::to_owned);
         let security = WorkloadSecurity {
             run_as_non_root: self.run_as_non_root != "false",
             read_only_root_filesystem: self.read_only_root_filesystem != "false",

@@ -45,7 +45,7 @@ pub struct NewOnboardingRequest<'a> {
     pub id: Uuid,
     pub kind: ChangeKind,
     pub base_change: Option<Uuid>,
-    pub digest: &'a str,
+    pub digest: Option<&'a str>,
     pub service_name: &'a str,
     pub namespace: &'a str,
     pub team: &'a str,

@@ -305,7 +305,7 @@ async fn evidence_flags_self_approval_and_approval_after_merge(db: TestDatabase)
             id: uuid::Uuid::new_v4(),
             kind: app::onboarding::ChangeKind::Onboard,
             base_change: None,
-            digest: "",
+            digest: None,
             service_name: "cart",
             namespace: "prod-app",
             team: "cart",

@@ -66,7 +66,7 @@ async fn stored_services(store: &Store, count: usize, kind: JobKind) -> Vec<Uuid
                 id: uuid::Uuid::new_v4(),
                 kind: app::onboarding::ChangeKind::Onboard,
                 base_change: None,
-                digest: "",
+                digest: None,
                 service_name: &form.service,
                 namespace: &form.namespace,
                 team: &form.team,
@@ -272,6 +272,7 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
     };
     let (_, dana) = crate::harness::person(&db.store, "dana", &[Role::Developer]).await;
     let (_, alex) = crate::harness::person(&db.store, "alex", &[Role::PlatformAdmin]).await;
+    let (_, blake) = crate::harness::person(&db.store, "blake", &[Role::PlatformAdmin]).await;
     let (dana, alex) = (&dana, &alex);
 
     // dana submits cart with one generated and one provided secret.
@@ -289,7 +290,17 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
     let detail = requests.detail(dana, &id).await.unwrap();
     assert_eq!(detail.request.status.as_str(), "pr_open", "{detail:#?}");
     let steps: Vec<&str> = detail.jobs[0].steps.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(steps, ["vault_policy", "vault_role", "vault_secrets", "vault_pki", "pull_request"]);
+    assert_eq!(
+        steps,
+        [
+            "vault_policy",
+            "vault_role",
+            "vault_secrets",
+            "vault_pki",
+            "vault_retire_secrets",
+            "pull_request"
+        ]
+    );
     let artifacts = platform.artifacts(form.clone());
     let token = {
         let (_, body) = call(
@@ -338,22 +349,33 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
         .collect();
     assert_eq!(changes, [("manifests/prod-app/cart/deployment.yaml", Some("changed"))]);
 
-    // Offboarding: the removal PR first; Vault access stays until it is merged.
+    // Offboarding is a change set of its own: asked for by one admin, approved by another
+    // (never the asker); then the removal PR first, and Vault access stays until it merges.
     requests.act(alex, &id, AdminAction::Offboard).await.unwrap();
+    let service = requests.service(alex, "prod-app", "cart").await.unwrap();
+    let offboarding = service.open_change.clone().expect("an offboard change set in flight");
+    assert_eq!(service.history[0].kind, app::onboarding::ChangeKind::Offboard);
+    assert_eq!(service.history[0].status.as_str(), "submitted");
+    assert!(engine.run_next().await.unwrap().is_none(), "nothing runs before the decision");
+    let own = requests.decide(alex, &offboarding, Decision::Approve, "").await;
+    assert!(matches!(own, Err(app::access::AppError::Forbidden(_))), "{own:?}");
+    requests.decide(&blake, &offboarding, Decision::Approve, "").await.unwrap();
     assert!(engine.run_next().await.unwrap().is_some());
-    let detail = requests.detail(alex, &id).await.unwrap();
-    assert_eq!(detail.jobs[1].state, "queued", "waiting for the merge: {detail:#?}");
+    let detail = requests.detail(alex, &offboarding).await.unwrap();
+    assert_eq!(detail.jobs[0].state, "queued", "waiting for the merge: {detail:#?}");
+    assert_eq!(detail.request.status.as_str(), "pr_open");
     let role = format!("auth/{}/role/{}", artifacts.role.mount, artifacts.role.name);
     assert_eq!(call(&platform.addr, &platform.root, "GET", &role, None).await.0, 200);
-    let removal = db.store.pull_requests_of(id.parse().unwrap()).await.unwrap().pop().unwrap();
+    let removal =
+        db.store.pull_requests_of(offboarding.parse().unwrap()).await.unwrap().pop().unwrap();
     assert_eq!(removal.kind, "offboarding");
     gitops.merge(removal.id, meshport_server::audit::Actor::from(alex)).await.unwrap();
     assert!(engine.run_next().await.unwrap().is_some(), "the merge woke the job");
-    let detail = requests.detail(alex, &id).await.unwrap();
-    assert_eq!(
-        (detail.request.status.as_str(), detail.jobs[1].state.as_str()),
-        ("offboarded", "done")
-    );
+    let detail = requests.detail(alex, &offboarding).await.unwrap();
+    assert_eq!((detail.request.status.as_str(), detail.jobs[0].state.as_str()), ("merged", "done"));
+    let onboarding = requests.detail(alex, &id).await.unwrap();
+    assert_eq!(onboarding.request.status.as_str(), "offboarded");
+    assert!(db.store.service("prod-app", "cart").await.unwrap().is_none(), "the name is free");
     assert_eq!(call(&platform.addr, &platform.root, "GET", &role, None).await.0, 404);
     let main = crate::gitops::git(
         &["ls-tree", "-r", "--name-only", "main", "manifests/prod-app"],
@@ -470,7 +492,7 @@ async fn three_meshport_processes_on_postgres_provision_fifty_approvals_once_eve
             *steps.entry((event["request_id"].to_string(), step)).or_insert(0) += 1;
         }
     }
-    assert_eq!(steps.len(), 50 * 5, "five steps of fifty requests");
+    assert_eq!(steps.len(), 50 * 6, "six steps of fifty requests");
     assert!(steps.values().all(|n| *n == 1), "a step recorded twice: {steps:?}");
     let opened = events.iter().filter(|e| e["action"] == "pull_request_opened").count();
     assert_eq!(opened, 50, "one pull request each");
@@ -530,8 +552,15 @@ async fn an_admin_retries_or_cancels_a_failed_job() {
     engine.run_next().await.unwrap();
     requests.act(&admin, &id, AdminAction::Cancel).await.unwrap();
     assert_eq!(last_job().await.state, JobState::Cancelled);
-    assert!(
-        requests.act(&admin, &id, AdminAction::Retry).await.is_err(),
-        "nothing failed to retry"
-    );
+    // A cancelled job leaves its change set failed, not stuck: it can be retried or withdrawn.
+    let status = || async { db.store.request(ids[0]).await.unwrap().unwrap().status };
+    assert_eq!(status().await.as_str(), "failed");
+    assert!(requests.withdraw(&developer, &id).await.is_err(), "admins withdraw failed ones");
+    requests.act(&admin, &id, AdminAction::Retry).await.unwrap();
+    assert_eq!(status().await.as_str(), "provisioning");
+    engine.run_next().await.unwrap();
+    requests.act(&admin, &id, AdminAction::Cancel).await.unwrap();
+    requests.withdraw(&admin, &id).await.unwrap();
+    assert_eq!(status().await.as_str(), "withdrawn");
+    assert!(requests.act(&admin, &id, AdminAction::Retry).await.is_err(), "withdrawn is final");
 }

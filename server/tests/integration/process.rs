@@ -48,7 +48,8 @@ async fn demo_client(base: &str, role: &str) -> reqwest::Client {
 /// setting, so every path is the relative default `data`. An approved request reaches
 /// `pr_open` with its branch in `data/gitops.git`; SIGTERM then stops everything it started.
 #[tokio::test]
-async fn meshport_dev_with_the_default_data_folder_opens_the_pull_request_then_stops_on_sigterm() {
+async fn meshport_dev_with_the_default_data_folder_opens_the_pull_request_then_stops_on_sigterm()
+{
     let folder = tempfile::tempdir().unwrap();
     let port = meshport_server::dev::free_loopback_port().unwrap();
     let log = folder.path().join("meshport.log");
@@ -108,8 +109,7 @@ async fn meshport_dev_with_the_default_data_folder_opens_the_pull_request_then_s
         .await
         .unwrap();
     assert_eq!(submitted.status(), reqwest::StatusCode::CREATED);
-    let id =
-        submitted.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = submitted.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let admin = demo_client(&base, "platform-admin").await;
     let approved = same_origin(admin.post(format!("{base}/api/v1/requests/{id}/approve")))
         .json(&serde_json::json!({ "reason": "Looks right." }))
@@ -195,12 +195,7 @@ fn readme_commands_work_beside_the_demo(folder: &std::path::Path, request_id: &s
     assert!(ok("meshport vault policy").contains("sys/policies/acl/"));
     assert!(ok("meshport vault policy --name meshport-portal").contains("path \""));
     let workload = ok("meshport vault policy --workload auth_kubernetes_0a1b2c3d");
-    assert!(
-        workload.contains(
-            "{{identity.entity.aliases.auth_kubernetes_0a1b2c3d.metadata.service_account_name}}"
-        ),
-        "{workload}"
-    );
+    assert!(workload.contains("{{identity.entity.aliases.auth_kubernetes_0a1b2c3d.metadata.service_account_name}}"), "{workload}");
     assert_eq!(ok("meshport vault preflight").trim(), "the Vault mounts are in place");
     // The demo enables no PKI engine: the check says which command would.
     let (status, _, stderr) = run("meshport vault preflight --pki");

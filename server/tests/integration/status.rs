@@ -75,7 +75,7 @@ async fn onboarded(store: &Store, request: &OnboardingRequest) {
             id: uuid::Uuid::new_v4(),
             kind: app::onboarding::ChangeKind::Onboard,
             base_change: None,
-            digest: "",
+            digest: None,
             service_name: &request.service,
             namespace: &request.namespace,
             team: &request.team,
@@ -86,11 +86,13 @@ async fn onboarded(store: &Store, request: &OnboardingRequest) {
         .await
         .unwrap();
     assert!(tx.decide_request(stored.id, alex.id, RequestStatus::Approved, None).await.unwrap());
-    assert!(
-        tx.transition_request(stored.id, RequestStatus::Approved, RequestStatus::Merged)
-            .await
-            .unwrap()
-    );
+    for (from, to) in [
+        (RequestStatus::Approved, RequestStatus::Provisioning),
+        (RequestStatus::Provisioning, RequestStatus::PrOpen),
+        (RequestStatus::PrOpen, RequestStatus::Merged),
+    ] {
+        assert!(tx.transition_request(stored.id, from, to).await.unwrap());
+    }
     tx.commit().await.unwrap();
 }
 

@@ -52,7 +52,7 @@ fn request<'a>(
         id: uuid::Uuid::new_v4(),
         kind: app::onboarding::ChangeKind::Onboard,
         base_change: None,
-        digest: "",
+        digest: None,
         service_name: service,
         namespace: "prod-app",
         team,

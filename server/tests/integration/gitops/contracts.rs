@@ -441,8 +441,7 @@ async fn contract_gitlab_errors_name_the_setting_or_the_wait() {
 #[tokio::test]
 async fn contract_a_redirecting_forge_never_forwards_the_token_to_another_host() {
     let elsewhere = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
         .mount(&elsewhere)
         .await;
     let forge = MockServer::start().await;

@@ -94,7 +94,7 @@ pub async fn cart_request(store: &Store) -> Uuid {
             id: uuid::Uuid::new_v4(),
             kind: app::onboarding::ChangeKind::Onboard,
             base_change: None,
-            digest: "",
+            digest: None,
             service_name: "cart",
             namespace: "prod-app",
             team: "cart",
