@@ -10,6 +10,7 @@ mod pull_requests;
 mod request_rows;
 mod tokens;
 mod users;
+mod vault_objects;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub use pull_requests::{NewPullRequest, PrState, PullRequestKind, PullRequestRec
 pub use request_rows::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
 pub use tokens::{ApiTokenRecord, NewApiToken};
 pub use users::{NewUser, User};
+pub use vault_objects::VaultObjectRecord;
 
 /// Runs `$body` with `$pool` bound to the configured backend's pool. The body is compiled once
 /// per backend, so the same query code serves both.
