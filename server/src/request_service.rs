@@ -156,7 +156,7 @@ impl RequestService for Requests {
             .collect();
         if !provided.is_empty() {
             let artifacts = ServiceArtifacts::build(&valid, &self.settings, Some(record.id));
-            self.vault.stage_provided(&artifacts, &provided).await.map_err(|error| {
+            self.vault.stage_provided(record.id, &artifacts, &provided).await.map_err(|error| {
                 tracing::error!(%error, "could not write provided secret values to Vault");
                 AppError::Internal(
                     "Vault did not take the secret values, so nothing was submitted; try again \
@@ -357,15 +357,10 @@ impl Requests {
         Ok(self.store.pull_requests_of(id).await?)
     }
 
-    /// Destroys the provided values a rejected request staged in Vault. A failure is logged:
-    /// the values stay unreachable (no role reads them) and an offboarding removes them.
+    /// Destroys the provided values a rejected request staged in Vault (its staging folder
+    /// only). A failure is logged: the values stay unreachable (no role reads the folder).
     async fn discard_staged_values(&self, record: &OnboardingRequestRecord) {
-        let Ok(artifacts) =
-            ServiceArtifacts::from_stored(&record.spec, &self.rules, &self.settings, record.id)
-        else {
-            return;
-        };
-        if let Err(error) = self.vault.discard_staged(&artifacts).await {
+        if let Err(error) = self.vault.discard_staged(record.id).await {
             tracing::error!(%error, request = %record.id, "could not destroy a rejected request's secret values");
         }
     }

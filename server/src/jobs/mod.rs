@@ -24,7 +24,7 @@ use crate::store::{
     Job, JobKind, JobState, OnboardingRequestRecord, RequestFilter, Store, StoreError,
 };
 use crate::vault::Vault;
-use crate::vault::provision::{Part, ProvidedValues};
+use crate::vault::provision::Part;
 
 pub use gitops::GitopsProposals;
 
@@ -324,9 +324,10 @@ impl Engine {
     ) -> Result<Value, StepError> {
         match step {
             Step::Vault(part) => {
+                // Typed values come from the staging folder of this request.
                 let changes = self
                     .vault
-                    .apply_part(artifacts, &ProvidedValues::new(), part)
+                    .apply_part(artifacts, &self.store, request.id, part)
                     .await
                     .map_err(|e| StepError::new(e.to_string(), e.is_retryable()))?;
                 let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
@@ -351,7 +352,7 @@ impl Engine {
                 }
                 let removed = self
                     .vault
-                    .remove(artifacts)
+                    .remove(artifacts, &self.store)
                     .await
                     .map_err(|e| StepError::new(e.to_string(), e.is_retryable()))?;
                 Ok(json!({ "removed": removed }))
@@ -368,7 +369,7 @@ impl Engine {
                 RequestFilter { status: Some(status), limit: Some(10_000), ..Default::default() };
             for request in self.store.list_requests(&filter).await? {
                 let Ok(artifacts) = self.artifacts(&request) else { continue };
-                match self.vault.plan(&artifacts).await {
+                match self.vault.plan(&artifacts, &self.store, request.id).await {
                     Ok(changes) => {
                         drifted += usize::from(!changes.is_empty());
                         let changes = serde_json::to_value(&changes).unwrap_or_default();

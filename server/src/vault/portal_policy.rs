@@ -41,6 +41,20 @@ pub fn portal_policy(
             PolicyRule::new(format!("{}/roles/{names}", settings.pki_mount), manage()),
         ]);
     }
+    // Typed values wait here between submission and approval: written at submission, read
+    // once and destroyed (metadata delete) at provisioning, listed and destroyed on rejection.
+    // No workload policy reaches it (no onboarding namespace may be named so).
+    let staging = super::provision::STAGING_FOLDER;
+    rules.extend([
+        PolicyRule::new(
+            format!("{}/data/{staging}/*", settings.kv_mount),
+            vec![Create, Read, Update],
+        ),
+        PolicyRule::new(
+            format!("{}/metadata/{staging}/*", settings.kv_mount),
+            vec![Read, Delete, List],
+        ),
+    ]);
     rules.extend([
         PolicyRule::new(format!("{}/certs", settings.pki_mount), vec![List]),
         PolicyRule::new(format!("{}/cert/*", settings.pki_mount), vec![Read]),
