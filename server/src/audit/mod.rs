@@ -41,6 +41,8 @@ pub enum Action {
     ApiTokenCreated,
     ApiTokenRevoked,
     ExportPerformed,
+    /// A platform admin adopted Vault objects meshport did not create for a service.
+    VaultObjectAdopted,
 }
 
 impl Action {
@@ -61,6 +63,7 @@ impl Action {
             Self::ApiTokenCreated => "api_token_created",
             Self::ApiTokenRevoked => "api_token_revoked",
             Self::ExportPerformed => "export_performed",
+            Self::VaultObjectAdopted => "vault_object_adopted",
         }
     }
 }

@@ -185,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/requests/{id}/approve", post(api::approve))
         .route("/api/v1/requests/{id}/reject", post(api::reject))
         .route("/api/v1/requests/{id}/actions", post(api::act))
+        .route("/api/v1/services/{namespace}/{service}/adopt", post(api::adopt))
         .route("/api/webhooks/{provider}", post(pull_requests::receive_webhook))
         .route("/api/requests/{id}/pull-requests", get(pull_requests::of_request))
         .route("/api/pull-requests/{id}/merge", post(pull_requests::merge))
