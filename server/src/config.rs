@@ -627,6 +627,11 @@ mod tests {
             jail.create_file("meshport.toml", "[onboarding]\nnamespaces = [\"prod-app\", \"meshport\"]\n")?;
             let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
             assert!(error.contains("onboarding.namespaces") && error.contains("platform"), "{error}");
+            // Typed values wait in the KV folder of that name; no service may live under it.
+            let staging = "[onboarding]\nnamespaces = [\"meshport-staging\"]\n";
+            jail.create_file("meshport.toml", staging)?;
+            let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
+            assert!(error.contains("onboarding.namespaces"), "{error}");
             jail.create_file("meshport.toml", "[vault]\ntls_secret = \"Vault CA\"\n")?;
             let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
             assert!(error.contains("vault.tls_secret"), "{error}");

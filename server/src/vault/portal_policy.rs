@@ -96,3 +96,28 @@ fn role_rule(
         denied_parameters: denied,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meshport_alone_reaches_the_staging_folder() {
+        use Capability::{Create, Delete, List, Read, Update};
+        let settings = crate::config::Config::default().artifact_settings();
+        let staging = super::super::provision::STAGING_FOLDER;
+        let (data, metadata) = (
+            format!("{}/data/{staging}/", settings.kv_mount),
+            format!("{}/metadata/{staging}/", settings.kv_mount),
+        );
+        let policy = portal_policy("meshport", &settings, &["prod-app".to_owned()]);
+        let rule = |path: &str| policy.rules.iter().find(|r| r.path == path).cloned();
+        assert_eq!(rule(&format!("{data}*")).unwrap().capabilities, [Create, Read, Update]);
+        assert_eq!(rule(&format!("{metadata}*")).unwrap().capabilities, [Read, Delete, List]);
+        // Workloads read `<kv>/data/<namespace>/<service>/*`: the folder is out of reach as long
+        // as no onboarding namespace bears its name, which the configuration refuses.
+        let workloads = crate::artifacts::workload_policy(&settings, "auth_kubernetes_0a1b");
+        assert!(workloads.rules.iter().all(|r| !r.path.starts_with(&data)));
+        assert!(workloads.rules[0].path.starts_with(&format!("{}/data/{{{{", settings.kv_mount)));
+    }
+}

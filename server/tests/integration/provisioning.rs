@@ -1359,6 +1359,10 @@ async fn moving_a_staged_value_into_place_is_idempotent() {
         .stage_provided(CHANGE, &checkout, &provided("kafka_password", "again"))
         .await
         .unwrap();
+    let service = platform.service_token(&checkout).await;
+    let staged_data = format!("{kv}/data/meshport-staging/{CHANGE}/kafka_password");
+    let (status, _) = call(&platform.addr, &service, "GET", &staged_data, None).await;
+    assert_eq!(status, 403, "no workload reads the staging folder");
     let again =
         platform.meshport.apply(&checkout, platform.ledger(), CHANGE, |_| {}).await.unwrap();
     assert_eq!(again.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(), [staged.as_str()]);
