@@ -15,13 +15,10 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use meshport_server::artifacts::ServiceArtifacts;
 use meshport_server::config::Config;
 use meshport_server::dev::OpenBaoDevServer;
-use meshport_server::vault::provision::ProvidedValues;
+use meshport_server::store::Store;
 use meshport_server::vault::{Vault, VaultConfig, generate_secret};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-
-/// No provided values: the benchmark's secrets are generated.
-static NONE: ProvidedValues = ProvidedValues::new();
 
 /// Calls in flight at once, for meshport and for the raw baseline alike.
 const CONCURRENCY: usize = 16;
@@ -146,10 +143,15 @@ async fn raw(
     Ok(started.elapsed())
 }
 
-/// Provisions `services` through meshport, `CONCURRENCY` at a time.
-async fn apply_all(vault: &Vault, services: &[ServiceArtifacts]) -> anyhow::Result<()> {
+/// Provisions `services` through meshport, `CONCURRENCY` at a time, recording the owners of
+/// what it creates in `ledger`. No values are staged: the benchmark's secrets are generated.
+async fn apply_all(
+    vault: &Vault,
+    ledger: &Store,
+    services: &[ServiceArtifacts],
+) -> anyhow::Result<()> {
     stream::iter(services)
-        .map(|service| vault.apply(service, &NONE, |_| {}))
+        .map(|service| vault.apply(service, ledger, uuid::Uuid::nil(), |_| {}))
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
@@ -170,6 +172,10 @@ async fn main() -> anyhow::Result<()> {
     let base = openbao.vault_config();
     let addr = base.addr.clone();
     let token = base.token.as_ref().unwrap().expose_secret().to_owned();
+    // meshport's database, where it records the owners of the policies and roles it creates.
+    let url = format!("sqlite://{}", folder.path().join("meshport.db").display());
+    let ledger = Store::connect(&url.into()).await?;
+    ledger.migrate().await?;
     let mut table = String::new();
     writeln!(table, "{:<44} {:>10} {:>12}", "", "seconds", "per second")?;
     let mut row = |name: &str, calls: usize, took: Duration| {
@@ -186,11 +192,11 @@ async fn main() -> anyhow::Result<()> {
     let vault = Vault::new(&mesh_config)?;
     let artifacts = services(&mesh_config, n_services);
     let started = Instant::now();
-    apply_all(&vault, &artifacts).await?;
+    apply_all(&vault, &ledger, &artifacts).await?;
     let meshport =
         row(&format!("provision {n_services} services: meshport"), n_services, started.elapsed());
     let started = Instant::now();
-    apply_all(&vault, &artifacts).await?;
+    apply_all(&vault, &ledger, &artifacts).await?;
     row(&format!("  re-apply (no change) {n_services} services"), n_services, started.elapsed());
 
     let mut script = String::from("set -e\n");
@@ -244,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
     let stat_config = phase_config(&base, "stat");
     let stat = Vault::new(&stat_config)?;
     let secrets = services(&stat_config, n_secrets);
-    apply_all(&stat, &secrets).await?;
+    apply_all(&stat, &ledger, &secrets).await?;
     let paths: Vec<String> = secrets.iter().map(|s| s.secrets[0].path.clone()).collect();
     let now = chrono::Utc::now();
     let started = Instant::now();

@@ -21,9 +21,20 @@ use crate::telemetry::{LogFormat, TelemetryConfig};
 use crate::vault::{VaultConfig, VaultLogin};
 
 /// Namespaces of meshport and the platform, never onboarding namespaces: meshport's own Vault
-/// policy lets it bind roles to the onboarding namespaces.
-const PLATFORM_NAMESPACES: [&str; 8] =
-    ["meshport", "kube-system", "kube-public", "linkerd", "cert-manager", "vault", "openbao", "argocd"];
+/// policy lets it bind roles to the onboarding namespaces. `meshport-staging` is the KV folder
+/// typed values wait in before approval, which a service's `<namespace>/<service>` must never
+/// reach.
+const PLATFORM_NAMESPACES: [&str; 9] = [
+    "meshport",
+    "kube-system",
+    "kube-public",
+    "linkerd",
+    "cert-manager",
+    "vault",
+    "openbao",
+    "argocd",
+    crate::vault::provision::STAGING_FOLDER,
+];
 
 /// Environment variables that configure meshport start with this prefix.
 pub const ENV_PREFIX: &str = "MESHPORT_";
@@ -381,8 +392,8 @@ impl Config {
                 "onboarding.namespaces",
                 !self.onboarding.namespaces.iter().any(|n| PLATFORM_NAMESPACES.contains(&n.as_str())),
                 "must not name meshport's or the platform's own namespaces (meshport, kube-system, \
-                 kube-public, linkerd, cert-manager, vault, openbao, argocd): roles bound there \
-                 would let a service log in as the platform",
+                 kube-public, linkerd, cert-manager, vault, openbao, argocd) nor meshport-staging: \
+                 roles bound there would let a service log in as the platform",
             ),
             (
                 "onboarding.cluster_domain",
@@ -616,6 +627,11 @@ mod tests {
             jail.create_file("meshport.toml", "[onboarding]\nnamespaces = [\"prod-app\", \"meshport\"]\n")?;
             let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
             assert!(error.contains("onboarding.namespaces") && error.contains("platform"), "{error}");
+            // Typed values wait in the KV folder of that name; no service may live under it.
+            let staging = "[onboarding]\nnamespaces = [\"meshport-staging\"]\n";
+            jail.create_file("meshport.toml", staging)?;
+            let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
+            assert!(error.contains("onboarding.namespaces"), "{error}");
             jail.create_file("meshport.toml", "[vault]\ntls_secret = \"Vault CA\"\n")?;
             let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
             assert!(error.contains("vault.tls_secret"), "{error}");

@@ -1,6 +1,7 @@
 //! meshport's server: configuration, the HTTP layer and one module per outside system.
 //! `main.rs` only parses the command line and calls into here.
 
+pub mod adoption;
 pub mod artifacts;
 pub mod audit;
 pub mod bootstrap;

@@ -81,6 +81,10 @@ enum VaultCommand {
     /// Write a new version of a generated secret, `<namespace>/<service>/<name>`, and record
     /// it in the audit trail.
     Rotate { path: String },
+    /// Adopt the Vault objects of a service's approved spec (`<namespace>/<service>`) that
+    /// exist but meshport did not create for it, so provisioning may overwrite them; recorded
+    /// in the audit trail as done by the operator.
+    Adopt { service: String },
 }
 
 #[derive(Subcommand)]
@@ -239,12 +243,7 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
         AuditCommand::Export { from, to, format } => {
             // The export is evidence too: who (an operator at the command line) and what.
             let event = audit::NewEvent {
-                actor: audit::Actor {
-                    user_id: None,
-                    subject: "meshport-cli".into(),
-                    email: String::new(),
-                    roles: vec!["operator".into()],
-                },
+                actor: operator(),
                 action: audit::Action::ExportPerformed,
                 target: audit::Target::new("audit_trail", "", format.extension()),
                 request_id: None,
@@ -306,8 +305,39 @@ async fn run_vault(config: &Config, command: VaultCommand) -> anyhow::Result<()>
             writeln!(out, "{path}: version {version}")?;
             store.close().await;
         }
+        VaultCommand::Adopt { service } => {
+            let Some((namespace, name)) = service.split_once('/') else {
+                anyhow::bail!("`{service}` is not of the form <namespace>/<service>");
+            };
+            let store = open_store(config).await?;
+            let (rules, settings) = (config.onboarding_rules(), config.artifact_settings());
+            let adoption = meshport_server::adoption::Adoption {
+                vault: &vault,
+                store: &store,
+                rules: &rules,
+                settings: &settings,
+            };
+            let adopted = adoption.adopt(operator(), namespace, name).await?;
+            if adopted.is_empty() {
+                writeln!(out, "{service}: nothing to adopt")?;
+            }
+            for path in adopted {
+                writeln!(out, "adopted {path}")?;
+            }
+            store.close().await;
+        }
     }
     Ok(())
+}
+
+/// An operator at the command line, as the audit trail names them.
+fn operator() -> audit::Actor {
+    audit::Actor {
+        user_id: None,
+        subject: "meshport-cli".into(),
+        email: String::new(),
+        roles: vec!["operator".into()],
+    }
 }
 
 /// The configured checkpoint key, or the one `meshport dev` keeps in the data folder.

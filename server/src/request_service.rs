@@ -435,7 +435,7 @@ impl RequestService for Requests {
         }
         let mut vault: Vec<VaultDifference> = self
             .vault
-            .plan(&proposed)
+            .plan(&proposed, &self.store, found.origin)
             .await
             .map_err(internal)?
             .into_iter()
@@ -444,6 +444,7 @@ impl RequestService for Requests {
                 change: match change.kind {
                     crate::vault::provision::ChangeKind::Create => "create",
                     crate::vault::provision::ChangeKind::Update { .. } => "update",
+                    crate::vault::provision::ChangeKind::Destroy => "destroy",
                 }
                 .to_owned(),
             })
@@ -690,7 +691,7 @@ impl Requests {
             })
             .collect();
         if !provided.is_empty() {
-            self.vault.stage_provided(artifacts, &provided).await.map_err(|error| {
+            self.vault.stage_provided(id, artifacts, &provided).await.map_err(|error| {
                 tracing::error!(%error, "could not write provided secret values to Vault");
                 AppError::Internal(
                     "Vault did not take the secret values, so nothing was submitted; try again \
@@ -809,15 +810,10 @@ impl Requests {
         Ok(self.store.pull_requests_of(id).await?)
     }
 
-    /// Destroys the provided values a rejected request staged in Vault. A failure is logged:
-    /// the values stay unreachable (no role reads them) and an offboarding removes them.
+    /// Destroys the provided values a rejected request staged in Vault (its staging folder
+    /// only). A failure is logged: the values stay unreachable (no role reads the folder).
     async fn discard_staged_values(&self, record: &OnboardingRequestRecord) {
-        let Ok(artifacts) =
-            ServiceArtifacts::from_stored(&record.spec, &self.rules, &self.settings, record.id)
-        else {
-            return;
-        };
-        if let Err(error) = self.vault.discard_staged(&artifacts).await {
+        if let Err(error) = self.vault.discard_staged(record.id).await {
             tracing::error!(%error, request = %record.id, "could not destroy a rejected request's secret values");
         }
     }

@@ -17,11 +17,8 @@ use meshport_server::config::Config;
 use meshport_server::dev::OpenBaoDevServer;
 use meshport_server::store::{NewOnboardingRequest, NewUser, Store};
 use meshport_server::vault::Vault;
-use meshport_server::vault::provision::ProvidedValues;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-
-static NONE: ProvidedValues = ProvidedValues::new();
 
 /// The OpenBao CLI and server binary.
 pub fn bao_bin() -> String {
@@ -170,7 +167,7 @@ pub async fn platform(n: usize) -> anyhow::Result<Platform> {
         })
         .collect();
     stream::iter(&artifacts)
-        .map(|a| vault.apply(a, &NONE, |_| {}))
+        .map(|a| vault.apply(a, &store, uuid::Uuid::nil(), |_| {}))
         .buffer_unordered(16)
         .try_collect::<Vec<_>>()
         .await?;

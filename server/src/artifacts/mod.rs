@@ -170,6 +170,8 @@ pub struct ArtifactFile {
 /// Everything one onboarded service consists of.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceArtifacts {
+    /// `<namespace>/<service>`: the owner meshport records for every Vault object it writes.
+    pub owner: String,
     /// The manifests, sorted by path.
     pub manifests: Vec<Manifest>,
     /// The service's own Vault policy; `None` in [`PolicyMode::Templated`], where its role
@@ -273,7 +275,8 @@ impl ServiceArtifacts {
             request_id,
         );
         manifests.sort_by(|a, b| a.path.cmp(&b.path));
-        Self { manifests, policy, role, secrets, pki_role }
+        let owner = format!("{}/{}", request.namespace, request.service);
+        Self { owner, manifests, policy, role, secrets, pki_role }
     }
 
     /// The artifacts of a stored request (its form without secret values), judged by today's
@@ -436,6 +439,7 @@ fn cluster_dns_names(request: &ValidRequest, settings: &ArtifactSettings) -> Vec
 }
 
 /// The `custom_metadata` of a KV secret: who owns it, which request made it, when it is due.
+/// `owner` (`<namespace>/<service>`) is what meshport checks before it overwrites or destroys it.
 fn secret_metadata(
     request: &ValidRequest,
     source: &SecretSource,
@@ -443,6 +447,7 @@ fn secret_metadata(
 ) -> BTreeMap<String, String> {
     let mut metadata = BTreeMap::from([
         ("managed_by".to_owned(), "meshport".to_owned()),
+        ("owner".to_owned(), format!("{}/{}", request.namespace, request.service)),
         ("owner_team".to_owned(), request.team.clone()),
         ("rotation_period_days".to_owned(), request.rotation_days.to_string()),
         ("service".to_owned(), format!("{}/{}", request.namespace, request.service)),

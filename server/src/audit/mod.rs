@@ -42,6 +42,8 @@ pub enum Action {
     ApiTokenCreated,
     ApiTokenRevoked,
     ExportPerformed,
+    /// A platform admin adopted Vault objects meshport did not create for a service.
+    VaultObjectAdopted,
 }
 
 impl Action {
@@ -63,6 +65,7 @@ impl Action {
             Self::ApiTokenCreated => "api_token_created",
             Self::ApiTokenRevoked => "api_token_revoked",
             Self::ExportPerformed => "export_performed",
+            Self::VaultObjectAdopted => "vault_object_adopted",
         }
     }
 }

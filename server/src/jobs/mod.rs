@@ -22,7 +22,7 @@ use crate::artifacts::{ArtifactFile, ArtifactSettings, ServiceArtifacts};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
 use crate::store::{Job, JobKind, JobState, OnboardingRequestRecord, Store, StoreError};
 use crate::vault::Vault;
-use crate::vault::provision::{Part, ProvidedValues};
+use crate::vault::provision::Part;
 
 pub use gitops::GitopsProposals;
 
@@ -339,9 +339,10 @@ impl Engine {
     ) -> Result<Value, StepError> {
         match step {
             Step::Vault(part) => {
+                // Typed values come from the staging folder of this request.
                 let changes = self
                     .vault
-                    .apply_part(artifacts, &ProvidedValues::new(), part)
+                    .apply_part(artifacts, &self.store, request.id, part)
                     .await
                     .map_err(|e| StepError::new(e.to_string(), e.is_retryable()))?;
                 let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
@@ -379,7 +380,7 @@ impl Engine {
                 }
                 let removed = self
                     .vault
-                    .remove(artifacts)
+                    .remove(artifacts, &self.store)
                     .await
                     .map_err(|e| StepError::new(e.to_string(), e.is_retryable()))?;
                 Ok(json!({ "removed": removed }))
@@ -400,7 +401,7 @@ impl Engine {
             ) else {
                 continue;
             };
-            match self.vault.plan(&artifacts).await {
+            match self.vault.plan(&artifacts, &self.store, request.id).await {
                 Ok(changes) => {
                     drifted += usize::from(!changes.is_empty());
                     let changes = serde_json::to_value(&changes).unwrap_or_default();

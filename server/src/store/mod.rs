@@ -11,6 +11,7 @@ mod request_rows;
 mod services;
 mod tokens;
 mod users;
+mod vault_objects;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use request_rows::{NewOnboardingRequest, OnboardingRequestRecord, RequestFil
 pub use services::{NewService, ServiceRecord};
 pub use tokens::{ApiTokenRecord, NewApiToken};
 pub use users::{NewUser, User};
+pub use vault_objects::VaultObjectRecord;
 
 /// Runs `$body` with `$pool` bound to the configured backend's pool. The body is compiled once
 /// per backend, so the same query code serves both.

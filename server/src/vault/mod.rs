@@ -59,6 +59,15 @@ pub enum VaultError {
     Secret { path: String, message: String },
     #[error("could not read {path}: {source}")]
     File { path: String, source: std::io::Error },
+    /// An object meshport would overwrite or delete exists and is not recorded as the
+    /// service's: made by hand, or by meshport for another service.
+    #[error(
+        "`{path}` exists and meshport did not create it for {owner}; a platform admin can adopt it"
+    )]
+    NotOwned { path: String, owner: String },
+    /// meshport's record of who owns its Vault objects could not be read or written.
+    #[error("meshport's record of Vault object owners failed: {0}")]
+    Ledger(#[from] crate::store::StoreError),
 }
 
 impl VaultError {
@@ -68,6 +77,8 @@ impl VaultError {
         let retryable_status = |status: u16| status == 429 || status >= 500;
         match self {
             Self::Unreachable { .. } => true,
+            // The database: down or busy, as a rule.
+            Self::Ledger(_) => true,
             Self::Api { status, .. } => retryable_status(*status),
             Self::Client(ClientError::APIError { code, .. }) => retryable_status(*code),
             Self::Client(ClientError::RestClientError { source }) => match source {
@@ -321,5 +332,7 @@ mod tests {
         assert!(down.is_retryable());
         let missing = VaultError::Secret { path: "p".into(), message: "missing".into() };
         assert!(!missing.is_retryable());
+        let foreign = VaultError::NotOwned { path: "p".into(), owner: "prod-app/x".into() };
+        assert!(!foreign.is_retryable(), "an admin adopts it first");
     }
 }

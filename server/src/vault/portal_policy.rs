@@ -41,6 +41,20 @@ pub fn portal_policy(
             PolicyRule::new(format!("{}/roles/{names}", settings.pki_mount), manage()),
         ]);
     }
+    // Typed values wait here between submission and approval: written at submission, read
+    // once and destroyed (metadata delete) at provisioning, listed and destroyed on rejection.
+    // No workload policy reaches it (no onboarding namespace may be named so).
+    let staging = super::provision::STAGING_FOLDER;
+    rules.extend([
+        PolicyRule::new(
+            format!("{}/data/{staging}/*", settings.kv_mount),
+            vec![Create, Read, Update],
+        ),
+        PolicyRule::new(
+            format!("{}/metadata/{staging}/*", settings.kv_mount),
+            vec![Read, Delete, List],
+        ),
+    ]);
     rules.extend([
         PolicyRule::new(format!("{}/certs", settings.pki_mount), vec![List]),
         PolicyRule::new(format!("{}/cert/*", settings.pki_mount), vec![Read]),
@@ -80,5 +94,30 @@ fn role_rule(
         capabilities: vec![Create, Read, Update, Delete],
         allowed_parameters: allowed,
         denied_parameters: denied,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meshport_alone_reaches_the_staging_folder() {
+        use Capability::{Create, Delete, List, Read, Update};
+        let settings = crate::config::Config::default().artifact_settings();
+        let staging = super::super::provision::STAGING_FOLDER;
+        let (data, metadata) = (
+            format!("{}/data/{staging}/", settings.kv_mount),
+            format!("{}/metadata/{staging}/", settings.kv_mount),
+        );
+        let policy = portal_policy("meshport", &settings, &["prod-app".to_owned()]);
+        let rule = |path: &str| policy.rules.iter().find(|r| r.path == path).cloned();
+        assert_eq!(rule(&format!("{data}*")).unwrap().capabilities, [Create, Read, Update]);
+        assert_eq!(rule(&format!("{metadata}*")).unwrap().capabilities, [Read, Delete, List]);
+        // Workloads read `<kv>/data/<namespace>/<service>/*`: the folder is out of reach as long
+        // as no onboarding namespace bears its name, which the configuration refuses.
+        let workloads = crate::artifacts::workload_policy(&settings, "auth_kubernetes_0a1b");
+        assert!(workloads.rules.iter().all(|r| !r.path.starts_with(&data)));
+        assert!(workloads.rules[0].path.starts_with(&format!("{}/data/{{{{", settings.kv_mount)));
     }
 }

@@ -39,9 +39,9 @@ pub struct Reason {
     info(title = "meshport API", description = "Onboard services to the Linkerd + Vault mesh."),
     paths(
         submit, list, detail, approve, reject, act, withdraw, service, preview_change,
-        propose_change, propose_offboarding
+        propose_change, propose_offboarding, adopt
     ),
-    components(schemas(ErrorBody, Created, Reason, ActionBody, Justification)),
+    components(schemas(ErrorBody, Created, Reason, ActionBody, Justification, Adopted)),
     modifiers(&BearerToken),
     security(("api_token" = [])),
     tags(
@@ -350,4 +350,44 @@ pub async fn propose_offboarding(
         .propose_offboarding(&principal, &namespace, &service, justification.trim())
         .await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+/// The Vault objects an adoption made the service's (empty: there was nothing to adopt).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Adopted {
+    pub adopted: Vec<String>,
+}
+
+/// Adopt the Vault objects of a service's approved spec that exist but meshport did not create
+/// for it (platform admins), so provisioning may overwrite them. Recorded in the audit trail.
+#[utoipa::path(
+    post, path = "/api/v1/services/{namespace}/{service}/adopt", tag = "services",
+    params(
+        ("namespace" = String, Path, description = "The service's namespace"),
+        ("service" = String, Path, description = "The service's name"),
+    ),
+    responses(
+        (status = 200, description = "Adopted (or nothing to adopt)", body = Adopted),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a platform admin", body = ErrorBody),
+        (status = 404, description = "No approved request for the service", body = ErrorBody),
+    )
+)]
+pub async fn adopt(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path((namespace, service)): Path<(String, String)>,
+) -> ApiResult<Json<Adopted>> {
+    let requests = &state.requests;
+    let adoption = crate::adoption::Adoption {
+        vault: &requests.vault,
+        store: &requests.store,
+        rules: &requests.rules,
+        settings: &requests.settings,
+    };
+    let adopted = adoption
+        .adopt_as(&principal, &namespace, &service)
+        .await
+        .map_err(app::access::AppError::from)?;
+    Ok(Json(Adopted { adopted }))
 }

@@ -190,6 +190,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/services/{namespace}/{service}/preview", post(api::preview_change))
         .route("/api/v1/services/{namespace}/{service}/changes", post(api::propose_change))
         .route("/api/v1/services/{namespace}/{service}/offboard", post(api::propose_offboarding))
+        .route("/api/v1/services/{namespace}/{service}/adopt", post(api::adopt))
         .route("/api/webhooks/{provider}", post(pull_requests::receive_webhook))
         .route("/api/requests/{id}/pull-requests", get(pull_requests::of_request))
         .route("/api/pull-requests/{id}/merge", post(pull_requests::merge))

@@ -564,3 +564,138 @@ async fn an_admin_retries_or_cancels_a_failed_job() {
     assert_eq!(status().await.as_str(), "withdrawn");
     assert!(requests.act(&admin, &id, AdminAction::Retry).await.is_err(), "withdrawn is final");
 }
+
+/// Proposals that always succeed: the pull request is not what these tests look at.
+struct Proposed;
+
+#[async_trait::async_trait]
+impl Proposals for Proposed {
+    async fn propose(
+        &self,
+        request: &OnboardingRequestRecord,
+        _: Vec<ArtifactFile>,
+    ) -> Result<Proposal, StepError> {
+        Ok(Proposal { url: format!("https://forge.example/pulls/{}", request.id) })
+    }
+
+    async fn propose_removal(
+        &self,
+        request: &OnboardingRequestRecord,
+    ) -> Result<Proposal, StepError> {
+        Ok(Proposal { url: format!("https://forge.example/pulls/{}-removal", request.id) })
+    }
+
+    async fn removal_merged(&self, _: &OnboardingRequestRecord) -> Result<bool, StepError> {
+        Ok(true)
+    }
+}
+
+/// A policy written by hand at the name an approved onboarding of `orphan` would use is not
+/// overwritten: the step fails for good, naming it. A developer may not adopt it (403); after a
+/// platform admin adopts it (recorded in the audit trail), the retried job provisions the
+/// service, and its offboarding may delete the policy.
+#[tokio::test]
+async fn a_policy_made_by_hand_is_refused_until_an_admin_adopts_it() {
+    use app::access::{AppError, Role};
+    use app::request_api::ssr::RequestService;
+    use app::request_api::{AdminAction, Decision};
+    use meshport_server::adoption::Adoption;
+    use meshport_server::request_service::Requests;
+
+    let platform = Platform::new().await;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let engine = Engine::new(
+        db.store.clone(),
+        platform.meshport.clone(),
+        Arc::new(Proposed),
+        platform.settings.clone(),
+        OnboardingRules::default(),
+    );
+    let requests = Requests {
+        store: db.store.clone(),
+        rules: OnboardingRules::default(),
+        vault: platform.meshport.clone(),
+        settings: platform.settings.clone(),
+        gitops: None,
+    };
+    let (_, dana) = crate::harness::person(&db.store, "dana", &[Role::Developer]).await;
+    let (_, alex) = crate::harness::person(&db.store, "alex", &[Role::PlatformAdmin]).await;
+    let form = OnboardingRequest { service: "orphan".into(), ..cart().0 };
+    let artifacts = platform.artifacts(form.clone());
+    let policy = artifacts.policy.as_ref().unwrap();
+    let policy_path = format!("sys/policies/acl/{}", policy.name);
+    assert_eq!(policy.name, format!("{}prod-app-orphan", platform.settings.name_prefix));
+    let by_hand = "path \"secret/data/shared/*\" {\n  capabilities = [\"read\"]\n}\n";
+    let (status, _) = call(
+        &platform.addr,
+        &platform.root,
+        "POST",
+        &policy_path,
+        Some(json!({ "policy": by_hand })),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let read_policy = || async {
+        let (_, body) = call(&platform.addr, &platform.root, "GET", &policy_path, None).await;
+        body["data"]["policy"].as_str().unwrap_or_default().to_owned()
+    };
+
+    let id = requests.submit(&dana, form).await.unwrap();
+    requests.decide(&alex, &id, Decision::Approve, "ok").await.unwrap();
+    engine.run_next().await.unwrap();
+    let request_id: Uuid = id.parse().unwrap();
+    let job = db.store.jobs_of_request(request_id).await.unwrap().pop().unwrap();
+    assert_eq!(job.state, JobState::Failed, "a permanent failure");
+    let error = job.last_error.unwrap();
+    assert!(error.starts_with("vault_policy:"), "{error}");
+    assert!(
+        error.contains(&format!("`{policy_path}` exists and meshport did not create it for prod-app/orphan; a platform admin can adopt it")),
+        "{error}"
+    );
+    assert_eq!(read_policy().await, by_hand, "not overwritten");
+    assert_eq!(db.store.request(request_id).await.unwrap().unwrap().status.as_str(), "failed");
+
+    let adoption = Adoption {
+        vault: &platform.meshport,
+        store: &db.store,
+        rules: &requests.rules,
+        settings: &platform.settings,
+    };
+    let refused = adoption.adopt_as(&dana, "prod-app", "orphan").await.unwrap_err();
+    assert_eq!(AppError::from(refused).status(), 403);
+    assert!(db.store.vault_object(&policy_path).await.unwrap().is_none());
+    let adopted = adoption.adopt_as(&alex, "prod-app", "orphan").await.unwrap();
+    assert_eq!(adopted, std::slice::from_ref(&policy_path));
+    let record = db.store.vault_object(&policy_path).await.unwrap().unwrap();
+    assert_eq!(
+        (record.owner.as_str(), record.adopted_by),
+        ("prod-app/orphan", Some(alex.user_id.clone()))
+    );
+    let adopted: Vec<serde_json::Value> = audit_actions(&db.store)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "vault_object_adopted")
+        .collect();
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(details(&adopted[0])["paths"], json!([policy_path]));
+    assert_eq!(adopted[0]["actor_subject"], "alex", "{}", adopted[0]);
+    assert!(
+        adoption.adopt_as(&alex, "prod-app", "orphan").await.unwrap().is_empty(),
+        "nothing left"
+    );
+
+    requests.act(&alex, &id, AdminAction::Retry).await.unwrap();
+    engine.run_next().await.unwrap();
+    let job = db.store.jobs_of_request(request_id).await.unwrap().pop().unwrap();
+    assert_eq!(job.state, JobState::Done, "{:?}", job.last_error);
+    assert_eq!(read_policy().await.trim(), policy.to_hcl().trim(), "now meshport's");
+    assert_eq!(db.store.request(request_id).await.unwrap().unwrap().status.as_str(), "pr_open");
+
+    // Offboarding deletes it, and forgets it.
+    requests.act(&alex, &id, AdminAction::Offboard).await.unwrap();
+    engine.run_next().await.unwrap();
+    let job = db.store.jobs_of_request(request_id).await.unwrap().pop().unwrap();
+    assert_eq!(job.state, JobState::Done, "{:?}", job.last_error);
+    assert_eq!(call(&platform.addr, &platform.root, "GET", &policy_path, None).await.0, 404);
+    assert!(db.store.vault_object(&policy_path).await.unwrap().is_none());
+}

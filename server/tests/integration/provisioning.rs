@@ -66,7 +66,12 @@ pub struct Platform {
     /// meshport's own policy.
     pub portal_policy: String,
     pub meshport: Arc<Vault>,
+    /// meshport's database, where it records who owns the policies and roles it creates.
+    pub db: TestDatabase,
 }
+
+/// The change (onboarding request) every test service is provisioned for.
+pub const CHANGE: uuid::Uuid = uuid::Uuid::from_u128(7);
 
 impl Platform {
     pub async fn new() -> Self {
@@ -129,12 +134,28 @@ impl Platform {
         let token = token_with(&addr, &root, &policy.name).await;
         let config = VaultConfig { token: Some(SecretString::from(token)), ..root_config };
         let meshport = Arc::new(Vault::new(&config).unwrap());
-        Self { addr, root, config, settings, portal_policy: policy.name, meshport }
+        let db = TestDatabase::new(Backend::Sqlite).await;
+        Self { addr, root, config, settings, portal_policy: policy.name, meshport, db }
+    }
+
+    /// meshport's record of owners.
+    pub fn ledger(&self) -> &meshport_server::store::Store {
+        &self.db.store
+    }
+
+    /// Stages `values` as a submission of [`CHANGE`] does, then provisions as its job does.
+    pub async fn stage_and_apply(
+        &self,
+        artifacts: &ServiceArtifacts,
+        values: &ProvidedValues,
+    ) -> Vec<meshport_server::vault::provision::Change> {
+        self.meshport.stage_provided(CHANGE, artifacts, values).await.unwrap();
+        self.meshport.apply(artifacts, self.ledger(), CHANGE, |_| {}).await.unwrap()
     }
 
     pub fn artifacts(&self, request: OnboardingRequest) -> ServiceArtifacts {
         let valid = ValidRequest::new(request, &OnboardingRules::default()).unwrap();
-        ServiceArtifacts::build(&valid, &self.settings, Some(uuid::Uuid::from_u128(7)))
+        ServiceArtifacts::build(&valid, &self.settings, Some(CHANGE))
     }
 
     async fn root_call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -196,11 +217,11 @@ async fn each_service_reads_only_its_own_secrets_with_meshport_holding_only_its_
 
     let cart = platform.artifacts(cart().0);
     let checkout = platform.artifacts(checkout().0);
-    let made = vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    let made = vault.apply(&cart, platform.ledger(), CHANGE, |_| {}).await.unwrap();
     // Policy, role, the secret's metadata and first value.
     assert_eq!(made.len(), 4, "{made:#?}");
     assert!(made.iter().all(|c| c.kind == ChangeKind::Create));
-    vault.apply(&checkout, &provided("kafka_password", "typed-once"), |_| {}).await.unwrap();
+    platform.stage_and_apply(&checkout, &provided("kafka_password", "typed-once")).await;
 
     let kv = platform.kv();
     let cart_token = platform.service_token(&cart).await;
@@ -276,12 +297,24 @@ async fn each_service_reads_only_its_own_secrets_with_meshport_holding_only_its_
     assert_eq!(read["data"]["allow_subdomains"], json!(false));
 
     // Applying again changes nothing, and the secret keeps its first value.
-    assert_eq!(vault.plan(&cart).await.unwrap(), vec![]);
-    assert_eq!(vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap(), vec![]);
-    assert_eq!(
-        vault.apply(&checkout, &provided("kafka_password", "other"), |_| {}).await.unwrap(),
-        vec![]
-    );
+    assert_eq!(vault.plan(&cart, platform.ledger(), CHANGE).await.unwrap(), vec![]);
+    assert_eq!(vault.apply(&cart, platform.ledger(), CHANGE, |_| {}).await.unwrap(), vec![]);
+    // A value typed again does not replace the first: it only leaves the staging folder.
+    let again = platform.stage_and_apply(&checkout, &provided("kafka_password", "other")).await;
+    let summary: Vec<(&str, &ChangeKind)> =
+        again.iter().map(|c| (c.path.as_str(), &c.kind)).collect();
+    let staged = format!("{kv}/metadata/meshport-staging/{CHANGE}/kafka_password");
+    assert_eq!(summary, [(staged.as_str(), &ChangeKind::Destroy)]);
+    assert_eq!(vault.apply(&checkout, platform.ledger(), CHANGE, |_| {}).await.unwrap(), vec![]);
+    let (_, body) = call(
+        &platform.addr,
+        &checkout_token,
+        "GET",
+        format!("{kv}/data/prod-app/checkout/kafka_password"),
+        None,
+    )
+    .await;
+    assert_eq!(body["data"]["data"]["kafka_password"], "typed-once");
     let (_, body) = as_cart("GET", format!("{kv}/data/prod-app/cart/valkey_password")).await;
     assert_eq!(body["data"]["metadata"]["version"], 1);
 }
@@ -291,7 +324,7 @@ async fn drift_is_reported_field_by_field_and_apply_repairs_it() {
     let platform = Platform::new().await;
     let vault = &platform.meshport;
     let cart = platform.artifacts(cart().0);
-    vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    vault.apply(&cart, platform.ledger(), CHANGE, |_| {}).await.unwrap();
 
     // Someone widens the policy and changes the role's TTL by hand.
     let policy_path = format!("sys/policies/acl/{}", cart.policy.as_ref().unwrap().name);
@@ -307,7 +340,7 @@ async fn drift_is_reported_field_by_field_and_apply_repairs_it() {
     edited["audience"] = json!("added-by-hand");
     assert_eq!(platform.root_call("POST", &role_path, Some(edited)).await.0, 204);
 
-    let drift = vault.plan(&cart).await.unwrap();
+    let drift = vault.plan(&cart, platform.ledger(), CHANGE).await.unwrap();
     let summary: Vec<(&str, &ChangeKind)> =
         drift.iter().map(|c| (c.path.as_str(), &c.kind)).collect();
     assert_eq!(
@@ -320,8 +353,8 @@ async fn drift_is_reported_field_by_field_and_apply_repairs_it() {
             ),
         ]
     );
-    vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
-    assert_eq!(vault.plan(&cart).await.unwrap(), vec![]);
+    vault.apply(&cart, platform.ledger(), CHANGE, |_| {}).await.unwrap();
+    assert_eq!(vault.plan(&cart, platform.ledger(), CHANGE).await.unwrap(), vec![]);
     let (_, role) = platform.root_call("GET", &role_path, None).await;
     assert_eq!(role["data"]["token_ttl"], 3600);
 }
@@ -332,13 +365,13 @@ async fn offboarding_deletes_role_and_policy_and_keeps_or_destroys_secrets() {
     let cart = platform.artifacts(cart().0);
     let checkout = platform.artifacts(checkout().0);
     let vault = &platform.meshport;
-    vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
-    vault.apply(&checkout, &provided("kafka_password", "typed-once"), |_| {}).await.unwrap();
+    vault.apply(&cart, platform.ledger(), CHANGE, |_| {}).await.unwrap();
+    platform.stage_and_apply(&checkout, &provided("kafka_password", "typed-once")).await;
 
-    let removed = vault.remove(&cart).await.unwrap();
+    let removed = vault.remove(&cart, platform.ledger()).await.unwrap();
     assert_eq!(removed.len(), 3, "{removed:?}");
     assert_eq!(
-        vault.remove(&cart).await.unwrap(),
+        vault.remove(&cart, platform.ledger()).await.unwrap(),
         Vec::<String>::new(),
         "nothing more the second time"
     );
@@ -353,7 +386,7 @@ async fn offboarding_deletes_role_and_policy_and_keeps_or_destroys_secrets() {
     assert!(metadata["data"]["custom_metadata"]["offboarded_at"].is_string());
     assert_eq!(metadata["data"]["current_version"], 1);
     // checkout is untouched.
-    assert_eq!(vault.plan(&checkout).await.unwrap(), vec![]);
+    assert_eq!(vault.plan(&checkout, platform.ledger(), CHANGE).await.unwrap(), vec![]);
 
     // With `destroy`, every version goes.
     let destroying = Vault::new(&VaultConfig {
@@ -361,7 +394,7 @@ async fn offboarding_deletes_role_and_policy_and_keeps_or_destroys_secrets() {
         ..platform.config.clone()
     })
     .unwrap();
-    destroying.remove(&checkout).await.unwrap();
+    destroying.remove(&checkout, platform.ledger()).await.unwrap();
     assert_eq!(platform.root_call("GET", &checkout.secrets[0].metadata_path(), None).await.0, 404);
     let pki_role = checkout.pki_role.as_ref().unwrap();
     assert_eq!(
@@ -413,8 +446,8 @@ async fn secret_status_follows_the_rotation_period_and_rotation_writes_a_version
     let vault = &platform.meshport;
     let cart = platform.artifacts(cart().0); // rotation every 30 days (the default)
     let checkout = platform.artifacts(checkout().0); // 14 days, a provided secret
-    vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
-    vault.apply(&checkout, &provided("kafka_password", "typed-once"), |_| {}).await.unwrap();
+    vault.apply(&cart, platform.ledger(), CHANGE, |_| {}).await.unwrap();
+    platform.stage_and_apply(&checkout, &provided("kafka_password", "typed-once")).await;
 
     let namespaces = ["prod-app".to_owned()];
     let now = Utc::now();
@@ -507,11 +540,7 @@ async fn pki_certificates_turn_due_soon_then_expired_as_time_passes() {
     let mut request = checkout().0;
     request.certificate = Some(CertificateSpec { ttl_hours: 1 });
     let checkout = platform.artifacts(request);
-    platform
-        .meshport
-        .apply(&checkout, &provided("kafka_password", "typed-once"), |_| {})
-        .await
-        .unwrap();
+    platform.stage_and_apply(&checkout, &provided("kafka_password", "typed-once")).await;
 
     // The service issues its certificate with its own policy, as the Vault Agent would.
     let token = platform.service_token(&checkout).await;
@@ -723,16 +752,15 @@ async fn openbao_stopped_mid_apply_gives_a_retryable_error_and_a_rerun_finishes_
     };
     let vault = Vault::new(&config).unwrap();
     vault.ensure_mounts().await.unwrap();
+    let db = TestDatabase::new(Backend::Sqlite).await;
     let settings = Config { vault: config.clone(), ..Config::default() }.artifact_settings();
     let (request, _) = cart();
     let valid = ValidRequest::new(request, &OnboardingRules::default()).unwrap();
     let cart = ServiceArtifacts::build(&valid, &settings, None);
 
     // OpenBao dies right after the first write.
-    let error = vault
-        .apply(&cart, &ProvidedValues::new(), |_| bao.lock().unwrap().kill())
-        .await
-        .unwrap_err();
+    let error =
+        vault.apply(&cart, &db.store, CHANGE, |_| bao.lock().unwrap().kill()).await.unwrap_err();
     assert!(error.is_retryable(), "{error}");
     assert_eq!(error.applied.len(), 1, "{error}");
     assert!(matches!(error.source, VaultError::Unreachable { .. }), "{error}");
@@ -745,9 +773,9 @@ async fn openbao_stopped_mid_apply_gives_a_retryable_error_and_a_rerun_finishes_
     let mut bao = bao.into_inner().unwrap();
     bao.run().await;
     bao.unseal().await;
-    let rest = vault.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    let rest = vault.apply(&cart, &db.store, CHANGE, |_| {}).await.unwrap();
     assert_eq!(rest.len(), 3, "role, metadata and value; the policy was written before: {rest:#?}");
-    assert_eq!(vault.plan(&cart).await.unwrap(), vec![]);
+    assert_eq!(vault.plan(&cart, &db.store, CHANGE).await.unwrap(), vec![]);
     let (_, metadata) =
         call(&config.addr, &bao.root_token, "GET", &cart.secrets[0].metadata_path(), None).await;
     assert_eq!(metadata["data"]["current_version"], 1, "one value, written once");
@@ -791,12 +819,16 @@ async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
         settings: platform.settings.clone(),
         gitops: None,
     };
-    // Submission writes the value to Vault; provisioning adds metadata, policy and role.
-    requests.submit(&dana, request.clone()).await.unwrap();
+    // Submission stages the value in Vault, away from the service's path; provisioning adds
+    // metadata, policy and role and moves the value into place.
+    let id: uuid::Uuid = requests.submit(&dana, request.clone()).await.unwrap().parse().unwrap();
     let artifacts = platform.artifacts(request);
-    let made = platform.meshport.apply(&artifacts, &ProvidedValues::new(), |_| {}).await.unwrap();
-    assert!(!made.is_empty());
-    assert!(made.iter().all(|c| !c.path.contains("/data/")), "staged already: {made:#?}");
+    let live = artifacts.secrets[0].data_path();
+    assert_eq!(platform.root_call("GET", &live, None).await.0, 404, "not live before approval");
+    let made = platform.meshport.apply(&artifacts, platform.ledger(), id, |_| {}).await.unwrap();
+    assert!(made.iter().any(|c| c.path == live), "moved into place: {made:#?}");
+    let staged = format!("{}/metadata/meshport-staging/{id}/kafka_password", platform.kv());
+    assert_eq!(platform.root_call("GET", &staged, None).await.0, 404, "staging destroyed");
     tracing::info!(?made, ?artifacts, "everything a careless log line could print");
 
     let token = platform.service_token(&artifacts).await;
@@ -940,7 +972,7 @@ async fn contract_kubernetes_logins_bind_each_role_to_its_service_account() {
     platform.trust_kubernetes(&api).await;
 
     let cart = platform.artifacts(cart().0);
-    platform.meshport.apply(&cart, &ProvidedValues::new(), |_| {}).await.unwrap();
+    platform.meshport.apply(&cart, platform.ledger(), CHANGE, |_| {}).await.unwrap();
     let login = |jwt: String| {
         let (addr, mount, role) = (platform.addr.clone(), mount.clone(), cart.role.name.clone());
         async move {
@@ -986,7 +1018,11 @@ async fn contract_kubernetes_logins_bind_each_role_to_its_service_account() {
     };
     let meshport = Vault::connect(&config).await.unwrap();
     meshport.preflight(true).await.unwrap();
-    assert_eq!(meshport.plan(&cart).await.unwrap(), vec![], "it sees what it made");
+    assert_eq!(
+        meshport.plan(&cart, platform.ledger(), CHANGE).await.unwrap(),
+        vec![],
+        "it sees what it made"
+    );
 }
 
 #[tokio::test]
@@ -1040,7 +1076,7 @@ async fn contract_the_agent_logs_in_with_the_default_token_or_the_projected_one_
 
     let plain = platform.artifacts(cart().0);
     assert_eq!(plain.role.audience, None, "no audience by default");
-    platform.meshport.apply(&plain, &ProvidedValues::new(), |_| {}).await.unwrap();
+    platform.meshport.apply(&plain, platform.ledger(), CHANGE, |_| {}).await.unwrap();
     let (status, body) = platform.login(&plain.role.name, &cart_jwt).await;
     assert_eq!(status, 200, "the pod's own token logs in: {body}");
 
@@ -1048,7 +1084,7 @@ async fn contract_the_agent_logs_in_with_the_default_token_or_the_projected_one_
     settings.audience = Some("vault".to_owned());
     let valid = ValidRequest::new(cart().0, &OnboardingRules::default()).unwrap();
     let bound = ServiceArtifacts::build(&valid, &settings, Some(uuid::Uuid::from_u128(8)));
-    platform.meshport.apply(&bound, &ProvidedValues::new(), |_| {}).await.unwrap();
+    platform.meshport.apply(&bound, platform.ledger(), CHANGE, |_| {}).await.unwrap();
     let (status, _) = platform.login(&bound.role.name, &cart_jwt).await;
     assert_eq!(status, 403, "a role with an audience refuses the default token");
     let (status, body) = platform.login(&bound.role.name, &cart_vault_jwt).await;
@@ -1092,7 +1128,7 @@ async fn templated_policies_keep_workloads_apart_and_meshport_cannot_escalate() 
     assert!(cart.policy.is_none() && checkout.policy.is_none(), "no policy per service");
     assert_eq!(cart.role.token_policies, [workloads.name.clone()]);
     for service in [&cart, &checkout] {
-        platform.meshport.apply(service, &ProvidedValues::new(), |_| {}).await.unwrap();
+        platform.meshport.apply(service, platform.ledger(), CHANGE, |_| {}).await.unwrap();
     }
     let (status, body) = platform.login(&cart.role.name, &cart_jwt).await;
     assert_eq!(status, 200, "{body}");
@@ -1165,7 +1201,7 @@ async fn pki_roles_issue_for_the_service_names_only() {
         secrets: Vec::new(),
         ..request
     });
-    platform.meshport.apply(&checkout, &ProvidedValues::new(), |_| {}).await.unwrap();
+    platform.meshport.apply(&checkout, platform.ledger(), CHANGE, |_| {}).await.unwrap();
     let token = platform.service_token(&checkout).await;
     let issue = checkout.pki_role.as_ref().unwrap().issue_path();
     let ask = |body: Value| {
@@ -1208,4 +1244,142 @@ async fn the_pki_preflight_names_the_missing_issuer_and_urls() {
     let status = platform.root_call("POST", &format!("{pki}/config/urls"), Some(urls)).await.0;
     assert!(status == 200 || status == 204);
     platform.meshport.preflight(true).await.unwrap();
+}
+
+/// Typed values never touch a live path before approval: a secret someone put at
+/// `prod-app/legacy/db_password` (two versions) stays exactly as it was, versions and data,
+/// through a submission of service `legacy` with a typed `db_password`, its rejection, and an
+/// approved resubmission (refused: meshport did not create it). The staged value is gone after
+/// the rejection, and nothing outside the request's staging folder is deleted.
+#[tokio::test]
+async fn a_typed_value_is_staged_and_a_rejection_leaves_an_existing_secret_untouched() {
+    use app::access::Role;
+    use app::request_api::Decision;
+    use app::request_api::ssr::RequestService;
+    use meshport_server::request_service::Requests;
+
+    let platform = Platform::new().await;
+    let kv = platform.kv().to_owned();
+    let live_data = format!("{kv}/data/prod-app/legacy/db_password");
+    let live_metadata = format!("{kv}/metadata/prod-app/legacy/db_password");
+    for value in ["first-by-hand", "second-by-hand"] {
+        let body = json!({ "data": { "db_password": value } });
+        assert_eq!(platform.root_call("POST", &live_data, Some(body)).await.0, 200);
+    }
+    // A secret of another request in the staging folder, which a rejection must not touch.
+    let other = format!("{kv}/data/meshport-staging/{}/db_password", uuid::Uuid::from_u128(99));
+    let body = json!({ "data": { "db_password": "someone-elses" } });
+    assert_eq!(platform.root_call("POST", &other, Some(body)).await.0, 200);
+    let snapshot = || async {
+        let (_, metadata) = platform.root_call("GET", &live_metadata, None).await;
+        let (_, data) = platform.root_call("GET", &live_data, None).await;
+        let (_, first) = platform.root_call("GET", &format!("{live_data}?version=1"), None).await;
+        (metadata["data"].clone(), data["data"].clone(), first["data"]["data"].clone())
+    };
+    let before = snapshot().await;
+    assert_eq!(before.0["current_version"], 2);
+    assert_eq!(before.0["versions"].as_object().unwrap().len(), 2);
+    assert_eq!(before.1["data"]["db_password"], "second-by-hand");
+
+    let requests = Requests {
+        store: platform.db.store.clone(),
+        rules: OnboardingRules::default(),
+        vault: platform.meshport.clone(),
+        settings: platform.settings.clone(),
+        gitops: None,
+    };
+    let (_, dana) = crate::harness::person(&platform.db.store, "dana", &[Role::Developer]).await;
+    let (_, alex) =
+        crate::harness::person(&platform.db.store, "alex", &[Role::PlatformAdmin]).await;
+    let form = OnboardingRequest {
+        service: "legacy".into(),
+        secrets: vec![SecretSpec {
+            name: "db_password".into(),
+            source: SecretSource::Provided { value: SecretValue::new("typed-by-dana") },
+        }],
+        certificate: None,
+        ..cart().0
+    };
+
+    let id = requests.submit(&dana, form.clone()).await.unwrap();
+    assert_eq!(snapshot().await, before, "the submission left the live secret alone");
+    let staged_data = format!("{kv}/data/meshport-staging/{id}/db_password");
+    let staged_metadata = format!("{kv}/metadata/meshport-staging/{id}/db_password");
+    let (status, staged) = platform.root_call("GET", &staged_data, None).await;
+    assert_eq!((status, &staged["data"]["data"]["db_password"]), (200, &json!("typed-by-dana")));
+
+    requests.decide(&alex, &id, Decision::Reject, "not this way").await.unwrap();
+    assert_eq!(snapshot().await, before, "the rejection left the live secret alone");
+    assert_eq!(platform.root_call("GET", &staged_metadata, None).await.0, 404, "staging destroyed");
+    let folder = format!("{kv}/metadata/meshport-staging/{id}/");
+    assert_eq!(platform.root_call("LIST", &folder, None).await.0, 404, "nothing left staged");
+    assert_eq!(
+        platform.root_call("GET", &other, None).await.0,
+        200,
+        "another change's value stays"
+    );
+
+    // Submitted again and provisioned: meshport refuses to overwrite what it did not create.
+    let id: uuid::Uuid = requests.submit(&dana, form.clone()).await.unwrap().parse().unwrap();
+    let artifacts = platform.artifacts(form);
+    let error =
+        platform.meshport.apply(&artifacts, platform.ledger(), id, |_| {}).await.unwrap_err();
+    assert!(matches!(error.source, VaultError::NotOwned { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&live_metadata)
+            && message.contains("did not create it for prod-app/legacy"),
+        "{message}"
+    );
+    assert!(!error.is_retryable());
+    assert_eq!(snapshot().await, before, "provisioning left the live secret alone");
+    // Offboarding retires only what is the service's.
+    let destroying = Vault::new(&VaultConfig {
+        offboard_secrets: SecretRetention::Destroy,
+        ..platform.config.clone()
+    })
+    .unwrap();
+    assert_eq!(destroying.retire_secrets(&artifacts.secrets).await.unwrap(), Vec::<String>::new());
+    assert_eq!(snapshot().await, before, "offboarding left the live secret alone");
+}
+
+/// A provided value is moved into place once: a step repeated after a crash that came after the
+/// live write (its staged copy still there) writes no second version and only cleans up.
+#[tokio::test]
+async fn moving_a_staged_value_into_place_is_idempotent() {
+    let platform = Platform::new().await;
+    let kv = platform.kv().to_owned();
+    let checkout = platform.artifacts(checkout().0);
+    platform.stage_and_apply(&checkout, &provided("kafka_password", "typed-once")).await;
+    let staged = format!("{kv}/metadata/meshport-staging/{CHANGE}/kafka_password");
+    assert_eq!(platform.root_call("GET", &staged, None).await.0, 404);
+    // The crash: the value is live, its staged copy is back.
+    platform
+        .meshport
+        .stage_provided(CHANGE, &checkout, &provided("kafka_password", "again"))
+        .await
+        .unwrap();
+    let service = platform.service_token(&checkout).await;
+    let staged_data = format!("{kv}/data/meshport-staging/{CHANGE}/kafka_password");
+    let (status, _) = call(&platform.addr, &service, "GET", &staged_data, None).await;
+    assert_eq!(status, 403, "no workload reads the staging folder");
+    let again =
+        platform.meshport.apply(&checkout, platform.ledger(), CHANGE, |_| {}).await.unwrap();
+    assert_eq!(again.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(), [staged.as_str()]);
+    assert_eq!(platform.root_call("GET", &staged, None).await.0, 404);
+    let (_, metadata) = platform.root_call("GET", &checkout.secrets[0].metadata_path(), None).await;
+    assert_eq!(metadata["data"]["current_version"], 1, "one value, written once");
+    assert_eq!(metadata["data"]["custom_metadata"]["owner"], "prod-app/checkout");
+    // The portal policy lets meshport read the staging folder but still not the service's values.
+    let token =
+        secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
+    let (status, _) = call(
+        &platform.addr,
+        &token,
+        "GET",
+        format!("{kv}/data/prod-app/checkout/kafka_password"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
 }

@@ -355,7 +355,7 @@ async fn vault_secrets_and_pki_certificates_turn_due_soon_and_expired_as_time_pa
     request.certificate = Some(CertificateSpec { ttl_hours: 1 });
     let artifacts = platform.artifacts(request.clone());
     let provided = crate::provisioning::provided("kafka_password", "typed-once");
-    platform.meshport.apply(&artifacts, &provided, |_| {}).await.unwrap();
+    platform.stage_and_apply(&artifacts, &provided).await;
     onboarded(&db.store, &request).await;
     // The service issues its certificate, as its Vault Agent would.
     let token = crate::provisioning::token_with(
