@@ -20,7 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use audit::{AuditEvent, Checkpoint, EvidenceRequest};
 pub use jobs::{Job, JobKind, JobState, JobStep};
-pub use pull_requests::{NewPullRequest, PrState, PullRequestKind, PullRequestRecord};
+pub use pull_requests::{MergedAs, NewPullRequest, PrState, PullRequestKind, PullRequestRecord};
 pub use request_rows::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
 pub use tokens::{ApiTokenRecord, NewApiToken};
 pub use users::{NewUser, User};
