@@ -216,6 +216,9 @@ impl RequestService for Requests {
                 branch: pr.branch,
                 state: pr.state.as_str().to_owned(),
                 merge_commit_sha: pr.merge_commit_sha,
+                approved_head_sha: pr.approved_head_sha,
+                merged_head_sha: pr.merged_head_sha,
+                changed_after_approval: pr.changed_after_approval,
             })
             .collect();
         Ok(RequestDetail { request: summary(record), jobs, drift, pull_requests })
@@ -273,6 +276,12 @@ impl RequestService for Requests {
                     JobKind::Reconcile
                 };
                 tx.enqueue_job(id, kind).await?;
+            }
+            AdminAction::ApproveHead => {
+                // Four-eyes, as for the decision: never the requester.
+                admin.may_decide(&record.requested_by.to_string())?;
+                self.approve_merged_heads(&mut tx, admin, id).await?;
+                return Ok(tx.commit().await?);
             }
         }
         let details = json!({ "action": action });
@@ -355,6 +364,44 @@ impl Requests {
     ) -> Result<Vec<PullRequestRecord>, AppError> {
         self.visible_request(viewer, id).await?;
         Ok(self.store.pull_requests_of(id).await?)
+    }
+
+    /// Approves, inside `tx`, the heads the request's pull requests were merged with after
+    /// commits were pushed to their branches following approval; a conflict when none waits.
+    async fn approve_merged_heads(
+        &self,
+        tx: &mut crate::store::Tx,
+        admin: &Principal,
+        id: Uuid,
+    ) -> Result<(), AppError> {
+        let flagged: Vec<PullRequestRecord> = self
+            .store
+            .pull_requests_of(id)
+            .await?
+            .into_iter()
+            .filter(|pr| pr.changed_after_approval)
+            .collect();
+        if flagged.iter().any(|pr| pr.merged_head_sha.is_none()) {
+            return Err(AppError::Conflict(
+                "The forge did not report which head was merged, so there is no head to approve; \
+                 nothing was changed."
+                    .into(),
+            ));
+        }
+        let mut approved = 0;
+        for pr in &flagged {
+            if crate::gitops::approve_merged_head(tx, pr, Actor::from(admin)).await?.is_some() {
+                approved += 1;
+            }
+        }
+        if approved == 0 {
+            return Err(AppError::Conflict(
+                "No pull request of this request was merged with a head awaiting approval; \
+                 nothing was changed."
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Destroys the provided values a rejected request staged in Vault. A failure is logged:
