@@ -106,6 +106,17 @@ pub struct PullRequestSummary {
     pub state: String,
     /// The commit that merged it.
     pub merge_commit_sha: Option<String>,
+    /// The head commit the approval covers: the commit meshport pushed for the approved
+    /// change, or a head a platform admin approved later.
+    #[serde(default)]
+    pub approved_head_sha: String,
+    /// The branch's head when it was merged.
+    #[serde(default)]
+    pub merged_head_sha: Option<String>,
+    /// Merged with commits pushed to the branch after approval: the request is not recorded
+    /// as merged until a platform admin (not the requester) approves that head.
+    #[serde(default)]
+    pub changed_after_approval: bool,
 }
 
 /// What the latest drift check found: the Vault changes that would restore the approved state
@@ -134,6 +145,9 @@ pub enum AdminAction {
     /// Remove the service: a pull request deleting its manifests, then its Vault role and
     /// policy.
     Offboard,
+    /// Approve the head a pull request was merged with after commits were pushed to its branch
+    /// following approval (never the requester); an onboarding's request then becomes merged.
+    ApproveHead,
 }
 
 /// One provisioning or offboarding run.
@@ -271,6 +285,7 @@ pub enum PageAction {
     Cancel,
     Reconcile,
     Offboard,
+    ApproveHead,
 }
 
 /// A platform admin's decision or action from the request page. A plain form post, so it
@@ -295,6 +310,7 @@ pub async fn act_on_request(
         PageAction::Cancel => service.act(&principal, &id, AdminAction::Cancel).await,
         PageAction::Reconcile => service.act(&principal, &id, AdminAction::Reconcile).await,
         PageAction::Offboard => service.act(&principal, &id, AdminAction::Offboard).await,
+        PageAction::ApproveHead => service.act(&principal, &id, AdminAction::ApproveHead).await,
     };
     done.map_err(ssr::fail)
 }

@@ -192,6 +192,9 @@ impl RequestService for Requests {
                 branch: pr.branch,
                 state: pr.state.as_str().to_owned(),
                 merge_commit_sha: pr.merge_commit_sha,
+                approved_head_sha: pr.approved_head_sha,
+                merged_head_sha: pr.merged_head_sha,
+                changed_after_approval: pr.changed_after_approval,
             })
             .collect();
         let (differences, files) = self.change_contents(&record).await?;
@@ -275,6 +278,12 @@ impl RequestService for Requests {
                     ));
                 }
                 tx.enqueue_job(id, JobKind::Reconcile).await?;
+            }
+            AdminAction::ApproveHead => {
+                // Four-eyes, as for the decision: never the requester.
+                admin.may_decide(&record.requested_by.to_string())?;
+                self.approve_merged_heads(&mut tx, admin, id).await?;
+                return Ok(tx.commit().await?);
             }
             AdminAction::Offboard => unreachable!("handled above"),
         }
@@ -810,6 +819,46 @@ impl Requests {
         Ok(self.store.pull_requests_of(id).await?)
     }
 
+    /// Approves, inside `tx`, the heads the request's pull requests were merged with after
+    /// commits were pushed to their branches following approval; a conflict when none waits.
+    async fn approve_merged_heads(
+        &self,
+        tx: &mut crate::store::Tx,
+        admin: &Principal,
+        id: Uuid,
+    ) -> Result<(), AppError> {
+        let flagged: Vec<PullRequestRecord> = self
+            .store
+            .pull_requests_of(id)
+            .await?
+            .into_iter()
+            .filter(|pr| pr.changed_after_approval)
+            .collect();
+        if flagged.iter().any(|pr| pr.merged_head_sha.is_none()) {
+            return Err(AppError::Conflict(
+                "The forge did not report which head was merged, so there is no head to approve; \
+                 nothing was changed."
+                    .into(),
+            ));
+        }
+        let mut approved = 0;
+        for pr in &flagged {
+            if crate::gitops::approve_merged_head(tx, pr, Actor::from(admin)).await?.is_some() {
+                approved += 1;
+            }
+        }
+        if approved == 0 {
+            return Err(AppError::Conflict(
+                "No pull request of this request was merged with a head awaiting approval; \
+                 nothing was changed."
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Destroys the provided values a rejected request staged in Vault. A failure is logged:
+    /// the values stay unreachable (no role reads them) and an offboarding removes them.
     /// Destroys the provided values a rejected request staged in Vault (its staging folder
     /// only). A failure is logged: the values stay unreachable (no role reads the folder).
     async fn discard_staged_values(&self, record: &OnboardingRequestRecord) {

@@ -184,6 +184,10 @@ fn Detail(
         ChangeKind::Modify => "Change of",
         ChangeKind::Offboard => "Offboarding of",
     };
+    let head_to_approve = detail
+        .pull_requests
+        .iter()
+        .any(|pr| pr.changed_after_approval && pr.merged_head_sha.is_some());
     view! {
         <h1 class="text-2xl font-semibold">
             {heading} " "
@@ -208,10 +212,21 @@ fn Detail(
             <ul id="pull-requests" class="mt-2 space-y-1 text-sm">
                 {detail.pull_requests.iter().map(|pr| {
                     let merged = pr.merge_commit_sha.clone().map(|sha| format!(", merge commit {}", sha.get(..12).unwrap_or(&sha)));
+                    let short = |sha: &str| sha.get(..12).unwrap_or(sha).to_owned();
+                    let warning = pr.changed_after_approval.then(|| {
+                        let merged_head = pr.merged_head_sha.as_deref().map_or_else(|| "an unreported head".to_owned(), short);
+                        format!(
+                            "Changed after approval: merged with {merged_head}, but the approval covers {}. Commits were pushed to the branch after approval; the request is not recorded as merged until a platform admin other than the requester approves the merged head.",
+                            short(&pr.approved_head_sha),
+                        )
+                    });
                     view! {
-                        <li data-pr-kind=pr.kind.clone() data-pr-state=pr.state.clone()>
+                        <li data-pr-kind=pr.kind.clone() data-pr-state=pr.state.clone() data-changed-after-approval=pr.changed_after_approval.to_string()>
                             {format!("{} pull request ({}{}): ", pr.kind, pr.state, merged.unwrap_or_default())}
                             <a rel="external" class="text-indigo-700 underline" href=pr.url.clone()>{pr.branch.clone()}</a>
+                            {warning.map(|text| view! {
+                                <p role="alert" class="changed-after-approval mt-1 rounded border border-red-300 bg-red-50 px-2 py-1 text-red-900">{text}</p>
+                            })}
                         </li>
                     }
                 }).collect_view()}
@@ -244,6 +259,7 @@ fn Detail(
                 (failed || (cancelled && request.status == RequestStatus::Failed), ("retry", "Retry")),
                 (failed, ("cancel", "Cancel")),
                 (live, ("reconcile", "Reconcile Vault")),
+                (head_to_approve, ("approve_head", "Approve merged head")),
             ]
             .into_iter()
             .filter_map(|(shown, button)| shown.then_some(button))
@@ -370,5 +386,68 @@ fn Differences(detail: RequestDetail) -> impl IntoView {
                 </ul>
             </section>
         })}
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+    use crate::request_api::PullRequestSummary;
+
+    fn detail(changed_after_approval: bool) -> RequestDetail {
+        RequestDetail {
+            request: RequestSummary {
+                id: "0c1e".into(),
+                kind: crate::onboarding::ChangeKind::Onboard,
+                base_change: None,
+                digest: None,
+                version: None,
+                service: "cart".into(),
+                namespace: "prod-app".into(),
+                team: "cart".into(),
+                requested_by: "dana".into(),
+                status: RequestStatus::PrOpen,
+                created_at: "2026-12-07T04:00:00Z".into(),
+                decided_by: Some("alex".into()),
+                decision_reason: None,
+            },
+            jobs: Vec::new(),
+            drift: None,
+            pull_requests: vec![PullRequestSummary {
+                kind: "onboarding".into(),
+                url: "https://git.example/shop/gitops/pull/7".into(),
+                branch: "meshport/cart-0c1e".into(),
+                state: "merged".into(),
+                merge_commit_sha: Some("9f1c2e".into()),
+                approved_head_sha: "aaaaaaaaaaaaaaaaaaaa".into(),
+                merged_head_sha: Some("bbbbbbbbbbbbbbbbbbbb".into()),
+                changed_after_approval,
+            }],
+            differences: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    fn render(detail: RequestDetail) -> String {
+        Owner::new().with(|| {
+            let act = ServerAction::<ActOnRequest>::new();
+            let withdraw = ServerAction::<WithdrawRequest>::new();
+            view! { <Detail detail admin=true my_id="alex".to_owned() act withdraw /> }.to_html()
+        })
+    }
+
+    #[test]
+    fn a_pull_request_changed_after_approval_is_shown_with_a_warning_and_the_admin_action() {
+        let html = render(detail(true));
+        assert!(html.contains(r#"data-changed-after-approval="true""#), "{html}");
+        assert!(
+            html.contains("Changed after approval: merged with bbbbbbbbbbbb, but the approval covers aaaaaaaaaaaa"),
+            "{html}"
+        );
+        assert!(html.contains(r#"id="action-approve_head""#), "{html}");
+
+        let html = render(detail(false));
+        assert!(!html.contains("Changed after approval"), "{html}");
+        assert!(!html.contains("approve_head"), "{html}");
     }
 }

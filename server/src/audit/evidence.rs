@@ -1,7 +1,8 @@
 //! The change-evidence report auditors sample from (SOC 2 CC8.1, ISO 27001 A.8.32): one row per
 //! onboarding request with who asked and why, who decided and when, the pull request, its
-//! merge, and the outcome, flagging rows where the approver is the requester or where approval
-//! came after the merge.
+//! merge, and the outcome, flagging rows where the approver is the requester, where approval
+//! came after the merge, or where the pull request was merged with commits pushed after its
+//! approval.
 
 use std::collections::HashMap;
 
@@ -32,10 +33,13 @@ pub struct EvidenceRow {
     pub approver_is_requester: bool,
     /// The approval is dated after the merge (approval did not precede deployment).
     pub approved_after_merge: bool,
+    /// The pull request was merged with commits pushed to its branch after approval (whether
+    /// or not an admin approved that head afterwards; `outcome` tells).
+    pub changed_after_approval: bool,
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: [&str; 16] = [
+pub const CSV_HEADER: [&str; 17] = [
     "request_id",
     "namespace",
     "service",
@@ -52,6 +56,7 @@ pub const CSV_HEADER: [&str; 16] = [
     "outcome",
     "approver_is_requester",
     "approved_after_merge",
+    "changed_after_approval",
 ];
 
 /// Pull-request facts recorded in the trail, per request.
@@ -60,6 +65,7 @@ struct PullRequest {
     url: String,
     commit_sha: String,
     merged_at: String,
+    changed_after_approval: bool,
 }
 
 /// Every request's evidence, oldest first.
@@ -75,11 +81,13 @@ pub async fn rows(store: &Store) -> Result<Vec<EvidenceRow>, StoreError> {
         }
         let text = |key: &str| details[key].as_str().unwrap_or_default().to_owned();
         let pr = pull_requests.entry(request_id).or_default();
-        if action == "pull_request_opened" {
-            pr.url = text("url");
-        } else {
-            pr.commit_sha = text("commit_sha");
-            pr.merged_at = occurred_at;
+        match action.as_str() {
+            "pull_request_opened" => pr.url = text("url"),
+            "pull_request_changed_after_approval" => pr.changed_after_approval = true,
+            _ => {
+                pr.commit_sha = text("commit_sha");
+                pr.merged_at = occurred_at;
+            }
         }
     }
     let stamp = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Micros, true);
@@ -93,6 +101,7 @@ pub async fn rows(store: &Store) -> Result<Vec<EvidenceRow>, StoreError> {
                 approver_is_requester: r.decided_by == Some(r.requested_by),
                 approved_after_merge: !pr.merged_at.is_empty()
                     && (decided_at.is_empty() || decided_at > pr.merged_at),
+                changed_after_approval: pr.changed_after_approval,
                 namespace: r.namespace,
                 service: r.service_name,
                 team: r.team,

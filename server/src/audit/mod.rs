@@ -37,6 +37,11 @@ pub enum Action {
     PullRequestOpened,
     PullRequestMerged,
     PullRequestClosed,
+    /// A pull request was merged with a head other than the approved one: commits were pushed
+    /// to its branch after approval.
+    ChangedAfterApproval,
+    /// A platform admin approved the head a pull request was merged with after such a change.
+    HeadApproved,
     SecretRotated,
     ServiceOffboarded,
     ApiTokenCreated,
@@ -60,6 +65,8 @@ impl Action {
             Self::PullRequestOpened => "pull_request_opened",
             Self::PullRequestMerged => "pull_request_merged",
             Self::PullRequestClosed => "pull_request_closed",
+            Self::ChangedAfterApproval => "pull_request_changed_after_approval",
+            Self::HeadApproved => "pull_request_head_approved",
             Self::SecretRotated => "secret_rotated",
             Self::ServiceOffboarded => "service_offboarded",
             Self::ApiTokenCreated => "api_token_created",

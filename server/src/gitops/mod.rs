@@ -29,7 +29,9 @@ pub use webhook::WebhookError;
 
 use crate::artifacts::ArtifactFile;
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
-use crate::store::{NewPullRequest, PullRequestKind, PullRequestRecord, Store, StoreError, Tx};
+use crate::store::{
+    MergedAs, NewPullRequest, PullRequestKind, PullRequestRecord, Store, StoreError, Tx,
+};
 
 /// A GitOps operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -406,13 +408,7 @@ impl Gitops {
             record.request_id,
             if actor.email.is_empty() { &actor.subject } else { &actor.email },
         );
-        let sha = self.provider.merge(record.number, &message).await?;
-        let remote = RemotePullRequest {
-            number: record.number,
-            url: record.url.clone(),
-            state: PrState::Merged,
-            merge_commit_sha: Some(sha),
-        };
+        let remote = self.provider.merge(record.number, &message).await?;
         let mut tx = self.store.begin().await?;
         self.apply(&mut tx, &remote, actor, "merge").await?;
         tx.commit().await?;
@@ -500,6 +496,12 @@ impl Gitops {
 
     /// The one transition webhooks, polling and merges share: moves the stored pull request to
     /// the reported state and records that in the audit trail, inside `tx`. Merged is final.
+    ///
+    /// Approval binds to content: a merge whose head is not the approved head (commits were
+    /// pushed to the branch after approval, or the forge did not say which head it merged) is
+    /// flagged as changed after approval, recorded as such in the audit trail, and does not
+    /// move the request to `merged`; a platform admin's approval of that head does
+    /// ([`approve_merged_head`]).
     async fn apply(
         &self,
         tx: &mut Tx,
@@ -514,9 +516,16 @@ impl Gitops {
         if stored.state == remote.state || stored.state == PrState::Merged {
             return Ok(Transition::Unchanged);
         }
-        let sha = remote.merge_commit_sha.as_deref().filter(|_| remote.state == PrState::Merged);
+        let merged = remote.state == PrState::Merged;
+        let head = remote.head_sha.as_deref().filter(|_| merged);
+        let changed_after_approval = merged && head != Some(stored.approved_head_sha.as_str());
+        let merged_as = MergedAs {
+            merge_commit_sha: remote.merge_commit_sha.as_deref().filter(|_| merged),
+            head_sha: head,
+            changed_after_approval,
+        };
         let Some(updated) =
-            tx.set_pull_request_state(stored.id, stored.state, remote.state, sha).await?
+            tx.set_pull_request_state(stored.id, stored.state, remote.state, &merged_as).await?
         else {
             return Ok(Transition::Unchanged);
         };
@@ -525,15 +534,22 @@ impl Gitops {
             PrState::Merged => Action::PullRequestMerged,
             PrState::Closed => Action::PullRequestClosed,
         };
-        audit::record(tx, event(&updated, action, actor, source)).await?;
+        audit::record(tx, event(&updated, action, actor.clone(), source)).await?;
+        if changed_after_approval {
+            tracing::warn!(
+                pull_request = %updated.id,
+                approved = %updated.approved_head_sha,
+                merged = updated.merged_head_sha.as_deref().unwrap_or("unknown"),
+                "a pull request was merged with a head other than the approved one"
+            );
+            let flagged = event(&updated, Action::ChangedAfterApproval, actor, source);
+            audit::record(tx, flagged).await?;
+        }
         // The request follows its onboarding pull request to "merged" (from "provisioning"
-        // too: an auto-merge lands before the provisioning step records the open PR).
-        if remote.state == PrState::Merged && updated.kind == PullRequestKind::Onboarding {
-            for from in [RequestStatus::PrOpen, RequestStatus::Provisioning] {
-                if tx.transition_request(updated.request_id, from, RequestStatus::Merged).await? {
-                    break;
-                }
-            }
+        // too: an auto-merge lands before the provisioning step records the open PR), unless
+        // what was merged is not what was approved.
+        if merged && !changed_after_approval && updated.kind == PullRequestKind::Onboarding {
+            merge_request(tx, updated.request_id).await?;
         }
         // An offboarding job waits for its removal to merge before it deletes Vault access.
         if remote.state == PrState::Merged && updated.kind == PullRequestKind::Offboarding {
@@ -541,6 +557,47 @@ impl Gitops {
         }
         Ok(Transition::Changed(Box::new(updated)))
     }
+}
+
+/// Moves a request to `merged` after its onboarding pull request merged with an approved head
+/// (from "provisioning" too: an auto-merge lands before the provisioning step records the open
+/// pull request). Returns whether it moved.
+async fn merge_request(tx: &mut Tx, request_id: Uuid) -> Result<bool, StoreError> {
+    for from in [RequestStatus::PrOpen, RequestStatus::Provisioning] {
+        if tx.transition_request(request_id, from, RequestStatus::Merged).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A platform admin approves the head a flagged pull request was merged with, inside `tx`:
+/// records it as the approved head, clears the flag, writes the audit event and, for an
+/// onboarding pull request, moves its request to `merged`. Returns the updated pull request,
+/// or `None`, changing nothing, when `pr` is not flagged or was merged with another head.
+/// Who may approve (a platform admin other than the requester) is the caller's check.
+pub async fn approve_merged_head(
+    tx: &mut Tx,
+    pr: &PullRequestRecord,
+    actor: Actor,
+) -> Result<Option<PullRequestRecord>, StoreError> {
+    let Some(head) = pr.merged_head_sha.as_deref().filter(|_| pr.changed_after_approval) else {
+        return Ok(None);
+    };
+    let Some(updated) = tx.approve_merged_head(pr.id, head).await? else {
+        return Ok(None);
+    };
+    let mut approved = event(&updated, Action::HeadApproved, actor, "approve_head");
+    approved.details["previously_approved_head_sha"] = json!(pr.approved_head_sha);
+    audit::record(tx, approved).await?;
+    match updated.kind {
+        PullRequestKind::Onboarding => {
+            merge_request(tx, updated.request_id).await?;
+        }
+        // The offboarding job waits for an approved removal.
+        PullRequestKind::Offboarding => tx.wake_jobs(updated.request_id).await?,
+    }
+    Ok(Some(updated))
 }
 
 /// A webhook delivery was refused, or could not be stored.
@@ -553,7 +610,7 @@ pub enum WebhookApplyError {
 }
 
 /// The audit event of a pull request's step. The evidence report reads `url` from the
-/// opened event and `commit_sha` from the merged one.
+/// opened event, `commit_sha` from the merged one and notes a change after approval.
 fn event(pr: &PullRequestRecord, action: Action, actor: Actor, source: &str) -> NewEvent {
     NewEvent {
         actor,
@@ -567,6 +624,9 @@ fn event(pr: &PullRequestRecord, action: Action, actor: Actor, source: &str) -> 
             "provider": pr.provider,
             "branch": pr.branch,
             "head_sha": pr.head_sha,
+            "approved_head_sha": pr.approved_head_sha,
+            "merged_head_sha": pr.merged_head_sha,
+            "changed_after_approval": pr.changed_after_approval,
             "kind": pr.kind.as_str(),
             "source": source,
         }),

@@ -177,19 +177,20 @@ impl GitRepository {
 
     /// Merges `branch` into the base branch (a merge commit with `message`) and pushes the base
     /// branch, redoing the merge on the latest base when the push is refused. Returns the merge
-    /// commit. Only for the local repository, which has no forge to merge.
+    /// commit and the branch's head that was merged. Only for the local repository, which has
+    /// no forge to merge.
     #[tracing::instrument(skip_all)]
-    pub fn merge(&self, branch: &str, message: &str) -> Result<String, GitError> {
+    pub fn merge(&self, branch: &str, message: &str) -> Result<(String, String), GitError> {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let theirs = self.remote_ref(branch);
         let base = self.remote_ref(&self.base_branch);
         for _ in 0..=self.retries {
             self.fetch_base()?;
             self.fetch_branch(branch)?;
+            // The exact commit merged, whatever the branch does meanwhile.
+            let head = self.git(["rev-parse", "--verify", &format!("{theirs}^{{commit}}")])?;
             self.git(["checkout", "--quiet", "--force", "-B", &self.base_branch, &base])?;
-            if self
-                .git(["merge", "--quiet", "--no-ff", "--no-edit", "-m", message, &theirs])
-                .is_err()
+            if self.git(["merge", "--quiet", "--no-ff", "--no-edit", "-m", message, &head]).is_err()
             {
                 let _ = self.git(["merge", "--abort"]);
                 return Err(GitError::MergeConflict {
@@ -198,7 +199,7 @@ impl GitRepository {
                 });
             }
             if let Pushed::Done = self.push(&format!("HEAD:refs/heads/{}", self.base_branch))? {
-                return self.git(["rev-parse", "HEAD"]);
+                return Ok((self.git(["rev-parse", "HEAD"])?, head));
             }
         }
         Err(GitError::RetriesExhausted {

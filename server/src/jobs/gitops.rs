@@ -102,8 +102,16 @@ impl Proposals for GitopsProposals {
             .pull_requests_of(request.id)
             .await
             .map_err(|e| StepError::transient(e.to_string()))?;
-        Ok(pulls
+        let merged: Vec<_> = pulls
             .iter()
-            .any(|p| p.kind == PullRequestKind::Offboarding && p.state == PrState::Merged))
+            .filter(|p| p.kind == PullRequestKind::Offboarding && p.state == PrState::Merged)
+            .collect();
+        if merged.iter().any(|p| p.changed_after_approval) {
+            return Err(StepError::waiting(
+                "the removal pull request was merged with commits pushed after approval: a \
+                 second platform admin approves the merged head first",
+            ));
+        }
+        Ok(!merged.is_empty())
     }
 }

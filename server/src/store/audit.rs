@@ -179,7 +179,9 @@ impl Store {
         &self,
     ) -> Result<Vec<(String, String, String, String)>, StoreError> {
         let sql = "SELECT request_id, action, occurred_at, details FROM audit_events
-                   WHERE action IN ('pull_request_opened', 'pull_request_merged') AND request_id IS NOT NULL
+                   WHERE action IN ('pull_request_opened', 'pull_request_merged',
+                                    'pull_request_changed_after_approval')
+                     AND request_id IS NOT NULL
                    ORDER BY seq";
         Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
     }

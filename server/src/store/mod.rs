@@ -22,7 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use audit::{AuditEvent, Checkpoint, EvidenceRequest};
 pub use jobs::{Job, JobKind, JobState, JobStep};
-pub use pull_requests::{NewPullRequest, PrState, PullRequestKind, PullRequestRecord};
+pub use pull_requests::{MergedAs, NewPullRequest, PrState, PullRequestKind, PullRequestRecord};
 pub use request_rows::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
 pub use services::{NewService, ServiceRecord};
 pub use tokens::{ApiTokenRecord, NewApiToken};

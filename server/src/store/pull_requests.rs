@@ -98,9 +98,17 @@ pub struct PullRequestRecord {
     pub branch: String,
     /// The commit meshport pushed.
     pub head_sha: String,
+    /// The head commit the approval covers: the commit meshport pushed for the approved
+    /// change, or a head a platform admin re-approved after others pushed to the branch.
+    pub approved_head_sha: String,
     pub state: PrState,
     /// The commit that merged it into the base branch.
     pub merge_commit_sha: Option<String>,
+    /// The branch's head when it was merged, as the forge reported it.
+    pub merged_head_sha: Option<String>,
+    /// It was merged with a head other than the approved one (commits pushed to the branch
+    /// after approval): its request is not recorded as merged until an admin approves that head.
+    pub changed_after_approval: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -119,6 +127,17 @@ pub struct NewPullRequest<'a> {
     pub head_sha: &'a str,
 }
 
+/// What a merge left, recorded with the state (all `None`/false for other states).
+#[derive(Clone, Debug, Default)]
+pub struct MergedAs<'a> {
+    /// The commit that merged it into the base branch.
+    pub merge_commit_sha: Option<&'a str>,
+    /// The branch's head that was merged.
+    pub head_sha: Option<&'a str>,
+    /// The merged head is not the approved one (or the forge did not say which it was).
+    pub changed_after_approval: bool,
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
@@ -131,8 +150,11 @@ struct Row {
     url: String,
     branch: String,
     head_sha: String,
+    approved_head_sha: Option<String>,
     state: String,
     merge_commit_sha: Option<String>,
+    merged_head_sha: Option<String>,
+    changed_after_approval: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -151,9 +173,12 @@ impl TryFrom<Row> for PullRequestRecord {
             number: r.number,
             url: r.url,
             branch: r.branch,
+            approved_head_sha: r.approved_head_sha.unwrap_or_else(|| r.head_sha.clone()),
             head_sha: r.head_sha,
             state: PrState::parse(&r.state)?,
             merge_commit_sha: r.merge_commit_sha,
+            merged_head_sha: r.merged_head_sha,
+            changed_after_approval: r.changed_after_approval,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -161,7 +186,8 @@ impl TryFrom<Row> for PullRequestRecord {
 }
 
 const COLUMNS: &str = "id, request_id, kind, namespace, service_name, provider, number, url, \
-                       branch, head_sha, state, merge_commit_sha, created_at, updated_at";
+                       branch, head_sha, approved_head_sha, state, merge_commit_sha, \
+                       merged_head_sha, changed_after_approval, created_at, updated_at";
 
 impl Store {
     /// The pull request with this id, if any.
@@ -224,7 +250,7 @@ impl Store {
 }
 
 impl Tx {
-    /// Stores a newly opened pull request.
+    /// Stores a newly opened pull request; its approved head is the commit meshport pushed.
     #[tracing::instrument(skip_all)]
     pub async fn create_pull_request(
         &mut self,
@@ -233,8 +259,8 @@ impl Tx {
         let sql = format!(
             "INSERT INTO pull_requests
                 (id, request_id, kind, namespace, service_name, provider, number, url, branch,
-                 head_sha, state, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $11)
+                 head_sha, approved_head_sha, state, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'open', $11, $11)
              RETURNING {COLUMNS}"
         );
         let row = on_tx!(self, conn => sqlx::query_as::<_, Row>(&sql)
@@ -279,26 +305,57 @@ impl Tx {
     }
 
     /// Moves a pull request from state `from` to `to`. Returns the updated record, or `None`,
-    /// changing nothing, when it is no longer in `from`.
+    /// changing nothing, when it is no longer in `from`. A merge records the merge commit and
+    /// the head that was merged; `changed_after_approval` flags a merged head other than the
+    /// approved one.
     #[tracing::instrument(skip_all)]
     pub async fn set_pull_request_state(
         &mut self,
         id: Uuid,
         from: PrState,
         to: PrState,
-        merge_commit_sha: Option<&str>,
+        merged: &MergedAs<'_>,
     ) -> Result<Option<PullRequestRecord>, StoreError> {
         let sql = format!(
-            "UPDATE pull_requests SET state = $1, merge_commit_sha = $2, updated_at = $3
-             WHERE id = $4 AND state = $5
+            "UPDATE pull_requests SET state = $1, merge_commit_sha = $2, merged_head_sha = $3,
+                changed_after_approval = $4, updated_at = $5
+             WHERE id = $6 AND state = $7
              RETURNING {COLUMNS}"
         );
         let row = on_tx!(self, conn => sqlx::query_as::<_, Row>(&sql)
             .bind(to.as_str())
-            .bind(merge_commit_sha)
+            .bind(merged.merge_commit_sha)
+            .bind(merged.head_sha)
+            .bind(merged.changed_after_approval)
             .bind(Utc::now())
             .bind(id)
             .bind(from.as_str())
+            .fetch_optional(&mut **conn)
+            .await?);
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Records `head` as approved for a pull request that was merged with it after a change
+    /// the approval did not cover, and clears the flag. Returns the updated record, or `None`,
+    /// changing nothing, when the pull request is not flagged or was merged with another head.
+    #[tracing::instrument(skip_all)]
+    pub async fn approve_merged_head(
+        &mut self,
+        id: Uuid,
+        head: &str,
+    ) -> Result<Option<PullRequestRecord>, StoreError> {
+        let sql = format!(
+            "UPDATE pull_requests SET approved_head_sha = $1, changed_after_approval = $2,
+                updated_at = $3
+             WHERE id = $4 AND changed_after_approval = $5 AND merged_head_sha = $1
+             RETURNING {COLUMNS}"
+        );
+        let row = on_tx!(self, conn => sqlx::query_as::<_, Row>(&sql)
+            .bind(head)
+            .bind(false)
+            .bind(Utc::now())
+            .bind(id)
+            .bind(true)
             .fetch_optional(&mut **conn)
             .await?);
         row.map(TryInto::try_into).transpose()

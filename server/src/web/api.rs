@@ -177,16 +177,19 @@ pub struct ActionBody {
     pub action: AdminAction,
 }
 
-/// Retry or cancel a request's provisioning, reconcile its drifted Vault objects, or offboard
-/// the service (platform admins).
+/// Retry or cancel a request's provisioning, reconcile its drifted Vault objects, offboard
+/// the service, or approve the head a pull request was merged with after commits were pushed to
+/// its branch following approval (`approve_head`: then the request becomes merged). Platform
+/// admins; `approve_head` never by the requester. A request's pull requests, with
+/// `approved_head_sha`, `merged_head_sha` and `changed_after_approval`, are in its detail.
 #[utoipa::path(
     post, path = "/api/v1/requests/{id}/actions", tag = "requests",
     params(("id" = String, Path, description = "The request's id")),
     request_body = ActionBody,
     responses(
-        (status = 202, description = "Accepted; the job runs in the background"),
+        (status = 202, description = "Accepted; the job runs in the background (`approve_head`: done)"),
         (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "Not a platform admin", body = ErrorBody),
+        (status = 403, description = "Not a platform admin, or the requester approving a head", body = ErrorBody),
         (status = 404, description = "No such request", body = ErrorBody),
         (status = 409, description = "The action does not fit the request's state", body = ErrorBody),
         (status = 422, description = "Not a known action", body = ErrorBody),

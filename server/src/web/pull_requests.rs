@@ -34,6 +34,10 @@ fn json_of(pr: &PullRequestRecord) -> serde_json::Value {
         "branch": pr.branch,
         "state": pr.state.as_str(),
         "merge_commit_sha": pr.merge_commit_sha,
+        "head_sha": pr.head_sha,
+        "approved_head_sha": pr.approved_head_sha,
+        "merged_head_sha": pr.merged_head_sha,
+        "changed_after_approval": pr.changed_after_approval,
         "updated_at": pr.updated_at,
     })
 }

@@ -173,5 +173,7 @@ pub(crate) fn parse_pull(
         merge_commit_sha: (state == PrState::Merged)
             .then(|| json.get("merge_commit_sha").and_then(Value::as_str).map(str::to_owned))
             .flatten(),
+        // The head branch's last commit; for a merged pull request, the head that was merged.
+        head_sha: json["head"]["sha"].as_str().map(str::to_owned),
     })
 }

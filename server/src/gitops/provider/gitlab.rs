@@ -122,7 +122,8 @@ impl PullRequestProvider for GitLab {
 }
 
 /// A merge request as GitLab describes it: API answers carry its address in `web_url`, webhook
-/// payloads' `object_attributes` in `url`.
+/// payloads' `object_attributes` in `url`. The source branch's head is `sha` (and
+/// `diff_refs.head_sha`) in API answers, `last_commit.id` in webhook payloads.
 pub(crate) fn parse_merge_request(
     json: &Value,
     url_key: &str,
@@ -143,5 +144,9 @@ pub(crate) fn parse_merge_request(
         url: text(json, url_key, FORGE)?,
         state,
         merge_commit_sha: (state == PrState::Merged).then_some(landed).flatten(),
+        head_sha: [&json["last_commit"]["id"], &json["sha"], &json["diff_refs"]["head_sha"]]
+            .into_iter()
+            .find_map(Value::as_str)
+            .map(str::to_owned),
     })
 }

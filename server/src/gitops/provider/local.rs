@@ -34,6 +34,9 @@ struct Entry {
     title: String,
     state: PrState,
     merge_commit_sha: Option<String>,
+    /// The branch's head that was merged (registries written before it was kept lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head_sha: Option<String>,
 }
 
 impl LocalForge {
@@ -48,6 +51,7 @@ impl LocalForge {
             url: format!("file://{}#{}", self.bare.display(), entry.head),
             state: entry.state,
             merge_commit_sha: entry.merge_commit_sha.clone(),
+            head_sha: entry.head_sha.clone(),
         }
     }
 
@@ -121,6 +125,7 @@ impl PullRequestProvider for LocalForge {
             title: draft.title.clone(),
             state: PrState::Open,
             merge_commit_sha: None,
+            head_sha: None,
         };
         entries.push(entry.clone());
         self.write(&entries).await?;
@@ -135,7 +140,7 @@ impl PullRequestProvider for LocalForge {
     }
 
     #[tracing::instrument(skip_all, fields(number = number))]
-    async fn merge(&self, number: i64, message: &str) -> Result<String, ProviderError> {
+    async fn merge(&self, number: i64, message: &str) -> Result<RemotePullRequest, ProviderError> {
         let _one_at_a_time = self.exclusive().await?;
         let mut entries = self.read().await?;
         let entry = entries
@@ -143,18 +148,20 @@ impl PullRequestProvider for LocalForge {
             .find(|e| e.number == number)
             .ok_or_else(|| Self::not_found(number))?;
         match (entry.state, &entry.merge_commit_sha) {
-            (PrState::Merged, Some(sha)) => return Ok(sha.clone()),
+            (PrState::Merged, Some(_)) => return Ok(self.remote(entry)),
             (PrState::Open, _) => {}
             _ => return Err(ProviderError::Local(format!("pull request {number} is closed"))),
         }
         let (repo, head, message) = (self.repo.clone(), entry.head.clone(), message.to_owned());
-        let sha = tokio::task::spawn_blocking(move || repo.merge(&head, &message))
+        let (sha, merged_head) = tokio::task::spawn_blocking(move || repo.merge(&head, &message))
             .await
             .map_err(local)?
             .map_err(local)?;
         entry.state = PrState::Merged;
-        entry.merge_commit_sha = Some(sha.clone());
+        entry.merge_commit_sha = Some(sha);
+        entry.head_sha = Some(merged_head);
+        let merged = self.remote(entry);
         self.write(&entries).await?;
-        Ok(sha)
+        Ok(merged)
     }
 }

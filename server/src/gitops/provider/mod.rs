@@ -79,6 +79,9 @@ pub struct RemotePullRequest {
     pub state: PrState,
     /// Set once merged.
     pub merge_commit_sha: Option<String>,
+    /// The branch's head commit (at the merge, for a merged one), where the forge says.
+    /// Compared with the approved head: approval binds to content.
+    pub head_sha: Option<String>,
 }
 
 /// A forge call failed. Messages name the setting to fix where there is one.
@@ -130,9 +133,10 @@ pub trait PullRequestProvider: Send + Sync {
     /// The pull request's current state (polling, and the webhook fallback).
     async fn state(&self, number: i64) -> Result<RemotePullRequest, ProviderError>;
 
-    /// Merges the pull request and returns the merge commit. Only `local` merges; forges merge
-    /// through their own review and branch protection.
-    async fn merge(&self, number: i64, message: &str) -> Result<String, ProviderError> {
+    /// Merges the pull request and returns it merged, with the merge commit and the head that
+    /// was merged. Only `local` merges; forges merge through their own review and branch
+    /// protection.
+    async fn merge(&self, number: i64, message: &str) -> Result<RemotePullRequest, ProviderError> {
         let _ = (number, message);
         Err(ProviderError::MergeUnsupported { forge: self.kind().as_str() })
     }

@@ -15,7 +15,7 @@ use super::{Remote, cart_request, git, proposal};
 use crate::harness::{Backend, TestDatabase, openbao};
 
 /// An API token of a user holding `roles` in `teams` (comma-separated).
-async fn token(store: &Store, subject: &str, roles: &str, teams: &str) -> String {
+pub(super) async fn token(store: &Store, subject: &str, roles: &str, teams: &str) -> String {
     let email = format!("{subject}@shop.example");
     let mut tx = store.begin().await.unwrap();
     let user = tx

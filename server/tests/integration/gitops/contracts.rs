@@ -49,7 +49,7 @@ fn pull_json(number: i64, state: &str, merged: bool) -> serde_json::Value {
         "merged": merged,
         "merge_commit_sha": if merged { json!("9f1c2e") } else { json!(null) },
         "html_url": format!("https://git.example/shop/gitops/pull/{number}"),
-        "head": { "ref": BRANCH },
+        "head": { "ref": BRANCH, "sha": "e5a0c1" },
     })
 }
 
@@ -167,8 +167,8 @@ async fn contract_github_pull_request_states() {
     assert_eq!(forge.state(1).await.unwrap().state, PrState::Open);
     let merged = forge.state(2).await.unwrap();
     assert_eq!(
-        (merged.state, merged.merge_commit_sha.as_deref()),
-        (PrState::Merged, Some("9f1c2e"))
+        (merged.state, merged.merge_commit_sha.as_deref(), merged.head_sha.as_deref()),
+        (PrState::Merged, Some("9f1c2e"), Some("e5a0c1"))
     );
     assert_eq!(forge.state(3).await.unwrap().state, PrState::Closed);
 }
@@ -390,8 +390,8 @@ async fn contract_gitlab_reuses_the_open_merge_request_and_reads_states() {
     assert_eq!(forge.open(&draft).await.unwrap().number, 8);
     let merged = forge.state(8).await.unwrap();
     assert_eq!(
-        (merged.state, merged.merge_commit_sha.as_deref()),
-        (PrState::Merged, Some("bbb222"))
+        (merged.state, merged.merge_commit_sha.as_deref(), merged.head_sha.as_deref()),
+        (PrState::Merged, Some("bbb222"), Some("aaa111"))
     );
     assert_eq!(forge.state(10).await.unwrap().state, PrState::Closed);
     assert_eq!(forge.state(11).await.unwrap().state, PrState::Open, "locked is still open");
@@ -441,7 +441,8 @@ async fn contract_gitlab_errors_name_the_setting_or_the_wait() {
 #[tokio::test]
 async fn contract_a_redirecting_forge_never_forwards_the_token_to_another_host() {
     let elsewhere = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
         .mount(&elsewhere)
         .await;
     let forge = MockServer::start().await;

@@ -3,6 +3,7 @@
 //! PostgreSQL. Forge APIs are mocked only in the `contract_…` tests.
 
 mod api;
+mod approval;
 mod contracts;
 mod smart_http;
 mod webhooks;
@@ -169,6 +170,21 @@ impl Remote {
         std::fs::write(&file, contents).unwrap();
         git(&["add", "--all"], &other);
         git(&["commit", "--quiet", "-m", "Someone else's change"], &other);
+        git(&["push", "--quiet", "origin", &format!("HEAD:refs/heads/{branch}")], &other);
+        git(&["rev-parse", "HEAD"], &other)
+    }
+
+    /// Someone else (a reviewer) adds a commit changing `path` on top of `branch` and pushes it
+    /// there, as a push to an open pull request's branch. Returns their commit.
+    pub fn push_onto_branch(&self, branch: &str, path: &str, contents: &str) -> String {
+        let other = self.folder.path().join(format!("other-{}", Uuid::new_v4().simple()));
+        let (bare, clone) = (self.bare.to_str().unwrap(), other.to_str().unwrap());
+        git(&["clone", "--quiet", "--branch", branch, bare, clone], self.folder.path());
+        let file = other.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, contents).unwrap();
+        git(&["add", "--all"], &other);
+        git(&["commit", "--quiet", "-m", "A change after approval"], &other);
         git(&["push", "--quiet", "origin", &format!("HEAD:refs/heads/{branch}")], &other);
         git(&["rev-parse", "HEAD"], &other)
     }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use app::onboarding::RequestStatus;
 use axum::body::Body;
 use http::{HeaderMap, Request, StatusCode};
 use meshport_server::config::Config;
@@ -25,6 +26,7 @@ use crate::harness::{Backend, TestDatabase, openbao};
 on_both_backends!(
     contract_github_webhooks_apply_signed_deliveries_once,
     contract_polling_applies_the_forges_state_like_a_webhook,
+    contract_a_webhook_merge_of_a_head_pushed_after_approval_is_flagged,
 );
 
 const SECRET: &str = "hook-secret-5be1";
@@ -80,7 +82,8 @@ async fn forge(kind: ProviderKind, db: &TestDatabase) -> Forge {
     Forge { _remote: remote, server, gitops, pr, settings }
 }
 
-fn github_body(repository: &str, number: i64, state: &str, merged: bool) -> Vec<u8> {
+/// A GitHub (and Gitea) `pull_request` event; `head` is the branch's head commit.
+fn github_body(repository: &str, number: i64, state: &str, merged: bool, head: &str) -> Vec<u8> {
     json!({
         "action": if state == "open" { "reopened" } else { "closed" },
         "number": number,
@@ -90,6 +93,7 @@ fn github_body(repository: &str, number: i64, state: &str, merged: bool) -> Vec<
             "merged": merged,
             "merge_commit_sha": if merged { json!("9f1c2e") } else { json!(null) },
             "html_url": format!("https://git.example/{repository}/pull/{number}"),
+            "head": { "ref": "meshport/cart", "sha": head },
         },
         "repository": { "full_name": repository },
     })
@@ -136,7 +140,7 @@ async fn contract_github_webhooks_apply_signed_deliveries_once(db: TestDatabase)
     ] {
         assert!(description.contains(expected), "{expected} not in:\n{description}");
     }
-    let merged = github_body("shop/gitops", 7, "closed", true);
+    let merged = github_body("shop/gitops", 7, "closed", true, &forge.pr.head_sha);
 
     // A forged delivery is refused and leaves nothing behind, not even its delivery id.
     let forged = github_headers("d-1", "pull_request", &sign("guessed-secret", &merged));
@@ -150,6 +154,9 @@ async fn contract_github_webhooks_apply_signed_deliveries_once(db: TestDatabase)
     let applied = deliver(&forge, "d-1", &merged).await.unwrap();
     let WebhookOutcome::Applied(Transition::Changed(pr)) = applied else { panic!("{applied:?}") };
     assert_eq!((pr.state.as_str(), pr.merge_commit_sha.as_deref()), ("merged", Some("9f1c2e")));
+    // The approved head was merged: nothing to flag.
+    assert_eq!(pr.merged_head_sha.as_deref(), Some(forge.pr.head_sha.as_str()));
+    assert!(!pr.changed_after_approval);
 
     // The same delivery again (a replay) changes nothing; a new one with the same news neither.
     assert_eq!(deliver(&forge, "d-1", &merged).await.unwrap(), WebhookOutcome::Duplicate);
@@ -158,7 +165,7 @@ async fn contract_github_webhooks_apply_signed_deliveries_once(db: TestDatabase)
         WebhookOutcome::Applied(Transition::Unchanged)
     );
     // Merged is final: a late "closed" does not undo it.
-    let closed = github_body("shop/gitops", 7, "closed", false);
+    let closed = github_body("shop/gitops", 7, "closed", false, &forge.pr.head_sha);
     assert_eq!(
         deliver(&forge, "d-3", &closed).await.unwrap(),
         WebhookOutcome::Applied(Transition::Unchanged)
@@ -171,12 +178,12 @@ async fn contract_github_webhooks_apply_signed_deliveries_once(db: TestDatabase)
     );
 
     // Signed, but not about meshport's repository or pull requests.
-    let elsewhere = github_body("someone/else", 7, "closed", true);
+    let elsewhere = github_body("someone/else", 7, "closed", true, &forge.pr.head_sha);
     assert_eq!(
         deliver(&forge, "d-4", &elsewhere).await.unwrap(),
         WebhookOutcome::Ignored("unknown repository")
     );
-    let unknown = github_body("Shop/GitOps", 99, "closed", true);
+    let unknown = github_body("Shop/GitOps", 99, "closed", true, &forge.pr.head_sha);
     assert_eq!(
         deliver(&forge, "d-5", &unknown).await.unwrap(),
         WebhookOutcome::Applied(Transition::Unknown)
@@ -198,6 +205,7 @@ async fn contract_polling_applies_the_forges_state_like_a_webhook(db: TestDataba
             "number": 7, "state": state, "merged": merged,
             "merge_commit_sha": if merged { json!("77aa00") } else { json!(null) },
             "html_url": "https://git.example/shop/gitops/pull/7",
+            "head": { "ref": forge.pr.branch, "sha": forge.pr.head_sha },
         }))
     };
     Mock::given(method("GET"))
@@ -212,7 +220,7 @@ async fn contract_polling_applies_the_forges_state_like_a_webhook(db: TestDataba
     assert_eq!(forge.gitops.poll().await.unwrap(), 0, "closed ones are not polled");
 
     // Reopened on the forge: the webhook brings it back, then polling sees the merge.
-    let reopened = github_body("shop/gitops", 7, "open", false);
+    let reopened = github_body("shop/gitops", 7, "open", false, &forge.pr.head_sha);
     let back = deliver(&forge, "r-1", &reopened).await.unwrap();
     assert!(
         matches!(back, WebhookOutcome::Applied(Transition::Changed(ref pr)) if pr.state == "open"),
@@ -240,11 +248,58 @@ async fn contract_polling_applies_the_forges_state_like_a_webhook(db: TestDataba
     assert_eq!(rows[0].pr_url, "https://git.example/shop/gitops/pull/7");
 }
 
+async fn contract_a_webhook_merge_of_a_head_pushed_after_approval_is_flagged(db: TestDatabase) {
+    let github = forge(ProviderKind::Github, &db).await;
+    let request_id = github.pr.request_id;
+    db.store
+        .transition_request(request_id, RequestStatus::Submitted, RequestStatus::PrOpen)
+        .await
+        .unwrap();
+    // Someone pushed to the branch after approval; GitHub reports the head it merged.
+    let theirs = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    let merged = github_body("shop/gitops", 7, "closed", true, theirs);
+    let applied = deliver(&github, "c-1", &merged).await.unwrap();
+    let WebhookOutcome::Applied(Transition::Changed(pr)) = applied else { panic!("{applied:?}") };
+    assert_eq!(
+        (pr.state.as_str(), pr.changed_after_approval, pr.merged_head_sha.as_deref()),
+        ("merged", true, Some(theirs))
+    );
+    assert_eq!(
+        pr.approved_head_sha, github.pr.head_sha,
+        "the approval still covers meshport's push"
+    );
+    let request = db.store.request(request_id).await.unwrap().unwrap();
+    assert_eq!(request.status, RequestStatus::PrOpen, "not recorded as merged");
+    let flagged = events(&db.store, "pull_request_changed_after_approval").await;
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(
+        (flagged[0]["merged_head_sha"].as_str(), flagged[0]["source"].as_str()),
+        (Some(theirs), Some("webhook"))
+    );
+    // A replayed or repeated delivery neither flags it twice nor moves the request.
+    assert_eq!(deliver(&github, "c-1", &merged).await.unwrap(), WebhookOutcome::Duplicate);
+    assert_eq!(
+        deliver(&github, "c-2", &merged).await.unwrap(),
+        WebhookOutcome::Applied(Transition::Unchanged)
+    );
+    assert_eq!(events(&db.store, "pull_request_changed_after_approval").await.len(), 1);
+
+    // A merge event without the head (a payload meshport cannot check) is flagged too.
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let github = forge(ProviderKind::Github, &db).await;
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&github_body("shop/gitops", 7, "closed", true, "x")).unwrap();
+    body["pull_request"].as_object_mut().unwrap().remove("head");
+    let applied = deliver(&github, "c-3", body.to_string().as_bytes()).await.unwrap();
+    let WebhookOutcome::Applied(Transition::Changed(pr)) = applied else { panic!("{applied:?}") };
+    assert_eq!((pr.changed_after_approval, pr.merged_head_sha), (true, None));
+}
+
 #[tokio::test]
 async fn contract_gitea_and_gitlab_deliveries_are_verified_their_own_way() {
     let db = TestDatabase::new(Backend::Sqlite).await;
     let gitea = forge(ProviderKind::Gitea, &db).await;
-    let body = github_body("shop/gitops", 7, "closed", true);
+    let body = github_body("shop/gitops", 7, "closed", true, &gitea.pr.head_sha);
     let mut headers = HeaderMap::new();
     headers.insert("x-gitea-delivery", "g-1".parse().unwrap());
     headers.insert("x-gitea-event", "pull_request".parse().unwrap());
@@ -269,6 +324,7 @@ async fn contract_gitea_and_gitlab_deliveries_are_verified_their_own_way() {
         "object_attributes": {
             "iid": 7, "state": "merged", "merge_commit_sha": "c0ffee",
             "url": "https://gitlab.example/shop/gitops/-/merge_requests/7",
+            "last_commit": { "id": gitlab.pr.head_sha },
         },
     })
     .to_string();
@@ -287,6 +343,8 @@ async fn contract_gitea_and_gitlab_deliveries_are_verified_their_own_way() {
         gitlab.gitops.apply_webhook(ProviderKind::Gitlab, &headers, body.as_bytes()).await.unwrap();
     let WebhookOutcome::Applied(Transition::Changed(pr)) = applied else { panic!("{applied:?}") };
     assert_eq!(pr.merge_commit_sha.as_deref(), Some("c0ffee"));
+    assert_eq!(pr.merged_head_sha.as_deref(), Some(gitlab.pr.head_sha.as_str()));
+    assert!(!pr.changed_after_approval);
     let replay = gitlab.gitops.apply_webhook(ProviderKind::Gitlab, &headers, body.as_bytes()).await;
     assert_eq!(replay.unwrap(), WebhookOutcome::Duplicate);
 }
@@ -312,7 +370,7 @@ async fn the_webhook_route_takes_forge_posts_without_a_browser_origin() {
             (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap())
         }
     };
-    let body = github_body("shop/gitops", 7, "closed", true);
+    let body = github_body("shop/gitops", 7, "closed", true, &forge.pr.head_sha);
 
     let forged = github_headers("w-1", "pull_request", &sign("nope", &body));
     let (status, answer) = send(post("/api/webhooks/github", forged, body.clone())).await;
@@ -330,7 +388,7 @@ async fn the_webhook_route_takes_forge_posts_without_a_browser_origin() {
     let (status, answer) = send(post("/api/webhooks/github", signed, body.clone())).await;
     assert_eq!((status, answer["status"].as_str()), (StatusCode::OK, Some("duplicate")));
 
-    let elsewhere = github_body("someone/else", 7, "closed", true);
+    let elsewhere = github_body("someone/else", 7, "closed", true, &forge.pr.head_sha);
     let headers = github_headers("w-2", "pull_request", &sign(SECRET, &elsewhere));
     let (status, answer) = send(post("/api/webhooks/github", headers, elsewhere)).await;
     assert_eq!(
