@@ -9,7 +9,10 @@ mod reference;
 mod request;
 mod validate;
 
-pub use form::{OnboardForm, SECRET_ROWS, SecretRow};
+pub use form::{
+    EnvRow, FormPost, OnboardForm, PortRow, RowEdit, RowGroup, SecretRow, field_name,
+    row_field_name,
+};
 pub use lifecycle::{RequestStatus, UnknownStatus};
 pub use reference::ImageReference;
 pub use request::{

@@ -9,7 +9,7 @@ mod status;
 
 pub use audit::AuditPage;
 pub use home::HomePage;
-pub use onboard::OnboardPage;
+pub use onboard::{OnboardPage, PostedForm, ServiceForm};
 pub use requests::{RequestPage, RequestsPage, ServicesPage};
 pub use signin::{AccountMenu, DemoBanner, SignInPage};
 pub use status::{ServiceStatusPage, StatusPage};
