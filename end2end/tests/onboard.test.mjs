@@ -108,6 +108,9 @@ test('without JavaScript, field errors come back on the form with what was typed
   await fill(page, 'Not A Name');
   await addRow(page, 'ports');
   assert.equal(await page.inputValue('input[name="form[ports][0][name]"]'), 'grpc', 'the row button kept the values');
+  // ... except the typed secret value, which the row asks for again.
+  await page.waitForSelector('[data-retype="1"]');
+  await page.fill('input[name="form[secrets][1][value]"]', 'typed-in-the-form');
   await page.click('#submit');
   await page.waitForSelector('#form-errors li[data-field="service"][data-rule="format"]');
   await page.waitForSelector('#service-errors li');
