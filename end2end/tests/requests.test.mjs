@@ -50,9 +50,15 @@ test('a developer onboards cart in the form, an admin approves, meshport provisi
   await page.fill('#team', 'shop');
   await page.fill('#image', 'ghcr.io/open-telemetry/demo:2.1.3-cart');
   await page.fill('#justification', 'Cart holds session baskets; frontend calls it over mTLS.');
-  await page.fill('#ports', 'grpc 7070 grpc');
+  await page.fill('input[name="form[ports][0][name]"]', 'grpc');
+  await page.fill('input[name="form[ports][0][number]"]', '7070');
+  await page.selectOption('select[name="form[ports][0][protocol]"]', 'grpc');
   await page.fill('#callers', 'frontend');
-  await page.fill('#env', 'VALKEY_ADDR=valkey-cart:6379');
+  await page.click('button[value="add env"]');
+  await page.fill('input[name="form[env][0][name]"]', 'VALKEY_ADDR');
+  await page.fill('input[name="form[env][0][value]"]', 'valkey-cart:6379');
+  await page.click('button[value="add secrets"]');
+  await page.click('button[value="add secrets"]');
   await page.fill('input[name="form[secrets][0][name]"]', 'valkey_password');
   await page.fill('input[name="form[secrets][1][name]"]', 'api_key');
   await page.selectOption('select[name="form[secrets][1][source]"]', 'provided');

@@ -11,7 +11,10 @@ mod request;
 mod validate;
 
 pub use changes::{SpecDifference, spec_differences};
-pub use form::{OnboardForm, SECRET_ROWS, SecretRow};
+pub use form::{
+    EnvRow, FormPost, OnboardForm, PortRow, RowEdit, RowGroup, SecretRow, field_name,
+    row_field_name,
+};
 pub use lifecycle::{ChangeKind, RequestStatus, UnknownStatus};
 pub use reference::ImageReference;
 pub use request::{

@@ -10,7 +10,7 @@ mod status;
 
 pub use audit::AuditPage;
 pub use home::HomePage;
-pub use onboard::OnboardPage;
+pub use onboard::{OnboardPage, PostedForm, ServiceForm};
 pub use requests::{RequestPage, RequestsPage};
 pub use services::{ServicePage, ServicesPage};
 pub use signin::{AccountMenu, DemoBanner, SignInPage};

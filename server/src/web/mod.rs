@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod health;
 mod metrics_route;
+mod onboard;
 mod pull_requests;
 pub mod security;
 
@@ -201,6 +202,8 @@ pub fn router(state: AppState) -> Router {
             move || page_state.provide_context(),
             move || app::shell(shell_options.clone()),
         )
+        // Beside the page's GET: the form posted without JavaScript.
+        .route("/onboard", post(onboard::post_form))
         // Per matched route (the pattern, not the path), after routing.
         .route_layer(axum::middleware::from_fn(record_request))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
