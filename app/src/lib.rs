@@ -94,6 +94,11 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route
+                        path=(StaticSegment("services"), ParamSegment("namespace"), ParamSegment("service"), StaticSegment("change"))
+                        view=pages::ChangePage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
                         path=(StaticSegment("requests"), ParamSegment("id"))
                         view=pages::RequestPage
                         ssr=SsrMode::Async

@@ -337,10 +337,27 @@ impl OnboardForm {
     /// The errors of the form: its text's shape, then the validator's rules for every field
     /// whose text could be read.
     pub fn errors(&self, rules: &OnboardingRules) -> Vec<FieldError> {
+        self.errors_against(None, rules)
+    }
+
+    /// [`OnboardForm::errors`] for a change of the live spec `live` when given (the
+    /// validator's [`super::ValidRequest::change_of`]), else for a new service.
+    pub fn errors_against(
+        &self,
+        live: Option<&OnboardingRequest>,
+        rules: &OnboardingRules,
+    ) -> Vec<FieldError> {
         let (request, mut errors) = self.parse();
         let unreadable: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
+        let judged = match live {
+            None => super::check(&request, rules),
+            Some(live) => super::ValidRequest::change_of(request, live, rules)
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default(),
+        };
         errors.extend(
-            super::check(&request, rules)
+            judged
                 .into_iter()
                 .filter(|e| !unreadable.iter().any(|field| e.field.starts_with(field.as_str()))),
         );

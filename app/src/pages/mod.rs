@@ -10,9 +10,9 @@ mod status;
 
 pub use audit::AuditPage;
 pub use home::HomePage;
-pub use onboard::{OnboardPage, PostedForm, ServiceForm};
+pub use onboard::{LiveService, OnboardPage, PostedForm, ServiceForm};
 pub use requests::{RequestPage, RequestsPage};
-pub use services::{ServicePage, ServicesPage};
+pub use services::{ChangePage, ServicePage, ServicesPage};
 pub use signin::{AccountMenu, DemoBanner, SignInPage};
 pub use status::{ServiceStatusPage, StatusPage};
 

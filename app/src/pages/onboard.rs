@@ -16,7 +16,17 @@ use crate::onboarding::{
     Alphabet, EnvRow, FieldError, OnboardForm, OnboardingRequest, PortRow, Protocol, RowEdit,
     RowGroup, SecretRow, field_name, row_field_name,
 };
-use crate::request_api::{PreviewForm, SubmitForm, form_rules};
+use crate::request_api::{
+    ChangePreview, PreviewChange, PreviewForm, SubmitChange, SubmitForm, form_rules,
+};
+
+/// The live service a [`ServiceForm`] changes: its submission proposes a change set, and its
+/// preview compares with the live version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveService {
+    pub namespace: String,
+    pub service: String,
+}
 
 /// The form as the server shows it again after a post without JavaScript (the server provides
 /// it as context to the page's render): what was typed, secret values dropped, and why a
@@ -50,8 +60,17 @@ pub fn OnboardPage() -> impl IntoView {
 ///
 /// The form posts back to the page's own URL, and submits with `submit_form` (a new request);
 /// a page at another path needs the server's `POST` handler of `/onboard` on its path too.
+///
+/// With `live`, the form changes that live service (`initial` is then its spec): "Submit"
+/// proposes a change set with `submit_change`, the browser runs the validator's rules for a
+/// change, and "Preview" shows the differences from the live version.
 #[component]
-pub fn ServiceForm(initial: OnboardingRequest) -> impl IntoView {
+pub fn ServiceForm(
+    initial: OnboardingRequest,
+    #[prop(optional)] live: Option<LiveService>,
+) -> impl IntoView {
+    let live_spec = StoredValue::new(live.is_some().then(|| initial.without_secret_values()));
+    let live = StoredValue::new(live);
     // Serialised into the page, so the browser hydrates the form the server drew.
     let shown = SharedValue::new(move || {
         use_context::<PostedForm>().unwrap_or_else(|| PostedForm {
@@ -65,15 +84,19 @@ pub fn ServiceForm(initial: OnboardingRequest) -> impl IntoView {
     let touched = RwSignal::new(false);
     let rules = Resource::new(|| (), |()| form_rules());
     let submit = ServerAction::<SubmitForm>::new();
+    let propose = ServerAction::<SubmitChange>::new();
     let preview = ServerAction::<PreviewForm>::new();
+    let preview_change = ServerAction::<PreviewChange>::new();
+    // The last submission's answer, whichever kind the form sends.
+    let submitted = Signal::derive(move || propose.value().get().or_else(|| submit.value().get()));
     // The browser's judgement, from the same validator the server runs.
     let errors = Memo::new(move |_| {
         let rules = rules.get().and_then(Result::ok).unwrap_or_default();
-        form.read().errors(&rules)
+        live_spec.with_value(|live| form.read().errors_against(live.as_ref(), &rules))
     });
     // The server's: of the last submission from this page, or of the post it came back from
     // (until the first edit, after which the browser's own judgement is current).
-    let server_errors = move || match submit.value().get() {
+    let server_errors = move || match submitted.get() {
         Some(Err(AppError::InvalidRequest(errors))) => errors.0,
         Some(_) => Vec::new(),
         None if touched.get() => Vec::new(),
@@ -93,7 +116,7 @@ pub fn ServiceForm(initial: OnboardingRequest) -> impl IntoView {
             .map(|e| e.message)
             .collect::<Vec<_>>()
     };
-    let other_error = move || match submit.value().get() {
+    let other_error = move || match submitted.get() {
         Some(Err(AppError::InvalidRequest(_))) | Some(Ok(_)) => None,
         Some(Err(error)) => Some(error.to_string()),
         None => posted.with_value(|(_, problem)| problem.clone()),
@@ -103,7 +126,7 @@ pub fn ServiceForm(initial: OnboardingRequest) -> impl IntoView {
     Effect::new(move |_| set_hydrated.set(true));
     let navigate = use_navigate();
     Effect::new(move |_| {
-        if let Some(Ok(id)) = submit.value().get() {
+        if let Some(Ok(id)) = submitted.get() {
             navigate(&format!("/requests/{id}"), Default::default());
         }
     });
@@ -253,7 +276,14 @@ pub fn ServiceForm(initial: OnboardingRequest) -> impl IntoView {
             on:submit=move |ev| {
                 ev.prevent_default();
                 touched.set(true);
-                submit.dispatch(SubmitForm { form: form.get() });
+                match live.get_value() {
+                    Some(LiveService { namespace, service }) => {
+                        propose.dispatch(SubmitChange { namespace, service, form: form.get() });
+                    }
+                    None => {
+                        submit.dispatch(SubmitForm { form: form.get() });
+                    }
+                }
             }>
             // Enter in a text field presses the form's first submit button: "Submit", not a row's
             // "Remove".
@@ -296,12 +326,72 @@ pub fn ServiceForm(initial: OnboardingRequest) -> impl IntoView {
             <div class="md:col-span-2 flex items-center gap-3">
                 <button type="submit" id="submit" class="rounded-md bg-indigo-600 px-3 py-2 text-sm font-medium text-white hover:bg-indigo-700 focus:outline-none focus:ring-2 focus:ring-indigo-500">"Submit for approval"</button>
                 <button type="button" id="preview" class="rounded-md border border-slate-300 px-3 py-2 text-sm hover:bg-slate-100"
-                    on:click=move |_| { preview.dispatch(PreviewForm { form: form.get() }); }>"Preview"</button>
+                    on:click=move |_| match live.get_value() {
+                        Some(LiveService { namespace, service }) => {
+                            preview_change.dispatch(PreviewChange { namespace, service, form: form.get() });
+                        }
+                        None => {
+                            preview.dispatch(PreviewForm { form: form.get() });
+                        }
+                    }>"Preview"</button>
                 <p role="alert" id="submit-error" class="text-sm text-red-700">{other_error}</p>
             </div>
         </form>
         <Preview preview />
+        <ChangePreviewView preview=preview_change />
     }
+}
+
+/// What a change would do to the live service: its spec differences, the files that differ
+/// from the live rendering (and how the repository's copy compares), the Vault objects.
+#[component]
+fn ChangePreviewView(preview: ServerAction<PreviewChange>) -> impl IntoView {
+    let shown = move |result: Result<ChangePreview, AppError>| match result {
+        Err(error) => view! { <p role="alert" id="preview-error" class="mt-4 text-sm text-red-700">{error.to_string()}</p> }.into_any(),
+        Ok(change) => view! {
+            <section id="change-preview" aria-label="Changes to the live version" class="mt-6 space-y-4 text-sm">
+                <div>
+                    <h2 class="font-medium">"Spec"</h2>
+                    <ul id="preview-differences" class="mt-1">
+                        {change.differences.into_iter().map(|d| {
+                            let field = d.field.clone();
+                            view! {
+                                <li data-field=field class="font-mono text-xs">
+                                    {format!("{}: {} → {}", d.field, d.from.unwrap_or_else(|| "—".into()), d.to.unwrap_or_else(|| "—".into()))}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                </div>
+                <div>
+                    <h2 class="font-medium">"Files (against the live version; the repository's copy in brackets)"</h2>
+                    <ul id="preview-changed-files" class="mt-1">
+                        {change.files.into_iter().map(|f| {
+                            let change = f.change.clone().unwrap_or_default();
+                            let repository = f.repository.clone().map(|r| format!(" [repository: {r}]")).unwrap_or_default();
+                            view! {
+                                <li data-path=f.path.clone() data-change=change.clone() data-repository=f.repository.clone().unwrap_or_default()>
+                                    <details>
+                                        <summary class="cursor-pointer font-mono text-xs">{format!("{change}: {}{repository}", f.path)}</summary>
+                                        <pre class="mt-1 overflow-x-auto rounded bg-slate-900 p-2 text-xs text-slate-100">{f.contents}</pre>
+                                    </details>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                </div>
+                <div>
+                    <h2 class="font-medium">"Vault (against what Vault holds now)"</h2>
+                    <ul id="preview-vault" class="mt-1">
+                        {change.vault.into_iter().map(|v| view! {
+                            <li data-change=v.change.clone() class="font-mono text-xs">{format!("{}: {}", v.change, v.path)}</li>
+                        }).collect_view()}
+                    </ul>
+                </div>
+            </section>
+        }.into_any(),
+    };
+    view! { {move || preview.value().get().map(shown)} }
 }
 
 /// The validator's path of a field of the form.

@@ -6,7 +6,9 @@ use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use super::onboard::{LiveService, ServiceForm};
 use super::requests::RequestTable;
+use crate::onboarding::OnboardingRequest;
 use crate::access::Role;
 use crate::account::whoami;
 use crate::request_api::{RequestOffboarding, ServiceDetail, get_service, list_services};
@@ -136,5 +138,41 @@ fn Service(
                 <p role="alert" id="offboard-error" class="mt-2 text-sm text-red-700">{error}</p>
             </section>
         })}
+    }
+}
+
+/// `/services/:namespace/:service/change`: the service form opened with the live spec; its
+/// submission is a change set that a platform admin other than the requester approves.
+#[component]
+pub fn ChangePage() -> impl IntoView {
+    let params = use_params_map();
+    let key = move || {
+        let params = params.read();
+        (params.get("namespace").unwrap_or_default(), params.get("service").unwrap_or_default())
+    };
+    let detail = Resource::new(key, |(namespace, service)| get_service(namespace, service));
+    view! {
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Err(error) => view! { <p role="alert" class="text-red-700">{error.to_string()}</p> }.into_any(),
+                    Ok(ServiceDetail { spec: None, namespace, service, .. }) => view! {
+                        <p role="alert" class="text-red-700">{format!("{namespace}/{service} is not live yet: it can change once its onboarding is applied.")}</p>
+                    }.into_any(),
+                    Ok(ServiceDetail { spec: Some(spec), namespace, service, version, .. }) => {
+                        // The change set needs its own justification, not the live one's.
+                        let initial = OnboardingRequest { justification: String::new(), ..spec.without_secret_values() };
+                        let live = LiveService { namespace: namespace.clone(), service: service.clone() };
+                        view! {
+                            <h1 class="text-2xl font-semibold">{format!("Change {namespace}/{service}")}</h1>
+                            <p class="mt-1 text-sm text-slate-600">
+                                {format!("The form holds version {version}. Say why in the justification; a platform admin other than you approves the change, and only what differs is written.")}
+                            </p>
+                            <ServiceForm initial live />
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
     }
 }

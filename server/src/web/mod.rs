@@ -204,6 +204,7 @@ pub fn router(state: AppState) -> Router {
         )
         // Beside the page's GET: the form posted without JavaScript.
         .route("/onboard", post(onboard::post_form))
+        .route("/services/{namespace}/{service}/change", post(onboard::post_change_form))
         // Per matched route (the pattern, not the path), after routing.
         .route_layer(axum::middleware::from_fn(record_request))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(

@@ -8,8 +8,8 @@ use app::access::AppError;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{Method, StatusCode};
 use http::header::{self, HeaderValue};
+use http::{Method, StatusCode};
 
 use crate::errors::ApiError;
 
@@ -36,12 +36,16 @@ impl SecurityPolicy {
             |url: &str| url::Url::parse(url).map(|u| u.origin().ascii_serialization()).ok();
         let parsed = url::Url::parse(public_url).ok();
         let host = parsed.as_ref().and_then(|u| {
-            Some((u.host_str()?.trim_matches(['[', ']']).to_ascii_lowercase(), u.port_or_known_default()?))
+            Some((
+                u.host_str()?.trim_matches(['[', ']']).to_ascii_lowercase(),
+                u.port_or_known_default()?,
+            ))
         });
         // A public URL on `0.0.0.0` (the listen address, no public URL set) is reached through
         // a port-forward on loopback.
         let loopback = host.as_ref().is_some_and(|(name, _)| {
-            is_loopback(name) || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+            is_loopback(name)
+                || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified())
         });
         Self {
             origin: origin_of(public_url).unwrap_or_default(),
@@ -58,7 +62,9 @@ impl SecurityPolicy {
         let Some((public, public_port)) = &self.host else { return true };
         let host = host.to_ascii_lowercase();
         let (name, port) = match host.rsplit_once(':') {
-            Some((name, port)) if !name.is_empty() && (name.ends_with(']') || !name.contains(':')) => {
+            Some((name, port))
+                if !name.is_empty() && (name.ends_with(']') || !name.contains(':')) =>
+            {
                 (name, port.parse::<u16>().ok())
             }
             _ => (host.as_str(), None),
@@ -193,7 +199,13 @@ mod tests {
         for ok in ["meshport.example.com", "MESHPORT.example.com:443"] {
             assert!(public.accepts_host(ok), "{ok}");
         }
-        for refused in ["evil.example", "meshport.example.com:8443", "127.0.0.1:3000", "localhost", "meshport.example.com.evil.example"] {
+        for refused in [
+            "evil.example",
+            "meshport.example.com:8443",
+            "127.0.0.1:3000",
+            "localhost",
+            "meshport.example.com.evil.example",
+        ] {
             assert!(!public.accepts_host(refused), "{refused}");
         }
         let laptop = SecurityPolicy::new("http://127.0.0.1:3000", None);
