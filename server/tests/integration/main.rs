@@ -8,6 +8,7 @@ mod harness;
 mod artifacts;
 mod audit;
 mod bootstrap;
+mod changes;
 mod gitops;
 mod identity;
 mod jobs;
