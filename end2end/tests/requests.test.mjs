@@ -105,7 +105,7 @@ test('a developer onboards cart in the form, an admin approves, meshport provisi
   const vaultPaths = await admin.page.locator('[data-vault-path]').evaluateAll((items) => items.map((i) => i.dataset.vaultPath));
   assert.ok(vaultPaths.includes('sys/policies/acl/prod-app-cart'), `the Vault objects are listed: ${vaultPaths}`);
   const steps = await admin.page.locator('[data-step]').evaluateAll((items) => items.map((i) => i.dataset.step));
-  assert.deepEqual(steps, ['vault_policy', 'vault_role', 'vault_secrets', 'vault_pki', 'pull_request']);
+  assert.deepEqual(steps, ['vault_policy', 'vault_role', 'vault_secrets', 'vault_pki', 'vault_retire_secrets', 'pull_request']);
   const pr = admin.page.locator('[data-pr-kind="onboarding"]');
   assert.equal(await pr.getAttribute('data-pr-state'), 'open');
   assert.match(await pr.innerText(), /meshport\/cart-/);
@@ -144,7 +144,7 @@ test('a developer onboards cart in the form, an admin approves, meshport provisi
   assert.equal(await admin.page.locator('[data-pr-kind="onboarding"]').getAttribute('data-pr-state'), 'merged');
   await admin.page.screenshot({ path: path.join(artifactsDir, 'journey-7-merged.png') });
   await admin.page.goto(`${base}/services`);
-  await admin.page.waitForSelector(`#services a[href="/requests/${id}"]`);
+  await admin.page.waitForSelector(`#services tr[data-service="prod-app/cart"] a[href="/services/prod-app/cart"]`);
   await admin.page.screenshot({ path: path.join(artifactsDir, 'journey-8-services.png') });
 
   await developer.context.close();
