@@ -867,6 +867,12 @@ async fn the_openapi_document_describes_every_route_and_the_token_scheme() {
             "/api/v1/requests/{id}/actions",
             "/api/v1/requests/{id}/approve",
             "/api/v1/requests/{id}/reject",
+            "/api/v1/requests/{id}/withdraw",
+            "/api/v1/services/{namespace}/{service}",
+            "/api/v1/services/{namespace}/{service}/adopt",
+            "/api/v1/services/{namespace}/{service}/changes",
+            "/api/v1/services/{namespace}/{service}/offboard",
+            "/api/v1/services/{namespace}/{service}/preview",
         ]
     );
     assert_eq!(document["components"]["securitySchemes"]["api_token"]["scheme"], "bearer");

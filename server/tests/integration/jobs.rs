@@ -691,10 +691,21 @@ async fn a_policy_made_by_hand_is_refused_until_an_admin_adopts_it() {
     assert_eq!(read_policy().await.trim(), policy.to_hcl().trim(), "now meshport's");
     assert_eq!(db.store.request(request_id).await.unwrap().unwrap().status.as_str(), "pr_open");
 
-    // Offboarding deletes it, and forgets it.
-    requests.act(&alex, &id, AdminAction::Offboard).await.unwrap();
+    // Offboarding (once the onboarding is merged, by a change set another admin approves)
+    // deletes it, and forgets it.
+    for (from, to) in
+        [(app::onboarding::RequestStatus::PrOpen, app::onboarding::RequestStatus::Merged)]
+    {
+        assert!(db.store.transition_request(request_id, from, to).await.unwrap());
+    }
+    let offboarding = requests
+        .propose_offboarding(&alex, "prod-app", "orphan", "orphan is retired")
+        .await
+        .unwrap();
+    let (_, blake) = crate::harness::person(&db.store, "blake", &[Role::PlatformAdmin]).await;
+    requests.decide(&blake, &offboarding, app::request_api::Decision::Approve, "").await.unwrap();
     engine.run_next().await.unwrap();
-    let job = db.store.jobs_of_request(request_id).await.unwrap().pop().unwrap();
+    let job = db.store.jobs_of_request(offboarding.parse().unwrap()).await.unwrap().pop().unwrap();
     assert_eq!(job.state, JobState::Done, "{:?}", job.last_error);
     assert_eq!(call(&platform.addr, &platform.root, "GET", &policy_path, None).await.0, 404);
     assert!(db.store.vault_object(&policy_path).await.unwrap().is_none());

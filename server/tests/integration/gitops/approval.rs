@@ -61,12 +61,13 @@ async fn setup(store: &Store) -> Setup {
     let state = AppState::new(&remote.config(), store.clone(), vault, false).await.unwrap();
     let request_id = cart_request(store).await;
     // Approved and provisioned: what the job leaves before the pull request merges.
-    assert!(
-        store
-            .transition_request(request_id, RequestStatus::Submitted, RequestStatus::PrOpen)
-            .await
-            .unwrap()
-    );
+    for (from, to) in [
+        (RequestStatus::Submitted, RequestStatus::Approved),
+        (RequestStatus::Approved, RequestStatus::Provisioning),
+        (RequestStatus::Provisioning, RequestStatus::PrOpen),
+    ] {
+        assert!(store.transition_request(request_id, from, to).await.unwrap());
+    }
     let pr = state.gitops.propose(&proposal(request_id)).await.unwrap();
     // The approved head is the commit meshport pushed for the approved change.
     assert_eq!(pr.approved_head_sha, pr.head_sha);

@@ -251,10 +251,13 @@ async fn contract_polling_applies_the_forges_state_like_a_webhook(db: TestDataba
 async fn contract_a_webhook_merge_of_a_head_pushed_after_approval_is_flagged(db: TestDatabase) {
     let github = forge(ProviderKind::Github, &db).await;
     let request_id = github.pr.request_id;
-    db.store
-        .transition_request(request_id, RequestStatus::Submitted, RequestStatus::PrOpen)
-        .await
-        .unwrap();
+    for (from, to) in [
+        (RequestStatus::Submitted, RequestStatus::Approved),
+        (RequestStatus::Approved, RequestStatus::Provisioning),
+        (RequestStatus::Provisioning, RequestStatus::PrOpen),
+    ] {
+        assert!(db.store.transition_request(request_id, from, to).await.unwrap());
+    }
     // Someone pushed to the branch after approval; GitHub reports the head it merged.
     let theirs = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
     let merged = github_body("shop/gitops", 7, "closed", true, theirs);

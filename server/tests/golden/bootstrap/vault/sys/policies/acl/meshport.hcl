@@ -29,6 +29,14 @@ path "pki/roles/meshport-prod-app-*" {
   capabilities = ["create", "read", "update", "delete"]
 }
 
+path "secret/data/meshport-staging/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "secret/metadata/meshport-staging/*" {
+  capabilities = ["read", "delete", "list"]
+}
+
 path "pki/certs" {
   capabilities = ["list"]
 }
