@@ -92,8 +92,9 @@ impl EnvRow {
     }
 }
 
-/// One secret row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One secret row. Its `Debug` never prints the typed value, so a form in a log line or a
+/// panic message does not carry it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SecretRow {
     pub name: String,
@@ -108,6 +109,20 @@ pub struct SecretRow {
     /// A value was typed, and dropped when the form came back from the server (which never
     /// sends a secret value to the browser): the row asks for it again.
     pub retype: bool,
+}
+
+impl std::fmt::Debug for SecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = if self.value.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("SecretRow")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("value", &value)
+            .field("length", &self.length)
+            .field("alphabet", &self.alphabet)
+            .field("retype", &self.retype)
+            .finish()
+    }
 }
 
 impl Default for SecretRow {
@@ -491,6 +506,20 @@ fn callers_of(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typed_secret_value_never_reaches_debug_output() {
+        let row = SecretRow {
+            name: "api_key".into(),
+            source: "provided".into(),
+            value: "typed-by-dana".into(),
+            ..SecretRow::default()
+        };
+        let form = OnboardForm { secrets: vec![row], ..OnboardForm::default() };
+        let printed = format!("{form:?} {form:#?}");
+        assert!(!printed.contains("typed-by-dana"), "{printed}");
+        assert!(printed.contains("<redacted>") && printed.contains("api_key"), "{printed}");
+    }
 
     fn port(name: &str, number: &str, protocol: &str, callers: &str) -> PortRow {
         PortRow {

@@ -346,7 +346,8 @@ pub fn ServiceForm(
 /// from the live rendering (and how the repository's copy compares), the Vault objects.
 #[component]
 fn ChangePreviewView(preview: ServerAction<PreviewChange>) -> impl IntoView {
-    let shown = move |result: Result<ChangePreview, AppError>| match result {
+    let shown = move |result: Result<ChangePreview, AppError>| {
+        match result {
         Err(error) => view! { <p role="alert" id="preview-error" class="mt-4 text-sm text-red-700">{error.to_string()}</p> }.into_any(),
         Ok(change) => view! {
             <section id="change-preview" aria-label="Changes to the live version" class="mt-6 space-y-4 text-sm">
@@ -366,18 +367,7 @@ fn ChangePreviewView(preview: ServerAction<PreviewChange>) -> impl IntoView {
                 <div>
                     <h2 class="font-medium">"Files (against the live version; the repository's copy in brackets)"</h2>
                     <ul id="preview-changed-files" class="mt-1">
-                        {change.files.into_iter().map(|f| {
-                            let change = f.change.clone().unwrap_or_default();
-                            let repository = f.repository.clone().map(|r| format!(" [repository: {r}]")).unwrap_or_default();
-                            view! {
-                                <li data-path=f.path.clone() data-change=change.clone() data-repository=f.repository.clone().unwrap_or_default()>
-                                    <details>
-                                        <summary class="cursor-pointer font-mono text-xs">{format!("{change}: {}{repository}", f.path)}</summary>
-                                        <pre class="mt-1 overflow-x-auto rounded bg-slate-900 p-2 text-xs text-slate-100">{f.contents}</pre>
-                                    </details>
-                                </li>
-                            }
-                        }).collect_view()}
+                        {change.files.into_iter().map(super::requests::changed_file).collect_view()}
                     </ul>
                 </div>
                 <div>
@@ -390,6 +380,7 @@ fn ChangePreviewView(preview: ServerAction<PreviewChange>) -> impl IntoView {
                 </div>
             </section>
         }.into_any(),
+    }
     };
     view! { {move || preview.value().get().map(shown)} }
 }

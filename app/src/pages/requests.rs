@@ -11,8 +11,8 @@ use crate::account::whoami;
 use crate::onboarding::ChangeKind;
 use crate::onboarding::RequestStatus;
 use crate::request_api::{
-    ActOnRequest, JobSummary, RequestDetail, RequestSummary, WithdrawRequest, get_request,
-    list_requests,
+    ActOnRequest, JobSummary, PreviewFile, RequestDetail, RequestSummary, WithdrawRequest,
+    get_request, list_requests,
 };
 
 /// The list of requests; for platform admins, those waiting for a decision come first.
@@ -370,22 +370,29 @@ fn Differences(detail: RequestDetail) -> impl IntoView {
         })}
         {(!files.is_empty()).then(|| view! {
             <section aria-labelledby="files-heading" class="mt-4">
-                <h2 id="files-heading" class="font-medium">"Files it writes"</h2>
+                <h2 id="files-heading" class="font-medium">"What it writes: manifests (the pull request) and Vault objects (by API path)"</h2>
                 <ul id="change-files" class="mt-2 space-y-1 text-sm">
-                    {files.into_iter().map(|f| {
-                        let change = f.change.unwrap_or_default();
-                        view! {
-                            <li data-path=f.path.clone() data-change=change.clone()>
-                                <details>
-                                    <summary class="cursor-pointer font-mono text-xs">{format!("{change}: {}", f.path)}</summary>
-                                    <pre class="mt-1 overflow-x-auto rounded bg-slate-900 p-2 text-xs text-slate-100">{f.contents}</pre>
-                                </details>
-                            </li>
-                        }
-                    }).collect_view()}
+                    {files.into_iter().map(changed_file).collect_view()}
                 </ul>
             </section>
         })}
+    }
+}
+
+/// A file a change set writes: how it changes (and, in a preview, how the repository's copy
+/// compares), its contents folded.
+pub(super) fn changed_file(file: PreviewFile) -> impl IntoView {
+    let change = file.change.unwrap_or_default();
+    let repository = file.repository.unwrap_or_default();
+    let suffix =
+        if repository.is_empty() { String::new() } else { format!(" [repository: {repository}]") };
+    view! {
+        <li data-path=file.path.clone() data-change=change.clone() data-repository=repository>
+            <details>
+                <summary class="cursor-pointer font-mono text-xs">{format!("{change}: {}{suffix}", file.path)}</summary>
+                <pre class="mt-1 overflow-x-auto rounded bg-slate-900 p-2 text-xs text-slate-100">{file.contents}</pre>
+            </details>
+        </li>
     }
 }
 

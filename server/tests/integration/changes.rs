@@ -249,7 +249,7 @@ async fn colliding_vault_names_on_sqlite() {
 #[tokio::test]
 async fn openbao_killed_between_two_steps_of_a_modify_ends_in_exactly_the_approved_state() {
     let platform = Platform::new().await;
-    let mut bao = PersistentOpenBao::start().await;
+    let bao = PersistentOpenBao::start().await;
     let config = VaultConfig {
         addr: bao.addr(),
         token: Some(SecretString::from(bao.root_token.clone())),
