@@ -6,6 +6,11 @@ import { chromium } from 'playwright-core';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
+// How long a page may take to hydrate: meshport dev serves the unoptimised debug WASM (about
+// 14 MB), compressed per request by a debug build, so on a loaded two-core machine one fetch
+// can take tens of seconds. A wait, not a speed target (docs/benchmarks.md measures speed).
+export const HYDRATION_TIMEOUT = 120_000;
+
 export const artifactsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 
 export function launchBrowser() {

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { sharedBrowser, artifactsDir } from './browser.mjs';
+import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT } from './browser.mjs';
 
 // meshport dev's data folder: its OpenBao's address and token, and the local GitOps repository.
 const data = process.env.MESHPORT_E2E_DATA;
@@ -100,7 +100,7 @@ async function openChangeForm(page) {
   await page.goto(`${base}/services/${namespace}/${service}`);
   await page.click('#change-service');
   await page.waitForURL(`${base}/services/${namespace}/${service}/change`);
-  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: 30_000 });
+  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: HYDRATION_TIMEOUT });
 }
 
 async function previewFields(page) {
@@ -119,7 +119,7 @@ test('a live service changes by change sets: preview, second-person approval, a 
 
   // Version 1: onboarded, approved, merged.
   await page.goto(`${base}/onboard`);
-  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: 30_000 });
+  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: HYDRATION_TIMEOUT });
   await page.fill('#service', service);
   await page.fill('#team', 'shop');
   await page.fill('#image', image);

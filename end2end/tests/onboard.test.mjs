@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { sharedBrowser, artifactsDir } from './browser.mjs';
+import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT } from './browser.mjs';
 
 const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
 const shared = sharedBrowser();
@@ -49,7 +49,7 @@ test('the form validates as it is typed, previews every artifact and submits', a
   const errors = [];
   page.on('pageerror', (error) => errors.push(error.message));
   await page.goto(`${base}/onboard`);
-  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: 30_000 });
+  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: HYDRATION_TIMEOUT });
 
   // Field errors appear before any submission, from the validator running in the browser.
   await page.fill('#service', 'Checkout!');

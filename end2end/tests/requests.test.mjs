@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { sharedBrowser, artifactsDir } from './browser.mjs';
+import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT } from './browser.mjs';
 
 // meshport dev's data folder: its OpenBao's address and token, and the local GitOps repository.
 const data = process.env.MESHPORT_E2E_DATA;
@@ -41,7 +41,7 @@ test('a developer onboards cart in the form, an admin approves, meshport provisi
   const developer = await signIn('developer');
   const page = developer.page;
   await page.goto(`${base}/onboard`);
-  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: 30_000 });
+  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: HYDRATION_TIMEOUT });
   // Invalid input shows field errors before anything is submitted.
   await page.fill('#service', 'Cart_Service');
   await page.waitForSelector('#service-errors li');
