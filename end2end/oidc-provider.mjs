@@ -28,6 +28,13 @@
 //   {"tamper": "signature"}          flip the signature (payload unchanged)
 //   {"tamper": "alg-none"}           header alg "none", no signature
 // DELETE /__test/next-id-token clears the queue.
+// POST /__test/users/<sub> with {"groups": [...]} and/or {"disabled": true} changes a user as an
+// administrator would at the provider (a disabled user's refresh tokens are refused).
+// POST /__test/rotate-keys signs with a new key (a new key id) from now on; the previous key
+// stays published beside it for tokens already issued, as providers rotate keys.
+//
+// Refresh tokens are issued to the client (it allows the refresh_token grant) and outlive the
+// browser session, like `offline_access` tokens, for meshport's re-validation.
 
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -76,10 +83,17 @@ const sameSecret = (a, b) => {
   return crypto.timingSafeEqual(x, y);
 };
 
-// One RSA signing key per run, also used by the test hook to re-sign ID tokens.
-const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-const kid = crypto.randomBytes(8).toString('hex');
-const signingJwk = { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+// The RSA signing key (rotated by the test hook; the newest signs, also the test hook's
+// re-signed ID tokens) and the previous one, still published.
+let privateKey;
+let signingJwks = [];
+function newSigningKey() {
+  ({ privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }));
+  const kid = crypto.randomBytes(8).toString('hex');
+  const jwk = { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+  signingJwks = [jwk, ...signingJwks].slice(0, 2);
+}
+newSigningKey();
 
 const escape = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => ({
   '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
@@ -105,7 +119,7 @@ const configuration = {
     client_secret: clientSecret,
     redirect_uris: redirectUris,
     post_logout_redirect_uris: postLogoutRedirectUris,
-    grant_types: ['authorization_code'],
+    grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: authMethod,
   }],
@@ -117,9 +131,15 @@ const configuration = {
     groups: [groupsClaim],
   },
   conformIdTokenClaims: !claimsInIdToken,
+  async issueRefreshToken(ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
+  },
+  async expiresWithSession() {
+    return false;
+  },
   async findAccount(ctx, sub) {
     const user = bySub.get(sub);
-    if (!user) return undefined;
+    if (!user || user.disabled) return undefined;
     return {
       accountId: user.sub,
       async claims() {
@@ -134,7 +154,6 @@ const configuration = {
       },
     };
   },
-  jwks: { keys: [signingJwk] },
   cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
   ttl: {
     IdToken: idTokenTtl,
@@ -142,7 +161,8 @@ const configuration = {
     AuthorizationCode: 60,
     Interaction: 600,
     Session: 3600,
-    Grant: 3600,
+    Grant: 86400,
+    RefreshToken: 86400,
   },
   features: {
     devInteractions: { enabled: false },
@@ -263,7 +283,35 @@ async function handle(req, res) {
     }
     return send(res, 405, '');
   }
+  const userHook = url.pathname.match(/^\/__test\/users\/([^/]+)$/);
+  if (userHook && req.method === 'POST') {
+    const user = bySub.get(decodeURIComponent(userHook[1]));
+    if (!user) return send(res, 404, '');
+    const change = JSON.parse((await readBody(req)) || '{}');
+    if (Array.isArray(change.groups)) user.groups = change.groups.map(String);
+    if (typeof change.disabled === 'boolean') user.disabled = change.disabled;
+    return send(res, 204, '');
+  }
+  if (url.pathname === '/__test/rotate-keys' && req.method === 'POST') {
+    newSigningKey();
+    startProvider(provider.issuer);
+    return send(res, 204, '');
+  }
   return providerCallback(req, res);
+}
+
+// (Re)creates the provider with the current signing key. Grants, codes and tokens live in the
+// module-wide memory adapter, so they outlive a key rotation.
+function startProvider(issuer) {
+  provider = new Provider(issuer, { ...configuration, jwks: { keys: signingJwks } });
+  // Post-processing of the token endpoint for the test hook.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route === 'token' && ctx.status === 200 && ctx.body?.id_token && mutations.length) {
+      ctx.body = { ...ctx.body, id_token: mutateIdToken(ctx.body.id_token, mutations.shift()) };
+    }
+  });
+  providerCallback = provider.callback();
 }
 
 const server = http.createServer((req, res) => {
@@ -277,15 +325,7 @@ const server = http.createServer((req, res) => {
 server.listen(requestedPort, host, () => {
   const { port } = server.address();
   const issuer = `http://${host}:${port}`;
-  provider = new Provider(issuer, configuration);
-  // Post-processing of the token endpoint for the test hook.
-  provider.use(async (ctx, next) => {
-    await next();
-    if (ctx.oidc?.route === 'token' && ctx.status === 200 && ctx.body?.id_token && mutations.length) {
-      ctx.body = { ...ctx.body, id_token: mutateIdToken(ctx.body.id_token, mutations.shift()) };
-    }
-  });
-  providerCallback = provider.callback();
+  startProvider(issuer);
   console.log(`READY ${issuer}`);
 });
 

@@ -206,7 +206,12 @@ impl AppError {
             Self::Invalid(_) | Self::InvalidRequest(_) => 422,
             Self::Conflict(_) => 409,
             Self::Internal(_) => 500,
-            Self::ServerFn(ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_)) => 400,
+            // On the server, `Deserialization` is the arguments' body failing to decode.
+            Self::ServerFn(
+                ServerFnErrorErr::Args(_)
+                | ServerFnErrorErr::MissingArg(_)
+                | ServerFnErrorErr::Deserialization(_),
+            ) => 400,
             Self::ServerFn(_) => 500,
         }
     }

@@ -12,6 +12,7 @@ pub mod platform;
 pub mod request_api;
 pub mod rotation;
 pub mod status_report;
+pub mod users;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -96,6 +97,16 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("services"), ParamSegment("namespace"), ParamSegment("service"), StaticSegment("change"))
                         view=pages::ChangePage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("users"))
+                        view=pages::UsersPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("users"), ParamSegment("id"))
+                        view=pages::UserPage
                         ssr=SsrMode::Async
                     />
                     <Route

@@ -242,15 +242,16 @@ pub async fn form_rules() -> Result<OnboardingRules, AppError> {
     Ok(service()?.rules())
 }
 
-/// Every artifact the form would create, rendered by the server. Signed-in callers only.
+/// Every artifact the form would create, rendered by the server. Only for a caller who may
+/// submit for the form's team.
 #[server(endpoint = "preview_form")]
 pub async fn preview_form(form: OnboardForm) -> Result<Vec<PreviewFile>, AppError> {
     use crate::access::ssr;
-    ssr::require_principal()?;
+    let principal = ssr::require_principal()?;
     let request = form
         .to_request()
         .map_err(|errors| ssr::fail(crate::onboarding::ValidationErrors(errors).into()))?;
-    service()?.preview(request).await.map_err(ssr::fail)
+    service()?.preview(&principal, request).await.map_err(ssr::fail)
 }
 
 /// Submits the onboarding form (a plain form post, so it works without JavaScript) and goes
@@ -421,9 +422,11 @@ pub mod ssr {
     pub trait RequestService: Send + Sync {
         /// The rules requests are judged by.
         fn rules(&self) -> crate::onboarding::OnboardingRules;
-        /// Every file the request would create; the validator's errors if it is invalid.
+        /// Every file the request would create, for a caller who may submit for its team; the
+        /// validator's errors if it is invalid.
         async fn preview(
             &self,
+            requester: &Principal,
             request: OnboardingRequest,
         ) -> Result<Vec<super::PreviewFile>, AppError>;
         async fn submit(

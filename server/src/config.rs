@@ -133,6 +133,19 @@ pub struct IdentityConfig {
     pub session_max_hours: u32,
     /// Days an API token lives when its creator does not say. Default 30; at most 365.
     pub token_days: u32,
+    /// Longest life, in days, of a token that carries the platform-admin role. Default 30.
+    pub admin_token_days: u32,
+    /// Minutes between re-validations of each user with live sessions or tokens at the
+    /// provider (refresh-token grant, then UserInfo): a user disabled there or without any
+    /// meshport group loses every session and token. Any change (a POST) is preceded by a
+    /// re-validation at most a minute old. 0 turns re-validation off. Default 15.
+    pub revalidate_minutes: u32,
+    /// Minutes after which the provider's discovery document and signing keys are fetched
+    /// again (also at once when an ID token names an unknown key). Default 60.
+    pub discovery_refresh_minutes: u32,
+    /// Key (32 bytes, base64) sealing the refresh tokens kept for re-validation. Default: one
+    /// derived from `client_secret`.
+    pub encryption_key: Option<SecretString>,
 }
 
 /// The provisioning engine every meshport process runs.
@@ -262,6 +275,10 @@ impl Default for IdentityConfig {
             session_idle_minutes: 30,
             session_max_hours: 12,
             token_days: 30,
+            admin_token_days: 30,
+            revalidate_minutes: 15,
+            discovery_refresh_minutes: 60,
+            encryption_key: None,
         }
     }
 }
@@ -289,7 +306,8 @@ fn is_local_repo_url(url: &str) -> bool {
     if url.starts_with("file://") {
         return true;
     }
-    let scp_like = url.find(':').is_some_and(|colon| url.find('/').is_none_or(|slash| colon < slash));
+    let scp_like =
+        url.find(':').is_some_and(|colon| url.find('/').is_none_or(|slash| colon < slash));
     !url.contains("://") && !scp_like
 }
 
@@ -381,7 +399,7 @@ impl Config {
     fn own_problem(&self) -> Option<(&'static str, &'static str)> {
         let is_label = app::onboarding::is_dns_label;
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 10] = [
+        let checks: [(&'static str, bool, &'static str); 12] = [
             (
                 "onboarding.namespaces",
                 !self.onboarding.namespaces.is_empty()
@@ -390,7 +408,11 @@ impl Config {
             ),
             (
                 "onboarding.namespaces",
-                !self.onboarding.namespaces.iter().any(|n| PLATFORM_NAMESPACES.contains(&n.as_str())),
+                !self
+                    .onboarding
+                    .namespaces
+                    .iter()
+                    .any(|n| PLATFORM_NAMESPACES.contains(&n.as_str())),
                 "must not name meshport's or the platform's own namespaces (meshport, kube-system, \
                  kube-public, linkerd, cert-manager, vault, openbao, argocd) nor meshport-staging: \
                  roles bound there would let a service log in as the platform",
@@ -427,6 +449,17 @@ impl Config {
                 "identity.token_days",
                 (1..=365).contains(&identity.token_days),
                 "must be between 1 and 365",
+            ),
+            (
+                "identity.admin_token_days",
+                (1..=365).contains(&identity.admin_token_days),
+                "must be between 1 and 365",
+            ),
+            (
+                "identity.revalidate_minutes",
+                identity.revalidate_minutes <= 1440
+                    && (1..=1440).contains(&identity.discovery_refresh_minutes),
+                "must be 0 to 1440 (and `identity.discovery_refresh_minutes` 1 to 1440)",
             ),
             (
                 "status.refresh_seconds",
@@ -624,9 +657,15 @@ mod tests {
             jail.create_file("meshport.toml", "[onboarding]\nnamespaces = []\n")?;
             let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
             assert!(error.contains("onboarding.namespaces"), "{error}");
-            jail.create_file("meshport.toml", "[onboarding]\nnamespaces = [\"prod-app\", \"meshport\"]\n")?;
+            jail.create_file(
+                "meshport.toml",
+                "[onboarding]\nnamespaces = [\"prod-app\", \"meshport\"]\n",
+            )?;
             let error = Config::load(Some(Path::new("meshport.toml"))).unwrap_err().to_string();
-            assert!(error.contains("onboarding.namespaces") && error.contains("platform"), "{error}");
+            assert!(
+                error.contains("onboarding.namespaces") && error.contains("platform"),
+                "{error}"
+            );
             // Typed values wait in the KV folder of that name; no service may live under it.
             let staging = "[onboarding]\nnamespaces = [\"meshport-staging\"]\n";
             jail.create_file("meshport.toml", staging)?;
@@ -718,12 +757,18 @@ mod tests {
             assert_eq!(config.data_dir, Path::new("/home/dev/meshport/data"));
             assert_eq!(config.site_root, Path::new("/home/dev/meshport/target/site"));
             assert_eq!(config.gitops_repo_url(), "/home/dev/meshport/data/gitops.git");
-            assert_eq!(config.gitops_cache_dir(), Path::new("/home/dev/meshport/data/gitops-cache"));
+            assert_eq!(
+                config.gitops_cache_dir(),
+                Path::new("/home/dev/meshport/data/gitops-cache")
+            );
             assert_eq!(
                 config.database_url().expose_secret(),
                 "sqlite:///home/dev/meshport/data/meshport.db"
             );
-            assert_eq!(config.dev_audit_key_file(), Path::new("/home/dev/meshport/data/audit-signing.key"));
+            assert_eq!(
+                config.dev_audit_key_file(),
+                Path::new("/home/dev/meshport/data/audit-signing.key")
+            );
 
             jail.set_env("MESHPORT_DATA_DIR", "./state");
             jail.set_env("MESHPORT_DATABASE_URL", "sqlite:db/m.db?mode=rwc");
@@ -734,10 +779,19 @@ mod tests {
             let mut config = Config::load(None).map_err(|e| e.to_string())?;
             config.resolve_paths(base);
             assert_eq!(config.data_dir, Path::new("/home/dev/meshport/state"));
-            assert_eq!(config.database_url().expose_secret(), "sqlite:///home/dev/meshport/db/m.db?mode=rwc");
+            assert_eq!(
+                config.database_url().expose_secret(),
+                "sqlite:///home/dev/meshport/db/m.db?mode=rwc"
+            );
             assert_eq!(config.gitops_repo_url(), "file:///home/dev/meshport/repos/gitops.git");
-            assert_eq!(config.gitops.ssh_key.as_deref(), Some(Path::new("/home/dev/meshport/keys/id")));
-            assert_eq!(config.vault.ca_cert.as_deref(), Some(Path::new("/home/dev/meshport/../ca.pem")));
+            assert_eq!(
+                config.gitops.ssh_key.as_deref(),
+                Some(Path::new("/home/dev/meshport/keys/id"))
+            );
+            assert_eq!(
+                config.vault.ca_cert.as_deref(),
+                Some(Path::new("/home/dev/meshport/../ca.pem"))
+            );
             assert_eq!(config.dev.bao_bin, Path::new("/home/dev/meshport/tools/bao"));
 
             for (url, kept) in [

@@ -78,6 +78,8 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     vault.keep_logged_in(None);
     let state = web::AppState::new(&config, store.clone(), vault, demo).await?;
     state.sessions.spawn_cleanup(std::time::Duration::from_secs(600));
+    // Access follows the identity provider: users are asked about again on schedule.
+    state.identity.spawn_revalidation();
     // Certificate and rotation status: every replica reads the sources; alerts are sent once.
     state.status.clone().spawn();
     // The provisioning engine: every replica claims due jobs; drift is checked periodically.

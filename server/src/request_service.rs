@@ -77,17 +77,29 @@ impl RequestService for Requests {
         self.rules.clone()
     }
 
-    async fn preview(&self, request: OnboardingRequest) -> Result<Vec<PreviewFile>, AppError> {
+    async fn preview(
+        &self,
+        requester: &Principal,
+        request: OnboardingRequest,
+    ) -> Result<Vec<PreviewFile>, AppError> {
         let valid = ValidRequest::new(request, &self.rules)?;
+        requester.may_submit_for(&valid.team)?;
         let artifacts = ServiceArtifacts::build(&valid, &self.settings, None);
+        // Compared only with the folder of a service the caller may see: another team's files,
+        // or files no service owns, are not the caller's to read.
+        let owned = self.store.service(&valid.namespace, &valid.service).await?;
+        let visible = owned.is_some_and(|service| requester.may_view_team(&service.team));
         let current = match &self.gitops {
-            Some(gitops) => match gitops.current_files(&valid.namespace, &valid.service).await {
-                Ok(files) => Some(files),
-                Err(error) => {
-                    tracing::warn!(%error, "could not read the GitOps repository for a preview");
-                    None
+            Some(gitops) if visible => {
+                match gitops.current_files(&valid.namespace, &valid.service).await {
+                    Ok(files) => Some(files),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not read the GitOps repository for a preview");
+                        None
+                    }
                 }
-            },
+            }
+            Some(_) => Some(Vec::new()),
             None => None,
         };
         let mut files: Vec<PreviewFile> = Vec::new();

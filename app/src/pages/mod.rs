@@ -7,6 +7,7 @@ mod requests;
 mod services;
 mod signin;
 mod status;
+mod users;
 
 pub use audit::AuditPage;
 pub use home::HomePage;
@@ -15,6 +16,7 @@ pub use requests::{RequestPage, RequestsPage};
 pub use services::{ChangePage, ServicePage, ServicesPage};
 pub use signin::{AccountMenu, DemoBanner, SignInPage};
 pub use status::{ServiceStatusPage, StatusPage};
+pub use users::{UserPage, UsersPage};
 
 use leptos::prelude::*;
 

@@ -86,6 +86,7 @@ pub fn AccountMenu() -> impl IntoView {
             {move || Suspend::new(async move {
                 match me.await.ok().flatten() {
                     Some(principal) => {
+                        let admin = principal.has(Role::PlatformAdmin);
                         let roles = principal
                             .roles
                             .iter()
@@ -98,6 +99,9 @@ pub fn AccountMenu() -> impl IntoView {
                                     <span class="font-medium">{principal.name}</span>
                                     <span class="text-slate-500">" · " <span id="signed-in-roles">{roles}</span></span>
                                 </span>
+                                {admin.then(|| view! {
+                                    <a id="admin-users" href="/admin/users" class="text-indigo-700 hover:underline">"Users"</a>
+                                })}
                                 <form method="post" action="/auth/logout">
                                     <button
                                         type="submit"

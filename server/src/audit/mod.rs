@@ -49,6 +49,16 @@ pub enum Action {
     ExportPerformed,
     /// A platform admin adopted Vault objects meshport did not create for a service.
     VaultObjectAdopted,
+    /// Re-validation at the identity provider found other roles or teams for a user.
+    UserAccessChanged,
+    /// Re-validation found a user disabled at the provider or without any meshport group: every
+    /// session and token revoked.
+    UserDeprovisioned,
+    /// A platform admin disabled a user (every session and token revoked) or enabled them.
+    UserDisabled,
+    UserEnabled,
+    /// A session was ended by an admin.
+    SessionRevoked,
 }
 
 impl Action {
@@ -73,6 +83,11 @@ impl Action {
             Self::ApiTokenRevoked => "api_token_revoked",
             Self::ExportPerformed => "export_performed",
             Self::VaultObjectAdopted => "vault_object_adopted",
+            Self::UserAccessChanged => "user_access_changed",
+            Self::UserDeprovisioned => "user_deprovisioned",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::SessionRevoked => "session_revoked",
         }
     }
 }

@@ -122,6 +122,8 @@ pub struct Gitops {
     /// Names the configured repository goes by in webhook payloads.
     repository_names: Vec<String>,
     auto_merge: bool,
+    /// How old the fetched base branch may be when a preview reads it.
+    preview_fetch_age: std::time::Duration,
 }
 
 impl std::fmt::Debug for Gitops {
@@ -213,7 +215,13 @@ impl Gitops {
             webhook_secret: settings.webhook_secret.clone(),
             repository_names,
             auto_merge: settings.auto_merge,
+            preview_fetch_age: std::time::Duration::from_secs(settings.preview_fetch_seconds),
         }
+    }
+
+    /// Fetches from the GitOps repository this process made, for `/metrics`.
+    pub fn fetches(&self) -> u64 {
+        self.repo.fetches()
     }
 
     /// The provider's kind.
@@ -221,7 +229,8 @@ impl Gitops {
         self.provider.kind()
     }
 
-    /// The files under `manifests/<namespace>/<service>/` on the base branch now.
+    /// The files under `manifests/<namespace>/<service>/` on the base branch, fetched at most
+    /// `gitops.preview_fetch_seconds` ago: for previews, which anyone signed in can repeat.
     pub async fn current_files(
         &self,
         namespace: &str,
@@ -229,7 +238,8 @@ impl Gitops {
     ) -> Result<Vec<(String, String)>, GitopsError> {
         let repo = self.repo.clone();
         let directory = format!("manifests/{namespace}/{service}");
-        blocking(move || repo.files_on_base(&directory)).await
+        let max_age = self.preview_fetch_age;
+        blocking(move || repo.files_on_base(&directory, max_age)).await
     }
 
     /// Commits the service's manifests on `meshport/<service>-<request id>` and opens a pull
@@ -462,7 +472,8 @@ impl Gitops {
     }
 
     /// Applies a webhook delivery of forge `kind`: refused unless signed with the configured
-    /// secret; a replayed delivery (same id) or one about another repository changes nothing.
+    /// secret; a replayed delivery (same id or same body) or one about another repository
+    /// changes nothing, and a report older than the stored state is stale.
     #[tracing::instrument(skip_all, fields(provider = kind.as_str()))]
     pub async fn apply_webhook(
         &self,
@@ -486,7 +497,9 @@ impl Gitops {
             return Ok(WebhookOutcome::Ignored("unknown repository"));
         }
         let mut tx = self.store.begin().await?;
-        if !tx.record_webhook_delivery(kind.as_str(), &delivery.id).await? {
+        // The signature covers the body, not the delivery id: a captured body re-sent under a
+        // new id is a replay too.
+        if !tx.record_webhook_delivery(kind.as_str(), &delivery.id, &delivery.body_sha256).await? {
             return Ok(WebhookOutcome::Duplicate);
         }
         let transition = self.apply(&mut tx, &event.pull, Actor::system(), "webhook").await?;
@@ -516,6 +529,14 @@ impl Gitops {
         if stored.state == remote.state || stored.state == PrState::Merged {
             return Ok(Transition::Unchanged);
         }
+        // Deliveries and polls can arrive out of order: an older report never overrides a newer
+        // state (merged stays final above whatever the times say).
+        if let (Some(reported), Some(applied)) = (remote.updated_at, stored.remote_updated_at)
+            && reported < applied
+        {
+            tracing::info!(pull_request = %stored.id, %reported, %applied, "stale pull request report ignored");
+            return Ok(Transition::Unchanged);
+        }
         let merged = remote.state == PrState::Merged;
         let head = remote.head_sha.as_deref().filter(|_| merged);
         let changed_after_approval = merged && head != Some(stored.approved_head_sha.as_str());
@@ -523,6 +544,7 @@ impl Gitops {
             merge_commit_sha: remote.merge_commit_sha.as_deref().filter(|_| merged),
             head_sha: head,
             changed_after_approval,
+            remote_updated_at: remote.updated_at,
         };
         let Some(updated) =
             tx.set_pull_request_state(stored.id, stored.state, remote.state, &merged_as).await?

@@ -7,6 +7,8 @@ use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
@@ -88,6 +90,11 @@ pub struct GitRepository {
     retries: u32,
     /// One operation at a time in the cache clone's work tree.
     lock: Mutex<()>,
+    /// One fetch at a time (git locks the refs it updates), and when the base branch was last
+    /// fetched: previews read the fetched base without the work tree's lock.
+    remote: Mutex<Option<Instant>>,
+    /// Fetches from the remote, for `/metrics` (forges rate-limit them).
+    fetches: AtomicU64,
 }
 
 /// Why a push came back.
@@ -108,7 +115,14 @@ impl GitRepository {
             auth,
             retries,
             lock: Mutex::new(()),
+            remote: Mutex::new(None),
+            fetches: AtomicU64::new(0),
         }
+    }
+
+    /// How many fetches this process made.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
     }
 
     /// The base branch.
@@ -160,13 +174,25 @@ impl GitRepository {
         })
     }
 
-    /// The files under `directory` on the latest base branch, path and contents: what a
-    /// proposal would change. Empty when the folder does not exist there.
+    /// The files under `directory` on the base branch, path and contents: what a proposal
+    /// would change. Empty when the folder does not exist there. The base is fetched again only
+    /// when the last fetch is older than `max_age`, and the work tree's lock is not taken: a
+    /// loop of previews neither floods the forge nor stalls provisioning.
     #[tracing::instrument(skip_all)]
-    pub fn files_on_base(&self, directory: &str) -> Result<Vec<(String, String)>, GitError> {
-        let _one_at_a_time = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.fetch_base()?;
-        let base = self.remote_ref(&self.base_branch);
+    pub fn files_on_base(
+        &self,
+        directory: &str,
+        max_age: Duration,
+    ) -> Result<Vec<(String, String)>, GitError> {
+        {
+            let mut fetched = self.remote.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if fetched.is_none_or(|at| at.elapsed() >= max_age) {
+                self.fetch_base_locked(&mut fetched)?;
+            }
+        }
+        // One commit for every read, whatever a concurrent fetch does to the ref meanwhile.
+        let base =
+            self.git(["rev-parse", "--verify", &format!("{}^{{commit}}", self.remote_ref(&self.base_branch))])?;
         let listing = self.git(["ls-tree", "-r", "--name-only", &base, "--", directory])?;
         listing
             .lines()
@@ -261,8 +287,24 @@ impl GitRepository {
         Ok(())
     }
 
-    /// Creates the cache clone if needed and fetches the base branch.
+    /// Creates the cache clone if needed and fetches the base branch. Under the work tree's
+    /// lock: a crash in the middle of a rebase or merge is cleaned up first.
     fn fetch_base(&self) -> Result<(), GitError> {
+        let git_dir = self.cache.join(".git");
+        // A crash in the middle of a rebase or merge must not wedge every later operation.
+        if git_dir.join("rebase-merge").exists() || git_dir.join("rebase-apply").exists() {
+            let _ = self.git(["rebase", "--abort"]);
+        }
+        if git_dir.join("MERGE_HEAD").exists() {
+            let _ = self.git(["merge", "--abort"]);
+        }
+        let mut fetched = self.remote.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.fetch_base_locked(&mut fetched)
+    }
+
+    /// Creates the cache clone if needed and fetches the base branch; `fetched` is the
+    /// remote's lock, held.
+    fn fetch_base_locked(&self, fetched: &mut Option<Instant>) -> Result<(), GitError> {
         if !self.cache.join(".git").is_dir() {
             std::fs::create_dir_all(&self.cache)?;
             self.git(["init", "--quiet"])?;
@@ -270,19 +312,19 @@ impl GitRepository {
         } else {
             // The configured URL wins over one an earlier configuration left.
             self.git(["remote", "set-url", "origin", &self.url])?;
-            // A crash in the middle of a rebase or merge must not wedge every later operation.
-            let git_dir = self.cache.join(".git");
-            if git_dir.join("rebase-merge").exists() || git_dir.join("rebase-apply").exists() {
-                let _ = self.git(["rebase", "--abort"]);
-            }
-            if git_dir.join("MERGE_HEAD").exists() {
-                let _ = self.git(["merge", "--abort"]);
-            }
         }
-        self.fetch_branch(&self.base_branch)
+        self.fetch_branch_locked(&self.base_branch)?;
+        *fetched = Some(Instant::now());
+        Ok(())
     }
 
     fn fetch_branch(&self, branch: &str) -> Result<(), GitError> {
+        let _fetching = self.remote.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.fetch_branch_locked(branch)
+    }
+
+    fn fetch_branch_locked(&self, branch: &str) -> Result<(), GitError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let refspec = format!("+refs/heads/{branch}:{}", self.remote_ref(branch));
         self.git_remote(["fetch", "--quiet", "--no-tags", "origin", &refspec]).map_err(
             |e| match e {

@@ -49,6 +49,9 @@ pub struct GitopsConfig {
     /// Seconds between asking the forge about open pull requests (the webhook fallback); 0
     /// turns polling off. Default 300.
     pub poll_seconds: u64,
+    /// Previews compare with the base branch fetched at most this many seconds ago, so
+    /// repeated previews fetch at most once per interval. Default 30, at most 3600.
+    pub preview_fetch_seconds: u64,
     /// How often a refused push is retried after fetching and rebasing. Default 3, at most 10.
     pub push_retries: u32,
     /// `local` only: merge each pull request right after opening it. Default `false`.
@@ -73,6 +76,7 @@ impl Default for GitopsConfig {
             labels: vec!["meshport".to_owned()],
             reviewers: Vec::new(),
             poll_seconds: 300,
+            preview_fetch_seconds: 30,
             push_retries: 3,
             auto_merge: false,
         }
@@ -99,7 +103,7 @@ impl GitopsConfig {
                     && (!u.username().is_empty() || u.password().is_some())
             })
         };
-        let checks: [(&'static str, bool, &'static str); 13] = [
+        let checks: [(&'static str, bool, &'static str); 14] = [
             (
                 "gitops.base_branch",
                 is_branch_name(&self.base_branch),
@@ -167,6 +171,7 @@ impl GitopsConfig {
                 "must be non-empty names without commas (GitLab separates labels by commas)",
             ),
             ("gitops.push_retries", self.push_retries <= 10, "must be at most 10"),
+            ("gitops.preview_fetch_seconds", self.preview_fetch_seconds <= 3600, "must be at most 3600"),
             (
                 "gitops.poll_seconds",
                 self.poll_seconds == 0 || self.poll_seconds >= 10,

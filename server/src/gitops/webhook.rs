@@ -16,6 +16,9 @@ use super::provider::{ProviderKind, RemotePullRequest, parse_merge_request, pars
 pub struct Delivery {
     /// The forge's id of this delivery; a replay carries the same one.
     pub id: String,
+    /// SHA-256 of the body (hex), which the signature covers: a replay under a new id has the
+    /// same one.
+    pub body_sha256: String,
     /// The pull request event, or `None` for another event (a ping, a push).
     pub event: Option<PullRequestEvent>,
 }
@@ -112,8 +115,9 @@ pub fn verify_and_read(
         .filter(|id| !id.trim().is_empty())
         .ok_or(WebhookError::MissingDeliveryId(names.delivery[0]))?
         .to_owned();
+    let body_sha256 = <Sha256 as sha2::Digest>::digest(body).iter().map(|b| format!("{b:02x}")).collect();
     if first(headers, names.event) != Some(names.pull_request_event) {
-        return Ok(Delivery { id, event: None });
+        return Ok(Delivery { id, body_sha256, event: None });
     }
     let malformed = |message: String| WebhookError::Malformed { forge: names.forge, message };
     let json: Value = serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
@@ -139,7 +143,7 @@ pub fn verify_and_read(
                 .map_err(|e| malformed(e.to_string()))?,
         },
     };
-    Ok(Delivery { id, event: Some(event) })
+    Ok(Delivery { id, body_sha256, event: Some(event) })
 }
 
 /// Whether `hex` is the HMAC-SHA256 of `body` under `secret`; compared in constant time.
@@ -198,6 +202,7 @@ mod tests {
         assert_eq!(event.repository, ["shop/gitops"]);
         assert_eq!(event.pull.state, super::super::provider::PrState::Merged);
         assert_eq!(event.pull.merge_commit_sha.as_deref(), Some("abc123"));
+        assert_eq!(event.pull.updated_at, None, "this payload names no time");
 
         let wrong = format!("sha256={}", sign("other", body));
         for signature in [wrong.as_str(), "sha256=zz", "", sign("s3cret", body).as_str()] {
@@ -239,7 +244,21 @@ mod tests {
             &secret,
         )
         .unwrap();
-        assert_eq!(ping, Delivery { id: "k".into(), event: None });
+        // The SHA-256 of `{}`.
+        let body_sha256 = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".into();
+        assert_eq!(ping, Delivery { id: "k".into(), body_sha256, event: None });
+    }
+
+    #[test]
+    fn forge_times_are_read_in_each_forge_s_form() {
+        use super::super::provider::timestamp;
+        let at = |text: &str| timestamp(&serde_json::json!({ "updated_at": text }), "updated_at");
+        let expected = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:11:12Z").unwrap();
+        // GitHub and Gitea; GitLab's API; GitLab's webhooks (older and newer versions).
+        for text in ["2026-12-07T10:11:12Z", "2026-12-07T11:11:12+01:00", "2026-12-07 10:11:12 UTC", "2026-12-07 11:11:12 +0100"] {
+            assert_eq!(at(text), Some(expected.to_utc()), "{text}");
+        }
+        assert_eq!(at("yesterday"), None);
     }
 
     #[test]

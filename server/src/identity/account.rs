@@ -20,9 +20,11 @@ pub struct Accounts {
     pub store: Store,
     /// Lifetime when the creator does not choose one.
     pub default_days: u32,
+    /// Longest lifetime of a token carrying the platform-admin role.
+    pub admin_days: u32,
 }
 
-fn info(record: ApiTokenRecord) -> ApiTokenInfo {
+pub(super) fn info(record: ApiTokenRecord) -> ApiTokenInfo {
     ApiTokenInfo {
         id: record.id.to_string(),
         name: record.name,
@@ -43,7 +45,20 @@ impl AccountService for Accounts {
         roles: &BTreeSet<Role>,
         days: Option<u32>,
     ) -> Result<CreatedApiToken, AppError> {
-        let expires_at = Utc::now() + Duration::days(i64::from(days.unwrap_or(self.default_days)));
+        // An admin token outliving its owner's admin rights is the costliest leak: shorter.
+        let admin = roles.contains(&Role::PlatformAdmin);
+        let days = match days {
+            Some(days) if admin && days > self.admin_days => {
+                return Err(AppError::Invalid(format!(
+                    "days: a token with the platform-admin role lives at most {} days",
+                    self.admin_days
+                )));
+            }
+            Some(days) => days,
+            None if admin => self.default_days.min(self.admin_days),
+            None => self.default_days,
+        };
+        let expires_at = Utc::now() + Duration::days(i64::from(days));
         let mut tx = self.store.begin().await?;
         let (token, record) =
             tokens::create(&mut tx, owner, name, roles, expires_at).await.map_err(internal)?;

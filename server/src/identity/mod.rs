@@ -5,8 +5,11 @@
 //! functions and API routes authorise from that.
 
 mod account;
+mod admin;
 pub mod oidc;
+mod revalidation;
 mod routes;
+pub mod sealing;
 pub mod session;
 pub mod tokens;
 
@@ -16,6 +19,8 @@ use app::access::{Principal, Role, SignInMethod};
 use app::onboarding::is_dns_label;
 
 pub use account::Accounts;
+pub use admin::UserAdmin;
+pub use revalidation::{Revalidation, user_target};
 pub use routes::routes;
 
 use crate::config::{Config, IdentityConfig};
@@ -35,6 +40,8 @@ pub struct Identity {
     pub public_url: String,
     /// Session lifetimes and token defaults.
     pub config: IdentityConfig,
+    /// Seals the refresh tokens kept for re-validation; none for a public client.
+    pub sealer: Option<sealing::Sealer>,
 }
 
 impl Identity {
@@ -48,6 +55,7 @@ impl Identity {
             demo: demo && config.listen.ip().is_loopback(),
             public_url,
             config: config.identity.clone(),
+            sealer: sealing::Sealer::new(&config.identity)?,
         })
     }
 
@@ -91,6 +99,15 @@ impl GroupMapping {
             team_prefix: prefix.to_owned(),
             team_suffix: suffix.to_owned(),
         }
+    }
+
+    /// The groups that grant each role, for the page that refuses a role-less sign-in.
+    pub fn granting_groups(&self) -> [(Role, &[String]); 3] {
+        [
+            (Role::Developer, &self.developer),
+            (Role::PlatformAdmin, &self.admin),
+            (Role::Auditor, &self.auditor),
+        ]
     }
 
     /// The roles of someone in `groups`.

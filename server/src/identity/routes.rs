@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use http::StatusCode;
 use serde::Deserialize;
 use tower_sessions::Session;
+use uuid::Uuid;
 
 use super::oidc::{CallbackQuery, PendingSignIn};
 use super::session::{self, AUTH_KEY, PENDING_KEY, SessionAuth};
@@ -98,30 +99,91 @@ async fn callback(
         email: &verified.email,
         display_name: &verified.name,
     };
-    let principal = signed_in(&identity, &user, |user| {
+    if identity.groups.roles(&verified.groups).is_empty() {
+        return no_role(&identity, &user).await;
+    }
+    // Kept sealed for re-validation; a sign-in without one forgets an older one.
+    let sealed = match (&identity.sealer, &verified.refresh_token) {
+        (Some(sealer), Some(token)) => match sealer.seal(token) {
+            Ok(sealed) => Some(sealed),
+            Err(error) => return internal(&error),
+        },
+        _ => None,
+    };
+    let signed = signed_in(&identity, &user, Some(sealed.as_deref()), |user| {
         identity.groups.principal(user, &verified.groups, SignInMethod::Oidc)
     })
     .await;
-    let principal = match principal {
-        Ok(principal) => principal,
-        Err(error) => return internal(&error),
-    };
-    match session::start(&identity, &session, principal, Some(verified.id_token)).await {
-        Ok(()) => Redirect::to(&return_to).into_response(),
+    finish_sign_in(&identity, &session, signed, Some(verified.id_token), &return_to).await
+}
+
+/// Starts the session of a recorded sign-in, or says why there is none.
+async fn finish_sign_in(
+    identity: &Identity,
+    session: &Session,
+    signed: Result<SignedIn, StoreError>,
+    id_token: Option<String>,
+    return_to: &str,
+) -> Response {
+    match signed {
+        Ok(SignedIn::Disabled(reason)) => failure(
+            StatusCode::FORBIDDEN,
+            &format!("This account is disabled in meshport ({reason}); ask a platform admin."),
+        ),
+        Ok(SignedIn::Session(principal, id)) => {
+            match session::start(identity, session, principal, id_token, id).await {
+                Ok(()) => Redirect::to(return_to).into_response(),
+                Err(error) => internal(&error),
+            }
+        }
         Err(error) => internal(&error),
     }
 }
 
-async fn logout(State(identity): State<Arc<Identity>>, session: Session) -> Response {
-    let auth: Option<SessionAuth> = session.get(AUTH_KEY).await.ok().flatten();
-    if let Err(error) = session.flush().await {
+/// Refuses a sign-in that carries no meshport role, saying which groups grant one; audited.
+async fn no_role(identity: &Identity, user: &NewUser<'_>) -> Response {
+    let event = NewEvent {
+        actor: Actor {
+            user_id: None,
+            subject: user.subject.to_owned(),
+            email: user.email.to_owned(),
+            roles: Vec::new(),
+        },
+        action: Action::SignIn,
+        target: Target::new("session", "", user.subject),
+        request_id: None,
+        details: serde_json::json!({ "refused": "no meshport role" }),
+        outcome: Outcome::Failure,
+    };
+    if let Err(error) = audit::record_alone(&identity.store, event).await {
         return internal(&error);
     }
-    if let Some(auth) = &auth {
-        let event = session_event(&auth.principal, Action::SignOut, serde_json::json!({}));
-        if let Err(error) = audit::record_alone(&identity.store, event).await {
-            tracing::error!(%error, "could not record a sign-out");
-        }
+    let groups = identity
+        .groups
+        .granting_groups()
+        .into_iter()
+        .map(|(role, groups)| format!("{}: {}", role.as_str(), groups.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    failure(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "Your account has no meshport role. Access comes from membership in these groups at \
+             the identity provider ({groups}); ask for one, then sign in again."
+        ),
+    )
+}
+
+async fn logout(State(identity): State<Arc<Identity>>, session: Session) -> Response {
+    let auth: Option<SessionAuth> = session.get(AUTH_KEY).await.ok().flatten();
+    // Recorded (and the session's row ended) before the session is gone, in one transaction.
+    if let Some(auth) = &auth
+        && let Err(error) = signed_out(&identity, auth).await
+    {
+        return internal(&error);
+    }
+    if let Err(error) = session.flush().await {
+        return internal(&error);
     }
     let home = format!("{}/", identity.public_url);
     let provider_logout = match (&identity.oidc, auth.and_then(|a| a.id_token)) {
@@ -160,7 +222,7 @@ async fn demo(
     let user =
         NewUser { issuer: DEMO_ISSUER, subject: &subject, email: &email, display_name: name };
     let groups = vec![group.to_owned(), "team-shop".to_owned()];
-    let principal = signed_in(&identity, &user, |user| {
+    let principal = signed_in(&identity, &user, None, |user| {
         let mut principal = identity.groups.principal(user, &groups, SignInMethod::Demo);
         // The demo works whatever groups the configuration maps.
         principal.roles = [role].into();
@@ -170,35 +232,59 @@ async fn demo(
         principal
     })
     .await;
-    let principal = match principal {
-        Ok(principal) => principal,
-        Err(error) => return internal(&error),
-    };
-    match session::start(&identity, &session, principal, None).await {
-        Ok(()) => Redirect::to("/").into_response(),
-        Err(error) => internal(&error),
-    }
+    finish_sign_in(&identity, &session, principal, None, "/").await
 }
 
-/// Records a sign-in: the user's row and the audit event in one transaction. `principal_of`
-/// derives the caller from the stored user.
+/// A recorded sign-in: the caller and their session's row; or the account is disabled.
+enum SignedIn {
+    Session(Principal, Uuid),
+    Disabled(String),
+}
+
+/// Records a sign-in: the user's row, their access as of now, the session's row and the audit
+/// event in one transaction; a disabled user gets none. `principal_of` derives the caller from
+/// the stored user; `refresh_token` (sealed) replaces the kept one unless `None`.
 async fn signed_in(
     identity: &Identity,
     user: &NewUser<'_>,
+    refresh_token: Option<Option<&str>>,
     principal_of: impl FnOnce(&User) -> Principal,
-) -> Result<Principal, StoreError> {
+) -> Result<SignedIn, StoreError> {
     let mut tx = identity.store.begin().await?;
     let user = tx.upsert_user(user).await?;
+    if user.disabled_at.is_some() {
+        return Ok(SignedIn::Disabled(user.disabled_reason.unwrap_or_default()));
+    }
     let principal = principal_of(&user);
     let join = |names: Vec<&str>| names.join(",");
     let roles = join(principal.roles.iter().map(|r| r.as_str()).collect());
     let teams = join(principal.teams.iter().map(String::as_str).collect());
     tx.set_user_access(user.id, &roles, &teams).await?;
+    if let Some(sealed) = refresh_token {
+        tx.set_refresh_token(user.id, sealed).await?;
+    }
+    let session_id = Uuid::new_v4();
+    let method = serde_json::to_value(principal.method)
+        .ok()
+        .and_then(|m| m.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    tx.create_user_session(session_id, user.id, &method, session::absolute_limit(identity)).await?;
     let details = serde_json::json!({ "method": principal.method, "teams": principal.teams });
     audit::record(&mut tx, session_event(&principal, Action::SignIn, details)).await?;
     tx.commit().await?;
     tracing::info!(user = %user.id, roles = ?principal.roles, "signed in");
-    Ok(principal)
+    Ok(SignedIn::Session(principal, session_id))
+}
+
+/// Records a sign-out and ends the session's row, in one transaction.
+async fn signed_out(identity: &Identity, auth: &SessionAuth) -> Result<(), StoreError> {
+    let mut tx = identity.store.begin().await?;
+    if let Some(id) = auth.session_id {
+        tx.revoke_user_session(id, None).await?;
+    }
+    let event = session_event(&auth.principal, Action::SignOut, serde_json::json!({}));
+    audit::record(&mut tx, event).await?;
+    tx.commit().await
 }
 
 fn session_event(principal: &Principal, action: Action, details: serde_json::Value) -> NewEvent {
@@ -273,7 +359,8 @@ mod tests {
     /// `Redirect::to` panics on a value a header cannot hold).
     #[test]
     fn every_followed_path_is_a_valid_header_value() {
-        let samples = ["/", "/requests/1?x=%C3%A9", "/é", "/a b", "/\u{7f}", "/\u{0}x", "/ok~!$&'()*+,;=:@"];
+        let samples =
+            ["/", "/requests/1?x=%C3%A9", "/é", "/a b", "/\u{7f}", "/\u{0}x", "/ok~!$&'()*+,;=:@"];
         for sample in samples {
             let path = local_path(Some(sample.to_owned()));
             assert!(http::HeaderValue::from_str(&path).is_ok(), "{sample} → {path}");

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::access::Principal;
+use app::access::{Principal, Role, SignInMethod};
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -18,11 +18,12 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+use uuid::Uuid;
 
 use super::Identity;
 use super::tokens;
 use crate::errors::ApiError;
-use crate::store::Store;
+use crate::store::{Store, User};
 
 /// The session key of the signed-in caller.
 pub const AUTH_KEY: &str = "auth";
@@ -30,6 +31,9 @@ pub const AUTH_KEY: &str = "auth";
 pub const PENDING_KEY: &str = "oidc.pending";
 /// How often an active session's idle deadline is pushed back (and the session written).
 const TOUCH_EVERY_SECONDS: i64 = 60;
+/// A change (any request but GET, HEAD, OPTIONS) is made with roles the provider confirmed at
+/// most this long ago: a burst of clicks costs one call to the provider a minute.
+const CONFIRMED_FOR_CHANGES: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// What a session remembers about its signed-in caller.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,6 +46,10 @@ pub struct SessionAuth {
     pub signed_in_at: i64,
     /// Unix seconds of the last time the idle deadline was pushed back.
     pub touched_at: i64,
+    /// The row in `user_sessions` that admins see and revoke; sessions from before it existed
+    /// have none and must sign in again.
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
 }
 
 /// The session store on whichever database meshport uses.
@@ -131,15 +139,22 @@ pub fn layer(identity: &Identity, sessions: Sessions) -> SessionManagerLayer<Ses
 
 /// Resolves the caller and puts the [`Principal`] into the request's extensions. An invalid
 /// bearer token is answered 401 at once; no credentials just leaves the request anonymous.
+/// Either way the caller acts with at most the roles and teams the provider last confirmed,
+/// and a change is preceded by a re-validation when that confirmation is over a minute old.
 pub async fn resolve_principal(
     State(identity): State<Arc<Identity>>,
     session: Session,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let changes = !request.method().is_safe();
     if let Some(header) = request.headers().get(AUTHORIZATION) {
-        let principal = match header.to_str().ok().and_then(bearer_token) {
+        let resolved = match header.to_str().ok().and_then(bearer_token) {
             Some(token) => tokens::principal_for(&identity.store, token.trim()).await,
+            None => None,
+        };
+        let principal = match resolved {
+            Some((principal, user)) => confirmed(&identity, principal, user, changes).await,
             None => None,
         };
         match principal {
@@ -148,10 +163,52 @@ pub async fn resolve_principal(
             }
             None => return ApiError::invalid_credentials().into_response(),
         }
-    } else if let Some(principal) = session_principal(&identity, &session).await {
-        request.extensions_mut().insert(principal);
+    } else if let Some((principal, user)) = session_principal(&identity, &session).await {
+        match confirmed(&identity, principal, user, changes).await {
+            Some(principal) => {
+                request.extensions_mut().insert(principal);
+            }
+            None => {
+                let _ = session.flush().await;
+            }
+        }
     }
     next.run(request).await
+}
+
+/// `principal` (of `user` as stored) when the user may still act: re-validated first at the
+/// provider for a change with a stale confirmation; none when that removed them.
+async fn confirmed(
+    identity: &Identity,
+    principal: Principal,
+    user: User,
+    changes: bool,
+) -> Option<Principal> {
+    let stale = user.validated_at.is_none_or(|at| Utc::now() - at >= CONFIRMED_FOR_CHANGES);
+    if !(changes && stale && principal.method != SignInMethod::Demo) {
+        return Some(principal);
+    }
+    match identity.revalidate(user.id).await {
+        Ok(super::Revalidation::Removed) => None,
+        Ok(super::Revalidation::Skipped) => Some(principal),
+        Ok(super::Revalidation::Confirmed) => {
+            // The stored access changed (or not): act with what it is now.
+            let user = identity.store.user(user.id).await.ok()??;
+            Some(limited(principal, &user))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not re-validate a user");
+            Some(principal)
+        }
+    }
+}
+
+/// `principal` with the roles and teams of `user` as stored now, at most.
+pub fn limited(mut principal: Principal, user: &User) -> Principal {
+    let held = |list: &str, name: &str| list.split(',').any(|held| held == name);
+    principal.roles.retain(|role: &Role| held(&user.roles, role.as_str()));
+    principal.teams.retain(|team| held(&user.teams, team));
+    principal
 }
 
 /// The token of an `Authorization: Bearer …` header (the scheme name is case-insensitive).
@@ -160,9 +217,9 @@ fn bearer_token(header: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
-/// The session's caller, or none when the session is missing, broken or over its limits (then
-/// it is ended).
-async fn session_principal(identity: &Identity, session: &Session) -> Option<Principal> {
+/// The session's caller and user, or none when the session is missing, broken, over its
+/// limits, revoked, or its user disabled or left without any role (then it is ended).
+async fn session_principal(identity: &Identity, session: &Session) -> Option<(Principal, User)> {
     let mut auth: SessionAuth = match session.get(AUTH_KEY).await {
         Ok(auth) => auth?,
         Err(error) => {
@@ -172,7 +229,27 @@ async fn session_principal(identity: &Identity, session: &Session) -> Option<Pri
     };
     let now = Utc::now().timestamp();
     let (idle, max_age) = limits(identity);
-    if now - auth.signed_in_at >= max_age {
+    let access = match auth.session_id {
+        Some(id) if now - auth.signed_in_at < max_age => identity.store.session_access(id).await,
+        _ => Ok(None),
+    };
+    let user = match access {
+        Ok(Some(access))
+            if access.session_revoked_at.is_none() && access.user.disabled_at.is_none() =>
+        {
+            access.user
+        }
+        Ok(_) => {
+            let _ = session.flush().await;
+            return None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not check a session");
+            return None;
+        }
+    };
+    let principal = limited(auth.principal.clone(), &user);
+    if principal.roles.is_empty() {
         let _ = session.flush().await;
         return None;
     }
@@ -188,7 +265,7 @@ async fn session_principal(identity: &Identity, session: &Session) -> Option<Pri
             tracing::warn!(%error, "could not refresh the session");
         }
     }
-    Some(auth.principal)
+    Some((principal, user))
 }
 
 /// The idle and absolute session limits, in seconds.
@@ -197,12 +274,19 @@ fn limits(identity: &Identity) -> (i64, i64) {
     (i64::from(config.session_idle_minutes) * 60, i64::from(config.session_max_hours) * 3600)
 }
 
-/// Signs `principal` in: a new session id (no fixation), then the caller stored in it.
+/// When a session started now ends at the latest.
+pub fn absolute_limit(identity: &Identity) -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::TimeDelta::seconds(limits(identity).1)
+}
+
+/// Signs `principal` in as the recorded session `session_id`: a new session id (no fixation),
+/// then the caller stored in it.
 pub async fn start(
     identity: &Identity,
     session: &Session,
     principal: Principal,
     id_token: Option<String>,
+    session_id: Uuid,
 ) -> Result<(), tower_sessions::session::Error> {
     session.cycle_id().await?;
     let now = Utc::now().timestamp();
@@ -210,6 +294,12 @@ pub async fn start(
     if let Ok(at) = OffsetDateTime::from_unix_timestamp(now + idle.min(max_age)) {
         session.set_expiry(Some(Expiry::AtDateTime(at)));
     }
-    let auth = SessionAuth { principal, id_token, signed_in_at: now, touched_at: now };
+    let auth = SessionAuth {
+        principal,
+        id_token,
+        signed_in_at: now,
+        touched_at: now,
+        session_id: Some(session_id),
+    };
     session.insert(AUTH_KEY, &auth).await
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::store::{ApiTokenRecord, NewApiToken, Store, StoreError, Tx};
+use crate::store::{ApiTokenRecord, NewApiToken, Store, StoreError, Tx, User};
 
 /// Every token starts with this, so secret scanners can spot a leaked one.
 pub const TOKEN_PREFIX: &str = "mpt_";
@@ -53,8 +53,10 @@ pub async fn create(
     Ok((token, record))
 }
 
-/// The caller a live token stands for, or none.
-pub async fn principal_for(store: &Store, token: &str) -> Option<Principal> {
+/// The caller a live token stands for, with its owner as stored now; none for an unknown,
+/// expired or revoked token or a disabled owner. The token acts with what it was given, as far
+/// as its owner still holds it.
+pub async fn principal_for(store: &Store, token: &str) -> Option<(Principal, User)> {
     if !token.starts_with(TOKEN_PREFIX) {
         return None;
     }
@@ -64,22 +66,19 @@ pub async fn principal_for(store: &Store, token: &str) -> Option<Principal> {
         Ok::<_, StoreError>(Some((record, user)))
     };
     match lookup.await {
-        Ok(Some((record, user))) => Some(Principal {
-            user_id: user.id.to_string(),
-            subject: user.subject,
-            email: user.email,
-            name: user.display_name,
-            // What the token was given, as far as its owner still holds it.
-            roles: split(&record.roles)
-                .filter(|r| split(&user.roles).any(|held| held == *r))
-                .filter_map(Role::from_name)
-                .collect(),
-            teams: split(&record.teams)
-                .filter(|t| split(&user.teams).any(|held| held == *t))
-                .map(str::to_owned)
-                .collect(),
-            method: SignInMethod::ApiToken,
-        }),
+        Ok(Some((_, user))) if user.disabled_at.is_some() => None,
+        Ok(Some((record, user))) => {
+            let principal = Principal {
+                user_id: user.id.to_string(),
+                subject: user.subject.clone(),
+                email: user.email.clone(),
+                name: user.display_name.clone(),
+                roles: split(&record.roles).filter_map(Role::from_name).collect(),
+                teams: split(&record.teams).map(str::to_owned).collect(),
+                method: SignInMethod::ApiToken,
+            };
+            Some((super::session::limited(principal, &user), user))
+        }
         Ok(None) => None,
         Err(error) => {
             tracing::warn!(%error, "could not check an API token");

@@ -26,7 +26,7 @@ pub use pull_requests::{MergedAs, NewPullRequest, PrState, PullRequestKind, Pull
 pub use request_rows::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
 pub use services::{NewService, ServiceRecord};
 pub use tokens::{ApiTokenRecord, NewApiToken};
-pub use users::{NewUser, User};
+pub use users::{NewUser, SessionAccess, User, UserOverview, UserSession};
 pub use vault_objects::VaultObjectRecord;
 
 /// Runs `$body` with `$pool` bound to the configured backend's pool. The body is compiled once

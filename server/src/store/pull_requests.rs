@@ -109,6 +109,9 @@ pub struct PullRequestRecord {
     /// It was merged with a head other than the approved one (commits pushed to the branch
     /// after approval): its request is not recorded as merged until an admin approves that head.
     pub changed_after_approval: bool,
+    /// The forge's time of the state last applied (`updated_at` in its payloads), if it gave
+    /// one: older reports are stale.
+    pub remote_updated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -136,6 +139,8 @@ pub struct MergedAs<'a> {
     pub head_sha: Option<&'a str>,
     /// The merged head is not the approved one (or the forge did not say which it was).
     pub changed_after_approval: bool,
+    /// The forge's time of the reported state, if it gave one.
+    pub remote_updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -155,6 +160,7 @@ struct Row {
     merge_commit_sha: Option<String>,
     merged_head_sha: Option<String>,
     changed_after_approval: bool,
+    remote_updated_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -179,6 +185,7 @@ impl TryFrom<Row> for PullRequestRecord {
             merge_commit_sha: r.merge_commit_sha,
             merged_head_sha: r.merged_head_sha,
             changed_after_approval: r.changed_after_approval,
+            remote_updated_at: r.remote_updated_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -187,7 +194,8 @@ impl TryFrom<Row> for PullRequestRecord {
 
 const COLUMNS: &str = "id, request_id, kind, namespace, service_name, provider, number, url, \
                        branch, head_sha, approved_head_sha, state, merge_commit_sha, \
-                       merged_head_sha, changed_after_approval, created_at, updated_at";
+                       merged_head_sha, changed_after_approval, remote_updated_at, created_at, \
+                       updated_at";
 
 impl Store {
     /// The pull request with this id, if any.
@@ -318,7 +326,8 @@ impl Tx {
     ) -> Result<Option<PullRequestRecord>, StoreError> {
         let sql = format!(
             "UPDATE pull_requests SET state = $1, merge_commit_sha = $2, merged_head_sha = $3,
-                changed_after_approval = $4, updated_at = $5
+                changed_after_approval = $4, updated_at = $5,
+                remote_updated_at = COALESCE($8, remote_updated_at)
              WHERE id = $6 AND state = $7
              RETURNING {COLUMNS}"
         );
@@ -330,6 +339,7 @@ impl Tx {
             .bind(Utc::now())
             .bind(id)
             .bind(from.as_str())
+            .bind(merged.remote_updated_at)
             .fetch_optional(&mut **conn)
             .await?);
         row.map(TryInto::try_into).transpose()
@@ -367,13 +377,16 @@ impl Tx {
         &mut self,
         provider: &str,
         delivery_id: &str,
+        body_sha256: &str,
     ) -> Result<bool, StoreError> {
-        let sql = "INSERT INTO webhook_deliveries (provider, delivery_id, received_at)
-                   VALUES ($1, $2, $3) ON CONFLICT (provider, delivery_id) DO NOTHING";
+        // No conflict target: a repeated delivery id and a repeated body both do nothing.
+        let sql = "INSERT INTO webhook_deliveries (provider, delivery_id, received_at, body_sha256)
+                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
         let inserted = on_tx!(self, conn => sqlx::query(sql)
             .bind(provider)
             .bind(delivery_id)
             .bind(Utc::now())
+            .bind(body_sha256)
             .execute(&mut **conn)
             .await?
             .rows_affected());

@@ -8,6 +8,8 @@ use app::request_api::ssr::RequestService;
 use app::request_api::{
     AdminAction, ChangePreview, Decision, RequestDetail, RequestSummary, ServiceDetail,
 };
+use app::users::ssr::UserAdminService;
+use app::users::{UserAction, UserDetail, UserSummary};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -39,14 +41,17 @@ pub struct Reason {
     info(title = "meshport API", description = "Onboard services to the Linkerd + Vault mesh."),
     paths(
         submit, list, detail, approve, reject, act, withdraw, service, preview_change,
-        propose_change, propose_offboarding, adopt
+        propose_change, propose_offboarding, adopt, users, user, act_on_user
     ),
-    components(schemas(ErrorBody, Created, Reason, ActionBody, Justification, Adopted)),
+    components(schemas(
+        ErrorBody, Created, Reason, ActionBody, Justification, Adopted, UserActionBody
+    )),
     modifiers(&BearerToken),
     security(("api_token" = [])),
     tags(
         (name = "requests", description = "Change sets: onboardings, changes, offboardings"),
         (name = "services", description = "Live services, their versions and changes"),
+        (name = "users", description = "People's sessions and tokens (platform admins)"),
     )
 )]
 pub struct ApiDoc;
@@ -393,4 +398,78 @@ pub async fn adopt(
         .await
         .map_err(app::access::AppError::from)?;
     Ok(Json(Adopted { adopted }))
+}
+
+/// Every user with their confirmed roles and live session and token counts (platform admins).
+#[utoipa::path(
+    get, path = "/api/v1/users", tag = "users",
+    responses(
+        (status = 200, description = "Users", body = [UserSummary]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a platform admin", body = ErrorBody),
+    )
+)]
+pub async fn users(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> ApiResult<Json<Vec<UserSummary>>> {
+    Ok(Json(state.users.list(&principal).await?))
+}
+
+/// One user with their sessions and API tokens (platform admins).
+#[utoipa::path(
+    get, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = UserDetail),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a platform admin", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+pub async fn user(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserDetail>> {
+    Ok(Json(state.users.detail(&principal, &id).await?))
+}
+
+/// An admin's action on a user.
+#[derive(Deserialize, ToSchema)]
+pub struct UserActionBody {
+    pub action: UserAction,
+    /// The session's or token's id, for `revoke_session` and `revoke_token`.
+    #[serde(default)]
+    pub target: String,
+    /// Required to `disable` (at most 1000 characters).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Revoke one of a user's sessions or tokens, disable the user (every session and token ends;
+/// sign-in refused) or enable them again (platform admins; audited).
+#[utoipa::path(
+    post, path = "/api/v1/users/{id}/actions", tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = UserActionBody,
+    responses(
+        (status = 204, description = "Done"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a platform admin, or disabling oneself", body = ErrorBody),
+        (status = 404, description = "No such user, live session or token", body = ErrorBody),
+        (status = 409, description = "Already disabled / not disabled", body = ErrorBody),
+        (status = 422, description = "No reason to disable, or not a known action", body = ErrorBody),
+    )
+)]
+pub async fn act_on_user(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(id): Path<String>,
+    body: Result<Json<UserActionBody>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let Json(body) = body?;
+    let reason = body.reason.trim();
+    state.users.act(&principal, &id, body.action, &body.target, reason).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

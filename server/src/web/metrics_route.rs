@@ -30,6 +30,13 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         "Jobs by state (queued and running: the queue's depth).",
         "gauge",
     );
+    crate::process_metrics::family(
+        &mut body,
+        "meshport_gitops_fetches_total",
+        "Fetches from the GitOps repository (previews share one per interval).",
+        "counter",
+    );
+    body.push_str(&format!("meshport_gitops_fetches_total {}\n", state.gitops.fetches()));
     match state.status.job_counts().await {
         Ok(counts) => {
             for (job_state, count) in counts {

@@ -8,6 +8,7 @@ mod metrics_route;
 mod onboard;
 mod pull_requests;
 pub mod security;
+mod server_fns;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use app::audit::ssr::AuditService;
 use app::platform::ssr::ReadinessProbe;
 use app::request_api::ssr::RequestService;
 use app::status_report::ssr::StatusService;
+use app::users::ssr::UserAdminService;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
@@ -34,7 +36,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::gitops::Gitops;
 use crate::identity::session::{self, Sessions};
-use crate::identity::{Accounts, Identity};
+use crate::identity::{Accounts, Identity, UserAdmin};
 use crate::request_service::Requests;
 use crate::status::alerts::Alerts;
 use crate::status::{Refresh, StatusBoard};
@@ -61,6 +63,8 @@ pub struct AppState {
     pub requests: Arc<Requests>,
     /// API tokens, for the server functions.
     pub accounts: Arc<dyn AccountService>,
+    /// Everyone's sessions and tokens, for platform admins.
+    pub users: Arc<UserAdmin>,
     /// Signs audit checkpoints; its public key is what `verify` trusts.
     pub audit_key: Option<CheckpointKey>,
     /// The audit trail, for the `/audit` page and its exports.
@@ -136,7 +140,9 @@ impl AppState {
             accounts: Arc::new(Accounts {
                 store: store.clone(),
                 default_days: config.identity.token_days,
+                admin_days: config.identity.admin_token_days,
             }),
+            users: Arc::new(UserAdmin { store: store.clone() }),
             vault,
             readiness,
             identity,
@@ -151,6 +157,7 @@ impl AppState {
         provide_context(self.readiness.clone());
         provide_context(self.requests.clone() as Arc<dyn RequestService>);
         provide_context(self.accounts.clone());
+        provide_context(self.users.clone() as Arc<dyn UserAdminService>);
         provide_context(self.audit.clone() as Arc<dyn AuditService>);
         provide_context(self.status.clone() as Arc<dyn StatusService>);
         provide_context(AvailableSignIns {
@@ -192,6 +199,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/services/{namespace}/{service}/changes", post(api::propose_change))
         .route("/api/v1/services/{namespace}/{service}/offboard", post(api::propose_offboarding))
         .route("/api/v1/services/{namespace}/{service}/adopt", post(api::adopt))
+        .route("/api/v1/users", get(api::users))
+        .route("/api/v1/users/{id}", get(api::user))
+        .route("/api/v1/users/{id}/actions", post(api::act_on_user))
         .route("/api/webhooks/{provider}", post(pull_requests::receive_webhook))
         .route("/api/requests/{id}/pull-requests", get(pull_requests::of_request))
         .route("/api/pull-requests/{id}/merge", post(pull_requests::merge))
@@ -205,6 +215,7 @@ pub fn router(state: AppState) -> Router {
         // Beside the page's GET: the form posted without JavaScript.
         .route("/onboard", post(onboard::post_form))
         .route("/services/{namespace}/{service}/change", post(onboard::post_change_form))
+        .layer(axum::middleware::from_fn(server_fns::error_status))
         // Per matched route (the pattern, not the path), after routing.
         .route_layer(axum::middleware::from_fn(record_request))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(

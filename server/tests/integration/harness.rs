@@ -272,11 +272,17 @@ pub const OIDC_CLIENT_ID: &str = "meshport";
 pub const OIDC_CLIENT_SECRET: &str = "meshport-test-secret";
 
 /// The test provider's users: login, password, groups.
-pub const OIDC_USERS: [(&str, &str, &[&str]); 4] = [
+pub const OIDC_USERS: [(&str, &str, &[&str]); 8] = [
     ("dana", "Dana Developer", &["developers", "team-cart"]),
     ("alex", "Alex Admin", &["platform-admins", "developers", "team-cart"]),
     ("blake", "Blake Admin", &["platform-admins"]),
     ("ari", "Ari Auditor", &["auditors"]),
+    // Changed at the provider by the re-validation tests, so used by no other test.
+    ("rhea", "Rhea Leaving", &["platform-admins", "developers", "team-cart"]),
+    ("dex", "Dex Disabled", &["developers", "team-cart"]),
+    ("evan", "Evan Revoked", &["developers", "team-cart"]),
+    // No meshport group at all.
+    ("nora", "Nora Nogroup", &["marketing"]),
 ];
 
 /// The password of a test user.

@@ -24,6 +24,7 @@ static SIGN_IN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 struct Meshport {
     app: axum::Router,
     store: Store,
+    identity: Arc<meshport_server::identity::Identity>,
     status: Arc<meshport_server::status::StatusBoard>,
     _db: TestDatabase,
 }
@@ -46,7 +47,8 @@ async fn meshport_on(
     let vault = Arc::new(Vault::new(&openbao()).unwrap());
     let state = AppState::new(&config, db.store.clone(), vault, demo).await.unwrap();
     let status = state.status.clone();
-    Meshport { app: router(state), store: db.store.clone(), status, _db: db }
+    let identity = state.identity.clone();
+    Meshport { app: router(state), store: db.store.clone(), identity, status, _db: db }
 }
 
 async fn meshport() -> Meshport {
@@ -290,6 +292,375 @@ async fn wrong_nonce_expired_or_tampered_id_tokens_are_refused() {
         );
         assert_eq!(whoami(&meshport.app, &mut jar).await, Value::Null, "{change}");
     }
+}
+
+#[tokio::test]
+async fn an_address_the_provider_says_is_unverified_is_not_used_as_identity() {
+    let meshport = meshport().await;
+    // The address would become the audit actor and the commit author: unverified, it could be
+    // anyone's, so the subject names the person instead.
+    let change = json!({ "claims": { "email": "blake@shop.example", "email_verified": false } });
+    let (answer, mut jar) = sign_in_with_altered_token(&meshport.app, change).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let me = whoami(&meshport.app, &mut jar).await;
+    assert_eq!(me["email"], "", "{me}");
+    assert_eq!(me["subject"], "dana");
+    let sign_in = &meshport.store.recent_audit_events(1).await.unwrap()[0];
+    assert_eq!((sign_in.action.as_str(), sign_in.actor_email.as_str()), ("sign_in", ""));
+    assert_eq!(sign_in.actor_subject, "dana");
+    // A verified one is used.
+    let change = json!({ "claims": { "email": "dana@shop.example", "email_verified": true } });
+    let (answer, mut jar) = sign_in_with_altered_token(&meshport.app, change).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(whoami(&meshport.app, &mut jar).await["email"], "dana@shop.example");
+}
+
+/// Changes a test user at the provider, as its administrator would.
+async fn at_provider_change(login: &str, change: Value) {
+    reqwest::Client::new()
+        .post(format!("{}/__test/users/{login}", oidc_issuer()))
+        .json(&change)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+}
+
+/// The audit events of `action`, newest first.
+async fn events(store: &Store, action: &str) -> Vec<meshport_server::store::AuditEvent> {
+    let events = store.recent_audit_events(1000).await.unwrap();
+    events.into_iter().filter(|e| e.action == action).collect()
+}
+
+/// A same-origin call a page of meshport makes with the session (REST routes take sessions).
+async fn with_session(
+    app: &axum::Router,
+    jar: &mut Jar,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("sec-fetch-site", "same-origin")
+        .header(header::ORIGIN, TEST_PUBLIC_URL)
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/json");
+    let body = body.map_or_else(Body::empty, |body| Body::from(body.to_string()));
+    send(app, jar, request, body).await
+}
+
+#[tokio::test]
+async fn access_follows_the_provider_a_removed_admin_and_a_disabled_user_lose_it() {
+    let meshport = meshport().await;
+    // Rhea is an admin with a session and an admin token.
+    let mut rhea = sign_in(&meshport.app, "rhea").await;
+    let rhea_id = whoami(&meshport.app, &mut rhea).await["user_id"].as_str().unwrap().to_owned();
+    let answer = server_fn(
+        &meshport.app,
+        &mut rhea,
+        "create_api_token",
+        json!({ "name": "ops", "roles": ["platform-admin"], "days": null }),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let token = answer.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        rest(&meshport.app, Some(&token), "GET", "/api/v1/users", None).await.status,
+        StatusCode::OK
+    );
+
+    // The provider's admin takes her out of the admin group; one re-validation later her
+    // session is a developer's and her admin token has nothing left.
+    at_provider_change("rhea", json!({ "groups": ["developers", "team-cart"] })).await;
+    let id = rhea_id.parse().unwrap();
+    let outcome = meshport.identity.revalidate(id).await.unwrap();
+    assert_eq!(outcome, meshport_server::identity::Revalidation::Confirmed);
+    assert_eq!(whoami(&meshport.app, &mut rhea).await["roles"], json!(["developer"]));
+    let answer = rest(&meshport.app, Some(&token), "GET", "/api/v1/users", None).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    let answer = with_session(&meshport.app, &mut rhea, "GET", "/api/v1/users", None).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    let changed = events(&meshport.store, "user_access_changed").await;
+    assert_eq!(changed.len(), 1);
+    assert!(changed[0].details.contains("developer,platform-admin"), "{}", changed[0].details);
+
+    // Dex, a developer with a session and a token, is disabled at the provider: the next
+    // re-validation ends both, and says so in the trail.
+    let mut dex = sign_in(&meshport.app, "dex").await;
+    let dex_id =
+        whoami(&meshport.app, &mut dex).await["user_id"].as_str().unwrap().parse().unwrap();
+    let dex_token = api_token(&meshport.app, "dex", &["developer"]).await;
+    at_provider_change("dex", json!({ "disabled": true })).await;
+    let outcome = meshport.identity.revalidate(dex_id).await.unwrap();
+    assert_eq!(outcome, meshport_server::identity::Revalidation::Removed);
+    assert_eq!(whoami(&meshport.app, &mut dex).await, Value::Null);
+    let answer = rest(&meshport.app, Some(&dex_token), "GET", "/api/v1/requests", None).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    let removed = events(&meshport.store, "user_deprovisioned").await;
+    assert_eq!(removed.len(), 1);
+    let details: Value = serde_json::from_str(&removed[0].details).unwrap();
+    assert_eq!(details["sessions_revoked"], 2, "both of Dex's sign-ins: {details}");
+    assert_eq!(details["tokens_revoked"], 1, "{details}");
+    at_provider_change("dex", json!({ "disabled": false })).await;
+}
+
+/// Sets back when the provider last confirmed a user, as time passing would.
+async fn age_confirmation(store: &Store, user: uuid::Uuid) {
+    let sql = "UPDATE users SET validated_at = $1 WHERE id = $2";
+    let long_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    match store {
+        Store::Sqlite(pool) => {
+            sqlx::query(sql).bind(long_ago).bind(user).execute(pool).await.unwrap();
+        }
+        Store::Postgres(pool) => {
+            sqlx::query(sql).bind(long_ago).bind(user).execute(pool).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_scheduled_pass_and_a_change_both_ask_the_provider_first() {
+    let meshport = meshport().await;
+    let mut evan = sign_in(&meshport.app, "evan").await;
+    let evan_id: uuid::Uuid =
+        whoami(&meshport.app, &mut evan).await["user_id"].as_str().unwrap().parse().unwrap();
+    // Confirmed at sign-in: nothing due.
+    assert_eq!(meshport.identity.revalidate_due().await.unwrap(), 0);
+    assert!(
+        meshport
+            .store
+            .users_to_revalidate(chrono::Utc::now() - chrono::TimeDelta::minutes(15))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    age_confirmation(&meshport.store, evan_id).await;
+    assert_eq!(
+        meshport
+            .store
+            .users_to_revalidate(chrono::Utc::now() - chrono::TimeDelta::minutes(15))
+            .await
+            .unwrap(),
+        vec![evan_id]
+    );
+    // The pass confirms Evan (still in his groups) and records when.
+    assert_eq!(meshport.identity.revalidate_due().await.unwrap(), 0);
+    let user = meshport.store.user(evan_id).await.unwrap().unwrap();
+    assert!(user.validated_at.unwrap() > chrono::Utc::now() - chrono::TimeDelta::minutes(1));
+
+    // Evan leaves every meshport group; his confirmation is an hour old. The very next change
+    // he attempts is checked at the provider first and refused; his session is over.
+    at_provider_change("evan", json!({ "groups": ["marketing"] })).await;
+    age_confirmation(&meshport.store, evan_id).await;
+    let answer = server_fn(&meshport.app, &mut evan, "submit_request", cart_request("cart")).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    assert_eq!(whoami(&meshport.app, &mut evan).await, Value::Null);
+    let removed = events(&meshport.store, "user_deprovisioned").await;
+    assert_eq!(removed.len(), 1);
+    assert!(
+        removed[0].details.contains("no longer in any meshport group"),
+        "{}",
+        removed[0].details
+    );
+    assert!(
+        meshport
+            .store
+            .recent_audit_events(100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.action != "request_submitted")
+    );
+    at_provider_change("evan", json!({ "groups": ["developers", "team-cart"] })).await;
+}
+
+#[tokio::test]
+async fn an_admin_lists_and_revokes_anyones_sessions_and_tokens_and_disables_a_user() {
+    let meshport = meshport().await;
+    let mut dana = sign_in(&meshport.app, "dana").await;
+    let dana_id = whoami(&meshport.app, &mut dana).await["user_id"].as_str().unwrap().to_owned();
+    let dana_token = api_token(&meshport.app, "dana", &["developer"]).await;
+    // A developer cannot look at people, by page function or by API.
+    let answer = with_session(&meshport.app, &mut dana, "GET", "/api/v1/users", None).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    let answer = server_fn(&meshport.app, &mut dana, "list_users", json!({})).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+
+    let mut blake = sign_in(&meshport.app, "blake").await;
+    let users = with_session(&meshport.app, &mut blake, "GET", "/api/v1/users", None).await;
+    assert_eq!(users.status, StatusCode::OK, "{}", users.body);
+    let listed = users.json();
+    let row =
+        listed.as_array().unwrap().iter().find(|u| u["id"] == dana_id.as_str()).unwrap().clone();
+    assert_eq!(
+        (row["live_sessions"].as_i64(), row["live_tokens"].as_i64()),
+        (Some(2), Some(1)),
+        "{row}"
+    );
+    let path = format!("/api/v1/users/{dana_id}");
+    let detail = with_session(&meshport.app, &mut blake, "GET", &path, None).await.json();
+    let live_session = |detail: &Value| {
+        detail["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["ended"] == false)
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let sessions = live_session(&detail);
+    assert_eq!(sessions.len(), 2, "{detail}");
+    assert!(
+        !detail.to_string().contains(dana.0.as_deref().unwrap().split('=').nth(1).unwrap()),
+        "no cookie value"
+    );
+
+    // End both sessions one by one, then the token.
+    let actions = format!("/api/v1/users/{dana_id}/actions");
+    for session in &sessions {
+        let body = json!({ "action": "revoke_session", "target": session });
+        let answer =
+            with_session(&meshport.app, &mut blake, "POST", &actions, Some(body.clone())).await;
+        assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+        let again = with_session(&meshport.app, &mut blake, "POST", &actions, Some(body)).await;
+        assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.body);
+    }
+    assert_eq!(whoami(&meshport.app, &mut dana).await, Value::Null);
+    let token_id = detail["tokens"][0]["id"].as_str().unwrap();
+    let body = json!({ "action": "revoke_token", "target": token_id });
+    let answer = with_session(&meshport.app, &mut blake, "POST", &actions, Some(body)).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    let answer = rest(&meshport.app, Some(&dana_token), "GET", "/api/v1/requests", None).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(events(&meshport.store, "session_revoked").await.len(), 2);
+    assert!(events(&meshport.store, "api_token_revoked").await[0].details.contains("by_admin"));
+
+    // Disabling needs a reason; then sign-in is refused until enabled again.
+    let answer = with_session(
+        &meshport.app,
+        &mut blake,
+        "POST",
+        &actions,
+        Some(json!({ "action": "disable" })),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert!(answer.body.contains("reason"), "{}", answer.body);
+    let body = json!({ "action": "disable", "reason": "left the company" });
+    let answer = with_session(&meshport.app, &mut blake, "POST", &actions, Some(body)).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    {
+        let _one_at_a_time = SIGN_IN.lock().await;
+        let mut jar = Jar::default();
+        let authorize = begin(&meshport.app, &mut jar).await;
+        let back = at_provider(&authorize, "dana").await;
+        let answer = callback(&meshport.app, &mut jar, &back).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+        assert!(answer.body.contains("left the company"), "{}", answer.body);
+    }
+    let body = json!({ "action": "enable" });
+    let answer = with_session(&meshport.app, &mut blake, "POST", &actions, Some(body)).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    let mut dana = sign_in(&meshport.app, "dana").await;
+    assert_eq!(whoami(&meshport.app, &mut dana).await["name"], "Dana Developer");
+    assert_eq!(events(&meshport.store, "user_disabled").await.len(), 1);
+    assert_eq!(events(&meshport.store, "user_enabled").await.len(), 1);
+    // An admin cannot lock themselves out.
+    let blake_id = whoami(&meshport.app, &mut blake).await["user_id"].as_str().unwrap().to_owned();
+    let body = json!({ "action": "disable", "reason": "oops" });
+    let own = format!("/api/v1/users/{blake_id}/actions");
+    let answer = with_session(&meshport.app, &mut blake, "POST", &own, Some(body)).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn admin_tokens_live_at_most_the_admin_lifetime() {
+    let meshport = meshport_with(false, |config| config.identity.admin_token_days = 7).await;
+    let mut blake = sign_in(&meshport.app, "blake").await;
+    let create = |roles: Value, days: Value| json!({ "name": "t", "roles": roles, "days": days });
+    let answer = server_fn(
+        &meshport.app,
+        &mut blake,
+        "create_api_token",
+        create(json!(["platform-admin"]), json!(30)),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert!(answer.body.contains("at most 7 days"), "{}", answer.body);
+    let answer = server_fn(
+        &meshport.app,
+        &mut blake,
+        "create_api_token",
+        create(json!(["platform-admin"]), Value::Null),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let expires: chrono::DateTime<chrono::Utc> =
+        answer.json()["info"]["expires_at"].as_str().unwrap().parse().unwrap();
+    let days = (expires - chrono::Utc::now()).num_hours() as f64 / 24.0;
+    assert!((6.9..=7.0).contains(&days), "{days}");
+}
+
+#[tokio::test]
+async fn an_account_without_any_meshport_role_is_refused_at_sign_in() {
+    let meshport = meshport().await;
+    let _one_at_a_time = SIGN_IN.lock().await;
+    let mut jar = Jar::default();
+    let authorize = begin(&meshport.app, &mut jar).await;
+    let back = at_provider(&authorize, "nora").await;
+    let answer = callback(&meshport.app, &mut jar, &back).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    for group in ["developers", "platform-admins", "auditors"] {
+        assert!(answer.body.contains(group), "the page names {group}: {}", answer.body);
+    }
+    assert_eq!(whoami(&meshport.app, &mut jar).await, Value::Null);
+    let refused = events(&meshport.store, "sign_in").await;
+    assert_eq!((refused.len(), refused[0].outcome.as_str()), (1, "failure"));
+}
+
+#[tokio::test]
+async fn a_signing_key_rotation_at_the_provider_needs_no_restart() {
+    let meshport = meshport().await;
+    let mut jar = sign_in(&meshport.app, "ari").await;
+    assert_eq!(whoami(&meshport.app, &mut jar).await["name"], "Ari Auditor");
+    // meshport holds the provider's keys from that sign-in; the provider now signs with a key
+    // meshport has never seen.
+    let _one_at_a_time = SIGN_IN.lock().await;
+    let jwks = |body: Value| {
+        body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let discovery: Value =
+        reqwest::get(format!("{}/.well-known/openid-configuration", oidc_issuer()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let keys_url = discovery["jwks_uri"].as_str().unwrap().to_owned();
+    let before = jwks(reqwest::get(&keys_url).await.unwrap().json().await.unwrap());
+    reqwest::Client::new()
+        .post(format!("{}/__test/rotate-keys", oidc_issuer()))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let after = jwks(reqwest::get(&keys_url).await.unwrap().json().await.unwrap());
+    assert!(!before.contains(&after[0]), "a new signing key: {before:?} → {after:?}");
+    let mut jar = Jar::default();
+    let authorize = begin(&meshport.app, &mut jar).await;
+    let back = at_provider(&authorize, "ari").await;
+    let answer = callback(&meshport.app, &mut jar, &back).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(whoami(&meshport.app, &mut jar).await["name"], "Ari Auditor");
 }
 
 #[tokio::test]
@@ -873,6 +1244,9 @@ async fn the_openapi_document_describes_every_route_and_the_token_scheme() {
             "/api/v1/services/{namespace}/{service}/changes",
             "/api/v1/services/{namespace}/{service}/offboard",
             "/api/v1/services/{namespace}/{service}/preview",
+            "/api/v1/users",
+            "/api/v1/users/{id}",
+            "/api/v1/users/{id}/actions",
         ]
     );
     assert_eq!(document["components"]["securitySchemes"]["api_token"]["scheme"], "bearer");
@@ -1000,4 +1374,23 @@ async fn a_non_ascii_return_path_does_not_break_the_sign_in() {
     let answer = callback(&meshport.app, &mut jar, &back).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
     assert_eq!(answer.location(), "/");
+}
+
+#[tokio::test]
+async fn malformed_server_function_calls_answer_400_not_500() {
+    let meshport = meshport().await;
+    let app = &meshport.app;
+    let mut dana = sign_in(app, "dana").await;
+    // Arguments that do not decode: the wrong shape, not JSON at all, a missing argument.
+    for body in [json!({ "request": { "service": 7 } }), json!("cart"), json!({})] {
+        let answer = server_fn(app, &mut dana, "submit_request", body.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}: {}", answer.body);
+        assert_eq!(answer.json()["error"], "server_fn", "{}", answer.body);
+    }
+    let request = Request::post("/api/decide_request")
+        .header("sec-fetch-site", "same-origin")
+        .header(header::CONTENT_TYPE, "application/json");
+    let answer = send(app, &mut dana, request, Body::from("{not json")).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(meshport.store.list_requests(&Default::default()).await.unwrap().len(), 0);
 }

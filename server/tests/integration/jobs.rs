@@ -340,7 +340,7 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
     // A preview now compares with what is merged: a changed replica count changes one file.
     let mut changed = form.clone();
     changed.replicas = 3;
-    let preview = requests.preview(changed).await.unwrap();
+    let preview = requests.preview(dana, changed.clone()).await.unwrap();
     let changes: Vec<(&str, Option<&str>)> = preview
         .iter()
         .filter(|f| f.path.starts_with("manifests/"))
@@ -348,6 +348,33 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
         .filter(|(_, change)| *change != Some("unchanged"))
         .collect();
     assert_eq!(changes, [("manifests/prod-app/cart/deployment.yaml", Some("changed"))]);
+    // A developer of another team previewing the same name reads none of cart's files: no
+    // comparison with a folder that is not hers (and no fetch for it); she may preview only
+    // for her own teams.
+    let (_, mut pat) = crate::harness::person(&db.store, "pat", &[Role::Developer]).await;
+    pat.teams = ["payments".to_owned()].into();
+    let fetches = gitops.fetches();
+    let mut theirs = form.clone();
+    theirs.team = "payments".into();
+    let preview = requests.preview(&pat, theirs.clone()).await.unwrap();
+    assert!(
+        preview
+            .iter()
+            .filter(|f| f.path.starts_with("manifests/"))
+            .all(|f| f.change.as_deref() == Some("added")),
+        "nothing compared with, nothing shown as removed: {preview:#?}"
+    );
+    assert_eq!(gitops.fetches(), fetches, "nothing fetched for a folder the caller may not see");
+    let refused = requests.preview(&pat, form.clone()).await;
+    assert!(matches!(refused, Err(app::access::AppError::Forbidden(_))), "{refused:?}");
+    // Fifty previews at once by the owner fetch at most once per interval (30 s by default),
+    // and never wait for the provisioning lock.
+    let fetches = gitops.fetches();
+    let previews = (0..50).map(|_| requests.preview(dana, changed.clone()));
+    for preview in futures_util::future::join_all(previews).await {
+        assert!(preview.unwrap().iter().any(|f| f.change.as_deref() == Some("changed")));
+    }
+    assert!(gitops.fetches() - fetches <= 1, "{} fetches", gitops.fetches() - fetches);
 
     // Offboarding is a change set of its own: asked for by one admin, approved by another
     // (never the asker); then the removal PR first, and Vault access stays until it merges.

@@ -175,5 +175,6 @@ pub(crate) fn parse_pull(
             .flatten(),
         // The head branch's last commit; for a merged pull request, the head that was merged.
         head_sha: json["head"]["sha"].as_str().map(str::to_owned),
+        updated_at: super::timestamp(json, "updated_at"),
     })
 }

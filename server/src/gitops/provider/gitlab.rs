@@ -148,5 +148,6 @@ pub(crate) fn parse_merge_request(
             .into_iter()
             .find_map(Value::as_str)
             .map(str::to_owned),
+        updated_at: super::timestamp(json, "updated_at"),
     })
 }

@@ -52,6 +52,8 @@ impl LocalForge {
             state: entry.state,
             merge_commit_sha: entry.merge_commit_sha.clone(),
             head_sha: entry.head_sha.clone(),
+            // The local registry is changed under meshport's own lock: reports are in order.
+            updated_at: None,
         }
     }
 

@@ -82,6 +82,23 @@ pub struct RemotePullRequest {
     /// The branch's head commit (at the merge, for a merged one), where the forge says.
     /// Compared with the approved head: approval binds to content.
     pub head_sha: Option<String>,
+    /// When the forge last changed it (`updated_at`), where it says: a report older than
+    /// the state already applied is stale.
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A forge's timestamp at `key`: RFC 3339 (GitHub, Gitea, GitLab's API) or GitLab's older
+/// webhook form `2024-01-02 03:04:05 UTC`.
+pub(crate) fn timestamp(json: &serde_json::Value, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = json.get(key)?.as_str()?;
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S %z"))
+        .map(|time| time.to_utc())
+        .ok()
+        .or_else(|| {
+            let naive = text.strip_suffix(" UTC")?;
+            chrono::NaiveDateTime::parse_from_str(naive, "%Y-%m-%d %H:%M:%S").ok().map(|t| t.and_utc())
+        })
 }
 
 /// A forge call failed. Messages name the setting to fix where there is one.

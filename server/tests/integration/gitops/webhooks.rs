@@ -25,6 +25,7 @@ use crate::harness::{Backend, TestDatabase, openbao};
 
 on_both_backends!(
     contract_github_webhooks_apply_signed_deliveries_once,
+    contract_an_older_webhook_report_never_overrides_a_newer_state,
     contract_polling_applies_the_forges_state_like_a_webhook,
     contract_a_webhook_merge_of_a_head_pushed_after_approval_is_flagged,
 );
@@ -84,6 +85,17 @@ async fn forge(kind: ProviderKind, db: &TestDatabase) -> Forge {
 
 /// A GitHub (and Gitea) `pull_request` event; `head` is the branch's head commit.
 fn github_body(repository: &str, number: i64, state: &str, merged: bool, head: &str) -> Vec<u8> {
+    github_event(repository, number, state, merged, head).to_string().into_bytes()
+}
+
+/// The same event, with the forge's time of the change.
+fn github_body_at(state: &str, head: &str, updated_at: &str) -> Vec<u8> {
+    let mut event = github_event("shop/gitops", 7, state, false, head);
+    event["pull_request"]["updated_at"] = json!(updated_at);
+    event.to_string().into_bytes()
+}
+
+fn github_event(repository: &str, number: i64, state: &str, merged: bool, head: &str) -> serde_json::Value {
     json!({
         "action": if state == "open" { "reopened" } else { "closed" },
         "number": number,
@@ -97,8 +109,6 @@ fn github_body(repository: &str, number: i64, state: &str, merged: bool, head: &
         },
         "repository": { "full_name": repository },
     })
-    .to_string()
-    .into_bytes()
 }
 
 fn github_headers(delivery: &str, event: &str, signature: &str) -> HeaderMap {
@@ -158,12 +168,10 @@ async fn contract_github_webhooks_apply_signed_deliveries_once(db: TestDatabase)
     assert_eq!(pr.merged_head_sha.as_deref(), Some(forge.pr.head_sha.as_str()));
     assert!(!pr.changed_after_approval);
 
-    // The same delivery again (a replay) changes nothing; a new one with the same news neither.
+    // The same delivery again (a replay) changes nothing, nor does the captured body re-sent
+    // under a new delivery id (the signature covers the body only).
     assert_eq!(deliver(&forge, "d-1", &merged).await.unwrap(), WebhookOutcome::Duplicate);
-    assert_eq!(
-        deliver(&forge, "d-2", &merged).await.unwrap(),
-        WebhookOutcome::Applied(Transition::Unchanged)
-    );
+    assert_eq!(deliver(&forge, "d-2", &merged).await.unwrap(), WebhookOutcome::Duplicate);
     // Merged is final: a late "closed" does not undo it.
     let closed = github_body("shop/gitops", 7, "closed", false, &forge.pr.head_sha);
     assert_eq!(
@@ -196,6 +204,30 @@ async fn contract_github_webhooks_apply_signed_deliveries_once(db: TestDatabase)
     // Deliveries claiming another forge are refused.
     let other = forge.gitops.apply_webhook(ProviderKind::Gitea, &HeaderMap::new(), &merged).await;
     assert!(matches!(other, Err(WebhookApplyError::Refused(WebhookError::NotConfigured("gitea")))));
+}
+
+async fn contract_an_older_webhook_report_never_overrides_a_newer_state(db: TestDatabase) {
+    let forge = forge(ProviderKind::Github, &db).await;
+    let head = forge.pr.head_sha.clone();
+    let state = || async { db.store.pull_request(forge.pr.id).await.unwrap().unwrap().state };
+    let closed = github_body_at("closed", &head, "2026-12-07T10:00:05Z");
+    let applied = deliver(&forge, "c-1", &closed).await.unwrap();
+    assert!(matches!(applied, WebhookOutcome::Applied(Transition::Changed(_))), "{applied:?}");
+    // The "open" of before the close arrives late (forges retry failed deliveries).
+    let earlier = github_body_at("open", &head, "2026-12-07T10:00:01Z");
+    assert_eq!(
+        deliver(&forge, "c-2", &earlier).await.unwrap(),
+        WebhookOutcome::Applied(Transition::Unchanged)
+    );
+    assert_eq!(state().await.as_str(), "closed");
+    // A reopening after the close is applied.
+    let reopened = github_body_at("open", &head, "2026-12-07T10:00:09Z");
+    let applied = deliver(&forge, "c-3", &reopened).await.unwrap();
+    assert!(matches!(applied, WebhookOutcome::Applied(Transition::Changed(_))), "{applied:?}");
+    assert_eq!(state().await.as_str(), "open");
+    let moves = events(&db.store, "pull_request_closed").await.len()
+        + events(&db.store, "pull_request_opened").await.len();
+    assert_eq!(moves, 3, "opened by meshport, closed, reopened: the stale report left no event");
 }
 
 async fn contract_polling_applies_the_forges_state_like_a_webhook(db: TestDatabase) {
@@ -281,8 +313,11 @@ async fn contract_a_webhook_merge_of_a_head_pushed_after_approval_is_flagged(db:
     );
     // A replayed or repeated delivery neither flags it twice nor moves the request.
     assert_eq!(deliver(&github, "c-1", &merged).await.unwrap(), WebhookOutcome::Duplicate);
+    assert_eq!(deliver(&github, "c-2", &merged).await.unwrap(), WebhookOutcome::Duplicate);
+    let mut again: serde_json::Value = serde_json::from_slice(&merged).unwrap();
+    again["action"] = json!("edited");
     assert_eq!(
-        deliver(&github, "c-2", &merged).await.unwrap(),
+        deliver(&github, "c-3", again.to_string().as_bytes()).await.unwrap(),
         WebhookOutcome::Applied(Transition::Unchanged)
     );
     assert_eq!(events(&db.store, "pull_request_changed_after_approval").await.len(), 1);
