@@ -518,6 +518,23 @@ async fn an_admin_lists_and_revokes_anyones_sessions_and_tokens_and_disables_a_u
         "no cookie value"
     );
 
+    // The admin pages show the same, with a button per live session and token; to a
+    // developer they show nobody.
+    let page = |jar: &mut Jar, path: String| {
+        let (app, mut jar) = (meshport.app.clone(), jar.clone());
+        async move { send(&app, &mut jar, Request::get(path), Body::empty()).await }
+    };
+    let listing = page(&mut blake, "/admin/users".into()).await;
+    assert_eq!(listing.status, StatusCode::OK);
+    assert!(listing.body.contains(&format!("/admin/users/{dana_id}")), "{}", listing.body);
+    let person = page(&mut blake, format!("/admin/users/{dana_id}")).await;
+    for session in &sessions {
+        assert!(person.body.contains(&format!("end-session-{session}")), "{}", person.body);
+    }
+    assert!(person.body.contains(&format!("revoke-token-{}", detail["tokens"][0]["id"].as_str().unwrap())));
+    let refused = page(&mut dana, "/admin/users".into()).await;
+    assert!(!refused.body.contains("blake@shop.example") && !refused.body.contains(&format!("/admin/users/{dana_id}")), "{}", refused.body);
+
     // End both sessions one by one, then the token.
     let actions = format!("/api/v1/users/{dana_id}/actions");
     for session in &sessions {
