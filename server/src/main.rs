@@ -99,7 +99,7 @@ enum AuditCommand {
     },
     /// Write the change-evidence report (one row per request) to standard output.
     Evidence {
-        /// csv or jsonl.
+        /// csv (text cells escaped for spreadsheets; csv-excel is the same) or jsonl.
         #[arg(long, default_value = "csv")]
         format: Format,
     },
@@ -113,7 +113,9 @@ enum AuditCommand {
         /// First instant excluded, RFC 3339. Default: no end.
         #[arg(long)]
         to: Option<DateTime<Utc>>,
-        /// csv, jsonl or ocsf (OCSF 6003 API Activity as JSON Lines).
+        /// csv (exact: for hash verification and tools), csv-excel (for spreadsheets: cells
+        /// starting with = + - @ tab or CR get a leading '), jsonl or ocsf (OCSF 6003 API
+        /// Activity as JSON Lines).
         #[arg(long, default_value = "jsonl")]
         format: Format,
     },

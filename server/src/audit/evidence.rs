@@ -4,12 +4,13 @@
 //! came after the merge, or where the pull request was merged with commits pushed after its
 //! approval.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::export::Format;
+use super::export::{Format, spreadsheet_safe};
 use crate::store::{PullRequestKind, Store, StoreError};
 
 /// One request's evidence.
@@ -123,15 +124,45 @@ pub async fn rows(store: &Store) -> Result<Vec<EvidenceRow>, StoreError> {
         .collect())
 }
 
-/// The report as CSV or JSON Lines.
+impl EvidenceRow {
+    /// The row's CSV cells in [`CSV_HEADER`] order, text escaped for spreadsheets: the report is
+    /// read by people, and its justification and reasons are typed by requesters.
+    fn csv_record(&self) -> [Cow<'_, str>; 17] {
+        let flag = |set: bool| Cow::Borrowed(if set { "true" } else { "false" });
+        [
+            spreadsheet_safe(&self.request_id),
+            spreadsheet_safe(&self.namespace),
+            spreadsheet_safe(&self.service),
+            spreadsheet_safe(&self.team),
+            spreadsheet_safe(&self.requested_by),
+            spreadsheet_safe(&self.requested_at),
+            spreadsheet_safe(&self.justification),
+            spreadsheet_safe(&self.decided_by),
+            spreadsheet_safe(&self.decided_at),
+            spreadsheet_safe(&self.decision_reason),
+            spreadsheet_safe(&self.pr_url),
+            spreadsheet_safe(&self.commit_sha),
+            spreadsheet_safe(&self.merged_at),
+            spreadsheet_safe(&self.outcome),
+            flag(self.approver_is_requester),
+            flag(self.approved_after_merge),
+            flag(self.changed_after_approval),
+        ]
+    }
+}
+
+/// The report as CSV (`csv` and `csv-excel` alike: always escaped for spreadsheets) or JSON
+/// Lines (exact).
 pub fn encode(rows: &[EvidenceRow], format: Format) -> Result<Vec<u8>, String> {
     match format {
-        Format::Csv => {
+        Format::Csv | Format::CsvExcel => {
             // The header is written by hand so an empty report still has one.
             let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
             writer.write_record(CSV_HEADER).map_err(|e| e.to_string())?;
             for row in rows {
-                writer.serialize(row).map_err(|e| e.to_string())?;
+                writer
+                    .write_record(row.csv_record().iter().map(|c| c.as_bytes()))
+                    .map_err(|e| e.to_string())?;
             }
             writer.into_inner().map_err(|e| e.to_string())
         }
@@ -143,6 +174,6 @@ pub fn encode(rows: &[EvidenceRow], format: Format) -> Result<Vec<u8>, String> {
             }
             Ok(out)
         }
-        Format::Ocsf => Err("the evidence report comes as csv or jsonl".into()),
+        Format::Ocsf => Err("the evidence report comes as csv, csv-excel or jsonl".into()),
     }
 }

@@ -1,8 +1,10 @@
 //! Exports of the audit trail, streamed with constant memory: a producer task reads events in
 //! sequence order and hands encoded chunks through a small bounded channel, so neither the CLI
-//! nor an HTTP download ever holds more than a few chunks. Formats: CSV (spreadsheets), JSON
-//! Lines (the usual machine format) and OCSF class 6003 "API Activity" (SIEMs).
+//! nor an HTTP download ever holds more than a few chunks. Formats: CSV (byte-exact, for hash
+//! verification), CSV for spreadsheets (formula cells escaped), JSON Lines (the usual machine
+//! format) and OCSF class 6003 "API Activity" (SIEMs).
 
+use std::borrow::Cow;
 use std::str::FromStr;
 
 use bytes::Bytes;
@@ -21,7 +23,10 @@ const IN_FLIGHT: usize = 8;
 /// An export format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// Every cell exactly as stored and hashed.
     Csv,
+    /// CSV for spreadsheets: cells a spreadsheet would evaluate are escaped ([`spreadsheet_safe`]).
+    CsvExcel,
     Jsonl,
     Ocsf,
 }
@@ -30,7 +35,7 @@ impl Format {
     /// The HTTP content type.
     pub fn content_type(self) -> &'static str {
         match self {
-            Self::Csv => "text/csv; charset=utf-8",
+            Self::Csv | Self::CsvExcel => "text/csv; charset=utf-8",
             Self::Jsonl | Self::Ocsf => "application/x-ndjson",
         }
     }
@@ -39,6 +44,7 @@ impl Format {
     pub fn extension(self) -> &'static str {
         match self {
             Self::Csv => "csv",
+            Self::CsvExcel => "excel.csv",
             Self::Jsonl => "jsonl",
             Self::Ocsf => "ocsf.jsonl",
         }
@@ -51,10 +57,23 @@ impl FromStr for Format {
     fn from_str(value: &str) -> Result<Self, String> {
         match value {
             "csv" => Ok(Self::Csv),
+            "csv-excel" => Ok(Self::CsvExcel),
             "jsonl" => Ok(Self::Jsonl),
             "ocsf" => Ok(Self::Ocsf),
-            other => Err(format!("unknown export format `{other}`: use csv, jsonl or ocsf")),
+            other => {
+                Err(format!("unknown export format `{other}`: use csv, csv-excel, jsonl or ocsf"))
+            }
         }
+    }
+}
+
+/// `cell` as a spreadsheet shows it without evaluating it: a cell starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return gets a leading `'` (OWASP's rule against CSV injection), so
+/// a justification such as `=HYPERLINK(…)` stays text. Everything else is unchanged.
+pub fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
     }
 }
 
@@ -147,7 +166,7 @@ struct Encoder {
 
 impl Encoder {
     fn new(format: Format) -> Self {
-        let csv = (format == Format::Csv).then(|| {
+        let csv = matches!(format, Format::Csv | Format::CsvExcel).then(|| {
             let mut writer = csv::WriterBuilder::new().from_writer(Vec::with_capacity(CHUNK * 2));
             writer.write_record(CSV_HEADER).expect("writing to memory");
             writer
@@ -157,28 +176,33 @@ impl Encoder {
 
     fn push(&mut self, event: &AuditEvent) {
         match self.format {
-            Format::Csv => {
+            Format::Csv | Format::CsvExcel => {
                 let writer = self.csv.as_mut().expect("a CSV writer");
-                writer
-                    .write_record([
-                        event.seq.to_string().as_str(),
-                        &event.id,
-                        &event.occurred_at,
-                        event.actor_user_id.as_deref().unwrap_or(""),
-                        &event.actor_subject,
-                        &event.actor_email,
-                        &event.actor_roles,
-                        &event.action,
-                        &event.target_kind,
-                        &event.target_namespace,
-                        &event.target_name,
-                        event.request_id.as_deref().unwrap_or(""),
-                        &event.details,
-                        &event.outcome,
-                        &event.prev_hash,
-                        &event.hash,
-                    ])
-                    .expect("writing to memory");
+                let seq = event.seq.to_string();
+                let cells = [
+                    seq.as_str(),
+                    &event.id,
+                    &event.occurred_at,
+                    event.actor_user_id.as_deref().unwrap_or(""),
+                    &event.actor_subject,
+                    &event.actor_email,
+                    &event.actor_roles,
+                    &event.action,
+                    &event.target_kind,
+                    &event.target_namespace,
+                    &event.target_name,
+                    event.request_id.as_deref().unwrap_or(""),
+                    &event.details,
+                    &event.outcome,
+                    &event.prev_hash,
+                    &event.hash,
+                ];
+                let written = if self.format == Format::CsvExcel {
+                    writer.write_record(cells.map(spreadsheet_safe).iter().map(|c| c.as_bytes()))
+                } else {
+                    writer.write_record(cells)
+                };
+                written.expect("writing to memory");
             }
             Format::Jsonl => {
                 serde_json::to_writer(&mut self.buffer, event).expect("writing to memory");
@@ -268,4 +292,20 @@ pub fn ocsf(event: &AuditEvent) -> serde_json::Value {
         ocsf["actor"]["user"]["email_addr"] = json!(event.actor_email);
     }
     ocsf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn cells_a_spreadsheet_would_evaluate_get_a_leading_quote() {
+        for cell in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "=HYPERLINK(\"http://x\",\"y\")"]
+        {
+            assert_eq!(spreadsheet_safe(cell), format!("'{cell}"));
+        }
+        for cell in ["", "alex@shop.example", "a=b", " =1", "'=1", "{\"step\":1}", "1.5"] {
+            assert_eq!(spreadsheet_safe(cell), cell, "unchanged");
+        }
+    }
 }

@@ -19,6 +19,7 @@ on_both_backends!(
     a_removed_event_is_named,
     reordered_events_are_named,
     csv_parses_back_identically,
+    spreadsheet_formulas_are_escaped_except_in_the_plain_csv,
     jsonl_and_ocsf_carry_every_event,
     a_period_selects_its_events,
     checkpoints_come_every_n_events_or_when_stale,
@@ -161,6 +162,69 @@ async fn csv_parses_back_identically(db: TestDatabase) {
         assert_eq!(&row[4], event.actor_subject);
     }
     assert!(events[0].target_name.contains('\n') && events[0].target_name.contains('"'));
+}
+
+/// The cells of every record of `bytes` (a CSV with a header), as text.
+fn csv_records(bytes: &[u8]) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_reader(bytes);
+    reader.records().map(|r| r.unwrap().iter().map(str::to_owned).collect()).collect()
+}
+
+async fn spreadsheet_formulas_are_escaped_except_in_the_plain_csv(db: TestDatabase) {
+    use meshport_server::store::{NewOnboardingRequest, NewUser};
+    const FORMULA: &str = r#"=HYPERLINK("http://x","y")"#;
+    let mut tx = db.store.begin().await.unwrap();
+    let dana = tx
+        .upsert_user(&NewUser {
+            issuer: "https://idp.example",
+            subject: "dana",
+            email: "dana@shop.example",
+            display_name: "Dana",
+        })
+        .await
+        .unwrap();
+    let spec = json!({});
+    tx.create_request(&NewOnboardingRequest {
+        id: uuid::Uuid::new_v4(),
+        kind: app::onboarding::ChangeKind::Onboard,
+        base_change: None,
+        digest: None,
+        service_name: "cart",
+        namespace: "prod-app",
+        team: "cart",
+        requested_by: dana.id,
+        justification: FORMULA,
+        spec: &spec,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let rows = audit::evidence::rows(&db.store).await.unwrap();
+    for format in [Format::Csv, Format::CsvExcel] {
+        let report = audit::evidence::encode(&rows, format).unwrap();
+        let records = csv_records(&report);
+        let column = audit::evidence::CSV_HEADER.iter().position(|c| *c == "justification");
+        assert_eq!(records[0][column.unwrap()], format!("'{FORMULA}"), "{format:?}");
+    }
+
+    // In the events, the formula as a target's name (text an event carries as a cell of its own).
+    let event = NewEvent {
+        actor: Actor::system(),
+        action: Action::RequestSubmitted,
+        target: Target::new("service", "prod-app", FORMULA),
+        request_id: None,
+        details: json!({ "justification": FORMULA }),
+        outcome: Outcome::Success,
+    };
+    audit::record_alone(&db.store, event).await.unwrap();
+    let stored = &all_events(&db.store).await[0];
+    let plain = csv_records(&exported(&db.store, Period::default(), Format::Csv).await);
+    assert_eq!(plain[0][10], FORMULA, "exact in the plain CSV");
+    assert_eq!(plain[0][15], stored.hash);
+    let excel = csv_records(&exported(&db.store, Period::default(), Format::CsvExcel).await);
+    assert_eq!(excel[0][10], format!("'{FORMULA}"), "escaped for spreadsheets");
+    assert_eq!(excel[0][12], stored.details, "JSON cells start with `{{` and stay exact");
+    assert_eq!((&excel[0][0], &excel[0][15]), (&plain[0][0], &plain[0][15]));
 }
 
 async fn jsonl_and_ocsf_carry_every_event(db: TestDatabase) {
