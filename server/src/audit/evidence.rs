@@ -2,7 +2,7 @@
 //! onboarding request with who asked and why, who decided and when, the pull request, its
 //! merge, and the outcome, flagging rows where the approver is the requester, where approval
 //! came after the merge, or where the pull request was merged with commits pushed after its
-//! approval.
+//! approval. Like the exports, it ends with a trailer ([`Trailer`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::export::{Format, spreadsheet_safe};
+use super::export::{Format, Trailer, spreadsheet_safe};
 use crate::store::{PullRequestKind, Store, StoreError};
 
 /// One request's evidence.
@@ -67,6 +67,37 @@ struct PullRequest {
     commit_sha: String,
     merged_at: String,
     changed_after_approval: bool,
+}
+
+/// The report: every request's evidence and the chain it was read from.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub rows: Vec<EvidenceRow>,
+    /// The chain's head (seq, hash) read after the rows: the report reflects no later event.
+    pub head: (i64, String),
+}
+
+impl Report {
+    /// Reads the report.
+    pub async fn read(store: &Store) -> Result<Self, StoreError> {
+        let rows = rows(store).await?;
+        let head = store.audit_head().await?;
+        Ok(Self { rows, head })
+    }
+
+    /// The report as CSV (`csv` and `csv-excel` alike: always escaped for spreadsheets) or
+    /// JSON Lines (exact), ending with its trailer: the rows' count, events 1 to the head, the
+    /// head's hash.
+    pub fn encode(&self, format: Format) -> Result<Vec<u8>, String> {
+        let (seq, hash) = &self.head;
+        let trailer = Trailer {
+            count: self.rows.len() as u64,
+            first_seq: (*seq > 0).then_some(1),
+            last_seq: (*seq > 0).then_some(*seq),
+            last_hash: if *seq > 0 { hash.clone() } else { String::new() },
+        };
+        encode(&self.rows, &trailer, format)
+    }
 }
 
 /// Every request's evidence, oldest first.
@@ -151,9 +182,7 @@ impl EvidenceRow {
     }
 }
 
-/// The report as CSV (`csv` and `csv-excel` alike: always escaped for spreadsheets) or JSON
-/// Lines (exact).
-pub fn encode(rows: &[EvidenceRow], format: Format) -> Result<Vec<u8>, String> {
+fn encode(rows: &[EvidenceRow], trailer: &Trailer, format: Format) -> Result<Vec<u8>, String> {
     match format {
         Format::Csv | Format::CsvExcel => {
             // The header is written by hand so an empty report still has one.
@@ -164,6 +193,7 @@ pub fn encode(rows: &[EvidenceRow], format: Format) -> Result<Vec<u8>, String> {
                     .write_record(row.csv_record().iter().map(|c| c.as_bytes()))
                     .map_err(|e| e.to_string())?;
             }
+            trailer.write_csv(&mut writer, CSV_HEADER.len()).map_err(|e| e.to_string())?;
             writer.into_inner().map_err(|e| e.to_string())
         }
         Format::Jsonl => {
@@ -172,6 +202,7 @@ pub fn encode(rows: &[EvidenceRow], format: Format) -> Result<Vec<u8>, String> {
                 serde_json::to_writer(&mut out, row).map_err(|e| e.to_string())?;
                 out.push(b'\n');
             }
+            trailer.write_jsonl(&mut out);
             Ok(out)
         }
         Format::Ocsf => Err("the evidence report comes as csv, csv-excel or jsonl".into()),

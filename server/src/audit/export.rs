@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -133,27 +134,24 @@ async fn produce(
     // An open end as a timestamp, not a symbol: symbols sort differently under some collations.
     let to = period.to.map_or_else(|| "9999-12-31T23:59:59.999999Z".to_owned(), stamp);
     let mut encoder = Encoder::new(format);
-    let Some((first, last)) = store.audit_seq_range(&from, &to).await? else {
-        let _ = sender.send(Ok(encoder.take())).await; // The CSV header, for an empty period.
-        return Ok(());
-    };
-    let mut after = first - 1;
-    loop {
-        let events = store.audit_page(after, last).await?;
-        let Some(newest) = events.last() else { break };
-        after = newest.seq;
-        // A clock step could put an event of another period between the first and last.
-        for event in events.iter().filter(|e| e.occurred_at >= from && e.occurred_at < to) {
-            encoder.push(event);
-        }
-        if encoder.buffered() >= CHUNK && sender.send(Ok(encoder.take())).await.is_err() {
-            return Ok(()); // The reader went away (client disconnected).
+    if let Some((first, last)) = store.audit_seq_range(&from, &to).await? {
+        let mut after = first - 1;
+        loop {
+            let events = store.audit_page(after, last).await?;
+            let Some(newest) = events.last() else { break };
+            after = newest.seq;
+            // A clock step could put an event of another period between the first and last.
+            for event in events.iter().filter(|e| e.occurred_at >= from && e.occurred_at < to) {
+                encoder.push(event);
+            }
+            if encoder.buffered() >= CHUNK && sender.send(Ok(encoder.take())).await.is_err() {
+                return Ok(()); // The reader went away (client disconnected).
+            }
         }
     }
-    let rest = encoder.take();
-    if !rest.is_empty() {
-        let _ = sender.send(Ok(rest)).await;
-    }
+    // Only an export read to its end gets a trailer: an error above leaves the file without one.
+    encoder.finish();
+    let _ = sender.send(Ok(encoder.take())).await;
     Ok(())
 }
 
@@ -162,6 +160,8 @@ struct Encoder {
     format: Format,
     csv: Option<csv::Writer<Vec<u8>>>,
     buffer: Vec<u8>,
+    /// What the events pushed so far add up to.
+    trailer: Trailer,
 }
 
 impl Encoder {
@@ -171,10 +171,11 @@ impl Encoder {
             writer.write_record(CSV_HEADER).expect("writing to memory");
             writer
         });
-        Self { format, csv, buffer: Vec::with_capacity(CHUNK * 2) }
+        Self { format, csv, buffer: Vec::with_capacity(CHUNK * 2), trailer: Trailer::default() }
     }
 
     fn push(&mut self, event: &AuditEvent) {
+        self.trailer.add(event.seq, &event.hash);
         match self.format {
             Format::Csv | Format::CsvExcel => {
                 let writer = self.csv.as_mut().expect("a CSV writer");
@@ -215,6 +216,16 @@ impl Encoder {
         }
     }
 
+    /// Writes the trailer; nothing may be pushed after it.
+    fn finish(&mut self) {
+        match self.csv.as_mut() {
+            Some(writer) => {
+                self.trailer.write_csv(writer, CSV_HEADER.len()).expect("writing to memory")
+            }
+            None => self.trailer.write_jsonl(&mut self.buffer),
+        }
+    }
+
     fn buffered(&self) -> usize {
         self.csv.as_ref().map_or(self.buffer.len(), |w| w.get_ref().len())
     }
@@ -230,6 +241,164 @@ impl Encoder {
             None => Bytes::from(std::mem::take(&mut self.buffer)),
         }
     }
+}
+
+/// The last record of every export and evidence report: how many records precede it and which
+/// events they were. A file cut short (a dropped connection, a full disk) has no trailer or one
+/// that does not match; [`check`] tells (`meshport audit check-export`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trailer {
+    /// Records before the trailer: events, or the report's rows.
+    pub count: u64,
+    /// The first and last exported event; for the evidence report, the events of the chain it
+    /// was built from.
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    /// The last event's hash (for the evidence report, the chain's head); empty without events.
+    pub last_hash: String,
+}
+
+/// The first cell of a CSV trailer row; its second cell is the trailer as JSON.
+pub const TRAILER_MARK: &str = "trailer";
+
+impl Trailer {
+    /// Counts the event `seq` with `hash` as the next record.
+    fn add(&mut self, seq: i64, hash: &str) {
+        self.count += 1;
+        self.first_seq.get_or_insert(seq);
+        self.last_seq = Some(seq);
+        hash.clone_into(&mut self.last_hash);
+    }
+
+    /// The trailer as a CSV row of `columns` cells (readers want every row equally long).
+    pub fn write_csv<W: std::io::Write>(
+        &self,
+        writer: &mut csv::Writer<W>,
+        columns: usize,
+    ) -> csv::Result<()> {
+        let json = serde_json::to_string(self).expect("a trailer serialises");
+        let cells = [TRAILER_MARK, json.as_str()].into_iter().chain(std::iter::repeat(""));
+        writer.write_record(cells.take(columns))
+    }
+
+    /// The trailer as the last line of JSON Lines: `{"trailer":{…}}`.
+    pub fn write_jsonl(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(&mut *out, &serde_json::json!({ "trailer": self }))
+            .expect("writing to memory");
+        out.push(b'\n');
+    }
+}
+
+/// Reads an export of `format` (with `evidence`, an evidence report) to its end and checks that
+/// it ends with a trailer matching the records before it: their number and, for events, the
+/// first and last sequence number and the last hash. Returns the trailer, or what is wrong.
+pub fn check(file: impl std::io::Read, format: Format, evidence: bool) -> Result<Trailer, String> {
+    let mut seen = Trailer::default();
+    let mut trailer: Option<Trailer> = None;
+    let cut =
+        |record: u64, what: &str| format!("record {record} {what}: the file was cut off or edited");
+    match format {
+        Format::Csv | Format::CsvExcel => {
+            let mut reader = csv::Reader::from_reader(file);
+            let header = reader.headers().map_err(|e| format!("no CSV header: {e}"))?;
+            let expected: &[&str] =
+                if evidence { &super::evidence::CSV_HEADER } else { &CSV_HEADER };
+            if header.iter().ne(expected.iter().copied()) {
+                let kind = if evidence { "evidence report" } else { "audit export" };
+                return Err(format!("the header is not that of a meshport {kind}"));
+            }
+            for (index, record) in reader.records().enumerate() {
+                let number = index as u64 + 1;
+                let record = record.map_err(|e| cut(number, &format!("is not whole CSV ({e})")))?;
+                if trailer.is_some() {
+                    return Err(cut(number, "follows the trailer"));
+                }
+                if &record[0] == TRAILER_MARK {
+                    trailer = Some(
+                        serde_json::from_str(&record[1])
+                            .map_err(|e| cut(number, &format!("is a damaged trailer ({e})")))?,
+                    );
+                } else if evidence {
+                    seen.count += 1;
+                } else {
+                    let seq =
+                        record[0].parse().map_err(|_| cut(number, "has no sequence number"))?;
+                    seen.add(seq, &record[15]);
+                }
+            }
+        }
+        Format::Jsonl | Format::Ocsf => {
+            use std::io::BufRead as _;
+            for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+                let number = index as u64 + 1;
+                let line = line.map_err(|e| format!("the file cannot be read: {e}"))?;
+                if trailer.is_some() {
+                    return Err(cut(number, "follows the trailer"));
+                }
+                let fields: LineFields = serde_json::from_str(&line)
+                    .map_err(|e| cut(number, &format!("is not whole JSON ({e})")))?;
+                let (seq, hash) = match (fields, format) {
+                    (LineFields { trailer: Some(found), .. }, _) => {
+                        trailer = Some(found);
+                        continue;
+                    }
+                    _ if evidence => {
+                        seen.count += 1;
+                        continue;
+                    }
+                    (LineFields { seq: Some(seq), hash: Some(hash), .. }, Format::Jsonl) => {
+                        (seq, hash)
+                    }
+                    (LineFields { metadata: Some(m), unmapped: Some(u), .. }, Format::Ocsf) => {
+                        (m.sequence, u.hash)
+                    }
+                    _ => return Err(cut(number, "is not an event")),
+                };
+                seen.add(seq, &hash);
+            }
+        }
+    }
+    let Some(trailer) = trailer else {
+        return Err(format!(
+            "no trailer after {} records: the file was cut off (or made before exports had trailers)",
+            seen.count
+        ));
+    };
+    let matches = if evidence { trailer.count == seen.count } else { trailer == seen };
+    if !matches {
+        return Err(format!(
+            "the trailer does not match the records: it says {} records ({:?} to {:?}, last hash {}), the file holds {} ({:?} to {:?}, last hash {})",
+            trailer.count,
+            trailer.first_seq,
+            trailer.last_seq,
+            trailer.last_hash,
+            seen.count,
+            seen.first_seq,
+            seen.last_seq,
+            seen.last_hash,
+        ));
+    }
+    Ok(trailer)
+}
+
+/// What [`check`] reads of a JSON line: a trailer, a JSON Lines event or an OCSF event.
+#[derive(Deserialize)]
+struct LineFields {
+    trailer: Option<Trailer>,
+    seq: Option<i64>,
+    hash: Option<String>,
+    metadata: Option<OcsfSequence>,
+    unmapped: Option<OcsfHash>,
+}
+
+#[derive(Deserialize)]
+struct OcsfSequence {
+    sequence: i64,
+}
+
+#[derive(Deserialize)]
+struct OcsfHash {
+    hash: String,
 }
 
 /// The OCSF schema version the export follows.

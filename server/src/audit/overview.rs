@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::evidence::{self, EvidenceRow};
+use super::evidence::Report;
 use super::export::{self, Format, Period};
 use super::{Action, Actor, NewEvent, Outcome, Target, Verification, record_alone, verify};
 use crate::store::{Store, StoreError};
@@ -56,9 +56,9 @@ impl AuditReader {
         Ok(export::stream(self.store.clone(), period, format))
     }
 
-    /// The change-evidence report's rows.
-    pub async fn evidence(&self) -> Result<Vec<EvidenceRow>, AppError> {
-        evidence::rows(&self.store).await.map_err(|error| {
+    /// The change-evidence report.
+    pub async fn evidence(&self) -> Result<Report, AppError> {
+        Report::read(&self.store).await.map_err(|error| {
             failed(error, "could not build the evidence report", "The report could not be built.")
         })
     }

@@ -39,7 +39,8 @@ pub struct Reason {
     info(title = "meshport API", description = "Onboard services to the Linkerd + Vault mesh."),
     paths(
         submit, list, detail, approve, reject, act, withdraw, service, preview_change,
-        propose_change, propose_offboarding, adopt
+        propose_change, propose_offboarding, adopt, super::audit::export_events,
+        super::audit::evidence_report, super::audit::verify_chain
     ),
     components(schemas(ErrorBody, Created, Reason, ActionBody, Justification, Adopted)),
     modifiers(&BearerToken),
@@ -47,6 +48,7 @@ pub struct Reason {
     tags(
         (name = "requests", description = "Change sets: onboardings, changes, offboardings"),
         (name = "services", description = "Live services, their versions and changes"),
+        (name = "audit", description = "The audit trail: exports, the change-evidence report, verification (auditors, platform admins)"),
     )
 )]
 pub struct ApiDoc;
