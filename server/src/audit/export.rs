@@ -10,7 +10,6 @@ use std::str::FromStr;
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::AuditEvent;
@@ -404,11 +403,105 @@ struct OcsfHash {
 /// The OCSF schema version the export follows.
 pub const OCSF_VERSION: &str = "1.5.0";
 
-/// One event as OCSF class 6003 (API Activity, category 6 Application Activity).
-pub fn ocsf(event: &AuditEvent) -> serde_json::Value {
+/// One event as OCSF class 6003 (API Activity, category 6 Application Activity). It borrows
+/// from the event and serialises straight to JSON: no tree is built per event.
+#[derive(Serialize)]
+pub struct OcsfEvent<'a> {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    activity_id: u32,
+    activity_name: &'static str,
+    type_uid: u32,
+    severity_id: u32,
+    severity: &'static str,
+    status_id: u32,
+    status: &'static str,
+    /// Milliseconds since the epoch.
+    time: i64,
+    metadata: OcsfMetadata<'a>,
+    actor: OcsfActor<'a>,
+    api: OcsfApi<'a>,
+    src_endpoint: OcsfNamed<'static>,
+    resources: [OcsfResource<'a>; 1],
+    unmapped: OcsfUnmapped<'a>,
+}
+
+#[derive(Serialize)]
+struct OcsfMetadata<'a> {
+    version: &'static str,
+    uid: &'a str,
+    original_time: &'a str,
+    sequence: i64,
+    product: OcsfProduct,
+}
+
+#[derive(Serialize)]
+struct OcsfProduct {
+    name: &'static str,
+    vendor_name: &'static str,
+}
+
+#[derive(Serialize)]
+struct OcsfActor<'a> {
+    user: OcsfUser<'a>,
+}
+
+#[derive(Serialize)]
+struct OcsfUser<'a> {
+    uid: &'a str,
+    name: &'a str,
+    groups: OcsfGroups<'a>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    email_addr: &'a str,
+}
+
+/// The roles (stored comma-separated) as OCSF groups, `[{"name": role}, …]`.
+struct OcsfGroups<'a>(&'a str);
+
+impl Serialize for OcsfGroups<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let roles = self.0.split(',').filter(|role| !role.is_empty());
+        serializer.collect_seq(roles.map(|name| OcsfNamed { name }))
+    }
+}
+
+#[derive(Serialize)]
+struct OcsfNamed<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct OcsfApi<'a> {
+    operation: &'a str,
+    service: OcsfNamed<'static>,
+}
+
+#[derive(Serialize)]
+struct OcsfResource<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct OcsfUnmapped<'a> {
+    target_namespace: &'a str,
+    request_id: Option<&'a str>,
+    /// The stored JSON as it is (null if it is not JSON), copied, not parsed into a tree.
+    details: Option<&'a serde_json::value::RawValue>,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
+const MESHPORT: OcsfNamed<'static> = OcsfNamed { name: "meshport" };
+
+/// One event as OCSF class 6003.
+pub fn ocsf(event: &AuditEvent) -> OcsfEvent<'_> {
     // Create for new things, Update for decisions and changes, Delete for removals, Read for
     // exports and sign-ins (which change no resource).
-    let (activity_id, activity) = match event.action.as_str() {
+    let (activity_id, activity_name) = match event.action.as_str() {
         "request_submitted" | "api_token_created" | "pull_request_opened" => (1, "Create"),
         "sign_in" | "sign_out" | "export_performed" => (2, "Read"),
         "service_offboarded" | "api_token_revoked" => (4, "Delete"),
@@ -416,51 +509,45 @@ pub fn ocsf(event: &AuditEvent) -> serde_json::Value {
     };
     let (status_id, status) =
         if event.outcome == "success" { (1, "Success") } else { (2, "Failure") };
-    let time = DateTime::parse_from_rfc3339(&event.occurred_at).map_or(0, |t| t.timestamp_millis());
-    let details: serde_json::Value = serde_json::from_str(&event.details).unwrap_or(json!(null));
-    let mut ocsf = json!({
-        "class_uid": 6003,
-        "class_name": "API Activity",
-        "category_uid": 6,
-        "category_name": "Application Activity",
-        "activity_id": activity_id,
-        "activity_name": activity,
-        "type_uid": 6003 * 100 + activity_id,
-        "severity_id": 1,
-        "severity": "Informational",
-        "status_id": status_id,
-        "status": status,
-        "time": time,
-        "metadata": {
-            "version": OCSF_VERSION,
-            "uid": event.id,
-            "original_time": event.occurred_at,
-            "sequence": event.seq,
-            "product": { "name": "meshport", "vendor_name": "meshport" },
+    OcsfEvent {
+        class_uid: 6003,
+        class_name: "API Activity",
+        category_uid: 6,
+        category_name: "Application Activity",
+        activity_id,
+        activity_name,
+        type_uid: 6003 * 100 + activity_id,
+        severity_id: 1,
+        severity: "Informational",
+        status_id,
+        status,
+        time: DateTime::parse_from_rfc3339(&event.occurred_at).map_or(0, |t| t.timestamp_millis()),
+        metadata: OcsfMetadata {
+            version: OCSF_VERSION,
+            uid: &event.id,
+            original_time: &event.occurred_at,
+            sequence: event.seq,
+            product: OcsfProduct { name: "meshport", vendor_name: "meshport" },
         },
-        "actor": {
-            "user": {
-                "uid": event.actor_user_id.clone().unwrap_or_else(|| event.actor_subject.clone()),
-                "name": event.actor_subject,
-
-                "groups": event.actor_roles.split(',').filter(|r| !r.is_empty()).map(|r| json!({ "name": r })).collect::<Vec<_>>(),
+        actor: OcsfActor {
+            user: OcsfUser {
+                uid: event.actor_user_id.as_deref().unwrap_or(&event.actor_subject),
+                name: &event.actor_subject,
+                groups: OcsfGroups(&event.actor_roles),
+                email_addr: &event.actor_email,
             },
         },
-        "api": { "operation": event.action, "service": { "name": "meshport" } },
-        "src_endpoint": { "name": "meshport" },
-        "resources": [{ "type": event.target_kind, "name": event.target_name }],
-        "unmapped": {
-            "target_namespace": event.target_namespace,
-            "request_id": event.request_id,
-            "details": details,
-            "prev_hash": event.prev_hash,
-            "hash": event.hash,
+        api: OcsfApi { operation: &event.action, service: MESHPORT },
+        src_endpoint: MESHPORT,
+        resources: [OcsfResource { kind: &event.target_kind, name: &event.target_name }],
+        unmapped: OcsfUnmapped {
+            target_namespace: &event.target_namespace,
+            request_id: event.request_id.as_deref(),
+            details: serde_json::from_str(&event.details).ok(),
+            prev_hash: &event.prev_hash,
+            hash: &event.hash,
         },
-    });
-    if !event.actor_email.is_empty() {
-        ocsf["actor"]["user"]["email_addr"] = json!(event.actor_email);
     }
-    ocsf
 }
 
 #[cfg(test)]

@@ -305,6 +305,13 @@ async fn jsonl_and_ocsf_carry_every_event(db: TestDatabase) {
         assert_eq!(line["api"]["operation"], event.action.as_str());
         assert!(line["src_endpoint"].is_object());
         assert_eq!(line["status_id"], 1);
+        assert_eq!(line["actor"]["user"]["groups"], json!([{ "name": "system" }]));
+        assert!(line["actor"]["user"].get("email_addr").is_none(), "no empty e-mail");
+        assert_eq!(line["resources"][0]["type"], "service");
+        assert_eq!(line["resources"][0]["name"], event.target_name.as_str());
+        let details: serde_json::Value = serde_json::from_str(&event.details).unwrap();
+        assert_eq!(line["unmapped"]["details"], details, "details as JSON, not as text");
+        assert_eq!(line["unmapped"]["hash"], event.hash.as_str());
     }
 }
 
