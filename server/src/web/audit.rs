@@ -122,15 +122,29 @@ pub async fn evidence_report(
         .into_response())
 }
 
-/// The whole chain recomputed: events, checkpoints, and the first event that does not fit.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VerifyQuery {
+    /// `true` recomputes the whole chain; otherwise only the events after the prefix this
+    /// server verified last (`verified_before` in the answer).
+    full: Option<bool>,
+}
+
+/// The chain verified: events, checkpoints, and the first event that does not fit. After the
+/// first run only new events are recomputed; `full=true` recomputes them all.
 #[utoipa::path(
     get, path = "/api/audit/verify", tag = "audit",
+    params(VerifyQuery),
     responses(
-        (status = 200, description = "The verification: `events`, `last_hash`, `checkpoints`, `first_broken` (null when intact)"),
+        (status = 200, description = "The verification: `events`, `last_hash`, `checkpoints`, `first_broken` (null when intact), `verified_before` (events trusted from an earlier run; 0 for a full check)"),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an auditor or platform admin", body = ErrorBody),
     )
 )]
-pub async fn verify_chain(State(state): State<AppState>, _: Auditor) -> Result<Response, ApiError> {
-    Ok(axum::Json(state.audit.verify().await?).into_response())
+pub async fn verify_chain(
+    State(state): State<AppState>,
+    Query(query): Query<VerifyQuery>,
+    _: Auditor,
+) -> Result<Response, ApiError> {
+    Ok(axum::Json(state.audit.verify(query.full.unwrap_or(false)).await?).into_response())
 }

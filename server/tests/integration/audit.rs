@@ -28,6 +28,7 @@ on_both_backends!(
     a_checkpoint_signed_by_another_key_is_refused,
     evidence_flags_self_approval_and_approval_after_merge,
     long_trails_are_read_page_by_page,
+    after_the_first_run_only_new_events_are_verified,
 );
 
 async fn record(store: &Store, n: usize) {
@@ -72,7 +73,8 @@ async fn events_chain_and_verify(db: TestDatabase) {
             events: 0,
             last_hash: GENESIS_HASH.into(),
             checkpoints: 0,
-            first_broken: None
+            first_broken: None,
+            verified_before: 0,
         }
     );
     record(&db.store, 5).await;
@@ -480,4 +482,34 @@ async fn long_trails_are_read_page_by_page(db: TestDatabase) {
         audit::verify(&db.store, None).await.unwrap().first_broken.map(|b| b.seq),
         Some(1500)
     );
+}
+
+async fn after_the_first_run_only_new_events_are_verified(db: TestDatabase) {
+    let reader = audit::AuditReader::new(db.store.clone(), None);
+    record(&db.store, 5).await;
+    let first = reader.verify(false).await.unwrap();
+    assert_eq!((first.events, first.verified_before, first.first_broken), (5, 0, None));
+    record(&db.store, 3).await;
+    let next = reader.verify(false).await.unwrap();
+    assert_eq!((next.events, next.verified_before, next.first_broken), (8, 5, None));
+    assert_eq!(next.last_hash, audit::verify(&db.store, None).await.unwrap().last_hash);
+
+    drop_protection(&db.store).await;
+    // An edit inside the verified prefix that keeps the hashes is found by the full check only.
+    execute(&db.store, "UPDATE audit_events SET outcome = 'failure' WHERE seq = 2").await.unwrap();
+    let quick = reader.verify(false).await.unwrap();
+    assert_eq!((quick.verified_before, quick.first_broken), (8, None));
+    let full = reader.verify(true).await.unwrap();
+    assert_eq!((full.verified_before, full.first_broken.map(|b| b.seq)), (0, Some(2)));
+
+    // The last verified event rewritten (its hash too) is found by the quick check.
+    let reader = audit::AuditReader::new(db.store.clone(), None);
+    execute(&db.store, "UPDATE audit_events SET outcome = 'success' WHERE seq = 2").await.unwrap();
+    assert_eq!(reader.verify(false).await.unwrap().first_broken, None);
+    execute(&db.store, "UPDATE audit_events SET hash = 'rewritten' WHERE seq = 8").await.unwrap();
+    let broken = reader.verify(false).await.unwrap().first_broken.expect("detected");
+    assert_eq!(broken.seq, 8);
+    assert!(broken.reason.contains("since it was verified"), "{}", broken.reason);
+    // The remembered prefix is dropped: the next run checks from the first event again.
+    assert_eq!(reader.verify(false).await.unwrap().verified_before, 0);
 }
