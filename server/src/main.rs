@@ -99,12 +99,25 @@ enum AuditCommand {
     },
     /// Write the change-evidence report (one row per request) to standard output.
     Evidence {
-        /// csv or jsonl.
+        /// csv (text cells escaped for spreadsheets; csv-excel is the same) or jsonl.
         #[arg(long, default_value = "csv")]
         format: Format,
     },
     /// Print the public key that verifies the audit checkpoints (base64 Ed25519).
     PublicKey,
+    /// Check that an export (with --evidence, an evidence report) is complete: it must end with
+    /// a trailer matching the records before it (their count, first and last sequence number,
+    /// last hash). Prints the trailer; exit 1 naming what is wrong, as for a cut-off file.
+    CheckExport {
+        /// The file, as exported or downloaded.
+        file: PathBuf,
+        /// Its format: csv, csv-excel, jsonl or ocsf.
+        #[arg(long)]
+        format: Format,
+        /// The file is a change-evidence report (`meshport audit evidence`).
+        #[arg(long)]
+        evidence: bool,
+    },
     /// Write the events of a period to standard output, streamed.
     Export {
         /// First instant included, RFC 3339 (for example 2026-11-01T00:00:00Z). Default: the start.
@@ -113,7 +126,9 @@ enum AuditCommand {
         /// First instant excluded, RFC 3339. Default: no end.
         #[arg(long)]
         to: Option<DateTime<Utc>>,
-        /// csv, jsonl or ocsf (OCSF 6003 API Activity as JSON Lines).
+        /// csv (exact: for hash verification and tools), csv-excel (for spreadsheets: cells
+        /// starting with = + - @ tab or CR get a leading '), jsonl or ocsf (OCSF 6003 API
+        /// Activity as JSON Lines).
         #[arg(long, default_value = "jsonl")]
         format: Format,
     },
@@ -214,11 +229,21 @@ fn run_bootstrap(
 
 async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
     use std::io::Write;
+    if let AuditCommand::CheckExport { file, format, evidence } = &command {
+        // A file on its own: no database needed.
+        let opened =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        let trailer = audit::export::check(opened, *format, *evidence)
+            .map_err(|problem| anyhow::anyhow!("{} is not complete: {problem}", file.display()))?;
+        println!("{}", serde_json::to_string(&trailer)?);
+        return Ok(());
+    }
     let store = open_store(config).await?;
     match command {
+        AuditCommand::CheckExport { .. } => unreachable!("answered above"),
         AuditCommand::Evidence { format } => {
-            let rows = audit::evidence::rows(&store).await?;
-            let body = audit::evidence::encode(&rows, format).map_err(anyhow::Error::msg)?;
+            let report = audit::evidence::Report::read(&store).await?;
+            let body = report.encode(format).map_err(anyhow::Error::msg)?;
             std::io::stdout().write_all(&body)?;
         }
         AuditCommand::PublicKey => println!("{}", audit_key(config)?.public_key()),

@@ -1,5 +1,6 @@
-//! `/audit`: whether the trail verifies, downloads of the events of a period (CSV, JSON Lines,
-//! OCSF) and of the change-evidence report, and the newest events.
+//! `/audit`: whether the trail verifies, downloads of the events of a period (CSV exact or
+//! escaped for spreadsheets, JSON Lines, OCSF) and of the change-evidence report, and the
+//! newest events.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -34,6 +35,7 @@ pub fn AuditPage() -> impl IntoView {
         </form>
         <nav aria-label="Downloads" class="mt-4 flex flex-wrap gap-3 text-sm">
             <a rel="external" id="download-csv" class="text-indigo-700 underline" href=move || link("csv")>"Events as CSV"</a>
+            <a rel="external" id="download-csv-excel" class="text-indigo-700 underline" href=move || link("csv-excel")>"Events for spreadsheets (CSV)"</a>
             <a rel="external" id="download-jsonl" class="text-indigo-700 underline" href=move || link("jsonl")>"Events as JSON Lines"</a>
             <a rel="external" id="download-ocsf" class="text-indigo-700 underline" href=move || link("ocsf")>"Events as OCSF (6003)"</a>
             <a rel="external" id="download-evidence" class="text-indigo-700 underline" href="/api/audit/evidence?format=csv">"Change evidence (CSV)"</a>

@@ -2,14 +2,15 @@
 //! onboarding request with who asked and why, who decided and when, the pull request, its
 //! merge, and the outcome, flagging rows where the approver is the requester, where approval
 //! came after the merge, or where the pull request was merged with commits pushed after its
-//! approval.
+//! approval. Like the exports, it ends with a trailer ([`Trailer`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::export::Format;
+use super::export::{Format, Trailer, spreadsheet_safe};
 use crate::store::{PullRequestKind, Store, StoreError};
 
 /// One request's evidence.
@@ -68,6 +69,37 @@ struct PullRequest {
     changed_after_approval: bool,
 }
 
+/// The report: every request's evidence and the chain it was read from.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub rows: Vec<EvidenceRow>,
+    /// The chain's head (seq, hash) read after the rows: the report reflects no later event.
+    pub head: (i64, String),
+}
+
+impl Report {
+    /// Reads the report.
+    pub async fn read(store: &Store) -> Result<Self, StoreError> {
+        let rows = rows(store).await?;
+        let head = store.audit_head().await?;
+        Ok(Self { rows, head })
+    }
+
+    /// The report as CSV (`csv` and `csv-excel` alike: always escaped for spreadsheets) or
+    /// JSON Lines (exact), ending with its trailer: the rows' count, events 1 to the head, the
+    /// head's hash.
+    pub fn encode(&self, format: Format) -> Result<Vec<u8>, String> {
+        let (seq, hash) = &self.head;
+        let trailer = Trailer {
+            count: self.rows.len() as u64,
+            first_seq: (*seq > 0).then_some(1),
+            last_seq: (*seq > 0).then_some(*seq),
+            last_hash: if *seq > 0 { hash.clone() } else { String::new() },
+        };
+        encode(&self.rows, &trailer, format)
+    }
+}
+
 /// Every request's evidence, oldest first.
 pub async fn rows(store: &Store) -> Result<Vec<EvidenceRow>, StoreError> {
     let requests = store.evidence_requests().await?;
@@ -123,16 +155,45 @@ pub async fn rows(store: &Store) -> Result<Vec<EvidenceRow>, StoreError> {
         .collect())
 }
 
-/// The report as CSV or JSON Lines.
-pub fn encode(rows: &[EvidenceRow], format: Format) -> Result<Vec<u8>, String> {
+impl EvidenceRow {
+    /// The row's CSV cells in [`CSV_HEADER`] order, text escaped for spreadsheets: the report is
+    /// read by people, and its justification and reasons are typed by requesters.
+    fn csv_record(&self) -> [Cow<'_, str>; 17] {
+        let flag = |set: bool| Cow::Borrowed(if set { "true" } else { "false" });
+        [
+            spreadsheet_safe(&self.request_id),
+            spreadsheet_safe(&self.namespace),
+            spreadsheet_safe(&self.service),
+            spreadsheet_safe(&self.team),
+            spreadsheet_safe(&self.requested_by),
+            spreadsheet_safe(&self.requested_at),
+            spreadsheet_safe(&self.justification),
+            spreadsheet_safe(&self.decided_by),
+            spreadsheet_safe(&self.decided_at),
+            spreadsheet_safe(&self.decision_reason),
+            spreadsheet_safe(&self.pr_url),
+            spreadsheet_safe(&self.commit_sha),
+            spreadsheet_safe(&self.merged_at),
+            spreadsheet_safe(&self.outcome),
+            flag(self.approver_is_requester),
+            flag(self.approved_after_merge),
+            flag(self.changed_after_approval),
+        ]
+    }
+}
+
+fn encode(rows: &[EvidenceRow], trailer: &Trailer, format: Format) -> Result<Vec<u8>, String> {
     match format {
-        Format::Csv => {
+        Format::Csv | Format::CsvExcel => {
             // The header is written by hand so an empty report still has one.
             let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
             writer.write_record(CSV_HEADER).map_err(|e| e.to_string())?;
             for row in rows {
-                writer.serialize(row).map_err(|e| e.to_string())?;
+                writer
+                    .write_record(row.csv_record().iter().map(|c| c.as_bytes()))
+                    .map_err(|e| e.to_string())?;
             }
+            trailer.write_csv(&mut writer, CSV_HEADER.len()).map_err(|e| e.to_string())?;
             writer.into_inner().map_err(|e| e.to_string())
         }
         Format::Jsonl => {
@@ -141,8 +202,9 @@ pub fn encode(rows: &[EvidenceRow], format: Format) -> Result<Vec<u8>, String> {
                 serde_json::to_writer(&mut out, row).map_err(|e| e.to_string())?;
                 out.push(b'\n');
             }
+            trailer.write_jsonl(&mut out);
             Ok(out)
         }
-        Format::Ocsf => Err("the evidence report comes as csv or jsonl".into()),
+        Format::Ocsf => Err("the evidence report comes as csv, csv-excel or jsonl".into()),
     }
 }

@@ -241,6 +241,25 @@ pub struct Verification {
     pub checkpoints: u64,
     /// The first event that breaks the chain, and why.
     pub first_broken: Option<BrokenEvent>,
+    /// Events up to this number were verified by an earlier run and not recomputed (only the
+    /// last of them was re-read); 0 for a full check.
+    pub verified_before: i64,
+}
+
+/// A prefix of the chain an earlier run verified: its last event's number and hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedPrefix {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl Verification {
+    /// The prefix this run verified, if it found the chain intact.
+    pub fn intact_prefix(&self) -> Option<VerifiedPrefix> {
+        self.first_broken
+            .is_none()
+            .then(|| VerifiedPrefix { seq: self.events as i64, hash: self.last_hash.clone() })
+    }
 }
 
 /// An event that does not fit the chain.
@@ -255,14 +274,27 @@ pub struct BrokenEvent {
 /// first event whose number, link or hash is wrong, or that differs from a signed checkpoint.
 /// Checkpoint signatures are checked against `trusted_key` (base64 Ed25519), or, without one,
 /// against the key each checkpoint names. A checkpoint past the last event shows a cut tail.
-#[tracing::instrument(skip_all)]
 pub async fn verify(store: &Store, trusted_key: Option<&str>) -> Result<Verification, StoreError> {
+    verify_after(store, trusted_key, None).await
+}
+
+/// [`verify`], trusting `prefix` (verified by an earlier run): only the events after it are
+/// recomputed, so a page load costs the new events, not the whole chain. The prefix's last
+/// event must still be there with the remembered hash, and every checkpoint is still checked;
+/// an edit inside the prefix that keeps that last hash needs the full check to be found.
+#[tracing::instrument(skip_all)]
+pub async fn verify_after(
+    store: &Store,
+    trusted_key: Option<&str>,
+    prefix: Option<&VerifiedPrefix>,
+) -> Result<Verification, StoreError> {
     let checkpoints = checkpoint::all(store).await?;
     let mut verification = Verification {
         events: 0,
         last_hash: GENESIS_HASH.to_owned(),
         checkpoints: checkpoints.len() as u64,
         first_broken: None,
+        verified_before: 0,
     };
     let broken = |seq: i64, reason: String| Some(BrokenEvent { seq, reason });
     // Without a trusted key, every checkpoint must at least carry the first one's key.
@@ -283,6 +315,19 @@ pub async fn verify(store: &Store, trusted_key: Option<&str>) -> Result<Verifica
     let signed: std::collections::HashMap<i64, &checkpoint::Checkpoint> =
         checkpoints.iter().map(|c| (c.seq, c)).collect();
     let mut after = 0;
+    if let Some(prefix) = prefix.filter(|p| p.seq > 0) {
+        let last = store.audit_page(prefix.seq - 1, prefix.seq).await?;
+        if last.first().is_none_or(|event| event.hash != prefix.hash) {
+            verification.first_broken = broken(
+                prefix.seq,
+                "it is missing or its hash changed since it was verified: the chain was rewritten"
+                    .into(),
+            );
+            return Ok(verification);
+        }
+        (verification.events, verification.last_hash) = (prefix.seq as u64, prefix.hash.clone());
+        (verification.verified_before, after) = (prefix.seq, prefix.seq);
+    }
     loop {
         let events = store.audit_page(after, i64::MAX).await?;
         let Some(last) = events.last() else { break };

@@ -1,5 +1,6 @@
 //! The audit service: the `/audit` page's verification and newest events, and for the
-//! `/api/audit/*` routes the recorded export, the evidence report and the chain's verification.
+//! `/api/audit/*` routes the recorded export, the evidence report and the chain's verification,
+//! incremental after the first run.
 
 use app::access::{AppError, Principal};
 use app::audit::ssr::AuditService;
@@ -8,9 +9,12 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::evidence::{self, EvidenceRow};
+use super::evidence::Report;
 use super::export::{self, Format, Period};
-use super::{Action, Actor, NewEvent, Outcome, Target, Verification, record_alone, verify};
+use super::{
+    Action, Actor, NewEvent, Outcome, Target, Verification, VerifiedPrefix, record_alone,
+    verify_after,
+};
 use crate::store::{Store, StoreError};
 
 /// How many events the page lists.
@@ -21,6 +25,9 @@ pub struct AuditReader {
     pub store: Store,
     /// Public key checkpoints must be signed with (base64), when meshport has one.
     pub trusted_key: Option<String>,
+    /// The prefix this process verified last, so the next verification recomputes only newer
+    /// events (kept in memory: a value in the database could be edited with the chain).
+    pub verified: std::sync::Mutex<Option<VerifiedPrefix>>,
 }
 
 /// Logs `error` as `what` and answers with `message`.
@@ -56,25 +63,55 @@ impl AuditReader {
         Ok(export::stream(self.store.clone(), period, format))
     }
 
-    /// The change-evidence report's rows.
-    pub async fn evidence(&self) -> Result<Vec<EvidenceRow>, AppError> {
-        evidence::rows(&self.store).await.map_err(|error| {
+    /// The change-evidence report.
+    pub async fn evidence(&self) -> Result<Report, AppError> {
+        Report::read(&self.store).await.map_err(|error| {
             failed(error, "could not build the evidence report", "The report could not be built.")
         })
     }
 
-    /// The whole chain recomputed, against the trusted key when there is one.
-    pub async fn verify(&self) -> Result<Verification, AppError> {
-        verify(&self.store, self.trusted_key.as_deref()).await.map_err(|error| {
-            failed(error, "could not verify the audit trail", "The audit trail could not be read.")
-        })
+    /// A reader that has verified nothing yet.
+    pub fn new(store: Store, trusted_key: Option<String>) -> Self {
+        Self { store, trusted_key, verified: std::sync::Mutex::default() }
+    }
+
+    /// The chain verified against the trusted key when there is one: in `full`, recomputed from
+    /// the first event; otherwise only the events after the prefix verified last time.
+    pub async fn verify(&self, full: bool) -> Result<Verification, AppError> {
+        let prefix = if full { None } else { self.remembered() };
+        let verification = verify_after(&self.store, self.trusted_key.as_deref(), prefix.as_ref())
+            .await
+            .map_err(|error| {
+                failed(
+                    error,
+                    "could not verify the audit trail",
+                    "The audit trail could not be read.",
+                )
+            })?;
+        let mut remembered = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        match (verification.intact_prefix(), &verification.first_broken) {
+            // Runs overlap: keep the longest prefix.
+            (Some(new), _) if remembered.as_ref().is_none_or(|old| old.seq <= new.seq) => {
+                *remembered = Some(new);
+            }
+            // A break inside what was remembered: start again from the first event.
+            (_, Some(broken)) if remembered.as_ref().is_some_and(|old| broken.seq <= old.seq) => {
+                *remembered = None;
+            }
+            _ => {}
+        }
+        Ok(verification)
+    }
+
+    fn remembered(&self) -> Option<VerifiedPrefix> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
 #[async_trait::async_trait]
 impl AuditService for AuditReader {
     async fn overview(&self) -> Result<AuditSummary, AppError> {
-        let verification = verify(&self.store, self.trusted_key.as_deref()).await?;
+        let verification = self.verify(false).await?;
         let events = self.store.recent_audit_events(RECENT).await?;
         Ok(AuditSummary {
             events: verification.events,

@@ -41,7 +41,8 @@ pub struct Reason {
     info(title = "meshport API", description = "Onboard services to the Linkerd + Vault mesh."),
     paths(
         submit, list, detail, approve, reject, act, withdraw, service, preview_change,
-        propose_change, propose_offboarding, adopt, users, user, act_on_user
+        propose_change, propose_offboarding, adopt, users, user, act_on_user,
+        super::audit::export_events, super::audit::evidence_report, super::audit::verify_chain
     ),
     components(schemas(
         ErrorBody, Created, Reason, ActionBody, Justification, Adopted, UserActionBody
@@ -52,6 +53,7 @@ pub struct Reason {
         (name = "requests", description = "Change sets: onboardings, changes, offboardings"),
         (name = "services", description = "Live services, their versions and changes"),
         (name = "users", description = "People's sessions and tokens (platform admins)"),
+        (name = "audit", description = "The audit trail: exports, the change-evidence report, verification (auditors, platform admins)"),
     )
 )]
 pub struct ApiDoc;

@@ -124,10 +124,10 @@ impl AppState {
             status,
             metrics_token: config.status.metrics_token.clone(),
             gitops: gitops.clone(),
-            audit: Arc::new(AuditReader {
-                store: store.clone(),
-                trusted_key: audit_key.as_ref().map(CheckpointKey::public_key),
-            }),
+            audit: Arc::new(AuditReader::new(
+                store.clone(),
+                audit_key.as_ref().map(CheckpointKey::public_key),
+            )),
             audit_key,
             leptos_options: crate::leptos_options(config),
             requests: Arc::new(Requests {

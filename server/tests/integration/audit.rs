@@ -19,6 +19,8 @@ on_both_backends!(
     a_removed_event_is_named,
     reordered_events_are_named,
     csv_parses_back_identically,
+    every_export_ends_with_a_trailer_that_tells_a_truncated_file,
+    spreadsheet_formulas_are_escaped_except_in_the_plain_csv,
     jsonl_and_ocsf_carry_every_event,
     a_period_selects_its_events,
     checkpoints_come_every_n_events_or_when_stale,
@@ -26,6 +28,7 @@ on_both_backends!(
     a_checkpoint_signed_by_another_key_is_refused,
     evidence_flags_self_approval_and_approval_after_merge,
     long_trails_are_read_page_by_page,
+    after_the_first_run_only_new_events_are_verified,
 );
 
 async fn record(store: &Store, n: usize) {
@@ -70,7 +73,8 @@ async fn events_chain_and_verify(db: TestDatabase) {
             events: 0,
             last_hash: GENESIS_HASH.into(),
             checkpoints: 0,
-            first_broken: None
+            first_broken: None,
+            verified_before: 0,
         }
     );
     record(&db.store, 5).await;
@@ -145,13 +149,24 @@ pub async fn exported(store: &Store, period: Period, format: Format) -> Vec<u8> 
     out
 }
 
+/// The lines of a JSON Lines export before its trailer (checked to be the last line).
+fn event_lines(bytes: &[u8]) -> Vec<String> {
+    let mut lines: Vec<String> =
+        String::from_utf8(bytes.to_vec()).unwrap().lines().map(str::to_owned).collect();
+    let trailer: serde_json::Value = serde_json::from_str(&lines.pop().unwrap()).unwrap();
+    assert!(trailer["trailer"]["count"].is_u64(), "the last line is the trailer: {trailer}");
+    lines
+}
+
 async fn csv_parses_back_identically(db: TestDatabase) {
     record(&db.store, 3).await;
     let bytes = exported(&db.store, Period::default(), Format::Csv).await;
     let mut reader = csv::Reader::from_reader(bytes.as_slice());
     assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), export::CSV_HEADER);
-    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let mut rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     let events = all_events(&db.store).await;
+    let trailer = rows.pop().unwrap();
+    assert_eq!(&trailer[0], export::TRAILER_MARK);
     assert_eq!(rows.len(), events.len());
     for (row, event) in rows.iter().zip(&events) {
         assert_eq!(&row[0], event.seq.to_string());
@@ -163,22 +178,116 @@ async fn csv_parses_back_identically(db: TestDatabase) {
     assert!(events[0].target_name.contains('\n') && events[0].target_name.contains('"'));
 }
 
+/// The cells of every record of `bytes` (a CSV with a header), as text.
+fn csv_records(bytes: &[u8]) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_reader(bytes);
+    reader.records().map(|r| r.unwrap().iter().map(str::to_owned).collect()).collect()
+}
+
+async fn spreadsheet_formulas_are_escaped_except_in_the_plain_csv(db: TestDatabase) {
+    use meshport_server::store::{NewOnboardingRequest, NewUser};
+    const FORMULA: &str = r#"=HYPERLINK("http://x","y")"#;
+    let mut tx = db.store.begin().await.unwrap();
+    let dana = tx
+        .upsert_user(&NewUser {
+            issuer: "https://idp.example",
+            subject: "dana",
+            email: "dana@shop.example",
+            display_name: "Dana",
+        })
+        .await
+        .unwrap();
+    let spec = json!({});
+    tx.create_request(&NewOnboardingRequest {
+        id: uuid::Uuid::new_v4(),
+        kind: app::onboarding::ChangeKind::Onboard,
+        base_change: None,
+        digest: None,
+        service_name: "cart",
+        namespace: "prod-app",
+        team: "cart",
+        requested_by: dana.id,
+        justification: FORMULA,
+        spec: &spec,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let report = audit::evidence::Report::read(&db.store).await.unwrap();
+    for format in [Format::Csv, Format::CsvExcel] {
+        let records = csv_records(&report.encode(format).unwrap());
+        let column = audit::evidence::CSV_HEADER.iter().position(|c| *c == "justification");
+        assert_eq!(records[0][column.unwrap()], format!("'{FORMULA}"), "{format:?}");
+    }
+
+    // In the events, the formula as a target's name (text an event carries as a cell of its own).
+    let event = NewEvent {
+        actor: Actor::system(),
+        action: Action::RequestSubmitted,
+        target: Target::new("service", "prod-app", FORMULA),
+        request_id: None,
+        details: json!({ "justification": FORMULA }),
+        outcome: Outcome::Success,
+    };
+    audit::record_alone(&db.store, event).await.unwrap();
+    let stored = &all_events(&db.store).await[0];
+    let plain = csv_records(&exported(&db.store, Period::default(), Format::Csv).await);
+    assert_eq!(plain[0][10], FORMULA, "exact in the plain CSV");
+    assert_eq!(plain[0][15], stored.hash);
+    let excel = csv_records(&exported(&db.store, Period::default(), Format::CsvExcel).await);
+    assert_eq!(excel[0][10], format!("'{FORMULA}"), "escaped for spreadsheets");
+    assert_eq!(excel[0][12], stored.details, "JSON cells start with `{{` and stay exact");
+    assert_eq!((&excel[0][0], &excel[0][15]), (&plain[0][0], &plain[0][15]));
+}
+
+async fn every_export_ends_with_a_trailer_that_tells_a_truncated_file(db: TestDatabase) {
+    let empty = exported(&db.store, Period::default(), Format::Csv).await;
+    let trailer = export::check(empty.as_slice(), Format::Csv, false).unwrap();
+    assert_eq!(trailer, export::Trailer::default(), "an empty export has a trailer too");
+    record(&db.store, 5).await;
+    let events = all_events(&db.store).await;
+    for format in [Format::Csv, Format::CsvExcel, Format::Jsonl, Format::Ocsf] {
+        let bytes = exported(&db.store, Period::default(), format).await;
+        let trailer = export::check(bytes.as_slice(), format, false).unwrap();
+        assert_eq!(
+            (trailer.count, trailer.first_seq, trailer.last_seq, trailer.last_hash.as_str()),
+            (5, Some(1), Some(5), events[4].hash.as_str()),
+            "{format:?}"
+        );
+        // Cut mid-way, just before the trailer, and inside the trailer.
+        let trailer_starts = bytes[..bytes.len() - 1].iter().rposition(|b| *b == b'\n').unwrap();
+        for cut in [bytes.len() / 2, trailer_starts + 1, bytes.len() - 5] {
+            let problem = export::check(&bytes[..cut], format, false).expect_err("truncated");
+            assert!(problem.contains("cut off"), "{format:?} cut at {cut}: {problem}");
+        }
+    }
+    // A line taken out of the middle: the count no longer matches.
+    let jsonl = exported(&db.store, Period::default(), Format::Jsonl).await;
+    let mut lines: Vec<&str> = std::str::from_utf8(&jsonl).unwrap().lines().collect();
+    lines.remove(2);
+    let problem = export::check(lines.join("\n").as_bytes(), Format::Jsonl, false).unwrap_err();
+    assert!(problem.contains("does not match"), "{problem}");
+
+    let report = audit::evidence::Report::read(&db.store).await.unwrap();
+    for format in [Format::Csv, Format::Jsonl] {
+        let bytes = report.encode(format).unwrap();
+        let trailer = export::check(bytes.as_slice(), format, true).unwrap();
+        assert_eq!((trailer.count, trailer.last_seq), (0, Some(5)), "the chain it was read from");
+        assert!(export::check(&bytes[..bytes.len() - 5], format, true).is_err());
+        assert!(export::check(bytes.as_slice(), format, false).is_err(), "not an event export");
+    }
+}
+
 async fn jsonl_and_ocsf_carry_every_event(db: TestDatabase) {
     record(&db.store, 3).await;
     let events = all_events(&db.store).await;
     let jsonl = exported(&db.store, Period::default(), Format::Jsonl).await;
-    let parsed: Vec<AuditEvent> = String::from_utf8(jsonl)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let parsed: Vec<AuditEvent> =
+        event_lines(&jsonl).iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(parsed, events);
     let ocsf = exported(&db.store, Period::default(), Format::Ocsf).await;
-    let lines: Vec<serde_json::Value> = String::from_utf8(ocsf)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        event_lines(&ocsf).iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), events.len());
     for (line, event) in lines.iter().zip(&events) {
         // The required attributes of OCSF class 6003, API Activity.
@@ -198,6 +307,13 @@ async fn jsonl_and_ocsf_carry_every_event(db: TestDatabase) {
         assert_eq!(line["api"]["operation"], event.action.as_str());
         assert!(line["src_endpoint"].is_object());
         assert_eq!(line["status_id"], 1);
+        assert_eq!(line["actor"]["user"]["groups"], json!([{ "name": "system" }]));
+        assert!(line["actor"]["user"].get("email_addr").is_none(), "no empty e-mail");
+        assert_eq!(line["resources"][0]["type"], "service");
+        assert_eq!(line["resources"][0]["name"], event.target_name.as_str());
+        let details: serde_json::Value = serde_json::from_str(&event.details).unwrap();
+        assert_eq!(line["unmapped"]["details"], details, "details as JSON, not as text");
+        assert_eq!(line["unmapped"]["hash"], event.hash.as_str());
     }
 }
 
@@ -206,7 +322,7 @@ async fn a_period_selects_its_events(db: TestDatabase) {
     let middle = chrono::Utc::now();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     record(&db.store, 3).await;
-    let count = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap().lines().count();
+    let count = |bytes: Vec<u8>| event_lines(&bytes).len();
     let after = exported(&db.store, Period { from: Some(middle), to: None }, Format::Jsonl).await;
     let before = exported(&db.store, Period { from: None, to: Some(middle) }, Format::Jsonl).await;
     assert_eq!((count(before), count(after)), (2, 3));
@@ -353,9 +469,8 @@ async fn long_trails_are_read_page_by_page(db: TestDatabase) {
     let verification = audit::verify(&db.store, None).await.unwrap();
     assert_eq!((verification.events, verification.first_broken), (2_100, None));
     let lines = exported(&db.store, Period::default(), Format::Jsonl).await;
-    let seqs: Vec<i64> = String::from_utf8(lines)
-        .unwrap()
-        .lines()
+    let seqs: Vec<i64> = event_lines(&lines)
+        .iter()
         .map(|l| serde_json::from_str::<AuditEvent>(l).unwrap().seq)
         .collect();
     assert_eq!(seqs, (1..=2_100).collect::<Vec<_>>(), "every event once, in order, across pages");
@@ -367,4 +482,34 @@ async fn long_trails_are_read_page_by_page(db: TestDatabase) {
         audit::verify(&db.store, None).await.unwrap().first_broken.map(|b| b.seq),
         Some(1500)
     );
+}
+
+async fn after_the_first_run_only_new_events_are_verified(db: TestDatabase) {
+    let reader = audit::AuditReader::new(db.store.clone(), None);
+    record(&db.store, 5).await;
+    let first = reader.verify(false).await.unwrap();
+    assert_eq!((first.events, first.verified_before, first.first_broken), (5, 0, None));
+    record(&db.store, 3).await;
+    let next = reader.verify(false).await.unwrap();
+    assert_eq!((next.events, next.verified_before, next.first_broken), (8, 5, None));
+    assert_eq!(next.last_hash, audit::verify(&db.store, None).await.unwrap().last_hash);
+
+    drop_protection(&db.store).await;
+    // An edit inside the verified prefix that keeps the hashes is found by the full check only.
+    execute(&db.store, "UPDATE audit_events SET outcome = 'failure' WHERE seq = 2").await.unwrap();
+    let quick = reader.verify(false).await.unwrap();
+    assert_eq!((quick.verified_before, quick.first_broken), (8, None));
+    let full = reader.verify(true).await.unwrap();
+    assert_eq!((full.verified_before, full.first_broken.map(|b| b.seq)), (0, Some(2)));
+
+    // The last verified event rewritten (its hash too) is found by the quick check.
+    let reader = audit::AuditReader::new(db.store.clone(), None);
+    execute(&db.store, "UPDATE audit_events SET outcome = 'success' WHERE seq = 2").await.unwrap();
+    assert_eq!(reader.verify(false).await.unwrap().first_broken, None);
+    execute(&db.store, "UPDATE audit_events SET hash = 'rewritten' WHERE seq = 8").await.unwrap();
+    let broken = reader.verify(false).await.unwrap().first_broken.expect("detected");
+    assert_eq!(broken.seq, 8);
+    assert!(broken.reason.contains("since it was verified"), "{}", broken.reason);
+    // The remembered prefix is dropped: the next run checks from the first event again.
+    assert_eq!(reader.verify(false).await.unwrap().verified_before, 0);
 }

@@ -830,14 +830,14 @@ async fn forged_server_function_calls_are_refused_and_change_nothing() {
     );
     assert_eq!(evidence[0].outcome, "approved");
     assert!(!evidence[0].approver_is_requester && !evidence[0].approved_after_merge);
-    let csv_report = meshport_server::audit::evidence::encode(
-        &evidence,
-        meshport_server::audit::export::Format::Csv,
-    )
-    .unwrap();
+    let csv_report = meshport_server::audit::evidence::Report::read(&meshport.store)
+        .await
+        .unwrap()
+        .encode(meshport_server::audit::export::Format::Csv)
+        .unwrap();
     let parsed: Vec<csv::StringRecord> =
         csv::Reader::from_reader(csv_report.as_slice()).records().map(Result::unwrap).collect();
-    assert_eq!((parsed.len(), &parsed[0][0]), (1, id.as_str()));
+    assert_eq!((parsed.len(), &parsed[0][0], &parsed[1][0]), (2, id.as_str(), "trailer"));
     let verification = meshport_server::audit::verify(&meshport.store, None).await.unwrap();
     assert_eq!((verification.events, verification.first_broken), (trail.len() as u64, None));
 }
@@ -1073,9 +1073,10 @@ async fn auditors_download_the_trail_and_others_cannot() {
     let actions: Vec<&str> = rows.iter().map(|r| &r[7]).collect();
     assert_eq!(
         actions,
-        ["sign_in", "sign_in", "export_performed"],
-        "the export itself is recorded"
+        ["sign_in", "sign_in", "export_performed", ""],
+        "the export itself is recorded, then the trailer"
     );
+    assert_eq!(&rows[3][0], "trailer");
 
     let page = send(&dev.app, &mut auditor, Request::get("/audit"), Body::empty()).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -1250,6 +1251,9 @@ async fn the_openapi_document_describes_every_route_and_the_token_scheme() {
     assert_eq!(
         paths,
         [
+            "/api/audit/evidence",
+            "/api/audit/export",
+            "/api/audit/verify",
             "/api/v1/requests",
             "/api/v1/requests/{id}",
             "/api/v1/requests/{id}/actions",
@@ -1271,6 +1275,9 @@ async fn the_openapi_document_describes_every_route_and_the_token_scheme() {
     for schema in ["OnboardingRequest", "SecretSource", "RequestDetail", "ErrorBody"] {
         assert!(schemas.contains_key(schema), "{schema} is described");
     }
+    let export = &document["paths"]["/api/audit/export"]["get"];
+    let complete = export["responses"]["200"]["description"].as_str().unwrap();
+    assert!(complete.contains("trailer") && complete.contains("check-export"), "{complete}");
 }
 
 /// schemathesis (PyPI), from the venv of `scripts/setup.sh`.

@@ -217,6 +217,20 @@ fn readme_commands_work_beside_the_demo(folder: &std::path::Path, request_id: &s
         let evidence = ok(&format!("meshport audit evidence --format {format}"));
         assert!(evidence.contains(request_id), "{format}: {evidence}");
     }
+    // Every export ends with a trailer the CLI checks; a cut-off file fails the check.
+    for format in ["csv", "csv-excel", "jsonl", "ocsf"] {
+        let trailer = ok(&format!(
+            "meshport audit export --format {format} > export.{format} && meshport audit check-export export.{format} --format {format}"
+        ));
+        assert!(trailer.contains(r#""count":"#), "{format}: {trailer}");
+    }
+    ok(
+        "meshport audit evidence > evidence.csv && meshport audit check-export evidence.csv --format csv --evidence",
+    );
+    let (status, _, stderr) = run(
+        "head -c 400 export.jsonl > cut.jsonl && meshport audit check-export cut.jsonl --format jsonl",
+    );
+    assert!(!status.success() && stderr.contains("cut off"), "{stderr}");
 }
 
 #[tokio::test]
