@@ -301,8 +301,9 @@ async fn meshport_audit_exports_to_stdout_and_verify_names_a_tampered_event() {
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
     let rows: Vec<csv::StringRecord> =
         csv::Reader::from_reader(export.stdout.as_slice()).records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 4, "only CSV on stdout; logs go to stderr");
+    assert_eq!(rows.len(), 5, "only CSV on stdout (events, then the trailer); logs go to stderr");
     assert_eq!(&rows[3][7], "export_performed", "the export records itself first");
+    assert_eq!(&rows[4][0], "trailer");
 
     let verified = meshport(&["audit", "verify"]);
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
