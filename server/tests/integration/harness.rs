@@ -396,3 +396,9 @@ pub async fn person(
     };
     (user, principal)
 }
+
+/// Tests call the in-process router one request at a time. Leptos spawns its rendering work on a
+/// process-wide executor, while each test runs its own tokio runtime: with many page renders at
+/// once in different runtimes, one sometimes never completed (a `GET /` hung under the full
+/// parallel suite, never alone). meshport itself runs one runtime, so this is a test-only limit.
+pub static ROUTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
