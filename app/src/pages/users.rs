@@ -76,17 +76,18 @@ fn Person(detail: UserDetail, act: ServerAction<ActOnUser>) -> impl IntoView {
     let user = detail.user;
     let id = user.id.clone();
     // One small form per button: an id, the action and what it acts on.
-    let button = move |action: &'static str, target: String, label: &'static str, dom_id: String| {
-        let id = id.clone();
-        view! {
-            <ActionForm action=act>
-                <input type="hidden" name="id" value=id />
-                <input type="hidden" name="action" value=action />
-                <input type="hidden" name="target" value=target />
-                <button type="submit" id=dom_id class=BUTTON>{label}</button>
-            </ActionForm>
-        }
-    };
+    let button =
+        move |action: &'static str, target: String, label: &'static str, dom_id: String| {
+            let id = id.clone();
+            view! {
+                <ActionForm action=act>
+                    <input type="hidden" name="id" value=id />
+                    <input type="hidden" name="action" value=action />
+                    <input type="hidden" name="target" value=target />
+                    <button type="submit" id=dom_id class=BUTTON>{label}</button>
+                </ActionForm>
+            }
+        };
     let label = if user.email.is_empty() { user.subject.clone() } else { user.email.clone() };
     view! {
         <h1 class="text-2xl font-semibold">{user.name.clone()}</h1>

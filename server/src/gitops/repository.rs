@@ -191,8 +191,11 @@ impl GitRepository {
             }
         }
         // One commit for every read, whatever a concurrent fetch does to the ref meanwhile.
-        let base =
-            self.git(["rev-parse", "--verify", &format!("{}^{{commit}}", self.remote_ref(&self.base_branch))])?;
+        let base = self.git([
+            "rev-parse",
+            "--verify",
+            &format!("{}^{{commit}}", self.remote_ref(&self.base_branch)),
+        ])?;
         let listing = self.git(["ls-tree", "-r", "--name-only", &base, "--", directory])?;
         listing
             .lines()

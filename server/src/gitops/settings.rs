@@ -171,7 +171,11 @@ impl GitopsConfig {
                 "must be non-empty names without commas (GitLab separates labels by commas)",
             ),
             ("gitops.push_retries", self.push_retries <= 10, "must be at most 10"),
-            ("gitops.preview_fetch_seconds", self.preview_fetch_seconds <= 3600, "must be at most 3600"),
+            (
+                "gitops.preview_fetch_seconds",
+                self.preview_fetch_seconds <= 3600,
+                "must be at most 3600",
+            ),
             (
                 "gitops.poll_seconds",
                 self.poll_seconds == 0 || self.poll_seconds >= 10,

@@ -115,7 +115,8 @@ pub fn verify_and_read(
         .filter(|id| !id.trim().is_empty())
         .ok_or(WebhookError::MissingDeliveryId(names.delivery[0]))?
         .to_owned();
-    let body_sha256 = <Sha256 as sha2::Digest>::digest(body).iter().map(|b| format!("{b:02x}")).collect();
+    let body_sha256 =
+        <Sha256 as sha2::Digest>::digest(body).iter().map(|b| format!("{b:02x}")).collect();
     if first(headers, names.event) != Some(names.pull_request_event) {
         return Ok(Delivery { id, body_sha256, event: None });
     }
@@ -255,7 +256,12 @@ mod tests {
         let at = |text: &str| timestamp(&serde_json::json!({ "updated_at": text }), "updated_at");
         let expected = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:11:12Z").unwrap();
         // GitHub and Gitea; GitLab's API; GitLab's webhooks (older and newer versions).
-        for text in ["2026-12-07T10:11:12Z", "2026-12-07T11:11:12+01:00", "2026-12-07 10:11:12 UTC", "2026-12-07 11:11:12 +0100"] {
+        for text in [
+            "2026-12-07T10:11:12Z",
+            "2026-12-07T11:11:12+01:00",
+            "2026-12-07 10:11:12 UTC",
+            "2026-12-07 11:11:12 +0100",
+        ] {
             assert_eq!(at(text), Some(expected.to_utc()), "{text}");
         }
         assert_eq!(at("yesterday"), None);

@@ -533,9 +533,18 @@ async fn an_admin_lists_and_revokes_anyones_sessions_and_tokens_and_disables_a_u
     for session in &sessions {
         assert!(person.body.contains(&format!("end-session-{session}")), "{}", person.body);
     }
-    assert!(person.body.contains(&format!("revoke-token-{}", detail["tokens"][0]["id"].as_str().unwrap())));
+    assert!(
+        person
+            .body
+            .contains(&format!("revoke-token-{}", detail["tokens"][0]["id"].as_str().unwrap()))
+    );
     let refused = page(&mut dana, "/admin/users".into()).await;
-    assert!(!refused.body.contains("blake@shop.example") && !refused.body.contains(&format!("/admin/users/{dana_id}")), "{}", refused.body);
+    assert!(
+        !refused.body.contains("blake@shop.example")
+            && !refused.body.contains(&format!("/admin/users/{dana_id}")),
+        "{}",
+        refused.body
+    );
 
     // End both sessions one by one, then the token.
     let actions = format!("/api/v1/users/{dana_id}/actions");

@@ -89,7 +89,10 @@ pub struct RemotePullRequest {
 
 /// A forge's timestamp at `key`: RFC 3339 (GitHub, Gitea, GitLab's API) or GitLab's older
 /// webhook form `2024-01-02 03:04:05 UTC`.
-pub(crate) fn timestamp(json: &serde_json::Value, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn timestamp(
+    json: &serde_json::Value,
+    key: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
     let text = json.get(key)?.as_str()?;
     chrono::DateTime::parse_from_rfc3339(text)
         .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S %z"))
@@ -97,7 +100,9 @@ pub(crate) fn timestamp(json: &serde_json::Value, key: &str) -> Option<chrono::D
         .ok()
         .or_else(|| {
             let naive = text.strip_suffix(" UTC")?;
-            chrono::NaiveDateTime::parse_from_str(naive, "%Y-%m-%d %H:%M:%S").ok().map(|t| t.and_utc())
+            chrono::NaiveDateTime::parse_from_str(naive, "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .map(|t| t.and_utc())
         })
 }
 

@@ -95,7 +95,13 @@ fn github_body_at(state: &str, head: &str, updated_at: &str) -> Vec<u8> {
     event.to_string().into_bytes()
 }
 
-fn github_event(repository: &str, number: i64, state: &str, merged: bool, head: &str) -> serde_json::Value {
+fn github_event(
+    repository: &str,
+    number: i64,
+    state: &str,
+    merged: bool,
+    head: &str,
+) -> serde_json::Value {
     json!({
         "action": if state == "open" { "reopened" } else { "closed" },
         "number": number,
