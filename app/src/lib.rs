@@ -11,6 +11,7 @@ pub mod pages;
 pub mod platform;
 pub mod request_api;
 pub mod rotation;
+pub mod secret_rotation;
 pub mod status_report;
 pub mod users;
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// How an expiring item stands, from best to worst.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum RotationState {
     /// Nothing to do.
     Ok,
@@ -57,6 +58,7 @@ impl RotationState {
 
 /// A state with the reason for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Judgement {
     /// The state.
     pub state: RotationState,

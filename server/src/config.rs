@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::artifacts::ArtifactSettings;
 use crate::cluster::{ClusterConfig, clusters_problem};
 use crate::gitops::GitopsConfig;
+use crate::rotation::settings::RotationConfig;
 use crate::telemetry::{LogFormat, TelemetryConfig};
 use crate::vault::{VaultConfig, VaultLogin};
 
@@ -42,7 +43,7 @@ pub const ENV_PREFIX: &str = "MESHPORT_";
 /// The top-level keys of [`Config`]. Only `MESHPORT_*` variables naming one of them are read, so
 /// other variables with the prefix (the scripts' and tests' own) are not taken for typos, while
 /// an unknown key in the file or under a known section is refused.
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
     "listen",
     "public_url",
     "data_dir",
@@ -56,6 +57,7 @@ const KEYS: [&str; 16] = [
     "audit",
     "jobs",
     "status",
+    "rotation",
     "clusters",
     "telemetry",
     "dev",
@@ -91,6 +93,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Certificate and rotation status: refresh, alerts, `/metrics`.
     pub status: StatusConfig,
+    /// Rotating services' secrets: schedule, maintenance window, delivery to pods.
+    pub rotation: RotationConfig,
     /// Clusters whose cert-manager certificates and Linkerd identity are shown, as
     /// `[[clusters]]` tables. Default: none.
     pub clusters: Vec<ClusterConfig>,
@@ -251,6 +255,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             jobs: JobsConfig::default(),
             status: StatusConfig::default(),
+            rotation: RotationConfig::default(),
             clusters: Vec::new(),
             telemetry: TelemetryConfig::default(),
             dev: DevConfig::default(),
@@ -387,6 +392,7 @@ impl Config {
             .problem()
             .or_else(|| self.vault.problem())
             .or_else(|| self.own_problem())
+            .or_else(|| self.rotation.problem())
             .or_else(|| self.telemetry.problem())
             .or_else(|| clusters_problem(&self.clusters));
         match problem {
@@ -565,6 +571,7 @@ impl Config {
             tls_secret: Some(self.vault.tls_secret.clone()).filter(|s| !s.is_empty()),
             ca_cert_path: self.vault.ca_cert_path.clone(),
             policy_mode: self.vault.policy_mode,
+            render_interval: self.rotation.render_interval.clone(),
         }
     }
 

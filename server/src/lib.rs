@@ -98,6 +98,8 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     if config.jobs.drift_minutes > 0 {
         engine.spawn_drift_checks(std::time::Duration::from_secs(config.jobs.drift_minutes * 60));
     }
+    // Scheduled rotations and restart rollouts: every replica looks; claims make each happen once.
+    state.rotations.clone().spawn(std::time::Duration::from_secs(30));
     // The local provider's state lives in meshport itself: nothing to poll.
     if config.gitops.poll_seconds > 0 && state.gitops.provider_kind() != gitops::ProviderKind::Local
     {

@@ -11,8 +11,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Alphabet, CertificateSpec, EnvVar, FieldError, OnboardingRequest, OnboardingRules, PortSpec,
-    Protocol, Resources, Rule, SecretSource, SecretSpec, SecretValue, WorkloadSecurity,
+    Alphabet, CertificateSpec, Delivery, EnvVar, FieldError, OnboardingRequest, OnboardingRules,
+    PortSpec, Protocol, Resources, RotationPlan, RotationPolicy, Rule, SecretSource, SecretSpec,
+    SecretValue, WorkloadSecurity,
 };
 
 /// The form's fields, as typed. `Default` is the empty form (what a post without a field
@@ -47,6 +48,12 @@ pub struct OnboardForm {
     pub run_as_non_root: String,
     /// `true` (default) or `false`.
     pub read_only_root_filesystem: String,
+    /// `manual` (default) or `automatic`.
+    pub rotation_policy: String,
+    /// `none` (default), `reload` or `restart`.
+    pub delivery: String,
+    /// The agent's command after a re-render (`reload` only); empty for none.
+    pub reload_command: String,
 }
 
 /// One port row.
@@ -291,6 +298,9 @@ impl OnboardForm {
             health_check_path: request.health_check_path.clone().unwrap_or_default(),
             run_as_non_root: request.security.run_as_non_root.to_string(),
             read_only_root_filesystem: request.security.read_only_root_filesystem.to_string(),
+            rotation_policy: request.rotation.policy.as_str().to_owned(),
+            delivery: request.rotation.delivery.as_str().to_owned(),
+            reload_command: request.rotation.reload_command.clone().unwrap_or_default(),
         }
     }
 
@@ -457,6 +467,35 @@ impl OnboardForm {
             run_as_non_root: self.run_as_non_root != "false",
             read_only_root_filesystem: self.read_only_root_filesystem != "false",
         };
+        let policy = match self.rotation_policy.trim() {
+            "" => RotationPolicy::default(),
+            text => RotationPolicy::ALL.into_iter().find(|p| p.as_str() == text).unwrap_or_else(|| {
+                errors.push(FieldError {
+                    field: "rotation.policy".to_owned(),
+                    rule: Rule::Format,
+                    message: "The rotation policy is `manual` or `automatic`.".to_owned(),
+                });
+                RotationPolicy::default()
+            }),
+        };
+        let delivery = match self.delivery.trim() {
+            "" => Delivery::default(),
+            text => Delivery::ALL.into_iter().find(|d| d.as_str() == text).unwrap_or_else(|| {
+                errors.push(FieldError {
+                    field: "rotation.delivery".to_owned(),
+                    rule: Rule::Format,
+                    message: "The delivery is `none`, `reload` or `restart`.".to_owned(),
+                });
+                Delivery::default()
+            }),
+        };
+        let rotation = RotationPlan {
+            policy,
+            delivery,
+            reload_command: Some(self.reload_command.trim())
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+        };
         let request = OnboardingRequest {
             service: self.service.trim().to_owned(),
             namespace: self.namespace.trim().to_owned(),
@@ -478,6 +517,7 @@ impl OnboardForm {
             rotation_days,
             health_check_path,
             security,
+            rotation,
         };
         (request, errors)
     }

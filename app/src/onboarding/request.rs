@@ -45,6 +45,83 @@ pub struct OnboardingRequest {
     /// How the container runs; safe by default.
     #[serde(default)]
     pub security: WorkloadSecurity,
+    /// Who rotates the secrets and how a new value reaches the running pods.
+    #[serde(default)]
+    pub rotation: RotationPlan,
+}
+
+/// Who rotates a service's secrets and how a new value reaches its running pods. The default
+/// (manual, no delivery) renders exactly what services onboarded before it had.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RotationPlan {
+    /// Who rotates.
+    pub policy: RotationPolicy,
+    /// How a new value reaches the pods.
+    pub delivery: Delivery,
+    /// `reload` only: the command the Vault Agent runs after it re-rendered a secret's file,
+    /// for example an HTTP call to the application's reload endpoint. It runs in the agent's
+    /// container, which shares the pod's network but not its processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reload_command: Option<String>,
+}
+
+/// Who rotates a service's secrets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum RotationPolicy {
+    /// Someone of the owning team (or an admin) rotates, from the status page or the API.
+    #[default]
+    Manual,
+    /// meshport rotates generated secrets when they become due, inside the maintenance window;
+    /// provided ones still ask the owner.
+    Automatic,
+}
+
+impl RotationPolicy {
+    /// Every policy, in the order the form offers them.
+    pub const ALL: [RotationPolicy; 2] = [Self::Manual, Self::Automatic];
+
+    /// The name used in the form and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Automatic => "automatic",
+        }
+    }
+}
+
+/// How a rotated value reaches the running pods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum Delivery {
+    /// Nothing beyond the agent's default re-rendering (about every five minutes); the
+    /// application reads the file when it wants.
+    #[default]
+    None,
+    /// The agent re-renders at the platform's render interval and runs the owner's command.
+    Reload,
+    /// meshport opens a pull request that changes the pod template's
+    /// `meshport.io/secret-versions` annotation, so the rollout goes through git; rotations
+    /// close together share one pull request.
+    Restart,
+}
+
+impl Delivery {
+    /// Every delivery, in the order the form offers them.
+    pub const ALL: [Delivery; 3] = [Self::None, Self::Reload, Self::Restart];
+
+    /// The name used in the form and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Reload => "reload",
+            Self::Restart => "restart",
+        }
+    }
 }
 
 /// The container's security options. Both default to the safe choice.
@@ -299,6 +376,7 @@ impl Default for OnboardingRequest {
             rotation_days: OnboardingRules::DEFAULT_ROTATION_DAYS,
             health_check_path: None,
             security: WorkloadSecurity::default(),
+            rotation: RotationPlan::default(),
         }
     }
 }

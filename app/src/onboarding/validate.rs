@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::quantity::{cpu_millis, memory_bytes};
 use super::reference::ImageReference;
-use super::request::{OnboardingRequest, OnboardingRules, Protocol, SecretSource};
+use super::request::{
+    Delivery, OnboardingRequest, OnboardingRules, Protocol, RotationPolicy, SecretSource,
+};
 
 /// Service names that belong to the platform itself.
 pub const RESERVED_SERVICE_NAMES: [&str; 14] = [
@@ -278,8 +280,12 @@ pub fn check(request: &OnboardingRequest, rules: &OnboardingRules) -> Vec<FieldE
     }
     v.range("rotation_days", request.rotation_days, 1, 365, "days between rotations");
     v.health_check(request);
+    v.rotation(request);
     v.errors
 }
+
+/// Longest reload command the agent runs.
+pub const MAX_RELOAD_COMMAND: usize = 500;
 
 /// Collects errors while the rules run.
 #[derive(Default)]
@@ -643,6 +649,48 @@ impl Checker {
             } else if !seen.insert((namespace, name)) {
                 self.push(field, Rule::Duplicate, "This caller is already listed.");
             }
+        }
+    }
+
+    /// The rotation plan: a reload command only with `reload` delivery, one line of plain
+    /// text; automatic rotation and delivery only where there is something to rotate.
+    fn rotation(&mut self, request: &OnboardingRequest) {
+        let plan = &request.rotation;
+        let generated =
+            request.secrets.iter().any(|s| matches!(s.source, SecretSource::Generate { .. }));
+        if plan.policy == RotationPolicy::Automatic && !generated {
+            self.push(
+                "rotation.policy",
+                Rule::Conflict,
+                "Automatic rotation renews generated secrets, and this service has none: choose manual, or add a generated secret.",
+            );
+        }
+        let delivered = !request.secrets.is_empty() || request.certificate.is_some();
+        if plan.delivery != Delivery::None && !delivered {
+            self.push(
+                "rotation.delivery",
+                Rule::Conflict,
+                "There is no secret or certificate to deliver: choose none, or add a secret.",
+            );
+        }
+        let Some(command) = &plan.reload_command else { return };
+        let field = "rotation.reload_command";
+        if plan.delivery != Delivery::Reload {
+            self.push(
+                field,
+                Rule::Conflict,
+                "The agent runs a command only with `reload` delivery: choose reload, or leave the command empty.",
+            );
+        } else if command.trim().is_empty() {
+            self.push(field, Rule::Required, "Write the command, or leave the field out.");
+        } else if command.chars().count() > MAX_RELOAD_COMMAND {
+            self.push(
+                field,
+                Rule::TooLong,
+                format!("Keep the reload command under {MAX_RELOAD_COMMAND} characters."),
+            );
+        } else if command.chars().any(char::is_control) {
+            self.push(field, Rule::Format, "Write the reload command on one line, without control characters.");
         }
     }
 

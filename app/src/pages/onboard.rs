@@ -161,11 +161,12 @@ pub fn ServiceForm(
         let messages = Signal::derive(move || messages(validator_path(name), false));
         view! { <Field name label hint messages>{control}</Field> }
     };
-    // A yes/no choice: a select rather than a checkbox, whose unchecked state a plain form post
-    // would not send at all.
+    // A choice among fixed values: a select rather than a checkbox, whose unchecked state a
+    // plain form post would not send at all.
     let choice = move |name: &'static str,
                        label: &'static str,
                        hint: &'static str,
+                       options: &'static [(&'static str, &'static str)],
                        get: fn(&OnboardForm) -> String,
                        set: fn(&mut OnboardForm, String)| {
         let on_change = move |ev: leptos::ev::Event| {
@@ -174,10 +175,11 @@ pub fn ServiceForm(
         };
         let selected = move |value: &'static str| move || get(&form.read()) == value;
         view! {
-            <Field name label hint messages=Signal::derive(move || messages(name, false))>
+            <Field name label hint messages=Signal::derive(move || messages(validator_path(name), false))>
                 <select id=name name=field_name(name) class="w-full rounded border border-slate-300 px-2 py-1" on:change=on_change>
-                    <option value="true" selected=selected("true")>"Yes (safer)"</option>
-                    <option value="false" selected=selected("false")>"No"</option>
+                    {options.iter().map(|&(value, text)| view! {
+                        <option value=value selected=selected(value)>{text}</option>
+                    }).collect_view()}
                 </select>
             </Field>
         }
@@ -319,8 +321,15 @@ pub fn ServiceForm(
             {field("certificate_ttl_hours", "Vault certificate (hours)", "Empty for none.", |f| f.certificate_ttl_hours.clone(), |f, v| f.certificate_ttl_hours = v)}
             {field("health_check_path", "Health-check path", "HTTP path for readiness and liveness probes, e.g. /healthz; empty for none.", |f| f.health_check_path.clone(), |f, v| f.health_check_path = v)}
             <div class="grid grid-cols-2 gap-2">
-                {choice("run_as_non_root", "Run as non-root", "The image must not need root.", |f| f.run_as_non_root.clone(), |f, v| f.run_as_non_root = v)}
-                {choice("read_only_root_filesystem", "Read-only root file system", "/tmp stays writable.", |f| f.read_only_root_filesystem.clone(), |f, v| f.read_only_root_filesystem = v)}
+                {choice("run_as_non_root", "Run as non-root", "The image must not need root.", YES_NO, |f| f.run_as_non_root.clone(), |f, v| f.run_as_non_root = v)}
+                {choice("read_only_root_filesystem", "Read-only root file system", "/tmp stays writable.", YES_NO, |f| f.read_only_root_filesystem.clone(), |f, v| f.read_only_root_filesystem = v)}
+            </div>
+            <div class="md:col-span-2 grid grid-cols-2 gap-2">
+                {choice("rotation_policy", "Rotation", "Automatic: meshport renews generated secrets when due, in the maintenance window.", ROTATION_POLICIES, |f| f.rotation_policy.clone(), |f, v| f.rotation_policy = v)}
+                {choice("delivery", "Delivery of a new value", "Reload: the agent re-renders and runs your command. Restart: a pull request rolls the pods.", DELIVERIES, |f| f.delivery.clone(), |f, v| f.delivery = v)}
+                <div class="col-span-2">
+                    {field("reload_command", "Reload command", "Reload only: run by the Vault Agent after a new value is written, e.g. wget -qO- http://127.0.0.1:8080/-/reload", |f| f.reload_command.clone(), |f, v| f.reload_command = v)}
+                </div>
             </div>
             {rows.group(RowGroup::Secrets, "Secrets", "Typed values go to Vault only; they are never stored or shown by meshport. A row without a name is skipped.", "Add a secret", messages, secret_row)}
             <div class="md:col-span-2 flex items-center gap-3">
@@ -385,6 +394,18 @@ fn ChangePreviewView(preview: ServerAction<PreviewChange>) -> impl IntoView {
     view! { {move || preview.value().get().map(shown)} }
 }
 
+/// The options of a yes/no choice.
+const YES_NO: &[(&str, &str)] = &[("true", "Yes (safer)"), ("false", "No")];
+/// The rotation policies, as [`crate::onboarding::RotationPolicy::as_str`] names them.
+const ROTATION_POLICIES: &[(&str, &str)] =
+    &[("manual", "Manual: rotated when someone asks"), ("automatic", "Automatic when due")];
+/// The deliveries, as [`crate::onboarding::Delivery::as_str`] names them.
+const DELIVERIES: &[(&str, &str)] = &[
+    ("none", "None: the agent re-renders (about 5 min)"),
+    ("reload", "Reload: re-render and run a command"),
+    ("restart", "Restart: roll the pods by pull request"),
+];
+
 /// The validator's path of a field of the form.
 fn validator_path(name: &str) -> &str {
     match name {
@@ -394,6 +415,9 @@ fn validator_path(name: &str) -> &str {
         "cpu_limit" => "resources.cpu_limit",
         "memory_limit" => "resources.memory_limit",
         "certificate_ttl_hours" => "certificate.ttl_hours",
+        "rotation_policy" => "rotation.policy",
+        "delivery" => "rotation.delivery",
+        "reload_command" => "rotation.reload_command",
         other => other,
     }
 }

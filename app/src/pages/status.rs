@@ -4,7 +4,10 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use leptos::form::ActionForm;
+
 use crate::rotation::RotationState;
+use crate::secret_rotation::{PodsVersion, RotateSecret, ServiceSecrets, get_service_secrets};
 use crate::status_report::{
     SourceHealth, StatusItem, get_service_status, get_status_overview, utc,
 };
@@ -45,12 +48,15 @@ pub fn StatusPage() -> impl IntoView {
 #[component]
 pub fn ServiceStatusPage() -> impl IntoView {
     let params = use_params_map();
-    let status = Resource::new(
-        move || {
-            let p = params.read();
-            (p.get("namespace").unwrap_or_default(), p.get("service").unwrap_or_default())
-        },
-        |(namespace, service)| get_service_status(namespace, service),
+    let key = move || {
+        let p = params.read();
+        (p.get("namespace").unwrap_or_default(), p.get("service").unwrap_or_default())
+    };
+    let status = Resource::new(key, |(namespace, service)| get_service_status(namespace, service));
+    let rotate = ServerAction::<RotateSecret>::new();
+    let secrets = Resource::new(
+        move || (key(), rotate.version().get()),
+        |((namespace, service), _)| get_service_secrets(namespace, service),
     );
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
@@ -67,6 +73,110 @@ pub fn ServiceStatusPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                // A service that is not live yet has no secrets to act on: nothing to show.
+                secrets.await.ok().map(|secrets| view! { <Secrets secrets rotate /> })
+            })}
+        </Suspense>
+    }
+}
+
+/// The service's secrets: versions, ages, next rotations, delivery, and "rotate now".
+#[component]
+fn Secrets(secrets: ServiceSecrets, rotate: ServerAction<RotateSecret>) -> impl IntoView {
+    let (namespace, service) = secrets.service.split_once('/').map(|(n, s)| (n.to_owned(), s.to_owned())).unwrap_or_default();
+    let result = move || match rotate.value().get() {
+        Some(Ok(done)) => Some(view! {
+            <p id="rotate-result" role="status" class="mt-2 rounded bg-emerald-50 px-2 py-1 text-sm text-emerald-900">
+                {format!("{} is now at version {}. {}", done.secret, done.version, done.delivery)}
+            </p>
+        }.into_any()),
+        Some(Err(error)) => Some(view! {
+            <p id="rotate-error" role="alert" class="mt-2 rounded bg-red-50 px-2 py-1 text-sm text-red-900">{error.to_string()}</p>
+        }.into_any()),
+        None => None,
+    };
+    let may_rotate = secrets.may_rotate;
+    view! {
+        <section aria-labelledby="secrets-heading" class="mt-6">
+            <h2 id="secrets-heading" class="text-lg font-medium">"Secrets and rotation"</h2>
+            <p id="rotation-plan" class="mt-1 text-sm text-slate-600" data-policy=secrets.policy.as_str() data-delivery=secrets.delivery.as_str()>
+                {format!("Rotation every {} days, {}; delivery: {}.", secrets.rotation_days, secrets.policy.as_str(), secrets.delivery.as_str())}
+                {secrets.reload_command.clone().map(|c| view! { " Reload command: " <code>{c}</code> })}
+            </p>
+            {secrets.rollout.clone().map(|r| view! {
+                <p id="rollout" data-state=r.state.clone() class="mt-1 text-sm text-slate-600">
+                    {format!("Restart rollout {} ({} rotation(s)); opens at {} UTC at the earliest. ", r.state, r.rotations, utc(r.not_before))}
+                    {r.pull_request_url.map(|url| view! { <a class="text-indigo-700 underline" href=url.clone()>"Its pull request"</a> })}
+                    {r.error.map(|e| format!(" Last problem: {e}"))}
+                </p>
+            })}
+            {secrets.certificate.clone().map(|c| view! {
+                <p id="certificate-plan" class="mt-1 text-sm text-slate-600">
+                    {format!("Vault PKI certificate: {} hours. {}", c.ttl_hours, c.renewal)}
+                    {c.warning.map(|w| view! { <span role="alert" class="ml-1 text-orange-800">{w}</span> })}
+                </p>
+            })}
+            {result}
+            {if secrets.secrets.is_empty() {
+                view! { <p id="service-secrets" class="mt-2 text-slate-600">"This service has no secrets."</p> }.into_any()
+            } else {
+                view! {
+                    <table id="service-secrets" class="mt-2 w-full text-left text-sm">
+                        <thead><tr class="border-b border-slate-200">
+                            <th scope="col" class="py-1">"Secret"</th>
+                            <th scope="col">"Version"</th>
+                            <th scope="col">"Age"</th>
+                            <th scope="col">"Due (UTC)"</th>
+                            <th scope="col">"Next scheduled rotation"</th>
+                            <th scope="col">"Running pods"</th>
+                            <th scope="col">"Rotate"</th>
+                        </tr></thead>
+                        <tbody>
+                            {secrets.secrets.into_iter().map(|secret| {
+                                let state = secret.judgement.state;
+                                let pods = match &secret.pods {
+                                    PodsVersion::Current => "have this version".to_owned(),
+                                    PodsVersion::Behind(v) => format!("still run version {v}"),
+                                    PodsVersion::Unknown(why) => format!("unknown: {why}"),
+                                };
+                                let rotatable = may_rotate && secret.source != "existing";
+                                let provided = secret.source == "provided";
+                                let name = secret.name.clone();
+                                let (namespace, service, field) = (namespace.clone(), service.clone(), name.clone());
+                                view! {
+                                    <tr class="border-b border-slate-100 align-top" data-secret=name.clone() data-state=state.as_str()>
+                                        <td class="py-1">
+                                            <span class="font-mono">{name.clone()}</span>
+                                            <span class="ml-1 text-xs text-slate-500">{secret.source.clone()}</span>
+                                            <br /><span class=format!("rounded px-2 py-0.5 text-xs font-medium {}", colour(state))>{state.label()}</span>
+                                        </td>
+                                        <td id=format!("secret-version-{name}") data-version=secret.version.to_string()>{secret.version}</td>
+                                        <td>{secret.age_days.map(|d| format!("{d} days")).unwrap_or_else(|| "–".into())}</td>
+                                        <td>{secret.due_at.map(utc).unwrap_or_else(|| "–".into())}</td>
+                                        <td>{secret.next_rotation.map(utc).unwrap_or_else(|| "manual".into())}</td>
+                                        <td>{pods}</td>
+                                        <td>{rotatable.then(move || { let name = field; view! {
+                                            <ActionForm action=rotate attr:class="flex flex-col gap-1">
+                                                <input type="hidden" name="namespace" value=namespace.clone() />
+                                                <input type="hidden" name="service" value=service.clone() />
+                                                <input type="hidden" name="secret" value=name.clone() />
+                                                <input name="reason" id=format!("rotate-reason-{name}") required aria-label=format!("Why {name} is rotated") placeholder="reason" class="rounded border border-slate-300 px-2 py-1" />
+                                                {provided.then(|| view! {
+                                                    <input type="password" name="value" id=format!("rotate-value-{name}") required autocomplete="new-password" aria-label=format!("New value of {name}") placeholder="new value" class="rounded border border-slate-300 px-2 py-1" />
+                                                })}
+                                                <button type="submit" id=format!("rotate-{name}") class="rounded bg-indigo-600 px-2 py-1 text-white hover:bg-indigo-700">"Rotate now"</button>
+                                            </ActionForm>
+                                        }})}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
     }
 }
 

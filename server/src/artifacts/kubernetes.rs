@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use app::onboarding::{CERTIFICATE_FILE_ENV, Protocol, ValidRequest, secret_file_env};
+use app::onboarding::{CERTIFICATE_FILE_ENV, Delivery, Protocol, ValidRequest, secret_file_env};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, PodSecurityContext,
@@ -361,7 +361,31 @@ fn pod_annotations(
             ),
         );
     }
+    // Reload delivery: the agent re-renders static secrets at the platform's interval (instead
+    // of its five-minute default) and runs the owner's command after each file it rewrote.
+    if request.rotation.delivery == Delivery::Reload {
+        annotations.insert(
+            vault("template-static-secret-render-interval"),
+            settings.render_interval.clone(),
+        );
+        if let Some(command) = &request.rotation.reload_command {
+            let files = secrets.iter().map(|s| s.key.as_str());
+            let certificate = pki_role.map(|_| CERTIFICATE_FILE);
+            for file in files.chain(certificate) {
+                annotations.insert(vault(&format!("agent-inject-command-{file}")), command.clone());
+            }
+        }
+    }
     annotations
+}
+
+/// The pod-template annotation of restart delivery: the secrets' versions (never values), so a
+/// rotation changes the template and the Deployment rolls its pods.
+pub const SECRET_VERSIONS_ANNOTATION: &str = "meshport.io/secret-versions";
+
+/// The annotation's value: `name=version` pairs in name order, comma-separated.
+pub fn secret_versions_value(versions: &BTreeMap<String, u64>) -> String {
+    versions.iter().map(|(name, version)| format!("{name}={version}")).collect::<Vec<_>>().join(",")
 }
 
 /// The volume of the agent's projected service-account token, when roles carry an audience.

@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use self::kubernetes::{SECRET_VERSIONS_ANNOTATION, secret_versions_value};
 use self::linkerd::{AuthorizationPolicy, MeshTlsAuthentication, Server};
 use self::vault_objects::{
     Capability, KubernetesAuthRole, KvSecret, PkiRole, PolicyMode, PolicyRule, ServicePolicy,
@@ -54,6 +55,9 @@ pub struct ArtifactSettings {
     pub ca_cert_path: String,
     /// A policy per service, or one templated policy for all.
     pub policy_mode: PolicyMode,
+    /// How often the agent of a service with `reload` delivery re-renders static secrets, as
+    /// the injector reads it (`60s`, `5m`).
+    pub render_interval: String,
 }
 
 impl ArtifactSettings {
@@ -291,6 +295,22 @@ impl ServiceArtifacts {
             .map_err(|e| format!("the stored request does not parse: {e}"))?;
         let valid = ValidRequest::from_stored(form, rules).map_err(|e| e.to_string())?;
         Ok(Self::build(&valid, settings, Some(request_id)))
+    }
+
+    /// Stamps the Deployment's pod template with the secrets' versions (restart delivery):
+    /// a changed value rolls the pods when the manifest is applied.
+    pub fn with_secret_versions(mut self, versions: &BTreeMap<String, u64>) -> Self {
+        for manifest in &mut self.manifests {
+            if let KubeObject::Deployment(deployment) = &mut manifest.object {
+                let template = deployment.spec.get_or_insert_with(Default::default);
+                let metadata = template.template.metadata.get_or_insert_with(Default::default);
+                metadata.annotations.get_or_insert_with(Default::default).insert(
+                    kubernetes::SECRET_VERSIONS_ANNOTATION.to_owned(),
+                    kubernetes::secret_versions_value(versions),
+                );
+            }
+        }
+        self
     }
 
     /// The manifests as files for the GitOps repository.

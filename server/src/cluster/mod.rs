@@ -14,6 +14,7 @@ use std::time::Duration;
 use app::rotation::Judgement;
 use app::status_report::{ItemKind, StatusItem};
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams};
 
@@ -87,6 +88,24 @@ impl Cluster {
             kube::Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
         *slot = Some(client.clone());
         Ok(client)
+    }
+
+    /// The pod-template annotation `key` of the Deployment `namespace/name`; `None` when the
+    /// Deployment or the annotation is absent.
+    pub async fn deployment_annotation(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<String>, ClusterError> {
+        let api: Api<Deployment> = Api::namespaced(self.client().await?, namespace);
+        let read = tokio::time::timeout(READ_TIMEOUT, api.get_opt(name))
+            .await
+            .map_err(|_| ClusterError::Timeout(READ_TIMEOUT))?
+            .map_err(|e| ClusterError::Api(e.to_string()))?;
+        Ok(read.and_then(|deployment| {
+            deployment.spec?.template.metadata?.annotations?.remove(key)
+        }))
     }
 
     /// Everything this cluster says, judged at `now`.

@@ -256,6 +256,19 @@ impl Gitops {
         self.open(PullRequestKind::Onboarding, &branch, change).await
     }
 
+    /// Proposes the service's manifests with new secret versions in the pod template (restart
+    /// delivery), on `meshport/rollout-<service>-<rollout id>`. `change.request_id` is the
+    /// service's live change set, which the pull request is listed with.
+    #[tracing::instrument(skip_all, fields(rollout = %rollout))]
+    pub async fn propose_rollout(
+        &self,
+        rollout: Uuid,
+        change: &ProposedChange,
+    ) -> Result<PullRequestRecord, GitopsError> {
+        let branch = format!("meshport/rollout-{}-{rollout}", change.service);
+        self.open(PullRequestKind::Rollout, &branch, change).await
+    }
+
     /// Proposes removing the service's folder, on `meshport/offboard-<service>-<request id>`.
     #[tracing::instrument(skip_all, fields(request = %removal.request_id))]
     pub async fn propose_removal(
@@ -299,6 +312,7 @@ impl Gitops {
             PullRequestKind::Onboarding if change.changes_live => ("Change", "in"),
             PullRequestKind::Onboarding => ("Onboard", "to"),
             PullRequestKind::Offboarding => ("Offboard", "from"),
+            PullRequestKind::Rollout => ("Roll out rotated secrets of", "in"),
         };
         let title = format!(
             "{verb} {} {preposition} {} (request {})",
@@ -392,6 +406,7 @@ impl Gitops {
                 PullRequestKind::Onboarding if change.changes_live => "changes",
                 PullRequestKind::Onboarding => "adds",
                 PullRequestKind::Offboarding => "removes",
+                PullRequestKind::Rollout => "restarts the pods of",
             },
             id = change.request_id,
             url = self.presentation.public_url,
@@ -618,6 +633,8 @@ pub async fn approve_merged_head(
         }
         // The offboarding job waits for an approved removal.
         PullRequestKind::Offboarding => tx.wake_jobs(updated.request_id).await?,
+        // A rollout changes no change set.
+        PullRequestKind::Rollout => {}
     }
     Ok(Some(updated))
 }

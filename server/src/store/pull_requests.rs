@@ -16,6 +16,8 @@ use super::{Store, StoreError, Tx, on_pool, on_tx};
 pub enum PullRequestKind {
     Onboarding,
     Offboarding,
+    /// Restart delivery: the pod template's secret versions changed after rotations.
+    Rollout,
 }
 
 impl PullRequestKind {
@@ -24,11 +26,12 @@ impl PullRequestKind {
         match self {
             Self::Onboarding => "onboarding",
             Self::Offboarding => "offboarding",
+            Self::Rollout => "rollout",
         }
     }
 
     fn parse(text: &str) -> Result<Self, StoreError> {
-        [Self::Onboarding, Self::Offboarding]
+        [Self::Onboarding, Self::Offboarding, Self::Rollout]
             .into_iter()
             .find(|k| k.as_str() == text)
             .ok_or_else(|| StoreError::Corrupt(format!("pull request kind `{text}`")))

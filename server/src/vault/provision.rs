@@ -430,6 +430,32 @@ impl Vault {
     /// rotate them. Returns the new version.
     #[tracing::instrument(skip(self))]
     pub async fn rotate(&self, path: &str) -> Result<u64, VaultError> {
+        let current = self.current_version(path).await?;
+        self.rotate_from(path, current, None, Uuid::new_v4()).await
+    }
+
+    /// The current version of the managed secret at `path` (below the KV mount).
+    pub async fn current_version(&self, path: &str) -> Result<u64, VaultError> {
+        let metadata_path = format!("{}/metadata/{path}", self.kv_mount);
+        let metadata = self.read(&metadata_path).await?.ok_or_else(|| VaultError::Secret {
+            path: path.to_owned(),
+            message: "does not exist".to_owned(),
+        })?;
+        Ok(metadata["current_version"].as_u64().unwrap_or(0))
+    }
+
+    /// Writes the next version of the secret at `path` over version `from` (check-and-set: a
+    /// rotation by someone else in between makes this one fail). A generated secret gets a new
+    /// value drawn by its `generator`; a provided one gets `value`, staged first under
+    /// `staging` like a submission's typed value and moved into place. Returns the new version.
+    #[tracing::instrument(skip(self, value))]
+    pub async fn rotate_from(
+        &self,
+        path: &str,
+        from: u64,
+        value: Option<&app::onboarding::SecretValue>,
+        staging: Uuid,
+    ) -> Result<u64, VaultError> {
         let metadata_path = format!("{}/metadata/{path}", self.kv_mount);
         let refuse = |message: &str| VaultError::Secret {
             path: path.to_owned(),
@@ -437,25 +463,52 @@ impl Vault {
         };
         let metadata = self.read(&metadata_path).await?.ok_or_else(|| refuse("does not exist"))?;
         let custom = &metadata["custom_metadata"];
-        if custom["managed_by"] != "meshport" || custom["value_source"] != "generated" {
-            return Err(refuse(
-                "meshport rotates only the secrets it generated; the owner rotates provided ones",
-            ));
+        let source = match (custom["value_source"].as_str(), value) {
+            _ if custom["managed_by"] != "meshport" => {
+                return Err(refuse("meshport did not write this secret; its owner rotates it"));
+            }
+            (Some("generated"), None) => ValueSource::Generated,
+            (Some("provided"), Some(_)) => ValueSource::Provided,
+            (Some("provided"), None) => return Err(refuse("a provided secret needs its new value")),
+            (Some("generated"), Some(_)) => {
+                return Err(refuse("a generated secret gets a new random value, not a typed one"));
+            }
+            _ => return Err(refuse("meshport rotates only the values it generated or was given")),
+        };
+        if metadata["current_version"].as_u64().unwrap_or(0) != from {
+            return Err(refuse(&format!(
+                "is no longer at version {from}: it was rotated meanwhile"
+            )));
         }
         let key = path.rsplit('/').next().unwrap_or(path).to_owned();
-        let cas = metadata["current_version"].as_u64().unwrap_or(0);
-        let generator = custom["generator"].as_str().map(str::to_owned);
+        let staged = match value {
+            Some(value) => {
+                let staged = self.staged_path("data", staging, &key);
+                self.write(&staged, &json!({ "data": { key.as_str(): value.expose() } })).await?;
+                Some(staged)
+            }
+            None => None,
+        };
         let write = Write::SecretValue {
             key,
-            source: ValueSource::Generated,
-            generator,
-            cas,
-            staged: None,
+            source,
+            generator: custom["generator"].as_str().map(str::to_owned),
+            cas: from,
+            staged,
         };
         let data_path = format!("{}/data/{path}", self.kv_mount);
         let change =
             Change::new(data_path, ChangeKind::Update { fields: vec!["value".into()] }, write);
-        let written = self.execute(&change).await?;
+        let written = match self.execute(&change).await {
+            Ok(written) => written,
+            Err(error) => {
+                // A refused write leaves no typed value behind in the staging folder.
+                if let Write::SecretValue { staged: Some(staged), .. } = &change.write {
+                    let _ = self.delete(&staged.replacen("/data/", "/metadata/", 1)).await;
+                }
+                return Err(error);
+            }
+        };
         written["version"].as_u64().ok_or_else(|| VaultError::Unexpected {
             path: change.path,
             message: "the write did not report a version".to_owned(),

@@ -8,6 +8,9 @@ use app::request_api::ssr::RequestService;
 use app::request_api::{
     AdminAction, ChangePreview, Decision, RequestDetail, RequestSummary, ServiceDetail,
 };
+use app::onboarding::SecretValue;
+use app::secret_rotation::ssr::RotationService;
+use app::secret_rotation::{Rotated, ServiceSecrets};
 use app::users::ssr::UserAdminService;
 use app::users::{UserAction, UserDetail, UserSummary};
 use axum::Json;
@@ -41,11 +44,12 @@ pub struct Reason {
     info(title = "meshport API", description = "Onboard services to the Linkerd + Vault mesh."),
     paths(
         submit, list, detail, approve, reject, act, withdraw, service, preview_change,
-        propose_change, propose_offboarding, adopt, users, user, act_on_user,
+        propose_change, propose_offboarding, adopt, secrets, rotate, users, user, act_on_user,
         super::audit::export_events, super::audit::evidence_report, super::audit::verify_chain
     ),
     components(schemas(
-        ErrorBody, Created, Reason, ActionBody, Justification, Adopted, UserActionBody
+        ErrorBody, Created, Reason, ActionBody, Justification, Adopted, UserActionBody,
+        RotateBody
     )),
     modifiers(&BearerToken),
     security(("api_token" = [])),
@@ -266,6 +270,71 @@ pub async fn service(
     Path((namespace, service)): Path<(String, String)>,
 ) -> ApiResult<Json<ServiceDetail>> {
     Ok(Json(state.requests.service(&principal, &namespace, &service).await?))
+}
+
+/// A live service's secrets: versions, ages, next rotations, delivery, rollout.
+#[utoipa::path(
+    get, path = "/api/v1/services/{namespace}/{service}/secrets", tag = "services",
+    params(
+        ("namespace" = String, Path, description = "The service's namespace"),
+        ("service" = String, Path, description = "The service's name"),
+    ),
+    responses(
+        (status = 200, description = "The service's secrets", body = ServiceSecrets),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No live service, or not visible to the caller", body = ErrorBody),
+    )
+)]
+pub async fn secrets(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path((namespace, service)): Path<(String, String)>,
+) -> ApiResult<Json<ServiceSecrets>> {
+    Ok(Json(state.rotations.secrets(&principal, &namespace, &service).await?))
+}
+
+/// Why a secret is rotated and, for a provided secret, its new value (write-only).
+#[derive(Deserialize, ToSchema)]
+pub struct RotateBody {
+    /// Why, at most 1000 characters; recorded in the audit trail.
+    pub reason: String,
+    /// The new value of a provided secret; absent for generated ones.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    pub value: Option<SecretValue>,
+}
+
+/// Rotates one secret now (the owning team's developers and platform admins).
+#[utoipa::path(
+    post, path = "/api/v1/services/{namespace}/{service}/secrets/{secret}/rotate", tag = "services",
+    params(
+        ("namespace" = String, Path, description = "The service's namespace"),
+        ("service" = String, Path, description = "The service's name"),
+        ("secret" = String, Path, description = "The secret's name"),
+    ),
+    request_body = RotateBody,
+    responses(
+        (status = 200, description = "Rotated: the new version", body = Rotated),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a developer of the owning team nor a platform admin", body = ErrorBody),
+        (status = 404, description = "No such live service or secret", body = ErrorBody),
+        (status = 409, description = "An existing secret, or rotated meanwhile", body = ErrorBody),
+        (status = 422, description = "No reason, or a value where none belongs (or none where one does)", body = ErrorBody),
+    )
+)]
+pub async fn rotate(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path((namespace, service, secret)): Path<(String, String, String)>,
+    body: Result<Json<RotateBody>, JsonRejection>,
+) -> ApiResult<Json<Rotated>> {
+    let Json(body) = body?;
+    let value = body.value.filter(|v| !v.is_empty());
+    let rotated = state
+        .rotations
+        .rotate(&principal, &namespace, &service, &secret, &body.reason, value)
+        .await?;
+    Ok(Json(rotated))
 }
 
 /// What a change of a live service would do (the full proposed spec): spec differences, files

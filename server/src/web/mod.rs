@@ -17,6 +17,7 @@ use app::account::ssr::AccountService;
 use app::audit::ssr::AuditService;
 use app::platform::ssr::ReadinessProbe;
 use app::request_api::ssr::RequestService;
+use app::secret_rotation::ssr::RotationService;
 use app::status_report::ssr::StatusService;
 use app::users::ssr::UserAdminService;
 use axum::Router;
@@ -38,6 +39,7 @@ use crate::gitops::Gitops;
 use crate::identity::session::{self, Sessions};
 use crate::identity::{Accounts, Identity, UserAdmin};
 use crate::request_service::Requests;
+use crate::rotation::Rotations;
 use crate::status::alerts::Alerts;
 use crate::status::{Refresh, StatusBoard};
 use crate::store::Store;
@@ -73,6 +75,8 @@ pub struct AppState {
     pub gitops: Arc<Gitops>,
     /// Certificate and rotation status, refreshed in the background.
     pub status: Arc<StatusBoard>,
+    /// Rotating services' secrets and delivering them.
+    pub rotations: Arc<Rotations>,
     /// The bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<secrecy::SecretString>,
 }
@@ -120,7 +124,17 @@ impl AppState {
             },
             config.status.alert_webhook.clone().map(Alerts::new),
         ));
+        let rotations = Arc::new(Rotations {
+            store: store.clone(),
+            vault: vault.clone(),
+            gitops: gitops.clone(),
+            config: config.rotation.clone(),
+            artifacts: config.artifact_settings(),
+            rules: config.onboarding_rules(),
+            clusters: config.clusters.iter().cloned().map(|c| Arc::new(Cluster::new(c))).collect(),
+        });
         Ok(Self {
+            rotations,
             status,
             metrics_token: config.status.metrics_token.clone(),
             gitops: gitops.clone(),
@@ -160,6 +174,7 @@ impl AppState {
         provide_context(self.users.clone() as Arc<dyn UserAdminService>);
         provide_context(self.audit.clone() as Arc<dyn AuditService>);
         provide_context(self.status.clone() as Arc<dyn StatusService>);
+        provide_context(self.rotations.clone() as Arc<dyn RotationService>);
         provide_context(AvailableSignIns {
             oidc: self.identity.oidc.is_some(),
             demo: self.identity.demo,
@@ -199,6 +214,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/services/{namespace}/{service}/changes", post(api::propose_change))
         .route("/api/v1/services/{namespace}/{service}/offboard", post(api::propose_offboarding))
         .route("/api/v1/services/{namespace}/{service}/adopt", post(api::adopt))
+        .route("/api/v1/services/{namespace}/{service}/secrets", get(api::secrets))
+        .route(
+            "/api/v1/services/{namespace}/{service}/secrets/{secret}/rotate",
+            post(api::rotate),
+        )
         .route("/api/v1/users", get(api::users))
         .route("/api/v1/users/{id}", get(api::user))
         .route("/api/v1/users/{id}/actions", post(api::act_on_user))
