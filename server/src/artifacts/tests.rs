@@ -113,6 +113,7 @@ fn request() -> impl Strategy<Value = OnboardingRequest> {
                     rotation_days,
                     health_check_path: None,
                     security: Default::default(),
+                    rotation: Default::default(),
                 }
             },
         )

@@ -27,19 +27,19 @@ use crate::provisioning::{PersistentOpenBao, Platform, call};
 
 /// A portal over one database, OpenBao and a bare GitOps repository: the request service, the
 /// engine, a developer (dana) and two platform admins (alex, blake).
-struct Portal {
-    db: TestDatabase,
-    remote: Remote,
-    gitops: Arc<Gitops>,
-    engine: Engine,
-    requests: Requests,
-    dana: Principal,
-    alex: Principal,
-    blake: Principal,
+pub(crate) struct Portal {
+    pub(crate) db: TestDatabase,
+    pub(crate) remote: Remote,
+    pub(crate) gitops: Arc<Gitops>,
+    pub(crate) engine: Engine,
+    pub(crate) requests: Requests,
+    pub(crate) dana: Principal,
+    pub(crate) alex: Principal,
+    pub(crate) blake: Principal,
 }
 
 impl Portal {
-    async fn new(backend: Backend, vault: Arc<Vault>, platform: &Platform) -> Self {
+    pub(crate) async fn new(backend: Backend, vault: Arc<Vault>, platform: &Platform) -> Self {
         let db = TestDatabase::new(backend).await;
         let remote = Remote::new();
         let gitops = Arc::new(open_gitops(&remote.settings(), db.store.clone()).unwrap());
@@ -68,12 +68,12 @@ impl Portal {
     }
 
     /// Runs the engine until no job is due.
-    async fn run(&self) {
+    pub(crate) async fn run(&self) {
         while self.engine.run_next().await.unwrap().is_some() {}
     }
 
     /// Merges the change set's pull request, as an admin's merge in meshport would.
-    async fn merge(&self, change: &str) {
+    pub(crate) async fn merge(&self, change: &str) {
         let pulls = self.db.store.pull_requests_of(change.parse().unwrap()).await.unwrap();
         let pr = pulls.last().expect("a pull request");
         self.gitops.merge(pr.id, Actor::from(&self.alex)).await.unwrap();
@@ -86,7 +86,7 @@ impl Portal {
     }
 
     /// dana onboards `form`, alex approves, the engine provisions, the PR merges.
-    async fn live(&self, form: OnboardingRequest) -> String {
+    pub(crate) async fn live(&self, form: OnboardingRequest) -> String {
         let id = self.requests.submit(&self.dana, form).await.unwrap();
         self.requests.decide(&self.alex, &id, Decision::Approve, "").await.unwrap();
         self.run().await;
@@ -96,7 +96,7 @@ impl Portal {
 }
 
 /// A KV secret's metadata, read with the root token.
-async fn metadata(platform: &Platform, path: &str) -> serde_json::Value {
+pub(crate) async fn metadata(platform: &Platform, path: &str) -> serde_json::Value {
     let url = format!("{}/metadata/{path}", platform.config.kv_mount);
     call(&platform.addr, &platform.root, "GET", url, None).await.1["data"].clone()
 }

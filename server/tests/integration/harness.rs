@@ -233,6 +233,15 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// Everything a SQLite database holds on disk (the file and its write-ahead log), as text,
+    /// to check that a value never reached it. Panics for PostgreSQL.
+    pub async fn dump_text(&self) -> String {
+        let path = self.url.strip_prefix("sqlite://").expect("a SQLite database");
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     pub async fn new(backend: Backend) -> Self {
         let (url, folder) = empty_database(backend).await;
         let store = Store::connect(&url.clone().into()).await.unwrap();

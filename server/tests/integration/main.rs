@@ -15,6 +15,7 @@ mod jobs;
 mod observability;
 mod process;
 mod provisioning;
+mod rotation;
 mod status;
 mod store;
 mod vault;
