@@ -438,3 +438,50 @@ fn a_stored_request_without_the_newer_fields_reads_with_their_defaults() {
     assert_eq!(request.health_check_path, None);
     assert_eq!(request.ports[0].allowed_callers, None);
 }
+
+#[test]
+fn the_rotation_plan_is_judged_with_the_field_and_rule() {
+    use crate::onboarding::{Delivery, RotationPlan, RotationPolicy};
+    let with = |plan: RotationPlan| OnboardingRequest { rotation: plan, ..cart() };
+    assert!(errors_of(&with(RotationPlan::default())).is_empty());
+    let reload = RotationPlan {
+        delivery: Delivery::Reload,
+        reload_command: Some("kill -HUP 1".into()),
+        policy: RotationPolicy::Automatic,
+    };
+    assert!(errors_of(&with(reload.clone())).is_empty());
+    let stray = RotationPlan { delivery: Delivery::Restart, ..reload.clone() };
+    assert_eq!(errors_of(&with(stray)), [("rotation.reload_command".to_owned(), Rule::Conflict)]);
+    let multiline = RotationPlan { reload_command: Some("a\nb".into()), ..reload.clone() };
+    assert_eq!(errors_of(&with(multiline)), [("rotation.reload_command".to_owned(), Rule::Format)]);
+    let long = RotationPlan { reload_command: Some("x".repeat(501)), ..reload.clone() };
+    assert_eq!(errors_of(&with(long)), [("rotation.reload_command".to_owned(), Rule::TooLong)]);
+    let nothing = OnboardingRequest { secrets: Vec::new(), ..with(reload) };
+    assert_eq!(
+        errors_of(&nothing),
+        [
+            ("rotation.policy".to_owned(), Rule::Conflict),
+            ("rotation.delivery".to_owned(), Rule::Conflict)
+        ]
+    );
+}
+
+#[test]
+fn the_form_carries_the_rotation_plan_both_ways() {
+    use crate::onboarding::{Delivery, OnboardForm, RotationPlan, RotationPolicy};
+    let mut request = OnboardingRequest {
+        rotation: RotationPlan {
+            policy: RotationPolicy::Automatic,
+            delivery: Delivery::Reload,
+            reload_command: Some("kill -HUP 1".into()),
+        },
+        ..cart()
+    };
+    request.secrets.retain(|s| s.name == "valkey_password");
+    let form = OnboardForm::from_request(&request);
+    assert_eq!((form.rotation_policy.as_str(), form.delivery.as_str()), ("automatic", "reload"));
+    assert_eq!(form.to_request().unwrap_or_else(|e| panic!("{e:?}")).rotation, request.rotation);
+    let bad = OnboardForm { delivery: "sometimes".into(), ..form };
+    let errors = bad.to_request().unwrap_err();
+    assert!(errors.iter().any(|e| e.field == "rotation.delivery" && e.rule == Rule::Format));
+}

@@ -323,7 +323,15 @@ fn contract_every_vault_annotation_is_one_the_vault_k8s_injector_defines() {
     assert!(known.contains(&"tls-secret") && known.contains(&"agent-inject-secret-<file>"));
     let mut settings = settings(false);
     settings.audience = Some("vault".into());
-    let artifacts = ServiceArtifacts::build(&checkout(), &settings, None);
+    // Reload delivery adds the render interval and a command per rendered file.
+    let mut request = checkout().into_inner();
+    request.rotation = app::onboarding::RotationPlan {
+        delivery: app::onboarding::Delivery::Reload,
+        reload_command: Some("wget -qO- http://127.0.0.1:5050/-/reload".into()),
+        ..Default::default()
+    };
+    let request = ValidRequest::new(request, &rules()).unwrap();
+    let artifacts = ServiceArtifacts::build(&request, &settings, None);
     let files: Vec<String> = artifacts
         .secrets
         .iter()
@@ -333,7 +341,9 @@ fn contract_every_vault_annotation_is_one_the_vault_k8s_injector_defines() {
     let annotations = pod_annotations(&artifacts);
     let ours: Vec<&str> =
         annotations.keys().filter_map(|k| k.strip_prefix("vault.hashicorp.com/")).collect();
-    assert!(ours.len() >= 9, "{ours:?}");
+    assert!(ours.len() >= 12, "{ours:?}");
+    assert!(ours.contains(&"template-static-secret-render-interval"), "{ours:?}");
+    assert!(ours.contains(&"agent-inject-command-kafka_password"), "{ours:?}");
     for name in ours {
         assert_ne!(name, "agent-inject-status", "written by the injector only");
         let defined = known.contains(&name)
@@ -342,6 +352,28 @@ fn contract_every_vault_annotation_is_one_the_vault_k8s_injector_defines() {
             });
         assert!(defined, "`vault.hashicorp.com/{name}` is not an annotation vault-k8s reads");
     }
+}
+
+/// Restart delivery stamps only the pod template, with versions and never values; the default
+/// plan renders exactly what services onboarded before the plan existed had.
+#[test]
+fn secret_versions_go_into_the_pod_template_and_the_default_plan_adds_nothing() {
+    let plain = ServiceArtifacts::build(&checkout(), &settings(false), None);
+    let annotations = pod_annotations(&plain);
+    assert!(annotations.keys().all(|k| !k.contains("command") && !k.contains("render-interval")));
+    let versions = BTreeMap::from([("kafka_password".to_owned(), 3), ("a_key".to_owned(), 12)]);
+    let stamped = plain.clone().with_secret_versions(&versions);
+    let annotations = pod_annotations(&stamped);
+    assert_eq!(annotations["meshport.io/secret-versions"], "a_key=12,kafka_password=3");
+    let changed: Vec<_> = plain
+        .gitops_files()
+        .unwrap()
+        .into_iter()
+        .zip(stamped.gitops_files().unwrap())
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.path)
+        .collect();
+    assert_eq!(changed, ["manifests/prod-app/checkout/deployment.yaml"]);
 }
 
 /// Contract with `agent-inject/agent/agent.go` (`serviceaccount`, vault-k8s v1.7.6): the volume
