@@ -841,11 +841,9 @@ async fn forged_server_function_calls_are_refused_and_change_nothing() {
     );
     assert_eq!(evidence[0].outcome, "approved");
     assert!(!evidence[0].approver_is_requester && !evidence[0].approved_after_merge);
-    let csv_report = meshport_server::audit::evidence::Report::read(&meshport.store)
-        .await
-        .unwrap()
-        .encode(meshport_server::audit::export::Format::Csv)
-        .unwrap();
+    let csv_report =
+        crate::audit::evidence_report(&meshport.store, meshport_server::audit::export::Format::Csv)
+            .await;
     let parsed: Vec<csv::StringRecord> =
         csv::Reader::from_reader(csv_report.as_slice()).records().map(Result::unwrap).collect();
     assert_eq!((parsed.len(), &parsed[0][0], &parsed[1][0]), (2, id.as_str(), "trailer"));
@@ -1099,7 +1097,7 @@ async fn auditors_download_the_trail_and_others_cannot() {
         send(&dev.app, &mut auditor, Request::get("/api/audit/evidence?format=csv"), Body::empty())
             .await;
     assert_eq!(evidence.status, StatusCode::OK);
-    assert!(evidence.body.starts_with("request_id,namespace,service"), "{}", evidence.body);
+    assert!(evidence.body.starts_with("request_id,kind,namespace,service"), "{}", evidence.body);
 
     let answer = send(&dev.app, &mut auditor, download("xml"), Body::empty()).await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
