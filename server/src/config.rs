@@ -211,11 +211,19 @@ pub struct AuditConfig {
     pub checkpoint_every: u32,
     /// Sign a checkpoint at least this often while there are new events. Default 60.
     pub checkpoint_minutes: u32,
+    /// Refused privileged attempts recorded per actor a minute; more are summed up in one
+    /// event. Default 10.
+    pub refusals_per_minute: u32,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        Self { signing_key: None, checkpoint_every: 100, checkpoint_minutes: 60 }
+        Self {
+            signing_key: None,
+            checkpoint_every: 100,
+            checkpoint_minutes: 60,
+            refusals_per_minute: 10,
+        }
     }
 }
 
@@ -405,7 +413,7 @@ impl Config {
     fn own_problem(&self) -> Option<(&'static str, &'static str)> {
         let is_label = app::onboarding::is_dns_label;
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 12] = [
+        let checks: [(&'static str, bool, &'static str); 13] = [
             (
                 "onboarding.namespaces",
                 !self.onboarding.namespaces.is_empty()
@@ -480,6 +488,11 @@ impl Config {
                         .is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
                 }),
                 "must be an http(s) URL",
+            ),
+            (
+                "audit.refusals_per_minute",
+                (1..=1000).contains(&self.audit.refusals_per_minute),
+                "must be 1 to 1000",
             ),
         ];
         checks.into_iter().find(|(_, ok, _)| !ok).map(|(key, _, rule)| (key, rule))

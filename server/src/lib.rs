@@ -82,6 +82,8 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     state.identity.spawn_revalidation();
     // Certificate and rotation status: every replica reads the sources; alerts are sent once.
     state.status.clone().spawn();
+    // Refusals suppressed over the per-actor limit are summed up once their minute is over.
+    state.refusals.spawn_flush();
     // The provisioning engine: every replica claims due jobs; drift is checked periodically.
     let proposals = jobs::GitopsProposals { gitops: state.gitops.clone(), store: store.clone() };
     let engine = Arc::new(

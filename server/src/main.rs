@@ -242,9 +242,13 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
     match command {
         AuditCommand::CheckExport { .. } => unreachable!("answered above"),
         AuditCommand::Evidence { format } => {
-            let report = audit::evidence::Report::read(&store).await?;
-            let body = report.encode(format).map_err(anyhow::Error::msg)?;
-            std::io::stdout().write_all(&body)?;
+            let mut chunks =
+                audit::evidence::stream(store.clone(), format).map_err(anyhow::Error::msg)?;
+            let mut out = std::io::stdout().lock();
+            while let Some(chunk) = chunks.recv().await {
+                out.write_all(&chunk?).context("could not write the report")?;
+            }
+            out.flush()?;
         }
         AuditCommand::PublicKey => println!("{}", audit_key(config)?.public_key()),
         AuditCommand::Verify { public_key } => {

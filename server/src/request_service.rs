@@ -359,7 +359,7 @@ impl RequestService for Requests {
         }
         tx.commit().await?;
         if decision == Decision::Reject {
-            self.discard_staged_values(&record).await;
+            self.discard_staged_values(admin, &record).await;
         }
         Ok(())
     }
@@ -589,7 +589,7 @@ impl RequestService for Requests {
         audit::record(&mut tx, request_event(caller, Action::RequestWithdrawn, &record, json!({})))
             .await?;
         tx.commit().await?;
-        self.discard_staged_values(&record).await;
+        self.discard_staged_values(caller, &record).await;
         Ok(())
     }
 }
@@ -873,9 +873,21 @@ impl Requests {
     /// the values stay unreachable (no role reads them) and an offboarding removes them.
     /// Destroys the provided values a rejected request staged in Vault (its staging folder
     /// only). A failure is logged: the values stay unreachable (no role reads the folder).
-    async fn discard_staged_values(&self, record: &OnboardingRequestRecord) {
-        if let Err(error) = self.vault.discard_staged(record.id).await {
-            tracing::error!(%error, request = %record.id, "could not destroy a rejected request's secret values");
+    /// Deletes a rejected or withdrawn request's staged secret values from Vault and records which paths
+    /// went (or that the deletion failed: the values may still be there).
+    async fn discard_staged_values(&self, admin: &Principal, record: &OnboardingRequestRecord) {
+        let (details, outcome) = match self.vault.discard_staged(record.id).await {
+            Ok(paths) if paths.is_empty() => return,
+            Ok(paths) => (json!({ "paths": paths }), Outcome::Success),
+            Err(error) => {
+                tracing::error!(%error, request = %record.id, "could not destroy a rejected request's secret values");
+                (json!({ "error": error.to_string() }), Outcome::Failure)
+            }
+        };
+        let mut event = request_event(admin, Action::VaultValuesDiscarded, record, details);
+        event.outcome = outcome;
+        if let Err(error) = audit::record_alone(&self.store, event).await {
+            tracing::error!(%error, request = %record.id, "could not record the deletion of secret values");
         }
     }
 }

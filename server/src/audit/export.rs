@@ -504,7 +504,9 @@ pub fn ocsf(event: &AuditEvent) -> OcsfEvent<'_> {
     let (activity_id, activity_name) = match event.action.as_str() {
         "request_submitted" | "api_token_created" | "pull_request_opened" => (1, "Create"),
         "sign_in" | "sign_out" | "export_performed" => (2, "Read"),
-        "service_offboarded" | "api_token_revoked" => (4, "Delete"),
+        "service_offboarded" | "api_token_revoked" | "vault_values_discarded" => (4, "Delete"),
+        // A refused attempt changed nothing; OCSF's "Other" with the Failure status says so.
+        "access_refused" | "access_refusals_suppressed" => (99, "Other"),
         _ => (3, "Update"),
     };
     let (status_id, status) =

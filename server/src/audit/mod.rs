@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod evidence;
 pub mod export;
 mod overview;
+pub mod refusals;
 
 pub use overview::AuditReader;
 
@@ -59,6 +60,12 @@ pub enum Action {
     UserEnabled,
     /// A session was ended by an admin.
     SessionRevoked,
+    /// A privileged attempt was refused (a forbidden call, a webhook with a bad signature).
+    AccessRefused,
+    /// One actor's refusals beyond the per-minute limit, summed up.
+    AccessRefusalsSuppressed,
+    /// A rejected request's staged secret values were deleted from Vault (paths only).
+    VaultValuesDiscarded,
 }
 
 impl Action {
@@ -88,6 +95,9 @@ impl Action {
             Self::UserDisabled => "user_disabled",
             Self::UserEnabled => "user_enabled",
             Self::SessionRevoked => "session_revoked",
+            Self::AccessRefused => "access_refused",
+            Self::AccessRefusalsSuppressed => "access_refusals_suppressed",
+            Self::VaultValuesDiscarded => "vault_values_discarded",
         }
     }
 }

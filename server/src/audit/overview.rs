@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::evidence::Report;
+use super::evidence;
 use super::export::{self, Format, Period};
 use super::{
     Action, Actor, NewEvent, Outcome, Target, Verification, VerifiedPrefix, record_alone,
@@ -63,11 +63,12 @@ impl AuditReader {
         Ok(export::stream(self.store.clone(), period, format))
     }
 
-    /// The change-evidence report.
-    pub async fn evidence(&self) -> Result<Report, AppError> {
-        Report::read(&self.store).await.map_err(|error| {
-            failed(error, "could not build the evidence report", "The report could not be built.")
-        })
+    /// Starts the change-evidence report, streamed.
+    pub fn evidence(
+        &self,
+        format: Format,
+    ) -> Result<mpsc::Receiver<Result<Bytes, StoreError>>, AppError> {
+        evidence::stream(self.store.clone(), format).map_err(AppError::Invalid)
     }
 
     /// A reader that has verified nothing yet.

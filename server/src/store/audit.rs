@@ -44,7 +44,8 @@ pub struct Checkpoint {
     pub signature: String,
 }
 
-/// A request with its requester's and decider's addresses, for the change-evidence report.
+/// A request row with its requester's and decider's addresses, which the change-evidence
+/// report compares with the chain.
 #[derive(sqlx::FromRow)]
 pub struct EvidenceRequest {
     pub id: Uuid,
@@ -161,30 +162,116 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    /// Every request with its requester's and decider's addresses, oldest first.
-    pub async fn evidence_requests(&self) -> Result<Vec<EvidenceRequest>, StoreError> {
-        let sql = "SELECT r.id, r.namespace, r.service_name, r.team, r.justification, r.status,
-                          r.created_at, r.requested_by, q.email AS requester_email, r.decided_by,
-                          d.email AS decider_email, r.decided_at, r.decision_reason
-                   FROM onboarding_requests r
-                   LEFT JOIN users q ON q.id = r.requested_by
-                   LEFT JOIN users d ON d.id = r.decided_by
-                   ORDER BY r.created_at, r.id";
-        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
+    /// The requests whose first event is in `(after_seq, up_to]`, at most `limit`, in the order
+    /// of that event: its number and the request id. One pass over the events; the earlier
+    /// event is looked up through the request index.
+    pub async fn requests_first_seen(
+        &self,
+        after_seq: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let sql = "SELECT e.seq, e.request_id FROM audit_events e
+                   WHERE e.request_id IS NOT NULL AND e.seq > $1 AND e.seq <= $2
+                     AND NOT EXISTS (SELECT 1 FROM audit_events p
+                                     WHERE p.request_id = e.request_id AND p.seq < e.seq)
+                   ORDER BY e.seq LIMIT $3";
+        Ok(on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(after_seq).bind(up_to).bind(limit).fetch_all(pool).await?))
     }
 
-    /// The opened and merged pull-request events of requests, in sequence order: request id,
-    /// action, time and details (JSON text).
-    pub async fn pull_request_events(
+    /// The events of the requests `ids` up to event `up_to`, in sequence order.
+    pub async fn events_of_requests(
         &self,
-    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
-        let sql = "SELECT request_id, action, occurred_at, details FROM audit_events
-                   WHERE action IN ('pull_request_opened', 'pull_request_merged',
-                                    'pull_request_changed_after_approval')
-                     AND request_id IS NOT NULL
-                   ORDER BY seq";
-        Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?))
+        ids: &[String],
+        up_to: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq <= $1 AND request_id IN ({}) ORDER BY seq",
+            placeholders(2, ids.len())
+        );
+        Ok(on_pool!(self, pool => {
+            let mut query = sqlx::query_as(&sql).bind(up_to);
+            for id in ids {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await?
+        }))
     }
+
+    /// Of the request ids `ids`, those with at least one event.
+    pub async fn requests_in_chain(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let sql = format!(
+            "SELECT DISTINCT request_id FROM audit_events WHERE request_id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let found: Vec<String> = on_pool!(self, pool => {
+            let mut query = sqlx::query_scalar(&sql);
+            for id in ids {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await?
+        });
+        Ok(found.into_iter().collect())
+    }
+
+    /// The requests `ids` with their requester's and decider's addresses.
+    pub async fn evidence_requests(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<Vec<EvidenceRequest>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{EVIDENCE_SELECT} WHERE r.id IN ({})", placeholders(1, ids.len()));
+        Ok(on_pool!(self, pool => {
+            let mut query = sqlx::query_as(&sql);
+            for id in ids {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
+    /// Up to `limit` requests with ids after `after`, by id.
+    pub async fn evidence_request_page(
+        &self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<EvidenceRequest>, StoreError> {
+        Ok(match after {
+            Some(after) => {
+                let sql = format!("{EVIDENCE_SELECT} WHERE r.id > $1 ORDER BY r.id LIMIT $2");
+                on_pool!(self, pool => sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(pool).await?)
+            }
+            None => {
+                let sql = format!("{EVIDENCE_SELECT} ORDER BY r.id LIMIT $1");
+                on_pool!(self, pool => sqlx::query_as(&sql).bind(limit).fetch_all(pool).await?)
+            }
+        })
+    }
+}
+
+/// A request with its requester's and decider's addresses.
+const EVIDENCE_SELECT: &str = "SELECT r.id, r.namespace, r.service_name, r.team, r.justification,
+        r.status, r.created_at, r.requested_by, q.email AS requester_email, r.decided_by,
+        d.email AS decider_email, r.decided_at, r.decision_reason
+    FROM onboarding_requests r
+    LEFT JOIN users q ON q.id = r.requested_by
+    LEFT JOIN users d ON d.id = r.decided_by";
+
+/// `$first, …` for `count` values.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
 }
 
 impl Tx {

@@ -108,7 +108,8 @@ pub async fn evidence_report(
     _: Auditor,
 ) -> Result<Response, ApiError> {
     let format = format(&query, "csv")?;
-    let body = state.audit.evidence().await?.encode(format).map_err(AppError::Invalid)?;
+    let mut chunks = state.audit.evidence(format)?;
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| chunks.poll_recv(cx)));
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_owned()),

@@ -12,6 +12,7 @@ mod server_fns;
 
 use std::sync::Arc;
 
+use app::access::Principal;
 use app::account::AvailableSignIns;
 use app::account::ssr::AccountService;
 use app::audit::ssr::AuditService;
@@ -21,7 +22,7 @@ use app::secret_rotation::ssr::RotationService;
 use app::status_report::ssr::StatusService;
 use app::users::ssr::UserAdminService;
 use axum::Router;
-use axum::extract::FromRef;
+use axum::extract::{FromRef, State};
 use axum::routing::{get, post};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -31,8 +32,9 @@ use tracing::Level;
 
 pub use health::DependencyProbe;
 
-use crate::audit::AuditReader;
 use crate::audit::checkpoint::CheckpointKey;
+use crate::audit::refusals::{Refusal, Refusals};
+use crate::audit::{Actor, AuditReader, Target};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::gitops::Gitops;
@@ -71,6 +73,8 @@ pub struct AppState {
     pub audit_key: Option<CheckpointKey>,
     /// The audit trail, for the `/audit` page and its exports.
     pub audit: Arc<AuditReader>,
+    /// Records refused privileged attempts, a bounded number per actor.
+    pub refusals: Arc<Refusals>,
     /// The GitOps repository and its pull requests (webhooks, merges of `local` ones).
     pub gitops: Arc<Gitops>,
     /// Certificate and rotation status, refreshed in the background.
@@ -143,6 +147,7 @@ impl AppState {
                 audit_key.as_ref().map(CheckpointKey::public_key),
             )),
             audit_key,
+            refusals: Arc::new(Refusals::new(store.clone(), config.audit.refusals_per_minute)),
             leptos_options: crate::leptos_options(config),
             requests: Arc::new(Requests {
                 store: store.clone(),
@@ -242,6 +247,8 @@ pub fn router(state: AppState) -> Router {
             move || fallback_state.provide_context(),
             app::shell,
         ))
+        // Inside the principal's resolution: a 403 is recorded with who was refused.
+        .layer(axum::middleware::from_fn_with_state(state.refusals.clone(), record_refusal))
         .layer(axum::middleware::from_fn_with_state(
             state.identity.clone(),
             session::resolve_principal,
@@ -270,6 +277,31 @@ pub fn router(state: AppState) -> Router {
                 .on_failure(DefaultOnFailure::new().level(Level::WARN)),
         )
         .with_state(state)
+}
+
+/// Records a forbidden call (403) of a known caller as a refused attempt: the method, the
+/// path and the caller. Anonymous callers get 401 and name nobody to record.
+async fn record_refusal(
+    State(refusals): State<Arc<Refusals>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let principal = request.extensions().get::<Principal>().cloned();
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    if let Some(principal) = principal
+        && response.status() == http::StatusCode::FORBIDDEN
+    {
+        refusals
+            .record(Refusal {
+                actor: Actor::from(&principal),
+                target: Target::new("route", "", &format!("{method} {path}")),
+                reason: "forbidden".into(),
+                details: serde_json::json!({ "method": method.as_str(), "path": path }),
+            })
+            .await;
+    }
+    response
 }
 
 /// Records the request's duration by method, route pattern and status.

@@ -16,8 +16,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::AppState;
+use crate::audit::refusals::Refusal;
+use crate::audit::{Actor, Target};
 use crate::errors::{ApiError, Caller};
-use crate::gitops::{ProviderKind, Transition, WebhookApplyError, WebhookOutcome};
+use crate::gitops::{ProviderKind, Transition, WebhookApplyError, WebhookError, WebhookOutcome};
 use crate::store::PullRequestRecord;
 
 /// The path prefix of the webhook routes, which the cross-site check lets through.
@@ -73,6 +75,22 @@ pub async fn receive_webhook(
         }
         Err(WebhookApplyError::Refused(error)) => {
             tracing::warn!(provider = kind.as_str(), %error, "webhook delivery refused");
+            if matches!(error, WebhookError::BadSignature(_)) {
+                // Whoever sent it is unknown: the forge it claims to be is the actor.
+                let actor = Actor {
+                    user_id: None,
+                    subject: format!("webhook:{}", kind.as_str()),
+                    email: String::new(),
+                    roles: Vec::new(),
+                };
+                let refusal = Refusal {
+                    actor,
+                    target: Target::new("webhook", "", kind.as_str()),
+                    reason: error.to_string(),
+                    details: json!({ "provider": kind.as_str() }),
+                };
+                state.refusals.record(refusal).await;
+            }
             return Err(error.into());
         }
         Err(WebhookApplyError::Store(error)) => return Err(error.into()),

@@ -3,12 +3,14 @@
 //! triggers (a database administrator).
 
 use meshport_server::audit::checkpoint::{self, CheckpointKey};
+use meshport_server::audit::evidence::EvidenceRow;
 use meshport_server::audit::export::{self, Format, Period};
 use meshport_server::audit::{
     self, Action, Actor, AuditEvent, GENESIS_HASH, NewEvent, Outcome, Target, Verification,
 };
-use meshport_server::store::Store;
+use meshport_server::store::{NewOnboardingRequest, NewUser, Store};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::harness::{Backend, TestDatabase};
 
@@ -26,7 +28,8 @@ on_both_backends!(
     checkpoints_come_every_n_events_or_when_stale,
     a_cut_tail_is_named_by_the_signed_checkpoint,
     a_checkpoint_signed_by_another_key_is_refused,
-    evidence_flags_self_approval_and_approval_after_merge,
+    evidence_comes_from_the_chain_and_flags_what_it_shows,
+    evidence_shows_the_chained_approver_when_the_row_is_edited,
     long_trails_are_read_page_by_page,
     after_the_first_run_only_new_events_are_verified,
 );
@@ -149,6 +152,16 @@ pub async fn exported(store: &Store, period: Period, format: Format) -> Vec<u8> 
     out
 }
 
+/// The change-evidence report as `format`, read to its end.
+pub async fn evidence_report(store: &Store, format: Format) -> Vec<u8> {
+    let mut chunks = audit::evidence::stream(store.clone(), format).unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = chunks.recv().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
 /// The lines of a JSON Lines export before its trailer (checked to be the last line).
 fn event_lines(bytes: &[u8]) -> Vec<String> {
     let mut lines: Vec<String> =
@@ -185,7 +198,6 @@ fn csv_records(bytes: &[u8]) -> Vec<Vec<String>> {
 }
 
 async fn spreadsheet_formulas_are_escaped_except_in_the_plain_csv(db: TestDatabase) {
-    use meshport_server::store::{NewOnboardingRequest, NewUser};
     const FORMULA: &str = r#"=HYPERLINK("http://x","y")"#;
     let mut tx = db.store.begin().await.unwrap();
     let dana = tx
@@ -213,9 +225,8 @@ async fn spreadsheet_formulas_are_escaped_except_in_the_plain_csv(db: TestDataba
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let report = audit::evidence::Report::read(&db.store).await.unwrap();
     for format in [Format::Csv, Format::CsvExcel] {
-        let records = csv_records(&report.encode(format).unwrap());
+        let records = csv_records(&evidence_report(&db.store, format).await);
         let column = audit::evidence::CSV_HEADER.iter().position(|c| *c == "justification");
         assert_eq!(records[0][column.unwrap()], format!("'{FORMULA}"), "{format:?}");
     }
@@ -268,9 +279,8 @@ async fn every_export_ends_with_a_trailer_that_tells_a_truncated_file(db: TestDa
     let problem = export::check(lines.join("\n").as_bytes(), Format::Jsonl, false).unwrap_err();
     assert!(problem.contains("does not match"), "{problem}");
 
-    let report = audit::evidence::Report::read(&db.store).await.unwrap();
     for format in [Format::Csv, Format::Jsonl] {
-        let bytes = report.encode(format).unwrap();
+        let bytes = evidence_report(&db.store, format).await;
         let trailer = export::check(bytes.as_slice(), format, true).unwrap();
         assert_eq!((trailer.count, trailer.last_seq), (0, Some(5)), "the chain it was read from");
         assert!(export::check(&bytes[..bytes.len() - 5], format, true).is_err());
@@ -403,65 +413,221 @@ async fn a_checkpoint_signed_by_another_key_is_refused(db: TestDatabase) {
     assert!(broken.reason.contains("signature"), "{}", broken.reason);
 }
 
-async fn evidence_flags_self_approval_and_approval_after_merge(db: TestDatabase) {
-    use app::onboarding::RequestStatus;
-    use meshport_server::store::{NewOnboardingRequest, NewUser};
-    let mut tx = db.store.begin().await.unwrap();
-    let person = |subject: &'static str| NewUser {
-        issuer: "https://idp.example",
-        subject,
-        email: if subject == "dana" { "dana@shop.example" } else { "alex@shop.example" },
-        display_name: subject,
-    };
-    let dana = tx.upsert_user(&person("dana")).await.unwrap();
-    let alex = tx.upsert_user(&person("alex")).await.unwrap();
-    let spec = json!({});
-    let request = tx
-        .create_request(&NewOnboardingRequest {
-            id: uuid::Uuid::new_v4(),
-            kind: app::onboarding::ChangeKind::Onboard,
-            base_change: None,
-            digest: None,
-            service_name: "cart",
-            namespace: "prod-app",
-            team: "cart",
-            requested_by: dana.id,
-            justification: "why, \"really\"",
-            spec: &spec,
+/// Someone who acts in the evidence tests: their user row, and how events name them.
+async fn person(store: &Store, subject: &'static str) -> Actor {
+    let email = format!("{subject}@shop.example");
+    let mut tx = store.begin().await.unwrap();
+    let user = tx
+        .upsert_user(&NewUser {
+            issuer: "https://idp.example",
+            subject,
+            email: &email,
+            display_name: subject,
         })
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    for (action, details) in [
-        (Action::PullRequestOpened, json!({ "url": "https://git.example/shop/gitops/pull/7" })),
-        (Action::PullRequestMerged, json!({ "commit_sha": "0123abcd" })),
-    ] {
-        let event = NewEvent {
-            actor: Actor::system(),
-            action,
-            target: Target::new("service", "prod-app", "cart"),
-            request_id: Some(request.id),
-            details,
-            outcome: Outcome::Success,
-        };
-        audit::record_alone(&db.store, event).await.unwrap();
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let mut tx = db.store.begin().await.unwrap();
-    assert!(tx.decide_request(request.id, alex.id, RequestStatus::Approved, None).await.unwrap());
+    Actor { user_id: Some(user.id.to_string()), subject: subject.into(), email, roles: vec![] }
+}
+
+/// A request for `service` submitted by `requester`: its row and its event, as meshport
+/// writes them.
+async fn submit(store: &Store, requester: &Actor, service: &'static str) -> Request {
+    let id = Uuid::new_v4();
+    let mut tx = store.begin().await.unwrap();
+    tx.create_request(&NewOnboardingRequest {
+        id,
+        kind: app::onboarding::ChangeKind::Onboard,
+        base_change: None,
+        digest: None,
+        service_name: service,
+        namespace: "prod-app",
+        team: "cart",
+        requested_by: requester.user_id.as_ref().unwrap().parse().unwrap(),
+        justification: "why, \"really\"",
+        spec: &json!({}),
+    })
+    .await
+    .unwrap();
+    let details = json!({ "kind": "onboard", "team": "cart", "justification": "why, \"really\"" });
+    let event = request_event(requester.clone(), Action::RequestSubmitted, (id, service), details);
+    audit::record(&mut tx, event).await.unwrap();
     tx.commit().await.unwrap();
-    let rows = audit::evidence::rows(&db.store).await.unwrap();
-    assert_eq!(rows.len(), 1);
+    (id, service)
+}
+
+/// A request's id and service.
+type Request = (Uuid, &'static str);
+
+fn request_event(
+    actor: Actor,
+    action: Action,
+    (id, service): Request,
+    details: serde_json::Value,
+) -> NewEvent {
+    NewEvent {
+        actor,
+        action,
+        target: Target::new("service", "prod-app", service),
+        request_id: Some(id),
+        details,
+        outcome: Outcome::Success,
+    }
+}
+
+/// `decider` decides request `id`: in the chain, and in its row unless it is their own request
+/// (the row refuses that).
+async fn decide(store: &Store, request: Request, decider: &Actor, approve: bool) {
+    use app::onboarding::RequestStatus;
+    let (status, action, reason) = match approve {
+        true => (RequestStatus::Approved, Action::RequestApproved, None),
+        false => (RequestStatus::Rejected, Action::RequestRejected, Some("not now")),
+    };
+    let mut tx = store.begin().await.unwrap();
+    let decider_id = decider.user_id.as_ref().unwrap().parse().unwrap();
+    tx.decide_request(request.0, decider_id, status, reason).await.unwrap();
+    let event = request_event(decider.clone(), action, request, json!({ "reason": reason }));
+    audit::record(&mut tx, event).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// meshport's event `action` about request `id`.
+async fn chained(store: &Store, request: Request, action: Action, details: serde_json::Value) {
+    let event = request_event(Actor::system(), action, request, details);
+    audit::record_alone(store, event).await.unwrap();
+}
+
+/// The details of a pull request's event, merged with `head` ("" before the merge).
+fn pull_request(head: &str) -> serde_json::Value {
+    json!({
+        "url": "https://git.example/shop/gitops/pull/7",
+        "commit_sha": if head.is_empty() { None } else { Some("0123abcd") },
+        "approved_head_sha": "aaa",
+        "merged_head_sha": if head.is_empty() { None } else { Some(head) },
+        "kind": "onboarding",
+    })
+}
+
+/// A row's flags, in the report's column order.
+fn flags(row: &EvidenceRow) -> [bool; 6] {
+    [
+        row.approver_is_requester,
+        row.approved_after_merge,
+        row.merged_while_rejected,
+        row.merged_head_differs,
+        row.provisioning_without_approval,
+        row.row_differs_from_chain,
+    ]
+}
+
+async fn evidence_comes_from_the_chain_and_flags_what_it_shows(db: TestDatabase) {
+    let store = &db.store;
+    let (dana, alex) = (person(store, "dana").await, person(store, "alex").await);
+    // Approved, provisioned, merged with the approved head: nothing to flag.
+    let clean = submit(store, &dana, "cart").await;
+    decide(store, clean, &alex, true).await;
+    chained(store, clean, Action::ProvisioningStep, json!({ "step": "started" })).await;
+    chained(store, clean, Action::ProvisioningStep, json!({ "action": "retry" })).await;
+    chained(store, clean, Action::PullRequestOpened, pull_request("")).await;
+    chained(store, clean, Action::PullRequestMerged, pull_request("aaa")).await;
+    // Opened and merged, approved afterwards.
+    let late = submit(store, &dana, "late").await;
+    chained(store, late, Action::PullRequestOpened, pull_request("")).await;
+    chained(store, late, Action::PullRequestMerged, pull_request("aaa")).await;
+    decide(store, late, &alex, true).await;
+    // Approved by the requester: only the chain can say so (the row refuses it).
+    let own = submit(store, &dana, "own").await;
+    decide(store, own, &dana, true).await;
+    // Rejected, merged anyway.
+    let rejected = submit(store, &dana, "rejected").await;
+    decide(store, rejected, &alex, false).await;
+    chained(store, rejected, Action::PullRequestMerged, pull_request("aaa")).await;
+    // Merged with a head other than the approved one.
+    let pushed = submit(store, &dana, "pushed").await;
+    decide(store, pushed, &alex, true).await;
+    chained(store, pushed, Action::PullRequestMerged, pull_request("bbb")).await;
+
+    let rows = audit::evidence::rows(store).await.unwrap();
+    let services: Vec<&str> = rows.iter().map(|r| r.service.as_str()).collect();
+    assert_eq!(services, ["cart", "late", "own", "rejected", "pushed"], "in submission order");
     let row = &rows[0];
+    assert_eq!(flags(row), [false; 6], "{row:?}");
     assert_eq!(
-        (row.pr_url.as_str(), row.commit_sha.as_str()),
-        ("https://git.example/shop/gitops/pull/7", "0123abcd")
+        (row.requested_by.as_str(), row.decision.as_str(), row.decided_by.as_str()),
+        ("dana@shop.example", "approved", "alex@shop.example")
     );
-    assert!(row.approved_after_merge, "approval dated after the merge is flagged");
+    assert_eq!(row.provisioning_steps, "started admin:retry");
+    assert_eq!(
+        (row.pr_url.as_str(), row.commit_sha.as_str(), row.merged_head_sha.as_str()),
+        ("https://git.example/shop/gitops/pull/7", "0123abcd", "aaa")
+    );
+    assert_eq!((row.outcome.as_str(), row.justification.as_str()), ("merged", "why, \"really\""));
+    assert!(row.decided_at > row.requested_at && row.merged_at > row.decided_at);
+    assert_eq!(flags(&rows[1]), [false, true, false, false, true, false], "{:?}", rows[1]);
+    assert_eq!(flags(&rows[2]), [true, false, false, false, false, true], "{:?}", rows[2]);
+    assert_eq!(rows[3].decision_reason, "not now");
+    assert_eq!(flags(&rows[3]), [false, false, true, false, false, false], "{:?}", rows[3]);
+    assert_eq!(flags(&rows[4]), [false, false, false, true, false, false], "{:?}", rows[4]);
+
+    let records = csv_records(&evidence_report(store, Format::Csv).await);
+    assert_eq!(records.len(), 6, "five rows and the trailer");
+    let header = csv::Reader::from_reader(&evidence_report(store, Format::Csv).await[..])
+        .headers()
+        .unwrap()
+        .clone();
+    assert!(header.iter().eq(audit::evidence::CSV_HEADER));
+    let column = |name: &str| audit::evidence::CSV_HEADER.iter().position(|c| *c == name).unwrap();
+    assert_eq!(records[2][column("approver_is_requester")], "true");
+}
+
+async fn evidence_shows_the_chained_approver_when_the_row_is_edited(db: TestDatabase) {
+    let store = &db.store;
+    let (dana, alex) = (person(store, "dana").await, person(store, "alex").await);
+    let request = submit(store, &dana, "cart").await;
+    decide(store, request, &alex, true).await;
+    let row = &audit::evidence::rows(store).await.unwrap()[0];
+    assert_eq!((row.decided_by.as_str(), row.row_differs_from_chain), ("alex@shop.example", false));
+
+    // A database administrator makes the row say the requester approved their own request.
+    execute(store, "UPDATE onboarding_requests SET decided_by = requested_by").await.unwrap();
+    let rows = audit::evidence::rows(store).await.unwrap();
+    let row = &rows[0];
+    assert_eq!(row.decided_by, "alex@shop.example", "the approver in the chain");
     assert!(!row.approver_is_requester);
-    // Someone edits the table to approve their own request: the report shows it.
-    execute(&db.store, "UPDATE onboarding_requests SET decided_by = requested_by").await.unwrap();
-    assert!(audit::evidence::rows(&db.store).await.unwrap()[0].approver_is_requester);
+    assert!(row.row_differs_from_chain);
+    assert!(
+        row.row_differences
+            .contains(r#"decided_by: row "dana@shop.example", chain "alex@shop.example""#),
+        "{}",
+        row.row_differences
+    );
+    let records = csv_records(&evidence_report(store, Format::Csv).await);
+    let column = |name: &str| audit::evidence::CSV_HEADER.iter().position(|c| *c == name).unwrap();
+    assert_eq!(records[0][column("decided_by")], "alex@shop.example");
+    assert_eq!(records[0][column("row_differs_from_chain")], "true");
+
+    // A row no event mentions (inserted behind meshport's back) is listed, flagged.
+    let mut tx = store.begin().await.unwrap();
+    let inserted = Uuid::new_v4();
+    tx.create_request(&NewOnboardingRequest {
+        id: inserted,
+        kind: app::onboarding::ChangeKind::Onboard,
+        base_change: None,
+        digest: None,
+        service_name: "ghost",
+        namespace: "prod-app",
+        team: "cart",
+        requested_by: dana.user_id.as_ref().unwrap().parse().unwrap(),
+        justification: "none",
+        spec: &json!({}),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let rows = audit::evidence::rows(store).await.unwrap();
+    assert_eq!((rows.len(), rows[1].request_id.as_str()), (2, inserted.to_string().as_str()));
+    assert!(rows[1].row_differs_from_chain);
+    assert!(rows[1].row_differences.contains("no event"), "{}", rows[1].row_differences);
 }
 
 async fn long_trails_are_read_page_by_page(db: TestDatabase) {

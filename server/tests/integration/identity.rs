@@ -26,6 +26,7 @@ struct Meshport {
     store: Store,
     identity: Arc<meshport_server::identity::Identity>,
     status: Arc<meshport_server::status::StatusBoard>,
+    refusals: Arc<meshport_server::audit::refusals::Refusals>,
     _db: TestDatabase,
 }
 
@@ -47,8 +48,8 @@ async fn meshport_on(
     let vault = Arc::new(Vault::new(&openbao()).unwrap());
     let state = AppState::new(&config, db.store.clone(), vault, demo).await.unwrap();
     let status = state.status.clone();
-    let identity = state.identity.clone();
-    Meshport { app: router(state), store: db.store.clone(), identity, status, _db: db }
+    let (identity, refusals) = (state.identity.clone(), state.refusals.clone());
+    Meshport { app: router(state), store: db.store.clone(), identity, status, refusals, _db: db }
 }
 
 async fn meshport() -> Meshport {
@@ -833,6 +834,23 @@ async fn forged_server_function_calls_are_refused_and_change_nothing() {
         !trail.iter().any(|(a, ..)| a == "request_rejected"),
         "refused attempts change nothing"
     );
+    // Each refused call is one event naming who and what; the cross-site posts are refused
+    // before anyone is identified (the cookie's owner did not necessarily send them).
+    let refused: Vec<(String, String)> =
+        sqlx::query_as("SELECT actor_subject, target_name FROM audit_events WHERE action = 'access_refused' AND outcome = 'failure' ORDER BY seq")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let expected = [
+        ("dana", "submit_request"),
+        ("ari", "submit_request"),
+        ("blake", "submit_request"),
+        ("dana", "decide_request"),
+        ("ari", "decide_request"),
+        ("alex", "decide_request"),
+    ]
+    .map(|(who, function)| (who.to_owned(), format!("POST /api/{function}")));
+    assert_eq!(refused, expected);
     let evidence = meshport_server::audit::evidence::rows(&meshport.store).await.unwrap();
     assert_eq!(evidence.len(), 1);
     assert_eq!(
@@ -841,16 +859,45 @@ async fn forged_server_function_calls_are_refused_and_change_nothing() {
     );
     assert_eq!(evidence[0].outcome, "approved");
     assert!(!evidence[0].approver_is_requester && !evidence[0].approved_after_merge);
-    let csv_report = meshport_server::audit::evidence::Report::read(&meshport.store)
-        .await
-        .unwrap()
-        .encode(meshport_server::audit::export::Format::Csv)
-        .unwrap();
+    let csv_report =
+        crate::audit::evidence_report(&meshport.store, meshport_server::audit::export::Format::Csv)
+            .await;
     let parsed: Vec<csv::StringRecord> =
         csv::Reader::from_reader(csv_report.as_slice()).records().map(Result::unwrap).collect();
     assert_eq!((parsed.len(), &parsed[0][0], &parsed[1][0]), (2, id.as_str(), "trailer"));
     let verification = meshport_server::audit::verify(&meshport.store, None).await.unwrap();
     assert_eq!((verification.events, verification.first_broken), (trail.len() as u64, None));
+}
+
+#[tokio::test]
+async fn a_burst_of_refused_calls_leaves_a_bounded_number_of_events() {
+    let meshport = meshport().await;
+    let app = &meshport.app;
+    let dana = api_token(app, "dana", &["developer"]).await;
+    for _ in 0..1000 {
+        let answer = rest(app, Some(&dana), "GET", "/api/audit/verify", None).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    }
+    let refused = events(&meshport.store, "access_refused").await;
+    assert_eq!(refused.len(), 10, "audit.refusals_per_minute (default 10) a minute per actor");
+    assert!(refused.iter().all(|e| e.actor_subject == "dana" && e.outcome == "failure"));
+    let summaries = || events(&meshport.store, "access_refusals_suppressed");
+    assert!(summaries().await.is_empty(), "summed up once the minute is over");
+    meshport.refusals.flush(true).await;
+    let summary = summaries().await;
+    assert_eq!(summary.len(), 1);
+    assert!(
+        summary[0].details.contains("990 further refusals suppressed"),
+        "{}",
+        summary[0].details
+    );
+    // Someone else's refusal is recorded: the limit is per actor.
+    let alex = api_token(app, "alex", &["developer"]).await;
+    assert_eq!(
+        rest(app, Some(&alex), "GET", "/api/audit/verify", None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(events(&meshport.store, "access_refused").await.len(), 11);
 }
 
 #[tokio::test]
@@ -1084,29 +1131,31 @@ async fn auditors_download_the_trail_and_others_cannot() {
     let actions: Vec<&str> = rows.iter().map(|r| &r[7]).collect();
     assert_eq!(
         actions,
-        ["sign_in", "sign_in", "export_performed", ""],
-        "the export itself is recorded, then the trailer"
+        ["sign_in", "access_refused", "sign_in", "export_performed", ""],
+        "the developer's refused download, then the export itself, then the trailer"
     );
-    assert_eq!(&rows[3][0], "trailer");
+    assert_eq!(&rows[1][10], "GET /api/audit/export");
+    assert_eq!(&rows[4][0], "trailer");
 
     let page = send(&dev.app, &mut auditor, Request::get("/audit"), Body::empty()).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("Intact: 3 events"), "{}", page.body);
+    assert!(page.body.contains("Intact: 4 events"), "{}", page.body);
     let mut developer = demo("developer").await;
     let refused = server_fn(&dev.app, &mut developer, "audit_overview", json!({})).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(events(&dev.store, "access_refused").await.len(), 2, "one event per refusal");
     let evidence =
         send(&dev.app, &mut auditor, Request::get("/api/audit/evidence?format=csv"), Body::empty())
             .await;
     assert_eq!(evidence.status, StatusCode::OK);
-    assert!(evidence.body.starts_with("request_id,namespace,service"), "{}", evidence.body);
+    assert!(evidence.body.starts_with("request_id,kind,namespace,service"), "{}", evidence.body);
 
     let answer = send(&dev.app, &mut auditor, download("xml"), Body::empty()).await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     let answer =
         send(&dev.app, &mut auditor, Request::get("/api/audit/verify"), Body::empty()).await;
     assert_eq!(answer.json()["first_broken"], Value::Null);
-    assert_eq!(answer.json()["events"], 4, "three, and the developer's sign-in");
+    assert_eq!(answer.json()["events"], 6, "four, and the second developer's sign-in and refusal");
 }
 
 /// An API token of `login` with `roles`, made through the token server function.

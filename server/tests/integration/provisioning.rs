@@ -174,7 +174,8 @@ impl Platform {
     /// Points the Kubernetes auth mount at `api`, a TokenReview stand-in.
     async fn trust_kubernetes(&self, api: &str) {
         // Any CA will do for the plain-HTTP stand-in; OpenBao insists on one.
-        let (_, ca) = self.root_call("GET", &format!("{}/cert/ca", self.config.pki_mount), None).await;
+        let (_, ca) =
+            self.root_call("GET", &format!("{}/cert/ca", self.config.pki_mount), None).await;
         let ca = ca["data"]["certificate"].clone();
         let config = json!({ "kubernetes_host": api, "kubernetes_ca_cert": ca, "disable_local_ca_jwt": true });
         let mount = &self.config.kubernetes_auth_mount;
@@ -378,7 +379,14 @@ async fn offboarding_deletes_role_and_policy_and_keeps_or_destroys_secrets() {
     let role_path = format!("auth/{}/role/{}", cart.role.mount, cart.role.name);
     assert_eq!(platform.root_call("GET", &role_path, None).await.0, 404);
     assert_eq!(
-        platform.root_call("GET", &format!("sys/policies/acl/{}", cart.policy.as_ref().unwrap().name), None).await.0,
+        platform
+            .root_call(
+                "GET",
+                &format!("sys/policies/acl/{}", cart.policy.as_ref().unwrap().name),
+                None
+            )
+            .await
+            .0,
         404
     );
     // Kept by default, marked, still holding its value.
@@ -930,7 +938,12 @@ fn token_audiences(jwt: &str) -> Vec<String> {
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    claims["aud"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_owned)).collect()
+    claims["aud"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// A pod's default service-account token (audience: the API server).
@@ -989,7 +1002,10 @@ async fn contract_kubernetes_logins_bind_each_role_to_its_service_account() {
     // The cart pod logs in with its role and reads its secret, as the Vault Agent does.
     let (status, body) = login(cart_jwt).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["auth"]["token_policies"], json!(["default", cart.policy.as_ref().unwrap().name]));
+    assert_eq!(
+        body["auth"]["token_policies"],
+        json!(["default", cart.policy.as_ref().unwrap().name])
+    );
     let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
     let (status, _) = call(
         &platform.addr,
@@ -1110,7 +1126,11 @@ async fn templated_policies_keep_workloads_apart_and_meshport_cannot_escalate() 
     let accessor = auths["data"][format!("{mount}/")]["accessor"].as_str().unwrap().to_owned();
     let workloads = meshport_server::artifacts::workload_policy(&platform.settings, &accessor);
     let (status, _) = platform
-        .root_call("POST", &format!("sys/policies/acl/{}", workloads.name), Some(json!({ "policy": workloads.to_hcl() })))
+        .root_call(
+            "POST",
+            &format!("sys/policies/acl/{}", workloads.name),
+            Some(json!({ "policy": workloads.to_hcl() })),
+        )
         .await;
     assert_eq!(status, 204);
 
@@ -1139,30 +1159,58 @@ async fn templated_policies_keep_workloads_apart_and_meshport_cannot_escalate() 
     };
     assert_eq!(read(format!("{}/data/prod-app/cart/valkey_password", platform.kv())).await, 200);
     assert_eq!(read(format!("{}/data/prod-app/checkout/kafka_password", platform.kv())).await, 403);
-    assert_eq!(read(format!("{}/metadata/prod-app/cart/valkey_password", platform.kv())).await, 403);
+    assert_eq!(
+        read(format!("{}/metadata/prod-app/cart/valkey_password", platform.kv())).await,
+        403
+    );
 
     // meshport's own token, limited by its templated-mode policy.
-    let meshport_token = secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
+    let meshport_token =
+        secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
     let as_meshport = |path: String, body: Value| {
         let (addr, token) = (platform.addr.clone(), meshport_token.clone());
         async move { call(&addr, &token, "POST", path, Some(body)).await }
     };
     let prefix = &platform.settings.name_prefix;
     for name in [format!("{prefix}prod-app-evil"), workloads.name.clone(), "evil".to_owned()] {
-        let (status, _) =
-            as_meshport(format!("sys/policies/acl/{name}"), json!({ "policy": "path \"*\" { capabilities = [\"sudo\", \"read\"] }" })).await;
+        let (status, _) = as_meshport(
+            format!("sys/policies/acl/{name}"),
+            json!({ "policy": "path \"*\" { capabilities = [\"sudo\", \"read\"] }" }),
+        )
+        .await;
         assert_eq!(status, 403, "meshport may write no policy ({name})");
     }
     let role = format!("auth/{mount}/role/{prefix}prod-app-evil");
     let workload_policy = workloads.name.as_str();
     for (what, body) in [
-        ("bound to meshport's own account", json!({ "bound_service_account_names": "meshport", "bound_service_account_namespaces": "meshport", "token_policies": workload_policy })),
-        ("bound to a namespace outside the list", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "default", "token_policies": workload_policy })),
-        ("a second namespace smuggled in", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app,meshport", "token_policies": workload_policy })),
-        ("a policy meshport does not name", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": "root" })),
-        ("a second policy smuggled in", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": format!("{workload_policy},root") })),
-        ("a policy as a list", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": [workload_policy, "root"] })),
-        ("a parameter meshport never sends", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": workload_policy, "policies": "root" })),
+        (
+            "bound to meshport's own account",
+            json!({ "bound_service_account_names": "meshport", "bound_service_account_namespaces": "meshport", "token_policies": workload_policy }),
+        ),
+        (
+            "bound to a namespace outside the list",
+            json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "default", "token_policies": workload_policy }),
+        ),
+        (
+            "a second namespace smuggled in",
+            json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app,meshport", "token_policies": workload_policy }),
+        ),
+        (
+            "a policy meshport does not name",
+            json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": "root" }),
+        ),
+        (
+            "a second policy smuggled in",
+            json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": format!("{workload_policy},root") }),
+        ),
+        (
+            "a policy as a list",
+            json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": [workload_policy, "root"] }),
+        ),
+        (
+            "a parameter meshport never sends",
+            json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": workload_policy, "policies": "root" }),
+        ),
     ] {
         assert_eq!(as_meshport(role.clone(), body).await.0, 403, "a role {what}");
     }
@@ -1175,16 +1223,29 @@ async fn templated_policies_keep_workloads_apart_and_meshport_cannot_escalate() 
 #[tokio::test]
 async fn per_service_roles_are_limited_to_the_onboarding_namespaces_and_meshports_names() {
     let platform = Platform::new().await;
-    let meshport_token = secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
+    let meshport_token =
+        secrecy::ExposeSecret::expose_secret(platform.config.token.as_ref().unwrap()).to_owned();
     let mount = &platform.config.kubernetes_auth_mount;
     let prefix = &platform.settings.name_prefix;
     let role = format!("auth/{mount}/role/{prefix}prod-app-evil");
     let own = format!("{prefix}prod-app-evil");
     for (what, body) in [
-        ("bound to meshport's own account", json!({ "bound_service_account_names": "meshport", "bound_service_account_namespaces": "meshport", "token_policies": own })),
-        ("bound to every namespace", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "*", "token_policies": own })),
-        ("carrying root", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": "root" })),
-        ("carrying a second policy", json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": format!("{own},root") })),
+        (
+            "bound to meshport's own account",
+            json!({ "bound_service_account_names": "meshport", "bound_service_account_namespaces": "meshport", "token_policies": own }),
+        ),
+        (
+            "bound to every namespace",
+            json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "*", "token_policies": own }),
+        ),
+        (
+            "carrying root",
+            json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": "root" }),
+        ),
+        (
+            "carrying a second policy",
+            json!({ "bound_service_account_names": "cart", "bound_service_account_namespaces": "prod-app", "token_policies": format!("{own},root") }),
+        ),
     ] {
         let (status, _) = call(&platform.addr, &meshport_token, "POST", &role, Some(body)).await;
         assert_eq!(status, 403, "a role {what}");
@@ -1197,10 +1258,7 @@ async fn per_service_roles_are_limited_to_the_onboarding_namespaces_and_meshport
 async fn pki_roles_issue_for_the_service_names_only() {
     let platform = Platform::new().await;
     let (request, _) = checkout();
-    let checkout = platform.artifacts(OnboardingRequest {
-        secrets: Vec::new(),
-        ..request
-    });
+    let checkout = platform.artifacts(OnboardingRequest { secrets: Vec::new(), ..request });
     platform.meshport.apply(&checkout, platform.ledger(), CHANGE, |_| {}).await.unwrap();
     let token = platform.service_token(&checkout).await;
     let issue = checkout.pki_role.as_ref().unwrap().issue_path();
@@ -1210,7 +1268,9 @@ async fn pki_roles_issue_for_the_service_names_only() {
     };
     let (status, body) = ask(json!({ "common_name": "checkout.prod-app.svc" })).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["data"]["certificate"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(
+        body["data"]["certificate"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----")
+    );
     let (status, body) =
         ask(json!({ "common_name": "checkout.prod-app.svc", "ip_sans": "10.0.0.7" })).await;
     assert_eq!(status, 400, "an IP SAN is refused: {body}");
@@ -1229,15 +1289,27 @@ async fn the_pki_preflight_names_the_missing_issuer_and_urls() {
     assert_eq!(platform.root_call("DELETE", &format!("sys/mounts/{pki}"), None).await.0, 204);
     let error = platform.meshport.preflight(true).await.unwrap_err().to_string();
     assert!(error.contains(&format!("bao secrets enable -path={pki} pki")), "{error}");
-    assert_eq!(platform.root_call("POST", &format!("sys/mounts/{pki}"), Some(json!({ "type": "pki" }))).await.0, 204);
+    assert_eq!(
+        platform
+            .root_call("POST", &format!("sys/mounts/{pki}"), Some(json!({ "type": "pki" })))
+            .await
+            .0,
+        204
+    );
     let error = platform.meshport.preflight(true).await.unwrap_err().to_string();
     assert!(error.contains(&format!("secrets tune -max-lease-ttl=87600h {pki}")), "{error}");
     let tune = json!({ "max_lease_ttl": "87600h" });
-    assert_eq!(platform.root_call("POST", &format!("sys/mounts/{pki}/tune"), Some(tune)).await.0, 204);
+    assert_eq!(
+        platform.root_call("POST", &format!("sys/mounts/{pki}/tune"), Some(tune)).await.0,
+        204
+    );
     let error = platform.meshport.preflight(true).await.unwrap_err().to_string();
     assert!(error.contains("no issuer") && error.contains("root/generate/internal"), "{error}");
     let root = json!({ "common_name": "services CA", "ttl": "8760h", "key_type": "ec" });
-    assert_eq!(platform.root_call("POST", &format!("{pki}/root/generate/internal"), Some(root)).await.0, 200);
+    assert_eq!(
+        platform.root_call("POST", &format!("{pki}/root/generate/internal"), Some(root)).await.0,
+        200
+    );
     let error = platform.meshport.preflight(true).await.unwrap_err().to_string();
     assert!(error.contains("issuing-certificate URL") && error.contains("config/urls"), "{error}");
     let urls = json!({ "issuing_certificates": ["https://vault.vault.svc:8200/v1/pki/ca"] });
@@ -1313,6 +1385,17 @@ async fn a_typed_value_is_staged_and_a_rejection_leaves_an_existing_secret_untou
     assert_eq!(platform.root_call("GET", &staged_metadata, None).await.0, 404, "staging destroyed");
     let folder = format!("{kv}/metadata/meshport-staging/{id}/");
     assert_eq!(platform.root_call("LIST", &folder, None).await.0, 404, "nothing left staged");
+    // The deletion is in the audit trail, by the admin who rejected: paths, never the value.
+    let discarded: Vec<_> = platform.ledger().recent_audit_events(100).await.unwrap();
+    let discarded: Vec<_> =
+        discarded.into_iter().filter(|e| e.action == "vault_values_discarded").collect();
+    assert_eq!(discarded.len(), 1);
+    assert_eq!(
+        (discarded[0].actor_subject.as_str(), discarded[0].outcome.as_str()),
+        ("alex", "success")
+    );
+    assert!(discarded[0].details.contains(&staged_metadata), "{}", discarded[0].details);
+    assert!(!discarded[0].details.contains("typed-by-dana"));
     assert_eq!(
         platform.root_call("GET", &other, None).await.0,
         200,

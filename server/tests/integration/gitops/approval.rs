@@ -128,8 +128,11 @@ async fn a_commit_pushed_after_approval_holds_the_request_back_until_another_adm
     assert_eq!(flagged[0]["source"], "merge");
     assert_eq!(events(&db.store, "pull_request_merged").await.len(), 1);
     let rows = audit::evidence::rows(&db.store).await.unwrap();
-    assert!(rows[0].changed_after_approval, "the evidence report flags it");
-    assert_eq!((rows[0].outcome.as_str(), rows[0].commit_sha.as_str()), ("pr_open", main.as_str()));
+    assert!(rows[0].merged_head_differs, "the evidence report flags it");
+    assert_eq!(
+        (rows[0].outcome.as_str(), rows[0].commit_sha.as_str()),
+        ("merged_unapproved_head", main.as_str())
+    );
 
     // Neither the requester nor a developer can approve the merged head.
     let actions = format!("/api/v1/requests/{request_id}/actions");
@@ -169,7 +172,7 @@ async fn a_commit_pushed_after_approval_holds_the_request_back_until_another_adm
     assert_eq!(detail["pull_requests"][0]["changed_after_approval"], false);
     // The evidence keeps the fact that the merged change was not the one first approved.
     let rows = audit::evidence::rows(&db.store).await.unwrap();
-    assert!(rows[0].changed_after_approval);
+    assert!(rows[0].merged_head_differs);
     assert_eq!(rows[0].outcome, "merged");
 
     // Nothing is left to approve.
@@ -188,7 +191,7 @@ async fn a_merge_of_the_approved_head_makes_the_request_merged(db: TestDatabase)
     assert_eq!(git(&["rev-parse", "main^2"], &remote.bare), pr.head_sha);
     assert_eq!(status_of(&db.store, request_id).await, RequestStatus::Merged);
     assert!(events(&db.store, "pull_request_changed_after_approval").await.is_empty());
-    assert!(!audit::evidence::rows(&db.store).await.unwrap()[0].changed_after_approval);
+    assert!(!audit::evidence::rows(&db.store).await.unwrap()[0].merged_head_differs);
 
     // No head waits for approval.
     let actions = format!("/api/v1/requests/{request_id}/actions");

@@ -422,6 +422,21 @@ async fn the_webhook_route_takes_forge_posts_without_a_browser_origin() {
         (status, answer["error"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("bad_signature"))
     );
+    // The forged delivery is a refused attempt in the audit trail: one event, the forge as actor.
+    let refused: Vec<_> = db
+        .store
+        .recent_audit_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "access_refused")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (refused[0].actor_subject.as_str(), refused[0].outcome.as_str()),
+        ("webhook:github", "failure")
+    );
+    assert!(refused[0].details.contains("x-hub-signature-256"), "{}", refused[0].details);
 
     let signed = github_headers("w-1", "pull_request", &sign(SECRET, &body));
     let (status, answer) = send(post("/api/webhooks/github", signed.clone(), body.clone())).await;
