@@ -90,8 +90,8 @@ impl Cluster {
         Ok(client)
     }
 
-    /// The pod-template annotation `key` of the Deployment `namespace/name`; `None` when the
-    /// Deployment or the annotation is absent.
+    /// The pod-template annotation `key` of the Deployment `namespace/name`: empty when the
+    /// Deployment has none, `None` when there is no such Deployment.
     pub async fn deployment_annotation(
         &self,
         namespace: &str,
@@ -103,8 +103,9 @@ impl Cluster {
             .await
             .map_err(|_| ClusterError::Timeout(READ_TIMEOUT))?
             .map_err(|e| ClusterError::Api(e.to_string()))?;
-        Ok(read.and_then(|deployment| {
-            deployment.spec?.template.metadata?.annotations?.remove(key)
+        Ok(read.map(|deployment| {
+            let annotations = deployment.spec.and_then(|s| s.template.metadata?.annotations);
+            annotations.and_then(|mut a| a.remove(key)).unwrap_or_default()
         }))
     }
 

@@ -111,12 +111,18 @@ impl Rotations {
         trigger: RotationTrigger,
         reason: &str,
         value: Option<&SecretValue>,
+        judged: Option<u64>,
     ) -> Result<Option<u64>, AppError> {
         let kv = live.artifacts.secrets.iter().find(|s| s.key == secret);
         let kv = kv.ok_or_else(|| {
             AppError::NotFound(format!("{} has no secret named `{secret}`.", live.artifacts.owner))
         })?;
-        let from = self.vault.current_version(&kv.path).await.map_err(internal)?;
+        // The schedule rotates the version it judged due: a replica that judged it too, but
+        // reads after another's rotation, must not rotate the new version again.
+        let from = match judged {
+            Some(version) => version,
+            None => self.vault.current_version(&kv.path).await.map_err(internal)?,
+        };
         // The claim makes a version rotate once, whoever asks (replicas, a person, the schedule).
         if !self.store.claim_rotation(&kv.path, from, trigger).await.map_err(internal)? {
             return match trigger {
@@ -204,7 +210,15 @@ impl Rotations {
                 }
                 let reason = format!("due since {}", status.due_at.map(|d| d.to_rfc3339()).unwrap_or_default());
                 match self
-                    .rotate_one(&live, &kv.key, Actor::system(), RotationTrigger::Schedule, &reason, None)
+                    .rotate_one(
+                        &live,
+                        &kv.key,
+                        Actor::system(),
+                        RotationTrigger::Schedule,
+                        &reason,
+                        None,
+                        Some(status.current_version),
+                    )
                     .await
                 {
                     Ok(Some(_)) => rotated += 1,
@@ -482,7 +496,7 @@ impl RotationService for Rotations {
             _ => {}
         }
         let version = self
-            .rotate_one(&live, secret, Actor::from(actor), RotationTrigger::Manual, reason, value.as_ref())
+            .rotate_one(&live, secret, Actor::from(actor), RotationTrigger::Manual, reason, value.as_ref(), None)
             .await?
             .ok_or_else(|| AppError::Conflict("The secret was rotated meanwhile.".into()))?;
         let delivery = match live.spec.rotation.delivery {

@@ -1325,6 +1325,8 @@ async fn the_openapi_document_describes_every_route_and_the_token_scheme() {
             "/api/v1/services/{namespace}/{service}/changes",
             "/api/v1/services/{namespace}/{service}/offboard",
             "/api/v1/services/{namespace}/{service}/preview",
+            "/api/v1/services/{namespace}/{service}/secrets",
+            "/api/v1/services/{namespace}/{service}/secrets/{secret}/rotate",
             "/api/v1/users",
             "/api/v1/users/{id}",
             "/api/v1/users/{id}/actions",

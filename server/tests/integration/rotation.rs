@@ -10,7 +10,12 @@ use app::onboarding::{
 };
 use app::secret_rotation::PodsVersion;
 use app::secret_rotation::ssr::RotationService;
+use std::sync::Arc;
+
 use chrono::{TimeDelta, Utc};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube_fake_client::ClientBuilder;
+use meshport_server::cluster::{Cluster, ClusterConfig};
 use meshport_server::rotation::Rotations;
 use meshport_server::rotation::settings::RotationConfig;
 
@@ -190,6 +195,22 @@ async fn restart_delivery_makes_one_pull_request_of_a_window_and_reload_makes_no
         .collect();
     assert_eq!(changed, ["+        meshport.io/secret-versions: valkey_password=4"], "{diff}");
 
+    // Contract test (kube-fake-client for the API server): the status page reads the running
+    // Deployment's annotation. Before the rollout is applied the pods run no recorded version;
+    // with the rollout's Deployment applied they have version 4.
+    for (tree, expected) in [("main", PodsVersion::Behind(0)), (branches[0], PodsVersion::Current)] {
+        let yaml = git(&["show", &format!("{tree}:manifests/prod-app/cart/deployment.yaml")], &portal.remote.bare);
+        let deployment: Deployment = serde_saphyr::from_str(&yaml).unwrap();
+        let client = ClientBuilder::new().with_object(deployment).build().await.unwrap();
+        let config = ClusterConfig { name: "eks-prod".into(), ..ClusterConfig::default() };
+        let reader = Rotations {
+            clusters: vec![Arc::new(Cluster::with_client(config, client))],
+            ..service(&portal, &platform)
+        };
+        let shown = reader.secrets(&portal.dana, "prod-app", "cart").await.unwrap();
+        assert_eq!(shown.secrets[0].pods, expected, "{tree}");
+    }
+
     // Reload delivery: the Deployment carries the agent's command and interval; no rollout.
     let platform = Platform::new().await;
     let portal = Portal::new(Backend::Sqlite, platform.meshport.clone(), &platform).await;
@@ -224,8 +245,13 @@ async fn two_engines_on_postgres_rotate_each_due_secret_exactly_once() {
     assert_eq!(a.rotate_due(Utc::now()).await.unwrap(), 0);
     let shown = a.secrets(&portal.dana, "prod-app", "cart").await.unwrap();
     assert!(shown.secrets[0].next_rotation.is_some(), "automatic: the next rotation is shown");
-    // The clock moved past due (30 days): two engines at once rotate it once.
-    let later = Utc::now() + TimeDelta::days(31);
+    // The clock moved just past version 1's due date (30 days after it was written); a second
+    // later, so a version written now is not due at that clock: two engines at once rotate
+    // version 1 once.
+    let path = "prod-app/cart/valkey_password".to_owned();
+    let status = platform.meshport.secrets_at(&[path], Utc::now()).await.unwrap();
+    let later = status[0].due_at.unwrap() + TimeDelta::milliseconds(1);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let (x, y) = tokio::join!(a.rotate_due(later), b.rotate_due(later));
     assert_eq!(x.unwrap() + y.unwrap(), 1);
     assert_eq!(metadata(&platform, "prod-app/cart/valkey_password").await["current_version"], 2);
