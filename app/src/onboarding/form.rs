@@ -469,14 +469,16 @@ impl OnboardForm {
         };
         let policy = match self.rotation_policy.trim() {
             "" => RotationPolicy::default(),
-            text => RotationPolicy::ALL.into_iter().find(|p| p.as_str() == text).unwrap_or_else(|| {
-                errors.push(FieldError {
-                    field: "rotation.policy".to_owned(),
-                    rule: Rule::Format,
-                    message: "The rotation policy is `manual` or `automatic`.".to_owned(),
-                });
-                RotationPolicy::default()
-            }),
+            text => {
+                RotationPolicy::ALL.into_iter().find(|p| p.as_str() == text).unwrap_or_else(|| {
+                    errors.push(FieldError {
+                        field: "rotation.policy".to_owned(),
+                        rule: Rule::Format,
+                        message: "The rotation policy is `manual` or `automatic`.".to_owned(),
+                    });
+                    RotationPolicy::default()
+                })
+            }
         };
         let delivery = match self.delivery.trim() {
             "" => Delivery::default(),

@@ -18,12 +18,14 @@ pub use form::{
 pub use lifecycle::{ChangeKind, RequestStatus, UnknownStatus};
 pub use reference::ImageReference;
 pub use request::{
-    Alphabet, CertificateSpec, Delivery, EnvVar, OnboardingRequest, OnboardingRules, PortSpec, Protocol,
-    Resources, RotationPlan, RotationPolicy, SecretSource, SecretSpec, SecretValue, WorkloadSecurity,
+    Alphabet, CertificateSpec, Delivery, EnvVar, OnboardingRequest, OnboardingRules, PortSpec,
+    Protocol, Resources, RotationPlan, RotationPolicy, SecretSource, SecretSpec, SecretValue,
+    WorkloadSecurity,
 };
 pub use validate::{
-    CERTIFICATE_FILE_ENV, FieldError, LINKERD_PROXY_PORTS, MAX_RELOAD_COMMAND, MAX_SECRET_NAME, RESERVED_SERVICE_NAMES,
-    Rule, ValidRequest, ValidationErrors, check, is_dns_label, secret_file_env,
+    CERTIFICATE_FILE_ENV, FieldError, LINKERD_PROXY_PORTS, MAX_RELOAD_COMMAND, MAX_SECRET_NAME,
+    RESERVED_SERVICE_NAMES, Rule, ValidRequest, ValidationErrors, check, is_dns_label,
+    secret_file_env,
 };
 
 #[cfg(test)]

@@ -164,7 +164,10 @@ fn hostile_and_wrong_inputs_are_refused_with_the_field_and_rule() {
         ),
         (
             "port caller twice",
-            |r| r.ports[0].allowed_callers = Some(vec!["frontend".into(), "prod-app/frontend".into()]),
+            |r| {
+                r.ports[0].allowed_callers =
+                    Some(vec!["frontend".into(), "prod-app/frontend".into()])
+            },
             "ports[0].allowed_callers[1]",
             Rule::Duplicate,
         ),

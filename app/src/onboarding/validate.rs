@@ -690,7 +690,11 @@ impl Checker {
                 format!("Keep the reload command under {MAX_RELOAD_COMMAND} characters."),
             );
         } else if command.chars().any(char::is_control) {
-            self.push(field, Rule::Format, "Write the reload command on one line, without control characters.");
+            self.push(
+                field,
+                Rule::Format,
+                "Write the reload command on one line, without control characters.",
+            );
         }
     }
 

@@ -85,8 +85,13 @@ pub fn ServiceStatusPage() -> impl IntoView {
 /// The service's secrets: versions, ages, next rotations, delivery, and "rotate now".
 #[component]
 fn Secrets(secrets: ServiceSecrets, rotate: ServerAction<RotateSecret>) -> impl IntoView {
-    let (namespace, service) = secrets.service.split_once('/').map(|(n, s)| (n.to_owned(), s.to_owned())).unwrap_or_default();
-    let result = move || match rotate.value().get() {
+    let (namespace, service) = secrets
+        .service
+        .split_once('/')
+        .map(|(n, s)| (n.to_owned(), s.to_owned()))
+        .unwrap_or_default();
+    let result = move || {
+        match rotate.value().get() {
         Some(Ok(done)) => Some(view! {
             <p id="rotate-result" role="status" class="mt-2 rounded bg-emerald-50 px-2 py-1 text-sm text-emerald-900">
                 {format!("{} is now at version {}. {}", done.secret, done.version, done.delivery)}
@@ -96,6 +101,7 @@ fn Secrets(secrets: ServiceSecrets, rotate: ServerAction<RotateSecret>) -> impl 
             <p id="rotate-error" role="alert" class="mt-2 rounded bg-red-50 px-2 py-1 text-sm text-red-900">{error.to_string()}</p>
         }.into_any()),
         None => None,
+    }
     };
     let may_rotate = secrets.may_rotate;
     view! {

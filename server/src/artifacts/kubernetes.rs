@@ -331,8 +331,10 @@ fn pod_annotations(
     // A role bound to an audience refuses the pod's default token (audience: the API
     // server); the agent then logs in with a projected token of that audience.
     if agent_audience(settings, secrets, pki_role).is_some() {
-        annotations
-            .insert(vault("agent-service-account-token-volume-name"), VAULT_TOKEN_VOLUME.to_owned());
+        annotations.insert(
+            vault("agent-service-account-token-volume-name"),
+            VAULT_TOKEN_VOLUME.to_owned(),
+        );
     }
     for secret in secrets {
         let path = secret.data_path();

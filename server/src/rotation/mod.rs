@@ -90,9 +90,13 @@ impl Rotations {
         let change = change.ok_or_else(not_found)?;
         let spec: OnboardingRequest =
             serde_json::from_value(change.spec.clone()).map_err(internal)?;
-        let artifacts =
-            ServiceArtifacts::from_stored(&change.spec, &self.rules, &self.artifacts, record.origin)
-                .map_err(internal)?;
+        let artifacts = ServiceArtifacts::from_stored(
+            &change.spec,
+            &self.rules,
+            &self.artifacts,
+            record.origin,
+        )
+        .map_err(internal)?;
         Ok(Live { record, live_change, spec, artifacts })
     }
 
@@ -201,14 +205,18 @@ impl Rotations {
             if live.spec.rotation.policy != RotationPolicy::Automatic {
                 continue;
             }
-            let paths: Vec<String> = live.artifacts.secrets.iter().map(|s| s.path.clone()).collect();
+            let paths: Vec<String> =
+                live.artifacts.secrets.iter().map(|s| s.path.clone()).collect();
             let statuses = self.vault.secrets_at(&paths, now).await?;
             for (kv, status) in live.artifacts.secrets.iter().zip(statuses) {
                 let due = status.due_at.is_some_and(|due| due <= now);
                 if !due || status.source.as_deref() != Some("generated") {
                     continue;
                 }
-                let reason = format!("due since {}", status.due_at.map(|d| d.to_rfc3339()).unwrap_or_default());
+                let reason = format!(
+                    "due since {}",
+                    status.due_at.map(|d| d.to_rfc3339()).unwrap_or_default()
+                );
                 match self
                     .rotate_one(
                         &live,
@@ -223,7 +231,9 @@ impl Rotations {
                 {
                     Ok(Some(_)) => rotated += 1,
                     Ok(None) => {}
-                    Err(error) => tracing::warn!(secret = %kv.path, %error, "scheduled rotation failed"),
+                    Err(error) => {
+                        tracing::warn!(secret = %kv.path, %error, "scheduled rotation failed")
+                    }
                 }
             }
         }
@@ -235,7 +245,8 @@ impl Rotations {
     pub async fn open_due_rollouts(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let mut opened = 0;
         while let Some(rollout) = self.store.claim_due_rollout(now, ROLLOUT_LEASE).await? {
-            let result = self.open_rollout(&rollout.namespace, &rollout.service_name, rollout.id).await;
+            let result =
+                self.open_rollout(&rollout.namespace, &rollout.service_name, rollout.id).await;
             match result {
                 Ok(pr) => {
                     self.store.finish_rollout(rollout.id, Ok(pr)).await?;
@@ -243,7 +254,9 @@ impl Rotations {
                 }
                 // A change set in flight owns the files: the rollout waits for it.
                 Err(RolloutError::Wait(reason)) => {
-                    self.store.postpone_rollout(rollout.id, now + TimeDelta::minutes(1), &reason).await?;
+                    self.store
+                        .postpone_rollout(rollout.id, now + TimeDelta::minutes(1), &reason)
+                        .await?;
                 }
                 Err(RolloutError::Failed(reason)) => {
                     tracing::warn!(rollout = %rollout.id, %reason, "restart rollout failed");
@@ -477,7 +490,11 @@ impl RotationService for Rotations {
                 )));
             }
             (ValueSource::Provided, None) => {
-                return Err(invalid("value", Rule::Required, "Type the new value of this provided secret."));
+                return Err(invalid(
+                    "value",
+                    Rule::Required,
+                    "Type the new value of this provided secret.",
+                ));
             }
             (ValueSource::Provided, Some(v)) if v.expose().len() > MAX_VALUE => {
                 return Err(invalid(
@@ -496,11 +513,21 @@ impl RotationService for Rotations {
             _ => {}
         }
         let version = self
-            .rotate_one(&live, secret, Actor::from(actor), RotationTrigger::Manual, reason, value.as_ref(), None)
+            .rotate_one(
+                &live,
+                secret,
+                Actor::from(actor),
+                RotationTrigger::Manual,
+                reason,
+                value.as_ref(),
+                None,
+            )
             .await?
             .ok_or_else(|| AppError::Conflict("The secret was rotated meanwhile.".into()))?;
         let delivery = match live.spec.rotation.delivery {
-            Delivery::None => "The Vault Agent re-renders the file within about five minutes.".to_owned(),
+            Delivery::None => {
+                "The Vault Agent re-renders the file within about five minutes.".to_owned()
+            }
             Delivery::Reload => format!(
                 "The Vault Agent re-renders the file within {} and runs the reload command.",
                 self.artifacts.render_interval

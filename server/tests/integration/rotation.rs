@@ -113,7 +113,8 @@ async fn the_owning_team_rotates_a_secret_now_and_others_are_refused() {
     );
     assert_eq!((&events[0]["actor"], &events[0]["trigger"]), (&"dana".into(), &"manual".into()));
     // A platform admin of no team rotates too; others see the status but no button.
-    let again = rotations.rotate(&portal.alex, "prod-app", "cart", "valkey_password", "drill", None);
+    let again =
+        rotations.rotate(&portal.alex, "prod-app", "cart", "valkey_password", "drill", None);
     assert_eq!(again.await.unwrap().version, 3);
     let (_, viewer) = person(&portal.db.store, "vic", &[Role::Auditor]).await;
     assert!(!rotations.secrets(&viewer, "prod-app", "cart").await.unwrap().may_rotate);
@@ -145,7 +146,14 @@ async fn a_provided_secret_is_rotated_with_a_typed_value_kept_nowhere_but_vault(
 
     const TYPED: &str = "rotated-typed-value-9f3e77";
     let rotated = rotations
-        .rotate(&portal.dana, "prod-app", "cart", "api_token", "vendor rotated it", Some(SecretValue::new(TYPED)))
+        .rotate(
+            &portal.dana,
+            "prod-app",
+            "cart",
+            "api_token",
+            "vendor rotated it",
+            Some(SecretValue::new(TYPED)),
+        )
         .await
         .unwrap();
     assert_eq!(rotated.version, 2);
@@ -172,7 +180,10 @@ async fn restart_delivery_makes_one_pull_request_of_a_window_and_reload_makes_no
     portal.live(cart_with(restart)).await;
     let rotations = service(&portal, &platform);
     for reason in ["one", "two", "three"] {
-        rotations.rotate(&portal.dana, "prod-app", "cart", "valkey_password", reason, None).await.unwrap();
+        rotations
+            .rotate(&portal.dana, "prod-app", "cart", "valkey_password", reason, None)
+            .await
+            .unwrap();
     }
     // Inside the window nothing opens; after it, one pull request for the three.
     assert_eq!(rotations.open_due_rollouts(Utc::now()).await.unwrap(), 0);
@@ -191,15 +202,23 @@ async fn restart_delivery_makes_one_pull_request_of_a_window_and_reload_makes_no
     let diff = git(&["diff", "-U0", "main", branches[0]], &portal.remote.bare);
     let changed: Vec<&str> = diff
         .lines()
-        .filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---"))
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
         .collect();
     assert_eq!(changed, ["+        meshport.io/secret-versions: valkey_password=4"], "{diff}");
 
     // Contract test (kube-fake-client for the API server): the status page reads the running
     // Deployment's annotation. Before the rollout is applied the pods run no recorded version;
     // with the rollout's Deployment applied they have version 4.
-    for (tree, expected) in [("main", PodsVersion::Behind(0)), (branches[0], PodsVersion::Current)] {
-        let yaml = git(&["show", &format!("{tree}:manifests/prod-app/cart/deployment.yaml")], &portal.remote.bare);
+    for (tree, expected) in [("main", PodsVersion::Behind(0)), (branches[0], PodsVersion::Current)]
+    {
+        let yaml = git(
+            &["show", &format!("{tree}:manifests/prod-app/cart/deployment.yaml")],
+            &portal.remote.bare,
+        );
         let deployment: Deployment = serde_saphyr::from_str(&yaml).unwrap();
         let client = ClientBuilder::new().with_object(deployment).build().await.unwrap();
         let config = ClusterConfig { name: "eks-prod".into(), ..ClusterConfig::default() };
@@ -221,11 +240,15 @@ async fn restart_delivery_makes_one_pull_request_of_a_window_and_reload_makes_no
     };
     portal.live(cart_with(reload)).await;
     let rotations = service(&portal, &platform);
-    rotations.rotate(&portal.dana, "prod-app", "cart", "valkey_password", "drill", None).await.unwrap();
+    rotations
+        .rotate(&portal.dana, "prod-app", "cart", "valkey_password", "drill", None)
+        .await
+        .unwrap();
     let later = Utc::now() + TimeDelta::minutes(11);
     assert_eq!(rotations.open_due_rollouts(later).await.unwrap(), 0);
     assert!(rotations.secrets(&portal.dana, "prod-app", "cart").await.unwrap().rollout.is_none());
-    let deployment = git(&["show", "main:manifests/prod-app/cart/deployment.yaml"], &portal.remote.bare);
+    let deployment =
+        git(&["show", "main:manifests/prod-app/cart/deployment.yaml"], &portal.remote.bare);
     assert!(
         deployment.contains("vault.hashicorp.com/agent-inject-command-valkey_password: wget -qO- http://127.0.0.1:7070/-/reload"),
         "{deployment}"
@@ -257,10 +280,16 @@ async fn two_engines_on_postgres_rotate_each_due_secret_exactly_once() {
     assert_eq!(metadata(&platform, "prod-app/cart/valkey_password").await["current_version"], 2);
     let events = rotation_events(&portal).await;
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!((&events[0]["trigger"], &events[0]["actor"]), (&"schedule".into(), &"meshport".into()));
+    assert_eq!(
+        (&events[0]["trigger"], &events[0]["actor"]),
+        (&"schedule".into(), &"meshport".into())
+    );
     // Outside the maintenance window nothing runs.
     let closed = Rotations {
-        config: RotationConfig { maintenance_window: "00:00-00:00".into(), ..RotationConfig::default() },
+        config: RotationConfig {
+            maintenance_window: "00:00-00:00".into(),
+            ..RotationConfig::default()
+        },
         ..service(&portal, &platform)
     };
     assert_eq!(closed.rotate_due(later + TimeDelta::days(31)).await.unwrap(), 0);
