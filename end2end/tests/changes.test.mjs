@@ -13,12 +13,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT } from './browser.mjs';
+import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT, base, data, bao, demoSignIn } from './browser.mjs';
 
-// meshport dev's data folder: its OpenBao's address and token, and the local GitOps repository.
-const data = process.env.MESHPORT_E2E_DATA;
-const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
 const shared = sharedBrowser();
 
 const namespace = 'prod-app';
@@ -26,28 +22,13 @@ const service = 'shipping';
 const image = 'ghcr.io/open-telemetry/demo:2.1.3-shipping';
 const bumped = 'ghcr.io/open-telemetry/demo:2.1.4-shipping';
 
-/// The bao CLI against meshport dev's OpenBao.
-function bao(...args) {
-  const env = { ...process.env };
-  for (const [, name, value] of readFileSync(path.join(data, 'openbao.env'), 'utf8').matchAll(/(\w+)=(\S+)/g)) {
-    env[name] = value;
-  }
-  return execFileSync(process.env.MESHPORT_DEV__BAO_BIN ?? 'bao', args, { env, encoding: 'utf8' });
-}
 
 /// git in meshport dev's local GitOps repository (bare).
 function git(...args) {
   return execFileSync('git', args, { cwd: path.join(data, 'gitops.git'), encoding: 'utf8' });
 }
 
-async function signIn(role) {
-  const context = await shared.browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await page.goto(`${base}/signin`);
-  await page.click(`button[data-demo-role="${role}"]`);
-  await page.waitForURL(`${base}/`);
-  return { context, page };
-}
+const signIn = (role) => demoSignIn(shared.browser, role);
 
 async function screenshot(page, name) {
   const file = path.join(artifactsDir, `changes-${name}.png`);

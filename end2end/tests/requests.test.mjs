@@ -9,32 +9,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT } from './browser.mjs';
+import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT, base, data, bao, demoSignIn } from './browser.mjs';
 
-// meshport dev's data folder: its OpenBao's address and token, and the local GitOps repository.
-const data = process.env.MESHPORT_E2E_DATA;
 
-/// The bao CLI against meshport dev's OpenBao.
-function bao(...args) {
-  const env = { ...process.env };
-  for (const [, name, value] of readFileSync(path.join(data, 'openbao.env'), 'utf8').matchAll(/(\w+)=(\S+)/g)) {
-    env[name] = value;
-  }
-  return execFileSync(process.env.MESHPORT_DEV__BAO_BIN ?? 'bao', args, { env, encoding: 'utf8' });
-}
 
-const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
 const shared = sharedBrowser();
 
-async function signIn(role) {
-  const context = await shared.browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${base}/signin`);
-  await page.click(`button[data-demo-role="${role}"]`);
-  await page.waitForURL(`${base}/`);
-  return { context, page };
-}
+const signIn = (role) => demoSignIn(shared.browser, role);
 
 test('a developer onboards cart in the form, an admin approves, meshport provisions Vault and opens the pull request, and its merge moves the request', async () => {
   assert.ok(data, 'MESHPORT_E2E_DATA names meshport dev\'s data folder (scripts/test.sh sets it)');

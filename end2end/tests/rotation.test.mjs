@@ -8,36 +8,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { sharedBrowser, artifactsDir } from './browser.mjs';
+import { sharedBrowser, artifactsDir, base, data, bao, demoSignIn } from './browser.mjs';
 
-const data = process.env.MESHPORT_E2E_DATA;
-const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
 const shared = sharedBrowser();
 const secretPath = 'prod-app/cart/valkey_password';
 
-/// The bao CLI against meshport dev's OpenBao.
-function bao(...args) {
-  const env = { ...process.env };
-  for (const [, name, value] of readFileSync(path.join(data, 'openbao.env'), 'utf8').matchAll(/(\w+)=(\S+)/g)) {
-    env[name] = value;
-  }
-  return execFileSync(process.env.MESHPORT_DEV__BAO_BIN ?? 'bao', args, { env, encoding: 'utf8' });
-}
 
 function currentVersion() {
   return JSON.parse(bao('kv', 'metadata', 'get', '-format=json', '-mount=secret', secretPath)).data.current_version;
 }
 
-async function signIn(role) {
-  const context = await shared.browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await page.goto(`${base}/signin`);
-  await page.click(`button[data-demo-role="${role}"]`);
-  await page.waitForURL(`${base}/`);
-  return { context, page };
-}
+const signIn = (role) => demoSignIn(shared.browser, role);
 
 test('the owning team rotates cart\'s generated secret from its status page; OpenBao and the audit trail have version 2; others get 403', async () => {
   assert.ok(data, 'MESHPORT_E2E_DATA names meshport dev\'s data folder (scripts/test.sh sets it)');

@@ -144,20 +144,22 @@ impl Rotations {
             "path": kv.path, "previous_version": from, "trigger": trigger.as_str(),
             "reason": reason, "delivery": delivery.as_str(),
         });
+        let request_id = Some(live.live_change);
+        let event = |details, outcome| NewEvent {
+            actor,
+            action: Action::SecretRotated,
+            target,
+            request_id,
+            details,
+            outcome,
+        };
         let version = match written {
             Ok(version) => version,
             Err(error) => {
                 self.store.finish_rotation(&kv.path, from, None).await.map_err(internal)?;
                 details["error"] = json!(error.to_string());
-                let event = NewEvent {
-                    actor,
-                    action: Action::SecretRotated,
-                    target,
-                    request_id: Some(live.live_change),
-                    details,
-                    outcome: Outcome::Failure,
-                };
-                audit::record_alone(&self.store, event).await.map_err(internal)?;
+                let failed = event(details, Outcome::Failure);
+                audit::record_alone(&self.store, failed).await.map_err(internal)?;
                 return Err(AppError::Conflict(format!("`{secret}` was not rotated: {error}")));
             }
         };
@@ -172,15 +174,7 @@ impl Rotations {
                 .map_err(internal)?;
             details["rollout"] = json!(rollout.id);
         }
-        let event = NewEvent {
-            actor,
-            action: Action::SecretRotated,
-            target,
-            request_id: Some(live.live_change),
-            details,
-            outcome: Outcome::Success,
-        };
-        audit::record_alone(&self.store, event).await.map_err(internal)?;
+        audit::record_alone(&self.store, event(details, Outcome::Success)).await.map_err(internal)?;
         Ok(Some(version))
     }
 
@@ -406,7 +400,11 @@ impl RotationService for Rotations {
                 rotated_at: unix(rotated_at),
                 age_days: rotated_at.map(|t| (now - t).num_days()),
                 due_at: unix(due_at),
-                next_rotation: if scheduled { unix(due_at.map(|d| d.max(now))) } else { None },
+                next_rotation: if scheduled {
+                    unix(due_at.map(|due| self.config.next_in_window(due.max(now))))
+                } else {
+                    None
+                },
                 judgement,
                 pods: self.pods_version(&live, &kv.key, current_version).await,
             });

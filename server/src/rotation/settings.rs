@@ -68,6 +68,19 @@ impl RotationConfig {
     }
 }
 
+impl RotationConfig {
+    /// The first moment at or after `at` inside the maintenance window: when a rotation due
+    /// at `at` runs at the earliest.
+    pub fn next_in_window(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let Some((start, _)) = self.window() else { return at };
+        if self.in_window(at) {
+            return at;
+        }
+        let today = at.date_naive().and_time(start).and_utc();
+        if today > at { today } else { today + chrono::TimeDelta::days(1) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +105,9 @@ mod tests {
         let interval = RotationConfig { render_interval: "1 minute".into(), ..config("") };
         assert_eq!(interval.problem().map(|p| p.0), Some("rotation.render_interval"));
         assert_eq!(config("").problem(), None);
+        assert_eq!(night.next_in_window(at("12:00")), at("22:00"));
+        assert_eq!(night.next_in_window(at("23:00")), at("23:00"));
+        assert_eq!(day.next_in_window(at("18:00")), at("09:00") + chrono::TimeDelta::days(1));
+        assert_eq!(config("").next_in_window(at("18:00")), at("18:00"));
     }
 }

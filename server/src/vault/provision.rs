@@ -469,7 +469,12 @@ impl Vault {
             }
             (Some("generated"), None) => ValueSource::Generated,
             (Some("provided"), Some(_)) => ValueSource::Provided,
-            (Some("provided"), None) => return Err(refuse("a provided secret needs its new value")),
+            (Some("provided"), None) => {
+                return Err(refuse(
+                    "meshport rotates only the secrets it generated on its own; a provided secret \
+                     needs its new value (the status page and the API take one)",
+                ));
+            }
             (Some("generated"), Some(_)) => {
                 return Err(refuse("a generated secret gets a new random value, not a typed one"));
             }

@@ -5,7 +5,7 @@
 
 use app::access::{AppError, Role};
 use app::onboarding::{
-    Delivery, OnboardingRequest, RotationPlan, RotationPolicy, SecretSource, SecretSpec,
+    CertificateSpec, Delivery, OnboardingRequest, RotationPlan, RotationPolicy, SecretSource, SecretSpec,
     SecretValue,
 };
 use app::secret_rotation::PodsVersion;
@@ -137,6 +137,8 @@ async fn a_provided_secret_is_rotated_with_a_typed_value_kept_nowhere_but_vault(
         name: "api_token".into(),
         source: SecretSource::Provided { value: SecretValue::new("first-typed-value-41c") },
     });
+    // A PKI certificate living 40 days, longer than the 30-day rotation period: flagged.
+    form.certificate = Some(CertificateSpec { ttl_hours: 24 * 40 });
     portal.live(form).await;
     let rotations = service(&portal, &platform);
     let path = "prod-app/cart/api_token";
@@ -169,6 +171,9 @@ async fn a_provided_secret_is_rotated_with_a_typed_value_kept_nowhere_but_vault(
     // Nor in what the page shows.
     let shown = rotations.secrets(&portal.dana, "prod-app", "cart").await.unwrap();
     assert!(!serde_json::to_string(&shown).unwrap().contains(TYPED));
+    let certificate = shown.certificate.expect("the PKI certificate's plan");
+    assert!(certificate.warning.is_some_and(|w| w.contains("960 hours")), "flagged");
+    assert!(certificate.renewal.contains("before the current one expires"));
     assert!(!serde_json::to_string(&rotated).unwrap().contains(TYPED));
 }
 
