@@ -146,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
     };
     reset_peak_rss();
     let started = Instant::now();
-    let verification = verify(&store, None).await?;
+    let verification = verify(&store, &[]).await?;
     assert!(verification.first_broken.is_none(), "the generated chain verifies");
     report("verify", events, started.elapsed().as_secs_f64(), 0);
     if let Some((rate, rss)) = ocsf {

@@ -865,7 +865,7 @@ async fn forged_server_function_calls_are_refused_and_change_nothing() {
     let parsed: Vec<csv::StringRecord> =
         csv::Reader::from_reader(csv_report.as_slice()).records().map(Result::unwrap).collect();
     assert_eq!((parsed.len(), &parsed[0][0], &parsed[1][0]), (2, id.as_str(), "trailer"));
-    let verification = meshport_server::audit::verify(&meshport.store, None).await.unwrap();
+    let verification = meshport_server::audit::verify(&meshport.store, &[]).await.unwrap();
     assert_eq!((verification.events, verification.first_broken), (trail.len() as u64, None));
 }
 
