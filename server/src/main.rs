@@ -247,6 +247,11 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
     match command {
         AuditCommand::CheckExport { .. } => unreachable!("answered above"),
         AuditCommand::Evidence { format } => {
+            // Handing out the report is evidence too: who (an operator at the command line).
+            if format != Format::Ocsf {
+                let event = audit::evidence_event(operator(), format);
+                audit::record_alone(&store, event).await?;
+            }
             let mut chunks =
                 audit::evidence::stream(store.clone(), format).map_err(anyhow::Error::msg)?;
             let mut out = std::io::stdout().lock();

@@ -10,7 +10,7 @@ mod overview;
 pub mod refusals;
 pub mod sink;
 
-pub use overview::AuditReader;
+pub use overview::{AuditReader, evidence_event};
 
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

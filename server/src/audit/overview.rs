@@ -30,6 +30,18 @@ pub struct AuditReader {
     pub verified: std::sync::Mutex<Option<VerifiedPrefix>>,
 }
 
+/// The event of a change-evidence report handed out as `format`, by `actor`.
+pub fn evidence_event(actor: Actor, format: Format) -> NewEvent {
+    NewEvent {
+        actor,
+        action: Action::ExportPerformed,
+        target: Target::new("evidence_report", "", format.extension()),
+        request_id: None,
+        details: json!({ "report": "change_evidence", "format": format.extension() }),
+        outcome: Outcome::Success,
+    }
+}
+
 /// Logs `error` as `what` and answers with `message`.
 fn failed(error: StoreError, what: &str, message: &str) -> AppError {
     tracing::error!(%error, "{what}");
@@ -63,11 +75,25 @@ impl AuditReader {
         Ok(export::stream(self.store.clone(), period, format))
     }
 
-    /// Starts the change-evidence report, streamed.
-    pub fn evidence(
+    /// Records that `auditor` downloads the change-evidence report as `format`, then starts it,
+    /// streamed; nothing is sent unless the record is written.
+    pub async fn evidence(
         &self,
+        auditor: &Principal,
         format: Format,
     ) -> Result<mpsc::Receiver<Result<Bytes, StoreError>>, AppError> {
+        if format == Format::Ocsf {
+            return evidence::stream(self.store.clone(), format).map_err(AppError::Invalid);
+        }
+        record_alone(&self.store, evidence_event(Actor::from(auditor), format)).await.map_err(
+            |error| {
+                failed(
+                    error,
+                    "could not record an evidence report",
+                    "The report could not be recorded; try again.",
+                )
+            },
+        )?;
         evidence::stream(self.store.clone(), format).map_err(AppError::Invalid)
     }
 
