@@ -214,6 +214,31 @@ pub struct AuditConfig {
     /// Refused privileged attempts recorded per actor a minute; more are summed up in one
     /// event. Default 10.
     pub refusals_per_minute: u32,
+    /// Public keys (base64 Ed25519) whose checkpoints verify, besides the signing key's: the
+    /// keys used before a rotation. Default none.
+    pub trusted_keys: Vec<String>,
+    /// External append-only sinks every checkpoint is also sent to (URLs, see
+    /// `crate::audit::sink`). Default none.
+    pub sinks: Vec<String>,
+}
+
+impl AuditConfig {
+    /// The public keys checkpoints may be signed with: `signing`'s, then `trusted_keys`.
+    pub fn trusted(
+        &self,
+        signing: Option<&crate::audit::checkpoint::CheckpointKey>,
+    ) -> Vec<String> {
+        signing
+            .map(|key| key.public_key())
+            .into_iter()
+            .chain(self.trusted_keys.iter().cloned())
+            .collect()
+    }
+
+    /// The configured sinks, parsed (checked at start-up, so they parse).
+    pub fn sinks(&self) -> Vec<crate::audit::sink::Sink> {
+        self.sinks.iter().filter_map(|url| url.parse().ok()).collect()
+    }
 }
 
 impl Default for AuditConfig {
@@ -223,6 +248,8 @@ impl Default for AuditConfig {
             checkpoint_every: 100,
             checkpoint_minutes: 60,
             refusals_per_minute: 10,
+            trusted_keys: Vec::new(),
+            sinks: Vec::new(),
         }
     }
 }
@@ -413,7 +440,7 @@ impl Config {
     fn own_problem(&self) -> Option<(&'static str, &'static str)> {
         let is_label = app::onboarding::is_dns_label;
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 13] = [
+        let checks: [(&'static str, bool, &'static str); 15] = [
             (
                 "onboarding.namespaces",
                 !self.onboarding.namespaces.is_empty()
@@ -493,6 +520,16 @@ impl Config {
                 "audit.refusals_per_minute",
                 (1..=1000).contains(&self.audit.refusals_per_minute),
                 "must be 1 to 1000",
+            ),
+            (
+                "audit.trusted_keys",
+                self.audit.trusted_keys.iter().all(|k| crate::audit::checkpoint::is_public_key(k)),
+                "must list base64 Ed25519 public keys (32 bytes), as `meshport audit public-key` prints them",
+            ),
+            (
+                "audit.sinks",
+                self.audit.sinks.iter().all(|url| url.parse::<crate::audit::sink::Sink>().is_ok()),
+                crate::audit::sink::SINK_RULE,
             ),
         ];
         checks.into_iter().find(|(_, ok, _)| !ok).map(|(key, _, rule)| (key, rule))

@@ -116,6 +116,7 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
             key.clone(),
             config.audit.checkpoint_every.max(1),
             std::time::Duration::from_secs(u64::from(config.audit.checkpoint_minutes.max(1)) * 60),
+            config.audit.sinks(),
         ),
         None => tracing::warn!(
             "audit.signing_key is not set: no signed checkpoints, so a cut-off tail of the audit trail would go unnoticed"

@@ -92,10 +92,15 @@ enum AuditCommand {
     /// Recompute the hash chain and the checkpoint signatures; exit 1 naming the first event
     /// that does not fit.
     Verify {
-        /// The public key checkpoints must be signed with (from `meshport audit public-key`).
-        /// Default: derived from the configured signing key.
+        /// A public key checkpoints may be signed with (from `meshport audit public-key`);
+        /// repeat it for keys used before a rotation. Default: the configured signing key's
+        /// and `audit.trusted_keys`.
         #[arg(long)]
-        public_key: Option<String>,
+        public_key: Vec<String>,
+        /// Also check against the checkpoints kept in an external sink (file:///dir or
+        /// s3://bucket?endpoint=…): names a cut tail and checkpoints deleted from the database.
+        #[arg(long)]
+        against: Option<audit::sink::Sink>,
     },
     /// Write the change-evidence report (one row per request) to standard output.
     Evidence {
@@ -242,6 +247,11 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
     match command {
         AuditCommand::CheckExport { .. } => unreachable!("answered above"),
         AuditCommand::Evidence { format } => {
+            // Handing out the report is evidence too: who (an operator at the command line).
+            if format != Format::Ocsf {
+                let event = audit::evidence_event(operator(), format);
+                audit::record_alone(&store, event).await?;
+            }
             let mut chunks =
                 audit::evidence::stream(store.clone(), format).map_err(anyhow::Error::msg)?;
             let mut out = std::io::stdout().lock();
@@ -251,15 +261,31 @@ async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
             out.flush()?;
         }
         AuditCommand::PublicKey => println!("{}", audit_key(config)?.public_key()),
-        AuditCommand::Verify { public_key } => {
-            let trusted = public_key.or_else(|| audit_key(config).ok().map(|key| key.public_key()));
-            if trusted.is_none() {
+        AuditCommand::Verify { public_key, against } => {
+            let trusted = if public_key.is_empty() {
+                config.audit.trusted(audit_key(config).ok().as_ref())
+            } else {
+                public_key
+            };
+            if let Some(bad) = trusted.iter().find(|k| !audit::checkpoint::is_public_key(k)) {
+                anyhow::bail!("--public-key `{bad}` is not a base64 Ed25519 public key (32 bytes)");
+            }
+            if trusted.is_empty() {
                 eprintln!(
                     "meshport: no trusted public key (--public-key or audit.signing_key): checkpoints are only \
                      checked to be signed alike, which someone able to rewrite the database could fake"
                 );
             }
-            let verification = audit::verify(&store, trusted.as_deref()).await?;
+            let verification = match against {
+                Some(sink) => {
+                    let external = sink
+                        .read_all()
+                        .await
+                        .with_context(|| format!("could not read the checkpoints of {sink}"))?;
+                    audit::verify_against(&store, &trusted, &external).await?
+                }
+                None => audit::verify(&store, &trusted).await?,
+            };
             println!("{}", serde_json::to_string_pretty(&verification)?);
             if let Some(broken) = verification.first_broken {
                 anyhow::bail!(

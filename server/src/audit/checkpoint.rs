@@ -12,6 +12,7 @@ use chrono::{SecondsFormat, Utc};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::sink::{Sink, SinkError};
 pub use crate::store::Checkpoint;
 use crate::store::{Store, StoreError};
 
@@ -78,6 +79,49 @@ impl CheckpointKey {
     }
 }
 
+/// The id of a public key (base64): the first 16 hex digits of SHA-256 over its bytes.
+pub fn key_id(public_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = STANDARD.decode(public_key).unwrap_or_default();
+    Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `public_key` is a base64 Ed25519 public key.
+pub fn is_public_key(public_key: &str) -> bool {
+    STANDARD
+        .decode(public_key)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .is_some_and(|bytes| VerifyingKey::from_bytes(&bytes).is_ok())
+}
+
+/// Checks `checkpoint`'s signature with the trusted key it names (by key id, or by public key
+/// for checkpoints older than key ids). Returns what is wrong.
+pub fn check_signature(checkpoint: &Checkpoint, trusted: &[String]) -> Result<(), String> {
+    let named = |key: &&String| {
+        if checkpoint.key_id.is_empty() {
+            **key == checkpoint.public_key
+        } else {
+            key_id(key) == checkpoint.key_id
+        }
+    };
+    let Some(key) = trusted.iter().find(named) else {
+        return Err(format!(
+            "the checkpoint signed at {} names key {} which is not among the trusted keys: its signature cannot be trusted",
+            checkpoint.signed_at,
+            if checkpoint.key_id.is_empty() { &checkpoint.public_key } else { &checkpoint.key_id }
+        ));
+    };
+    if signature_is_valid(checkpoint, key) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the checkpoint signed at {} does not carry a valid signature of meshport's key",
+            checkpoint.signed_at
+        ))
+    }
+}
+
 /// Checks a checkpoint's signature against `public_key` (base64).
 pub fn signature_is_valid(checkpoint: &Checkpoint, public_key: &str) -> bool {
     let decode = |text: &str| STANDARD.decode(text).ok();
@@ -98,7 +142,7 @@ pub fn signature_is_valid(checkpoint: &Checkpoint, public_key: &str) -> bool {
 
 /// Every checkpoint, oldest first.
 pub async fn all(store: &Store) -> Result<Vec<Checkpoint>, StoreError> {
-    store.audit_checkpoints().await
+    store.audit_checkpoints(0).await
 }
 
 /// Signs the chain's head when at least `every` events are unsigned, or when any are and the
@@ -126,21 +170,51 @@ pub async fn sign_if_due(
         hash,
         signed_at,
         public_key: key.public_key(),
+        key_id: key_id(&key.public_key()),
     };
     let inserted = store.insert_audit_checkpoint(&checkpoint).await?;
     // Another replica may have signed this head first.
     Ok(inserted.then_some(checkpoint))
 }
 
-/// Signs checkpoints in the background for as long as the process runs.
-pub fn spawn(store: Store, key: CheckpointKey, every: u32, interval: Duration) {
+/// Signs checkpoints in the background for as long as the process runs, and sends each to
+/// every external sink (those a sink missed are sent again on the next round).
+pub fn spawn(store: Store, key: CheckpointKey, every: u32, interval: Duration, sinks: Vec<Sink>) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(15));
+        let mut published: Vec<Option<i64>> = vec![None; sinks.len()];
         loop {
             ticker.tick().await;
             if let Err(error) = sign_if_due(&store, &key, every, interval).await {
                 tracing::warn!(%error, "could not sign an audit checkpoint");
             }
+            for (sink, published) in sinks.iter().zip(&mut published) {
+                if let Err(error) = publish(&store, sink, published).await {
+                    tracing::warn!(sink = %sink, %error, "could not send audit checkpoints");
+                }
+            }
         }
     });
+}
+
+/// Sends `sink` the checkpoints after `published` (on the first round: after the newest the
+/// sink holds, or for a write-only sink, after the newest in the database).
+pub async fn publish(
+    store: &Store,
+    sink: &Sink,
+    published: &mut Option<i64>,
+) -> Result<(), SinkError> {
+    let after = match *published {
+        Some(seq) => seq,
+        None => match sink.newest_seq().await? {
+            Some(seq) => seq,
+            None => store.last_audit_checkpoint().await?.map_or(0, |(seq, _)| seq),
+        },
+    };
+    *published = Some(after);
+    for checkpoint in store.audit_checkpoints(after).await? {
+        sink.publish(&checkpoint).await?;
+        *published = Some(checkpoint.seq);
+    }
+    Ok(())
 }

@@ -134,13 +134,13 @@ async fn produce(
     let to = period.to.map_or_else(|| "9999-12-31T23:59:59.999999Z".to_owned(), stamp);
     let mut encoder = Encoder::new(format);
     if let Some((first, last)) = store.audit_seq_range(&from, &to).await? {
-        let mut after = first - 1;
-        loop {
-            let events = store.audit_page(after, last).await?;
-            let Some(newest) = events.last() else { break };
-            after = newest.seq;
+        // Pages are read on a task of their own, so the next page is read while this one is
+        // encoded (reading and encoding cost about the same).
+        let (pages_sender, mut pages) = mpsc::channel(2);
+        tokio::spawn(read_pages(store.clone(), first - 1, last, pages_sender));
+        while let Some(events) = pages.recv().await {
             // A clock step could put an event of another period between the first and last.
-            for event in events.iter().filter(|e| e.occurred_at >= from && e.occurred_at < to) {
+            for event in events?.iter().filter(|e| e.occurred_at >= from && e.occurred_at < to) {
                 encoder.push(event);
             }
             if encoder.buffered() >= CHUNK && sender.send(Ok(encoder.take())).await.is_err() {
@@ -152,6 +152,32 @@ async fn produce(
     encoder.finish();
     let _ = sender.send(Ok(encoder.take())).await;
     Ok(())
+}
+
+/// Sends the pages of events `(after, last]` in order, then ends (after an error, or when the
+/// receiver is gone).
+async fn read_pages(
+    store: Store,
+    mut after: i64,
+    last: i64,
+    pages: mpsc::Sender<Result<Vec<AuditEvent>, StoreError>>,
+) {
+    loop {
+        let page = store.audit_page(after, last).await;
+        match &page {
+            Ok(events) => match events.last() {
+                Some(newest) => after = newest.seq,
+                None => return,
+            },
+            Err(_) => {
+                let _ = pages.send(page).await;
+                return;
+            }
+        }
+        if pages.send(page).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Encodes events one by one into a buffer.

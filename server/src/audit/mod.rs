@@ -8,8 +8,9 @@ pub mod evidence;
 pub mod export;
 mod overview;
 pub mod refusals;
+pub mod sink;
 
-pub use overview::AuditReader;
+pub use overview::{AuditReader, evidence_event};
 
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -254,6 +255,9 @@ pub struct Verification {
     /// Events up to this number were verified by an earlier run and not recomputed (only the
     /// last of them was re-read); 0 for a full check.
     pub verified_before: i64,
+    /// Checkpoints found in an external sink but not in the database (`verify --against`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deleted_checkpoints: Vec<i64>,
 }
 
 /// A prefix of the chain an earlier run verified: its last event's number and hash.
@@ -282,43 +286,87 @@ pub struct BrokenEvent {
 
 /// Recomputes the whole chain in sequence order, streaming (constant memory), and stops at the
 /// first event whose number, link or hash is wrong, or that differs from a signed checkpoint.
-/// Checkpoint signatures are checked against `trusted_key` (base64 Ed25519), or, without one,
-/// against the key each checkpoint names. A checkpoint past the last event shows a cut tail.
-pub async fn verify(store: &Store, trusted_key: Option<&str>) -> Result<Verification, StoreError> {
-    verify_after(store, trusted_key, None).await
+/// Checkpoint signatures are checked against the `trusted` public keys (base64 Ed25519; each
+/// checkpoint names its key), or, without any, against the key the first checkpoint carries.
+/// A checkpoint past the last event shows a cut tail.
+pub async fn verify(store: &Store, trusted: &[String]) -> Result<Verification, StoreError> {
+    verify_after(store, trusted, None).await
 }
 
 /// [`verify`], trusting `prefix` (verified by an earlier run): only the events after it are
 /// recomputed, so a page load costs the new events, not the whole chain. The prefix's last
 /// event must still be there with the remembered hash, and every checkpoint is still checked;
 /// an edit inside the prefix that keeps that last hash needs the full check to be found.
-#[tracing::instrument(skip_all)]
 pub async fn verify_after(
     store: &Store,
-    trusted_key: Option<&str>,
+    trusted: &[String],
     prefix: Option<&VerifiedPrefix>,
 ) -> Result<Verification, StoreError> {
-    let checkpoints = checkpoint::all(store).await?;
+    verify_with(store, trusted, prefix, &[]).await
+}
+
+/// A full [`verify`] that also uses the checkpoints of an external sink: one there but not in
+/// the database was deleted from it (listed in `deleted_checkpoints`), one that differs shows a
+/// rewrite, and the newest one shows a tail cut together with the database's checkpoints.
+pub async fn verify_against(
+    store: &Store,
+    trusted: &[String],
+    external: &[checkpoint::Checkpoint],
+) -> Result<Verification, StoreError> {
+    verify_with(store, trusted, None, external).await
+}
+
+#[tracing::instrument(skip_all)]
+async fn verify_with(
+    store: &Store,
+    trusted: &[String],
+    prefix: Option<&VerifiedPrefix>,
+    external: &[checkpoint::Checkpoint],
+) -> Result<Verification, StoreError> {
+    let mut checkpoints = checkpoint::all(store).await?;
     let mut verification = Verification {
         events: 0,
         last_hash: GENESIS_HASH.to_owned(),
         checkpoints: checkpoints.len() as u64,
         first_broken: None,
         verified_before: 0,
+        deleted_checkpoints: Vec::new(),
     };
     let broken = |seq: i64, reason: String| Some(BrokenEvent { seq, reason });
+    let stored: std::collections::HashMap<i64, checkpoint::Checkpoint> =
+        checkpoints.iter().map(|c| (c.seq, c.clone())).collect();
+    for outside in external {
+        match stored.get(&outside.seq) {
+            Some(inside) if inside != outside => {
+                verification.first_broken = broken(
+                    outside.seq,
+                    "the database's checkpoint of this event differs from the external sink's copy: the chain was rewritten".into(),
+                );
+                return Ok(verification);
+            }
+            Some(_) => {}
+            None => {
+                verification.deleted_checkpoints.push(outside.seq);
+                checkpoints.push(outside.clone());
+            }
+        }
+    }
+    checkpoints.sort_by_key(|c| c.seq);
     // Without a trusted key, every checkpoint must at least carry the first one's key.
-    let assumed = checkpoints.first().map(|c| c.public_key.clone()).unwrap_or_default();
+    let first_key = checkpoints.first().map(|c| c.public_key.clone()).unwrap_or_default();
     for point in &checkpoints {
-        let key = trusted_key.unwrap_or(&assumed);
-        if !checkpoint::signature_is_valid(point, key) {
-            verification.first_broken = broken(
-                point.seq,
+        let checked = if trusted.is_empty() {
+            checkpoint::signature_is_valid(point, &first_key).then_some(()).ok_or_else(|| {
                 format!(
-                    "the checkpoint signed at {} does not carry a valid signature of meshport's key",
+                    "the checkpoint signed at {} does not carry a valid signature of the first checkpoint's key",
                     point.signed_at
-                ),
-            );
+                )
+            })
+        } else {
+            checkpoint::check_signature(point, trusted)
+        };
+        if let Err(reason) = checked {
+            verification.first_broken = broken(point.seq, reason);
             return Ok(verification);
         }
     }
@@ -366,11 +414,21 @@ pub async fn verify_after(
         }
     }
     if let Some(last) = checkpoints.last().filter(|c| c.seq > verification.events as i64) {
+        let source =
+            if stored.contains_key(&last.seq) { "" } else { " (kept in the external sink)" };
         verification.first_broken = broken(
             verification.events as i64 + 1,
             format!(
-                "events after {} were removed: the checkpoint signed at {} covers event {}",
+                "events after {} were removed: the checkpoint signed at {}{source} covers event {}",
                 verification.events, last.signed_at, last.seq
+            ),
+        );
+    } else if let Some(first) = verification.deleted_checkpoints.first() {
+        verification.first_broken = broken(
+            *first,
+            format!(
+                "the checkpoints of events {:?} are in the external sink but were deleted from the database",
+                verification.deleted_checkpoints
             ),
         );
     }

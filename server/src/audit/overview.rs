@@ -23,11 +23,23 @@ const RECENT: i64 = 50;
 /// Reads the trail over meshport's store.
 pub struct AuditReader {
     pub store: Store,
-    /// Public key checkpoints must be signed with (base64), when meshport has one.
-    pub trusted_key: Option<String>,
+    /// Public keys (base64) checkpoints may be signed with; empty when meshport has none.
+    pub trusted: Vec<String>,
     /// The prefix this process verified last, so the next verification recomputes only newer
     /// events (kept in memory: a value in the database could be edited with the chain).
     pub verified: std::sync::Mutex<Option<VerifiedPrefix>>,
+}
+
+/// The event of a change-evidence report handed out as `format`, by `actor`.
+pub fn evidence_event(actor: Actor, format: Format) -> NewEvent {
+    NewEvent {
+        actor,
+        action: Action::ExportPerformed,
+        target: Target::new("evidence_report", "", format.extension()),
+        request_id: None,
+        details: json!({ "report": "change_evidence", "format": format.extension() }),
+        outcome: Outcome::Success,
+    }
 }
 
 /// Logs `error` as `what` and answers with `message`.
@@ -63,26 +75,39 @@ impl AuditReader {
         Ok(export::stream(self.store.clone(), period, format))
     }
 
-    /// Starts the change-evidence report, streamed.
-    pub fn evidence(
+    /// Records that `auditor` downloads the change-evidence report as `format`, then starts it,
+    /// streamed; nothing is sent unless the record is written.
+    pub async fn evidence(
         &self,
+        auditor: &Principal,
         format: Format,
     ) -> Result<mpsc::Receiver<Result<Bytes, StoreError>>, AppError> {
+        if format == Format::Ocsf {
+            return evidence::stream(self.store.clone(), format).map_err(AppError::Invalid);
+        }
+        record_alone(&self.store, evidence_event(Actor::from(auditor), format)).await.map_err(
+            |error| {
+                failed(
+                    error,
+                    "could not record an evidence report",
+                    "The report could not be recorded; try again.",
+                )
+            },
+        )?;
         evidence::stream(self.store.clone(), format).map_err(AppError::Invalid)
     }
 
     /// A reader that has verified nothing yet.
-    pub fn new(store: Store, trusted_key: Option<String>) -> Self {
-        Self { store, trusted_key, verified: std::sync::Mutex::default() }
+    pub fn new(store: Store, trusted: Vec<String>) -> Self {
+        Self { store, trusted, verified: std::sync::Mutex::default() }
     }
 
     /// The chain verified against the trusted key when there is one: in `full`, recomputed from
     /// the first event; otherwise only the events after the prefix verified last time.
     pub async fn verify(&self, full: bool) -> Result<Verification, AppError> {
         let prefix = if full { None } else { self.remembered() };
-        let verification = verify_after(&self.store, self.trusted_key.as_deref(), prefix.as_ref())
-            .await
-            .map_err(|error| {
+        let verification =
+            verify_after(&self.store, &self.trusted, prefix.as_ref()).await.map_err(|error| {
                 failed(
                     error,
                     "could not verify the audit trail",

@@ -32,8 +32,8 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
-/// A checkpoint as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+/// A checkpoint as stored (and as sent to an external sink, as JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Checkpoint {
     pub seq: i64,
     pub hash: String,
@@ -42,6 +42,10 @@ pub struct Checkpoint {
     pub public_key: String,
     /// Base64 signature over `crate::audit::checkpoint::message`.
     pub signature: String,
+    /// The signer's key id (`crate::audit::checkpoint::key_id`); empty on checkpoints signed
+    /// before keys had ids.
+    #[serde(default)]
+    pub key_id: String,
 }
 
 /// A request row with its requester's and decider's addresses, which the change-evidence
@@ -136,10 +140,14 @@ impl Store {
         Ok(on_pool!(self, pool => sqlx::query_as(sql).fetch_one(pool).await?))
     }
 
-    /// Every checkpoint, oldest first.
-    pub async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let sql = "SELECT seq, hash, signed_at, public_key, signature FROM audit_checkpoints ORDER BY seq";
-        Ok(on_pool!(self, pool => sqlx::query_as::<_, Checkpoint>(sql).fetch_all(pool).await?))
+    /// The checkpoints after event `after_seq`, oldest first.
+    pub async fn audit_checkpoints(&self, after_seq: i64) -> Result<Vec<Checkpoint>, StoreError> {
+        let sql =
+            "SELECT seq, hash, signed_at, public_key, signature, key_id FROM audit_checkpoints
+                   WHERE seq > $1 ORDER BY seq";
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, Checkpoint>(sql).bind(after_seq).fetch_all(pool).await?),
+        )
     }
 
     /// The newest checkpoint's event number and signing time, if any.
@@ -154,11 +162,13 @@ impl Store {
         &self,
         checkpoint: &Checkpoint,
     ) -> Result<bool, StoreError> {
-        let insert = "INSERT INTO audit_checkpoints (seq, hash, signed_at, public_key, signature)
-                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING";
+        let insert =
+            "INSERT INTO audit_checkpoints (seq, hash, signed_at, public_key, signature, key_id)
+                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq) DO NOTHING";
         let c = checkpoint;
         let inserted = on_pool!(self, pool => sqlx::query(insert).bind(c.seq).bind(&c.hash)
-            .bind(&c.signed_at).bind(&c.public_key).bind(&c.signature).execute(pool).await?.rows_affected());
+            .bind(&c.signed_at).bind(&c.public_key).bind(&c.signature).bind(&c.key_id)
+            .execute(pool).await?.rows_affected());
         Ok(inserted == 1)
     }
 

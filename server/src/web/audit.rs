@@ -105,10 +105,10 @@ pub async fn export_events(
 pub async fn evidence_report(
     State(state): State<AppState>,
     Query(query): Query<ExportQuery>,
-    _: Auditor,
+    Auditor(principal): Auditor,
 ) -> Result<Response, ApiError> {
     let format = format(&query, "csv")?;
-    let mut chunks = state.audit.evidence(format)?;
+    let mut chunks = state.audit.evidence(&principal, format).await?;
     let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| chunks.poll_recv(cx)));
     Ok((
         [

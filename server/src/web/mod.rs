@@ -144,7 +144,7 @@ impl AppState {
             gitops: gitops.clone(),
             audit: Arc::new(AuditReader::new(
                 store.clone(),
-                audit_key.as_ref().map(CheckpointKey::public_key),
+                config.audit.trusted(audit_key.as_ref()),
             )),
             audit_key,
             refusals: Arc::new(Refusals::new(store.clone(), config.audit.refusals_per_minute)),

@@ -2,9 +2,10 @@
 //! `verify` names the first event that was edited, removed or moved by someone who got past the
 //! triggers (a database administrator).
 
-use meshport_server::audit::checkpoint::{self, CheckpointKey};
+use meshport_server::audit::checkpoint::{self, Checkpoint, CheckpointKey};
 use meshport_server::audit::evidence::EvidenceRow;
 use meshport_server::audit::export::{self, Format, Period};
+use meshport_server::audit::sink::Sink;
 use meshport_server::audit::{
     self, Action, Actor, AuditEvent, GENESIS_HASH, NewEvent, Outcome, Target, Verification,
 };
@@ -32,6 +33,8 @@ on_both_backends!(
     evidence_shows_the_chained_approver_when_the_row_is_edited,
     long_trails_are_read_page_by_page,
     after_the_first_run_only_new_events_are_verified,
+    a_cut_tail_and_deleted_checkpoints_are_named_by_an_external_sink,
+    checkpoints_of_an_old_and_a_new_key_both_verify,
 );
 
 async fn record(store: &Store, n: usize) {
@@ -71,17 +74,18 @@ async fn drop_protection(store: &Store) {
 
 async fn events_chain_and_verify(db: TestDatabase) {
     assert_eq!(
-        audit::verify(&db.store, None).await.unwrap(),
+        audit::verify(&db.store, &[]).await.unwrap(),
         Verification {
             events: 0,
             last_hash: GENESIS_HASH.into(),
             checkpoints: 0,
             first_broken: None,
             verified_before: 0,
+            deleted_checkpoints: Vec::new(),
         }
     );
     record(&db.store, 5).await;
-    let verification = audit::verify(&db.store, None).await.unwrap();
+    let verification = audit::verify(&db.store, &[]).await.unwrap();
     assert_eq!((verification.events, verification.first_broken), (5, None));
     assert_ne!(verification.last_hash, GENESIS_HASH);
 }
@@ -97,7 +101,7 @@ async fn the_table_refuses_update_and_delete(db: TestDatabase) {
     if let Store::Postgres(_) = db.store {
         assert!(execute(&db.store, "TRUNCATE audit_events").await.is_err());
     }
-    assert_eq!(audit::verify(&db.store, None).await.unwrap().events, 2);
+    assert_eq!(audit::verify(&db.store, &[]).await.unwrap().events, 2);
 }
 
 async fn an_edited_event_is_named(db: TestDatabase) {
@@ -106,7 +110,7 @@ async fn an_edited_event_is_named(db: TestDatabase) {
     execute(&db.store, "UPDATE audit_events SET details = '{\"step\":99}' WHERE seq = 3")
         .await
         .unwrap();
-    let broken = audit::verify(&db.store, None).await.unwrap().first_broken.expect("detected");
+    let broken = audit::verify(&db.store, &[]).await.unwrap().first_broken.expect("detected");
     assert_eq!(broken.seq, 3);
     assert!(broken.reason.contains("edited"), "{}", broken.reason);
 }
@@ -115,7 +119,7 @@ async fn a_removed_event_is_named(db: TestDatabase) {
     record(&db.store, 4).await;
     drop_protection(&db.store).await;
     execute(&db.store, "DELETE FROM audit_events WHERE seq = 2").await.unwrap();
-    let broken = audit::verify(&db.store, None).await.unwrap().first_broken.expect("detected");
+    let broken = audit::verify(&db.store, &[]).await.unwrap().first_broken.expect("detected");
     assert_eq!(broken.seq, 2);
     assert!(broken.reason.contains("missing"), "{}", broken.reason);
 }
@@ -131,7 +135,7 @@ async fn reordered_events_are_named(db: TestDatabase) {
     ] {
         execute(&db.store, sql).await.unwrap();
     }
-    let broken = audit::verify(&db.store, None).await.unwrap().first_broken.expect("detected");
+    let broken = audit::verify(&db.store, &[]).await.unwrap().first_broken.expect("detected");
     assert_eq!(broken.seq, 2);
 }
 
@@ -365,7 +369,7 @@ async fn checkpoints_come_every_n_events_or_when_stale(db: TestDatabase) {
         None,
         "nothing new"
     );
-    let verification = audit::verify(&db.store, Some(&key.public_key())).await.unwrap();
+    let verification = audit::verify(&db.store, &[key.public_key()]).await.unwrap();
     assert_eq!(
         (verification.events, verification.checkpoints, verification.first_broken),
         (6, 3, None)
@@ -382,7 +386,7 @@ async fn a_cut_tail_is_named_by_the_signed_checkpoint(db: TestDatabase) {
     drop_protection(&db.store).await;
     // Without the checkpoint, a chain cut after event 3 would still look whole.
     execute(&db.store, "DELETE FROM audit_events WHERE seq > 3").await.unwrap();
-    let broken = audit::verify(&db.store, Some(&key.public_key()))
+    let broken = audit::verify(&db.store, &[key.public_key()])
         .await
         .unwrap()
         .first_broken
@@ -395,21 +399,21 @@ async fn a_checkpoint_signed_by_another_key_is_refused(db: TestDatabase) {
     let (ours, theirs) = (CheckpointKey::generate().unwrap(), CheckpointKey::generate().unwrap());
     record(&db.store, 2).await;
     checkpoint::sign_if_due(&db.store, &theirs, 1, HOUR).await.unwrap().expect("signed");
-    let broken = audit::verify(&db.store, Some(&ours.public_key()))
+    let broken = audit::verify(&db.store, &[ours.public_key()])
         .await
         .unwrap()
         .first_broken
         .expect("refused");
     assert!(broken.reason.contains("signature"), "{}", broken.reason);
     assert_eq!(
-        audit::verify(&db.store, None).await.unwrap().first_broken,
+        audit::verify(&db.store, &[]).await.unwrap().first_broken,
         None,
         "self-consistent without a trusted key"
     );
     // Without a trusted key, checkpoints must at least all carry one key.
     record(&db.store, 1).await;
     checkpoint::sign_if_due(&db.store, &ours, 1, HOUR).await.unwrap().expect("signed");
-    let broken = audit::verify(&db.store, None).await.unwrap().first_broken.expect("two keys");
+    let broken = audit::verify(&db.store, &[]).await.unwrap().first_broken.expect("two keys");
     assert!(broken.reason.contains("signature"), "{}", broken.reason);
 }
 
@@ -632,7 +636,7 @@ async fn evidence_shows_the_chained_approver_when_the_row_is_edited(db: TestData
 
 async fn long_trails_are_read_page_by_page(db: TestDatabase) {
     record(&db.store, 2_100).await;
-    let verification = audit::verify(&db.store, None).await.unwrap();
+    let verification = audit::verify(&db.store, &[]).await.unwrap();
     assert_eq!((verification.events, verification.first_broken), (2_100, None));
     let lines = exported(&db.store, Period::default(), Format::Jsonl).await;
     let seqs: Vec<i64> = event_lines(&lines)
@@ -645,20 +649,20 @@ async fn long_trails_are_read_page_by_page(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(
-        audit::verify(&db.store, None).await.unwrap().first_broken.map(|b| b.seq),
+        audit::verify(&db.store, &[]).await.unwrap().first_broken.map(|b| b.seq),
         Some(1500)
     );
 }
 
 async fn after_the_first_run_only_new_events_are_verified(db: TestDatabase) {
-    let reader = audit::AuditReader::new(db.store.clone(), None);
+    let reader = audit::AuditReader::new(db.store.clone(), Vec::new());
     record(&db.store, 5).await;
     let first = reader.verify(false).await.unwrap();
     assert_eq!((first.events, first.verified_before, first.first_broken), (5, 0, None));
     record(&db.store, 3).await;
     let next = reader.verify(false).await.unwrap();
     assert_eq!((next.events, next.verified_before, next.first_broken), (8, 5, None));
-    assert_eq!(next.last_hash, audit::verify(&db.store, None).await.unwrap().last_hash);
+    assert_eq!(next.last_hash, audit::verify(&db.store, &[]).await.unwrap().last_hash);
 
     drop_protection(&db.store).await;
     // An edit inside the verified prefix that keeps the hashes is found by the full check only.
@@ -669,7 +673,7 @@ async fn after_the_first_run_only_new_events_are_verified(db: TestDatabase) {
     assert_eq!((full.verified_before, full.first_broken.map(|b| b.seq)), (0, Some(2)));
 
     // The last verified event rewritten (its hash too) is found by the quick check.
-    let reader = audit::AuditReader::new(db.store.clone(), None);
+    let reader = audit::AuditReader::new(db.store.clone(), Vec::new());
     execute(&db.store, "UPDATE audit_events SET outcome = 'success' WHERE seq = 2").await.unwrap();
     assert_eq!(reader.verify(false).await.unwrap().first_broken, None);
     execute(&db.store, "UPDATE audit_events SET hash = 'rewritten' WHERE seq = 8").await.unwrap();
@@ -678,4 +682,178 @@ async fn after_the_first_run_only_new_events_are_verified(db: TestDatabase) {
     assert!(broken.reason.contains("since it was verified"), "{}", broken.reason);
     // The remembered prefix is dropped: the next run checks from the first event again.
     assert_eq!(reader.verify(false).await.unwrap().verified_before, 0);
+}
+
+/// What an administrator would do to delete checkpoints too.
+async fn drop_checkpoint_protection(store: &Store) {
+    let statements: &[&str] = match store {
+        Store::Sqlite(_) => &[
+            "DROP TRIGGER audit_checkpoints_no_update",
+            "DROP TRIGGER audit_checkpoints_no_delete",
+        ],
+        Store::Postgres(_) => &["ALTER TABLE audit_checkpoints DISABLE TRIGGER USER"],
+    };
+    for sql in statements {
+        execute(store, sql).await.unwrap();
+    }
+}
+
+/// 500 events with a checkpoint every 100, each sent to `sink` as the server's task does.
+async fn signed_and_published(store: &Store, key: &CheckpointKey, sink: &Sink) {
+    let mut published = None;
+    for _ in 0..5 {
+        record(store, 100).await;
+        checkpoint::sign_if_due(store, key, 100, HOUR).await.unwrap().expect("signed");
+        checkpoint::publish(store, sink, &mut published).await.unwrap();
+    }
+}
+
+/// Deletes the newest 150 of 500 events and the checkpoints after event 300, as a database
+/// administrator could; then checks what the database alone and the sink say.
+async fn cut_and_verify_against(store: &Store, key: &CheckpointKey, sink: &Sink) {
+    drop_protection(store).await;
+    drop_checkpoint_protection(store).await;
+    execute(store, "DELETE FROM audit_events WHERE seq > 350").await.unwrap();
+    execute(store, "DELETE FROM audit_checkpoints WHERE seq > 300").await.unwrap();
+    let trusted = [key.public_key()];
+    let alone = audit::verify(store, &trusted).await.unwrap();
+    assert_eq!((alone.events, alone.first_broken), (350, None), "the database alone looks whole");
+    let external = sink.read_all().await.unwrap();
+    let against = audit::verify_against(store, &trusted, &external).await.unwrap();
+    let broken = against.first_broken.expect("the cut is named");
+    assert_eq!(broken.seq, 351);
+    assert!(
+        broken.reason.contains("events after 350 were removed")
+            && broken.reason.contains("external sink")
+            && broken.reason.contains("covers event 500"),
+        "{}",
+        broken.reason
+    );
+    assert_eq!(against.deleted_checkpoints, [400, 500]);
+}
+
+async fn a_cut_tail_and_deleted_checkpoints_are_named_by_an_external_sink(db: TestDatabase) {
+    let key = CheckpointKey::generate().unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let worm = folder.path().join("worm");
+    let sink: Sink = format!("file://{}", worm.display()).parse().unwrap();
+    signed_and_published(&db.store, &key, &sink).await;
+    let mut names: Vec<String> = std::fs::read_dir(&worm)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, [100, 200, 300, 400, 500].map(|seq| format!("{seq:020}.json")));
+    // Never overwritten: the same checkpoint again is fine, another under its number is not.
+    let checkpoints = checkpoint::all(&db.store).await.unwrap();
+    sink.publish(&checkpoints[4]).await.unwrap();
+    let forged = Checkpoint { hash: "forged".into(), ..checkpoints[4].clone() };
+    let error = sink.publish(&forged).await.unwrap_err().to_string();
+    assert!(error.contains("not overwritten"), "{error}");
+    assert_eq!(sink.read_all().await.unwrap(), checkpoints);
+    cut_and_verify_against(&db.store, &key, &sink).await;
+}
+
+async fn checkpoints_of_an_old_and_a_new_key_both_verify(db: TestDatabase) {
+    let (old, new) = (CheckpointKey::generate().unwrap(), CheckpointKey::generate().unwrap());
+    record(&db.store, 2).await;
+    checkpoint::sign_if_due(&db.store, &old, 1, HOUR).await.unwrap().expect("signed");
+    record(&db.store, 2).await;
+    let point = checkpoint::sign_if_due(&db.store, &new, 1, HOUR).await.unwrap().expect("signed");
+    assert_eq!(point.key_id, checkpoint::key_id(&new.public_key()));
+    let both = [new.public_key(), old.public_key()];
+    let verification = audit::verify(&db.store, &both).await.unwrap();
+    assert_eq!((verification.checkpoints, verification.first_broken), (2, None));
+    let broken = audit::verify(&db.store, &[new.public_key()])
+        .await
+        .unwrap()
+        .first_broken
+        .expect("the old key is no longer trusted");
+    assert_eq!(broken.seq, 2);
+    assert!(
+        broken.reason.contains(&checkpoint::key_id(&old.public_key()))
+            && broken.reason.contains("not among the trusted keys"),
+        "{}",
+        broken.reason
+    );
+}
+
+#[tokio::test]
+async fn checkpoints_go_to_an_s3_bucket_with_object_lock() {
+    use rusty_s3::{Bucket, Credentials, S3Action as _, UrlStyle};
+    let (_moto, endpoint) = crate::harness::moto_server();
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    // The bucket is the platform team's, created with object lock.
+    let bucket =
+        Bucket::new(endpoint.parse().unwrap(), UrlStyle::Path, "meshport-audit", "us-east-1")
+            .unwrap();
+    let credentials = Credentials::new("test", "test");
+    let http = reqwest::Client::new();
+    let mut create = bucket.create_bucket(&credentials);
+    create.headers_mut().insert("x-amz-bucket-object-lock-enabled", "true");
+    let created = http
+        .put(create.sign(std::time::Duration::from_secs(60)).as_str())
+        .header("x-amz-bucket-object-lock-enabled", "true")
+        .header(reqwest::header::CONTENT_LENGTH, create.body().len())
+        .body(create.body())
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.text().await.unwrap());
+
+    let url = format!("s3://meshport-audit?endpoint={endpoint}&retain_days=30");
+    let sink = url.parse::<Sink>().unwrap().with_s3_credentials("test", "test");
+    let key = CheckpointKey::generate().unwrap();
+    signed_and_published(&db.store, &key, &sink).await;
+    assert_eq!(sink.read_all().await.unwrap(), checkpoint::all(&db.store).await.unwrap());
+    // Each object is locked in compliance mode, for the configured days.
+    let newest = format!("{:020}.json", 500);
+    let get = bucket.get_object(Some(&credentials), &newest);
+    let answer =
+        http.get(get.sign(std::time::Duration::from_secs(60)).as_str()).send().await.unwrap();
+    let header = |name: &str| answer.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(header("x-amz-object-lock-mode"), "COMPLIANCE");
+    let until =
+        chrono::DateTime::parse_from_rfc3339(&header("x-amz-object-lock-retain-until-date"))
+            .unwrap();
+    let days = (until.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((29..=30).contains(&days), "{until}");
+    cut_and_verify_against(&db.store, &key, &sink).await;
+}
+
+#[tokio::test]
+async fn checkpoints_go_to_syslog_over_udp_and_tcp() {
+    use tokio::io::AsyncReadExt as _;
+    let checkpoint = Checkpoint {
+        seq: 7,
+        hash: "ab".repeat(32),
+        signed_at: "2026-12-07T18:00:00.000000Z".into(),
+        public_key: "cHVibGlj".into(),
+        signature: "c2lnbmF0dXJl".into(),
+        key_id: "00112233aabbccdd".into(),
+    };
+    let parsed = |message: &str| {
+        assert!(message.starts_with("<110>1 "), "RFC 5424, facility log audit: {message}");
+        assert!(message.contains(" meshport "), "{message}");
+        let json = message.split_once("] ").expect("structured data, then the message").1;
+        serde_json::from_str::<Checkpoint>(json).unwrap()
+    };
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sink: Sink = format!("syslog+udp://{}", udp.local_addr().unwrap()).parse().unwrap();
+    sink.publish(&checkpoint).await.unwrap();
+    let mut datagram = vec![0; 8192];
+    let length = udp.recv(&mut datagram).await.unwrap();
+    assert_eq!(parsed(&String::from_utf8_lossy(&datagram[..length])), checkpoint);
+    let error = sink.read_all().await.unwrap_err().to_string();
+    assert!(error.contains("write-only"), "{error}");
+
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sink: Sink = format!("syslog+tcp://{}", tcp.local_addr().unwrap()).parse().unwrap();
+    let sent = tokio::spawn(async move { sink.publish(&checkpoint).await.map(|()| checkpoint) });
+    let (mut stream, _) = tcp.accept().await.unwrap();
+    let mut framed = String::new();
+    stream.read_to_string(&mut framed).await.unwrap();
+    let (length, message) = framed.split_once(' ').expect("octet counting");
+    assert_eq!(length.parse::<usize>().unwrap(), message.len());
+    assert_eq!(parsed(message), sent.await.unwrap().unwrap());
 }

@@ -411,3 +411,25 @@ pub async fn person(
 /// once in different runtimes, one sometimes never completed (a `GET /` hung under the full
 /// parallel suite, never alone). meshport itself runs one runtime, so this is a test-only limit.
 pub static ROUTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// An S3-compatible server for one test: `moto_server` (PyPI `moto[server]`, installed by
+/// scripts/setup.sh into the venv on `PATH`) on a free loopback port. Returns the process,
+/// stopped when dropped, and its endpoint once it answers.
+pub fn moto_server() -> (ServiceProcess, String) {
+    let port = free_loopback_port().unwrap();
+    let mut command = Command::new("moto_server");
+    command
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut process = ServiceProcess::spawn("moto_server", command, Signal::SIGTERM)
+        .expect("moto_server runs (scripts/setup.sh installs moto[server] into the venv)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(process.is_running(), "moto_server exited at start");
+        assert!(Instant::now() < deadline, "moto_server did not start in 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (process, format!("http://127.0.0.1:{port}"))
+}

@@ -865,7 +865,7 @@ async fn forged_server_function_calls_are_refused_and_change_nothing() {
     let parsed: Vec<csv::StringRecord> =
         csv::Reader::from_reader(csv_report.as_slice()).records().map(Result::unwrap).collect();
     assert_eq!((parsed.len(), &parsed[0][0], &parsed[1][0]), (2, id.as_str(), "trailer"));
-    let verification = meshport_server::audit::verify(&meshport.store, None).await.unwrap();
+    let verification = meshport_server::audit::verify(&meshport.store, &[]).await.unwrap();
     assert_eq!((verification.events, verification.first_broken), (trail.len() as u64, None));
 }
 
@@ -1155,7 +1155,13 @@ async fn auditors_download_the_trail_and_others_cannot() {
     let answer =
         send(&dev.app, &mut auditor, Request::get("/api/audit/verify"), Body::empty()).await;
     assert_eq!(answer.json()["first_broken"], Value::Null);
-    assert_eq!(answer.json()["events"], 6, "four, and the second developer's sign-in and refusal");
+    assert_eq!(
+        answer.json()["events"],
+        7,
+        "four, the second developer's sign-in and refusal, the evidence report handed out"
+    );
+    let handed = events(&dev.store, "export_performed").await;
+    assert_eq!(handed[0].target_kind, "evidence_report", "the newest export is the report");
 }
 
 /// An API token of `login` with `roles`, made through the token server function.

@@ -48,8 +48,7 @@ async fn demo_client(base: &str, role: &str) -> reqwest::Client {
 /// setting, so every path is the relative default `data`. An approved request reaches
 /// `pr_open` with its branch in `data/gitops.git`; SIGTERM then stops everything it started.
 #[tokio::test]
-async fn meshport_dev_with_the_default_data_folder_opens_the_pull_request_then_stops_on_sigterm()
-{
+async fn meshport_dev_with_the_default_data_folder_opens_the_pull_request_then_stops_on_sigterm() {
     let folder = tempfile::tempdir().unwrap();
     let port = meshport_server::dev::free_loopback_port().unwrap();
     let log = folder.path().join("meshport.log");
@@ -109,7 +108,8 @@ async fn meshport_dev_with_the_default_data_folder_opens_the_pull_request_then_s
         .await
         .unwrap();
     assert_eq!(submitted.status(), reqwest::StatusCode::CREATED);
-    let id = submitted.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id =
+        submitted.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let admin = demo_client(&base, "platform-admin").await;
     let approved = same_origin(admin.post(format!("{base}/api/v1/requests/{id}/approve")))
         .json(&serde_json::json!({ "reason": "Looks right." }))
@@ -195,7 +195,12 @@ fn readme_commands_work_beside_the_demo(folder: &std::path::Path, request_id: &s
     assert!(ok("meshport vault policy").contains("sys/policies/acl/"));
     assert!(ok("meshport vault policy --name meshport-portal").contains("path \""));
     let workload = ok("meshport vault policy --workload auth_kubernetes_0a1b2c3d");
-    assert!(workload.contains("{{identity.entity.aliases.auth_kubernetes_0a1b2c3d.metadata.service_account_name}}"), "{workload}");
+    assert!(
+        workload.contains(
+            "{{identity.entity.aliases.auth_kubernetes_0a1b2c3d.metadata.service_account_name}}"
+        ),
+        "{workload}"
+    );
     assert_eq!(ok("meshport vault preflight").trim(), "the Vault mounts are in place");
     // The demo enables no PKI engine: the check says which command would.
     let (status, _, stderr) = run("meshport vault preflight --pki");
@@ -317,4 +322,68 @@ async fn meshport_audit_exports_to_stdout_and_verify_names_a_tampered_event() {
     assert_eq!(broken.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(stderr.contains("broken at event 2"), "{stderr}");
+}
+
+#[tokio::test]
+async fn meshport_audit_verify_against_a_sink_names_the_cut_tail() {
+    use meshport_server::audit::checkpoint::{self, CheckpointKey};
+    use meshport_server::audit::sink::Sink;
+    use meshport_server::audit::{self, Action, Actor, NewEvent, Outcome, Target};
+    let (url, _folder) = crate::harness::empty_database(crate::harness::Backend::Postgres).await;
+    let store = meshport_server::store::Store::connect(&url.clone().into()).await.unwrap();
+    store.migrate().await.unwrap();
+    let key = CheckpointKey::generate().unwrap();
+    let worm = tempfile::tempdir().unwrap();
+    let sink_url = format!("file://{}", worm.path().display());
+    let sink: Sink = sink_url.parse().unwrap();
+    let mut published = None;
+    for step in 0..6 {
+        let event = NewEvent {
+            actor: Actor::system(),
+            action: Action::ProvisioningStep,
+            target: Target::new("service", "prod-app", "cart"),
+            request_id: None,
+            details: serde_json::json!({ "step": step }),
+            outcome: Outcome::Success,
+        };
+        audit::record_alone(&store, event).await.unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        checkpoint::sign_if_due(&store, &key, 2, hour).await.unwrap();
+        checkpoint::publish(&store, &sink, &mut published).await.unwrap();
+    }
+    let public_key = key.public_key();
+    let meshport = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_meshport"))
+            .args(args)
+            .env("MESHPORT_DATABASE_URL", &url)
+            .env("MESHPORT_DATA_DIR", "/nonexistent-meshport-data")
+            .output()
+            .unwrap()
+    };
+    let verify = ["audit", "verify", "--public-key", &public_key, "--against", &sink_url];
+    let whole = meshport(&verify);
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+
+    let meshport_server::store::Store::Postgres(pool) = &store else { unreachable!() };
+    for sql in [
+        "ALTER TABLE audit_events DISABLE TRIGGER USER",
+        "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER",
+        "DELETE FROM audit_events WHERE seq > 3",
+        "DELETE FROM audit_checkpoints WHERE seq > 2",
+    ] {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    }
+    let alone = meshport(&["audit", "verify", "--public-key", &public_key]);
+    assert!(alone.status.success(), "the database alone looks whole");
+    let cut = meshport(&verify);
+    assert_eq!(cut.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&cut.stderr);
+    assert!(stderr.contains("broken at event 4: events after 3 were removed"), "{stderr}");
+    assert!(String::from_utf8_lossy(&cut.stdout).contains("\"deleted_checkpoints\""));
+
+    // A sink URL of the wrong form is refused naming the option and the rule.
+    let bad = meshport(&["audit", "verify", "--against", "ftp://worm.example/x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("--against") && stderr.contains("must be file:///"), "{stderr}");
 }

@@ -203,7 +203,7 @@ fn added(files: &[ArtifactFile]) -> Vec<String> {
 }
 
 async fn events(store: &Store, action: &str) -> Vec<serde_json::Value> {
-    let verification = audit::verify(store, None).await.unwrap();
+    let verification = audit::verify(store, &[]).await.unwrap();
     assert!(verification.first_broken.is_none(), "{verification:?}");
     let mut found = Vec::new();
     let mut after = 0;
