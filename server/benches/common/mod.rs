@@ -99,6 +99,10 @@ pub async fn store_services(
         let spec = serde_json::to_value(request.without_secret_values())?;
         let stored = tx
             .create_request(&NewOnboardingRequest {
+                id: uuid::Uuid::new_v4(),
+                kind: app::onboarding::ChangeKind::Onboard,
+                base_change: None,
+                digest: None,
                 service_name: &request.service,
                 namespace: &request.namespace,
                 team: &request.team,
