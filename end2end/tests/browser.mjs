@@ -12,6 +12,40 @@ import path from 'node:path';
 // can take tens of seconds. A wait, not a speed target (docs/benchmarks.md measures speed).
 export const HYDRATION_TIMEOUT = 120_000;
 
+// What went wrong in a page, kept so that a page that never hydrates says why: script errors,
+// console errors and requests that failed or answered with an error status.
+const troubles = new WeakMap();
+
+/// Starts keeping `page`'s troubles (before its first navigation, to see them all).
+export function watch(page) {
+  if (troubles.has(page)) return page;
+  const seen = [];
+  troubles.set(page, seen);
+  page.on('pageerror', (error) => seen.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') seen.push(`console: ${message.text()}`);
+  });
+  page.on('requestfailed', (request) =>
+    seen.push(`request failed: ${request.url()} (${request.failure()?.errorText})`));
+  page.on('response', (response) => {
+    if (response.status() >= 400) seen.push(`response ${response.status()}: ${response.url()}`);
+  });
+  return page;
+}
+
+/// Waits for the hydrated marker `selector`; on timeout the error lists the page's troubles.
+export async function waitHydrated(page, selector) {
+  watch(page);
+  try {
+    await page.waitForSelector(selector, { timeout: HYDRATION_TIMEOUT });
+  } catch (error) {
+    const seen = troubles.get(page);
+    const state = await page.evaluate(() => document.readyState).catch((e) => e.message);
+    throw new Error(`${page.url()} did not hydrate (${selector}); document ${state}; `
+      + `troubles: ${seen.length ? seen.join(' | ') : 'none seen'}\n${error.message}`);
+  }
+}
+
 export const artifactsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 
 export function launchBrowser() {
@@ -57,10 +91,11 @@ export function bao(...args) {
   return execFileSync(process.env.MESHPORT_DEV__BAO_BIN ?? 'bao', args, { env, encoding: 'utf8' });
 }
 
-/// A new browser context signed in as `meshport dev`'s demo identity of `role`.
-export async function demoSignIn(browser, role) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
+/// A new browser context (with `options`) signed in as `meshport dev`'s demo identity of
+/// `role`; the sign-in page is rendered whole, so this works without JavaScript too.
+export async function demoSignIn(browser, role, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+  const page = watch(await context.newPage());
   await page.goto(`${base}/signin`);
   await page.click(`button[data-demo-role="${role}"]`);
   await page.waitForURL(`${base}/`);

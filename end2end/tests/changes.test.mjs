@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT, base, data, bao, demoSignIn } from './browser.mjs';
+import { sharedBrowser, artifactsDir, waitHydrated, base, data, bao, demoSignIn } from './browser.mjs';
 
 const shared = sharedBrowser();
 
@@ -81,7 +81,7 @@ async function openChangeForm(page) {
   await page.goto(`${base}/services/${namespace}/${service}`);
   await page.click('#change-service');
   await page.waitForURL(`${base}/services/${namespace}/${service}/change`);
-  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: HYDRATION_TIMEOUT });
+  await waitHydrated(page, '#onboard-form[data-hydrated="true"]');
 }
 
 async function previewFields(page) {
@@ -100,7 +100,7 @@ test('a live service changes by change sets: preview, second-person approval, a 
 
   // Version 1: onboarded, approved, merged.
   await page.goto(`${base}/onboard`);
-  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: HYDRATION_TIMEOUT });
+  await waitHydrated(page, '#onboard-form[data-hydrated="true"]');
   await page.fill('#service', service);
   await page.fill('#team', 'shop');
   await page.fill('#image', image);

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT } from './browser.mjs';
+import { sharedBrowser, artifactsDir, waitHydrated } from './browser.mjs';
 
 const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
 const shared = sharedBrowser();
@@ -20,7 +20,7 @@ test('the start page hydrates and its steps toggle works', async () => {
   assert.equal(await page.title(), 'meshport');
 
   // An Effect sets this only in the browser, so it proves the WASM hydrated the page.
-  await page.waitForSelector('section[data-hydrated="true"]', { timeout: HYDRATION_TIMEOUT });
+  await waitHydrated(page, 'section[data-hydrated="true"]');
 
   const steps = page.locator('#onboarding-steps');
   const toggle = page.getByRole('button', { name: 'How onboarding works' });

@@ -4,20 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT } from './browser.mjs';
+import { sharedBrowser, artifactsDir, waitHydrated, base, demoSignIn } from './browser.mjs';
 
-const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
 const shared = sharedBrowser();
 
-async function developer(options = {}) {
-  const context = await shared.browser.newContext(options);
-  const page = await context.newPage();
-  // The sign-in page is rendered whole (no script needed) like the form.
-  await page.goto(`${base}/signin`);
-  await page.click('button[data-demo-role="developer"]');
-  await page.waitForURL(`${base}/`);
-  return { context, page };
-}
+const developer = (options = {}) => demoSignIn(shared.browser, 'developer', options);
 
 // Presses a group's "add" button and waits for the new row: drawn in place once hydrated,
 // or in the page the server sends back without JavaScript.
@@ -49,7 +40,7 @@ test('the form validates as it is typed, previews every artifact and submits', a
   const errors = [];
   page.on('pageerror', (error) => errors.push(error.message));
   await page.goto(`${base}/onboard`);
-  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: HYDRATION_TIMEOUT });
+  await waitHydrated(page, '#onboard-form[data-hydrated="true"]');
 
   // Field errors appear before any submission, from the validator running in the browser.
   await page.fill('#service', 'Checkout!');

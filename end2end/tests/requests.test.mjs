@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT, base, data, bao, demoSignIn } from './browser.mjs';
+import { sharedBrowser, artifactsDir, waitHydrated, base, data, bao, demoSignIn } from './browser.mjs';
 
 
 
@@ -22,7 +22,7 @@ test('a developer onboards cart in the form, an admin approves, meshport provisi
   const developer = await signIn('developer');
   const page = developer.page;
   await page.goto(`${base}/onboard`);
-  await page.waitForSelector('#onboard-form[data-hydrated="true"]', { timeout: HYDRATION_TIMEOUT });
+  await waitHydrated(page, '#onboard-form[data-hydrated="true"]');
   // Invalid input shows field errors before anything is submitted.
   await page.fill('#service', 'Cart_Service');
   await page.waitForSelector('#service-errors li');

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { sharedBrowser, artifactsDir, HYDRATION_TIMEOUT } from './browser.mjs';
+import { sharedBrowser, artifactsDir, waitHydrated } from './browser.mjs';
 
 const base = process.env.MESHPORT_E2E_URL ?? 'http://127.0.0.1:3000';
 const shared = sharedBrowser();
@@ -26,7 +26,7 @@ test('a developer signs in at the identity provider, sees name and role, and sig
   const errors = watchErrors(page);
 
   await page.goto(`${base}/`);
-  await page.waitForSelector('section[data-hydrated="true"]', { timeout: HYDRATION_TIMEOUT });
+  await waitHydrated(page, 'section[data-hydrated="true"]');
   await page.click('#sign-in');
   await page.waitForURL(`${base}/signin`);
   await page.click('#sign-in-oidc');
