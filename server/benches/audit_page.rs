@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     audit_chain::fill(&store, events).await?;
     eprintln!("filled {events} events in {:.1} s", started.elapsed().as_secs_f64());
 
-    let reader = AuditReader::new(store.clone(), Vec::new());
+    let reader = AuditReader::new(store.clone(), Vec::new(), None);
     println!("| /audit load | events | milliseconds | events recomputed |");
     println!("|---|---|---|---|");
     let load = |what: &'static str| {

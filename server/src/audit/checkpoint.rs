@@ -21,6 +21,15 @@ pub fn message(seq: i64, hash: &str, signed_at: &str) -> String {
     format!("meshport-audit-checkpoint/v1\n{seq}\n{hash}\n{signed_at}")
 }
 
+/// What a verified prefix's signature covers: its last event, in a domain of its own, so a
+/// checkpoint cannot pass for a verified prefix nor the other way round.
+pub fn verified_message(seq: i64, hash: &str, signed_at: &str) -> String {
+    format!("meshport-audit-verified-prefix/v1\n{seq}\n{hash}\n{signed_at}")
+}
+
+/// The text a signature covers: [`message`] or [`verified_message`].
+type Message = fn(i64, &str, &str) -> String;
+
 /// The key that signs checkpoints.
 #[derive(Clone)]
 pub struct CheckpointKey(SigningKey);
@@ -77,6 +86,24 @@ impl CheckpointKey {
     fn sign(&self, text: &str) -> String {
         STANDARD.encode(self.0.sign(text.as_bytes()).to_bytes())
     }
+
+    /// `(seq, hash)` signed now over `message`.
+    fn signed(&self, seq: i64, hash: String, message: Message) -> Checkpoint {
+        let signed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+        Checkpoint {
+            seq,
+            signature: self.sign(&message(seq, &hash, &signed_at)),
+            hash,
+            signed_at,
+            public_key: self.public_key(),
+            key_id: key_id(&self.public_key()),
+        }
+    }
+
+    /// A verified prefix ending at event `seq` with `hash`, signed now.
+    pub fn sign_verified_prefix(&self, seq: i64, hash: String) -> Checkpoint {
+        self.signed(seq, hash, verified_message)
+    }
 }
 
 /// The id of a public key (base64): the first 16 hex digits of SHA-256 over its bytes.
@@ -98,6 +125,15 @@ pub fn is_public_key(public_key: &str) -> bool {
 /// Checks `checkpoint`'s signature with the trusted key it names (by key id, or by public key
 /// for checkpoints older than key ids). Returns what is wrong.
 pub fn check_signature(checkpoint: &Checkpoint, trusted: &[String]) -> Result<(), String> {
+    check_signed(checkpoint, trusted, message)
+}
+
+/// Checks a verified prefix's signature like [`check_signature`].
+pub fn check_verified_prefix(prefix: &Checkpoint, trusted: &[String]) -> Result<(), String> {
+    check_signed(prefix, trusted, verified_message)
+}
+
+fn check_signed(checkpoint: &Checkpoint, trusted: &[String], message: Message) -> Result<(), String> {
     let named = |key: &&String| {
         if checkpoint.key_id.is_empty() {
             **key == checkpoint.public_key
@@ -112,7 +148,7 @@ pub fn check_signature(checkpoint: &Checkpoint, trusted: &[String]) -> Result<()
             if checkpoint.key_id.is_empty() { &checkpoint.public_key } else { &checkpoint.key_id }
         ));
     };
-    if signature_is_valid(checkpoint, key) {
+    if signature_valid_over(checkpoint, key, message) {
         Ok(())
     } else {
         Err(format!(
@@ -124,6 +160,10 @@ pub fn check_signature(checkpoint: &Checkpoint, trusted: &[String]) -> Result<()
 
 /// Checks a checkpoint's signature against `public_key` (base64).
 pub fn signature_is_valid(checkpoint: &Checkpoint, public_key: &str) -> bool {
+    signature_valid_over(checkpoint, public_key, message)
+}
+
+fn signature_valid_over(checkpoint: &Checkpoint, public_key: &str, message: Message) -> bool {
     let decode = |text: &str| STANDARD.decode(text).ok();
     let (Some(key), Some(signature)) = (decode(public_key), decode(&checkpoint.signature)) else {
         return false;
@@ -163,15 +203,7 @@ pub async fn sign_if_due(
     if unsigned <= 0 || (unsigned < i64::from(every) && !stale) {
         return Ok(None);
     }
-    let signed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-    let checkpoint = Checkpoint {
-        seq,
-        signature: key.sign(&message(seq, &hash, &signed_at)),
-        hash,
-        signed_at,
-        public_key: key.public_key(),
-        key_id: key_id(&key.public_key()),
-    };
+    let checkpoint = key.signed(seq, hash, message);
     let inserted = store.insert_audit_checkpoint(&checkpoint).await?;
     // Another replica may have signed this head first.
     Ok(inserted.then_some(checkpoint))

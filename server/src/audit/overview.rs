@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::checkpoint::{self, CheckpointKey};
 use super::evidence;
 use super::export::{self, Format, Period};
 use super::{
@@ -25,8 +26,12 @@ pub struct AuditReader {
     pub store: Store,
     /// Public keys (base64) checkpoints may be signed with; empty when meshport has none.
     pub trusted: Vec<String>,
+    /// Signs the verified prefix, so that it is also recorded in the database and outlives the
+    /// process (without a key it is kept in memory only: an unsigned value in the database
+    /// could be edited with the chain).
+    pub key: Option<CheckpointKey>,
     /// The prefix this process verified last, so the next verification recomputes only newer
-    /// events (kept in memory: a value in the database could be edited with the chain).
+    /// events.
     pub verified: std::sync::Mutex<Option<VerifiedPrefix>>,
 }
 
@@ -97,15 +102,15 @@ impl AuditReader {
         evidence::stream(self.store.clone(), format).map_err(AppError::Invalid)
     }
 
-    /// A reader that has verified nothing yet.
-    pub fn new(store: Store, trusted: Vec<String>) -> Self {
-        Self { store, trusted, verified: std::sync::Mutex::default() }
+    /// A reader that has verified nothing yet in this process.
+    pub fn new(store: Store, trusted: Vec<String>, key: Option<CheckpointKey>) -> Self {
+        Self { store, trusted, key, verified: std::sync::Mutex::default() }
     }
 
     /// The chain verified against the trusted key when there is one: in `full`, recomputed from
     /// the first event; otherwise only the events after the prefix verified last time.
     pub async fn verify(&self, full: bool) -> Result<Verification, AppError> {
-        let prefix = if full { None } else { self.remembered() };
+        let prefix = if full { None } else { self.prefix().await };
         let verification =
             verify_after(&self.store, &self.trusted, prefix.as_ref()).await.map_err(|error| {
                 failed(
@@ -114,23 +119,58 @@ impl AuditReader {
                     "The audit trail could not be read.",
                 )
             })?;
-        let mut remembered = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        match (verification.intact_prefix(), &verification.first_broken) {
-            // Runs overlap: keep the longest prefix.
-            (Some(new), _) if remembered.as_ref().is_none_or(|old| old.seq <= new.seq) => {
-                *remembered = Some(new);
+        let (grew, broke) = {
+            let mut remembered = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            let old = remembered.as_ref().map_or(0, |old| old.seq);
+            match (verification.intact_prefix(), &verification.first_broken) {
+                // Runs overlap: keep the longest prefix.
+                (Some(new), _) if old <= new.seq => {
+                    *remembered = Some(new.clone());
+                    (Some(new).filter(|new| new.seq > old), false)
+                }
+                // A break inside what was remembered: start again from the first event.
+                (_, Some(broken)) if broken.seq <= old => {
+                    *remembered = None;
+                    (None, true)
+                }
+                _ => (None, false),
             }
-            // A break inside what was remembered: start again from the first event.
-            (_, Some(broken)) if remembered.as_ref().is_some_and(|old| broken.seq <= old.seq) => {
-                *remembered = None;
-            }
-            _ => {}
+        };
+        let recorded = match (&self.key, grew) {
+            (Some(key), Some(new)) => Some(
+                self.store
+                    .record_verified_prefix(&key.sign_verified_prefix(new.seq, new.hash))
+                    .await,
+            ),
+            _ if broke => Some(self.store.forget_verified_prefix().await),
+            _ => None,
+        };
+        if let Some(Err(error)) = recorded {
+            tracing::warn!(%error, "could not record the verified prefix of the audit trail");
         }
         Ok(verification)
     }
 
-    fn remembered(&self) -> Option<VerifiedPrefix> {
-        self.verified.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Where verification may start: the prefix this process verified, or (after a restart)
+    /// the recorded one if a trusted key signed it.
+    async fn prefix(&self) -> Option<VerifiedPrefix> {
+        if let Some(prefix) = self.verified.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Some(prefix);
+        }
+        let recorded = match self.store.verified_prefix().await {
+            Ok(recorded) => recorded?,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the verified prefix of the audit trail");
+                return None;
+            }
+        };
+        match checkpoint::check_verified_prefix(&recorded, &self.trusted) {
+            Ok(()) => Some(VerifiedPrefix { seq: recorded.seq, hash: recorded.hash }),
+            Err(reason) => {
+                tracing::warn!(%reason, "the recorded verified prefix is not trusted: verifying the whole audit trail");
+                None
+            }
+        }
     }
 }
 

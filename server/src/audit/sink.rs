@@ -48,7 +48,15 @@ fn failed(what: impl std::fmt::Display) -> SinkError {
 #[derive(Clone, Debug)]
 pub enum Sink {
     Directory(PathBuf),
-    S3 { bucket: Bucket, retain_days: u32, url: String, credentials: Option<Credentials> },
+    S3 {
+        bucket: Bucket,
+        retain_days: u32,
+        url: String,
+        credentials: Option<Credentials>,
+        /// Its own client: a process-wide one would keep connections (and their tasks) of the
+        /// first tokio runtime that used it, which hang once that runtime is gone.
+        http: reqwest::Client,
+    },
     Syslog { address: String, tcp: bool },
 }
 
@@ -103,7 +111,11 @@ impl std::str::FromStr for Sink {
                 };
                 let bucket = Bucket::new(endpoint, UrlStyle::Path, name.to_owned(), region)
                     .map_err(|e| bad(&format!("has an unusable endpoint ({e:?})")))?;
-                Ok(Self::S3 { bucket, retain_days, url: text.to_owned(), credentials: None })
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .map_err(|e| bad(&format!("needs an HTTP client ({e})")))?;
+                Ok(Self::S3 { bucket, retain_days, url: text.to_owned(), credentials: None, http })
             }
             scheme @ ("syslog+udp" | "syslog+tcp") => {
                 let (Some(host), Some(port)) = (url.host_str(), url.port()) else {
@@ -189,7 +201,7 @@ impl Sink {
                     Err(e) => Err(failed(format!("{}: {e}", path.display()))),
                 }
             }
-            Self::S3 { bucket, retain_days, credentials, .. } => {
+            Self::S3 { bucket, retain_days, credentials, http, .. } => {
                 use md5::Digest as _;
                 let credentials = credentials_of(credentials)?;
                 let key = file_name(checkpoint.seq);
@@ -205,7 +217,7 @@ impl Sink {
                 for (name, value) in &headers {
                     put.headers_mut().insert(*name, value.clone());
                 }
-                let mut request = http_client().put(put.sign(SIGNED_FOR).as_str()).body(json);
+                let mut request = http.put(put.sign(SIGNED_FOR).as_str()).body(json);
                 for (name, value) in headers {
                     request = request.header(name, value);
                 }
@@ -247,10 +259,10 @@ impl Sink {
                 Self::Directory(dir) => tokio::fs::read(dir.join(&name))
                     .await
                     .map_err(|e| failed(format!("{}: {e}", dir.join(&name).display())))?,
-                Self::S3 { bucket, credentials, .. } => {
+                Self::S3 { bucket, credentials, http, .. } => {
                     let credentials = credentials_of(credentials)?;
                     let url = bucket.get_object(Some(&credentials), &name).sign(SIGNED_FOR);
-                    answer(http_client().get(url.as_str()), &format!("{self}: GET {name}"))
+                    answer(http.get(url.as_str()), &format!("{self}: GET {name}"))
                         .await?
                         .into_bytes()
                 }
@@ -302,7 +314,7 @@ impl Sink {
                 }
                 Ok(names)
             }
-            Self::S3 { bucket, credentials, .. } => {
+            Self::S3 { bucket, credentials, http, .. } => {
                 let credentials = credentials_of(credentials)?;
                 let mut names = Vec::new();
                 let mut token: Option<String> = None;
@@ -313,7 +325,7 @@ impl Sink {
                     }
                     let url = list.sign(SIGNED_FOR);
                     let body =
-                        answer(http_client().get(url.as_str()), &format!("{self}: LIST")).await?;
+                        answer(http.get(url.as_str()), &format!("{self}: LIST")).await?;
                     let page = rusty_s3::actions::ListObjectsV2::parse_response(&body)
                         .map_err(|e| failed(format!("{self}: an unreadable listing ({e})")))?;
                     names.extend(
@@ -344,15 +356,6 @@ fn syslog_message(checkpoint: &Checkpoint, json: &str) -> String {
         checkpoint.seq,
         checkpoint.key_id
     )
-}
-
-fn http_client() -> reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client")
-        })
-        .clone()
 }
 
 #[cfg(test)]

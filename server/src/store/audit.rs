@@ -88,6 +88,33 @@ impl Store {
         after_seq: i64,
         up_to: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
+        match self.audit_packed(after_seq, up_to, Some(PAGE)).await? {
+            Some(json) => parse_audit_page(&json),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The events numbered in `(after_seq, after_seq + PAGE]` (and at most `up_to`), still
+    /// packed as the database wrote them (parse with [`parse_audit_page`]; `None` when the
+    /// range has none), and the number the next range starts after. A page by number range
+    /// needs no parsing to know where the next one starts, so an export reads the next page
+    /// while it parses and encodes this one.
+    pub async fn audit_range_packed(
+        &self,
+        after_seq: i64,
+        up_to: i64,
+    ) -> Result<(i64, Option<String>), StoreError> {
+        let end = up_to.min(after_seq.saturating_add(PAGE));
+        Ok((end, self.audit_packed(after_seq, end, None).await?))
+    }
+
+    /// Events `(after_seq, up_to]` as one JSON array of arrays, at most `limit` of them.
+    async fn audit_packed(
+        &self,
+        after_seq: i64,
+        up_to: i64,
+        limit: Option<i64>,
+    ) -> Result<Option<String>, StoreError> {
         let inner = format!(
             "SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
         );
@@ -102,16 +129,11 @@ impl Store {
         let packed: Option<String> = on_pool!(self, pool => sqlx::query_scalar(&sql)
             .bind(after_seq)
             .bind(up_to)
-            .bind(PAGE)
+            .bind(limit.unwrap_or(up_to.saturating_sub(after_seq)))
             .fetch_one(pool)
             .await?);
-        // Each event comes as an array in `EVENT_COLUMNS` order, which is `AuditEvent`'s field
-        // order: serde reads a struct from such an array.
-        match packed {
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| StoreError::Corrupt(format!("an audit page: {e}"))),
-            None => Ok(Vec::new()),
-        }
+        // SQLite's json_group_array of no rows is `[]`, PostgreSQL's json_agg is NULL.
+        Ok(packed.filter(|json| json != "[]"))
     }
 
     /// The first and last sequence numbers of the events that occurred in `[from, to)` (RFC
@@ -170,6 +192,36 @@ impl Store {
             .bind(&c.signed_at).bind(&c.public_key).bind(&c.signature).bind(&c.key_id)
             .execute(pool).await?.rows_affected());
         Ok(inserted == 1)
+    }
+
+    /// Records `prefix` as the verified prefix. It replaces whatever is recorded, even a longer
+    /// one: that may be forged (its signature is checked only when read), and a replica racing
+    /// with an older prefix costs at most a few events verified again.
+    pub async fn record_verified_prefix(&self, prefix: &Checkpoint) -> Result<(), StoreError> {
+        let upsert = "INSERT INTO audit_verified_prefix (id, seq, hash, signed_at, public_key, signature, key_id)
+                      VALUES (1, $1, $2, $3, $4, $5, $6)
+                      ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+                          signed_at = excluded.signed_at, public_key = excluded.public_key,
+                          signature = excluded.signature, key_id = excluded.key_id";
+        let p = prefix;
+        on_pool!(self, pool => sqlx::query(upsert).bind(p.seq).bind(&p.hash).bind(&p.signed_at)
+            .bind(&p.public_key).bind(&p.signature).bind(&p.key_id).execute(pool).await
+            .map(drop)?);
+        Ok(())
+    }
+
+    /// Forgets the verified prefix (a break was found inside it).
+    pub async fn forget_verified_prefix(&self) -> Result<(), StoreError> {
+        let delete = "DELETE FROM audit_verified_prefix";
+        on_pool!(self, pool => sqlx::query(delete).execute(pool).await.map(drop)?);
+        Ok(())
+    }
+
+    /// The recorded verified prefix, as stored (its signature unchecked).
+    pub async fn verified_prefix(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let select = "SELECT seq, hash, signed_at, public_key, signature, key_id
+                      FROM audit_verified_prefix WHERE id = 1";
+        Ok(on_pool!(self, pool => sqlx::query_as(select).fetch_optional(pool).await?))
     }
 
     /// The requests whose first event is in `(after_seq, up_to]`, at most `limit`, in the order
@@ -311,4 +363,11 @@ impl Tx {
         on_tx!(self, conn => sqlx::query(head).bind(&e.hash).execute(&mut **conn).await.map(drop)?);
         Ok(())
     }
+}
+
+/// The events of a page packed by the database ([`Store::audit_range_packed`]). Each event
+/// comes as an array in `EVENT_COLUMNS` order, which is `AuditEvent`'s field order: serde reads
+/// a struct from such an array.
+pub fn parse_audit_page(json: &str) -> Result<Vec<AuditEvent>, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("an audit page: {e}")))
 }

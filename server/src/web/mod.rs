@@ -10,7 +10,7 @@ mod pull_requests;
 pub mod security;
 mod server_fns;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use app::access::Principal;
 use app::account::AvailableSignIns;
@@ -25,7 +25,7 @@ use axum::Router;
 use axum::extract::{FromRef, State};
 use axum::routing::{get, post};
 use leptos::prelude::*;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -145,6 +145,7 @@ impl AppState {
             audit: Arc::new(AuditReader::new(
                 store.clone(),
                 config.audit.trusted(audit_key.as_ref()),
+                audit_key.clone(),
             )),
             audit_key,
             refusals: Arc::new(Refusals::new(store.clone(), config.audit.refusals_per_minute)),
@@ -197,7 +198,7 @@ impl AppState {
 /// The whole HTTP application. From the outside in: tracing, compression, security headers,
 /// cross-site refusal, sessions, the caller's principal, then the routes.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(app::App);
+    let routes = page_routes();
     let shell_options = state.leptos_options.clone();
     let (page_state, fallback_state) = (state.clone(), state.clone());
     let session_layer = session::layer(&state.identity, state.sessions.clone());
@@ -277,6 +278,15 @@ pub fn router(state: AppState) -> Router {
                 .on_failure(DefaultOnFailure::new().level(Level::WARN)),
         )
         .with_state(state)
+}
+
+/// The pages' routes, listed once per process. Listing them runs the app with every resource
+/// load suppressed process-wide (leptos_server's global `SuppressResourceLoad`): a page whose
+/// resource first polled meanwhile, on another router of the same process, waited forever
+/// (leptos#4773). The integration tests build a router per test, in parallel.
+fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
 }
 
 /// Records a forbidden call (403) of a known caller as a refused attempt: the method, the

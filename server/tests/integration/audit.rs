@@ -33,6 +33,7 @@ on_both_backends!(
     evidence_shows_the_chained_approver_when_the_row_is_edited,
     long_trails_are_read_page_by_page,
     after_the_first_run_only_new_events_are_verified,
+    a_signed_verified_prefix_outlives_the_process_and_a_forged_one_is_ignored,
     a_cut_tail_and_deleted_checkpoints_are_named_by_an_external_sink,
     checkpoints_of_an_old_and_a_new_key_both_verify,
 );
@@ -655,7 +656,7 @@ async fn long_trails_are_read_page_by_page(db: TestDatabase) {
 }
 
 async fn after_the_first_run_only_new_events_are_verified(db: TestDatabase) {
-    let reader = audit::AuditReader::new(db.store.clone(), Vec::new());
+    let reader = audit::AuditReader::new(db.store.clone(), Vec::new(), None);
     record(&db.store, 5).await;
     let first = reader.verify(false).await.unwrap();
     assert_eq!((first.events, first.verified_before, first.first_broken), (5, 0, None));
@@ -673,7 +674,7 @@ async fn after_the_first_run_only_new_events_are_verified(db: TestDatabase) {
     assert_eq!((full.verified_before, full.first_broken.map(|b| b.seq)), (0, Some(2)));
 
     // The last verified event rewritten (its hash too) is found by the quick check.
-    let reader = audit::AuditReader::new(db.store.clone(), Vec::new());
+    let reader = audit::AuditReader::new(db.store.clone(), Vec::new(), None);
     execute(&db.store, "UPDATE audit_events SET outcome = 'success' WHERE seq = 2").await.unwrap();
     assert_eq!(reader.verify(false).await.unwrap().first_broken, None);
     execute(&db.store, "UPDATE audit_events SET hash = 'rewritten' WHERE seq = 8").await.unwrap();
@@ -682,6 +683,50 @@ async fn after_the_first_run_only_new_events_are_verified(db: TestDatabase) {
     assert!(broken.reason.contains("since it was verified"), "{}", broken.reason);
     // The remembered prefix is dropped: the next run checks from the first event again.
     assert_eq!(reader.verify(false).await.unwrap().verified_before, 0);
+}
+
+async fn a_signed_verified_prefix_outlives_the_process_and_a_forged_one_is_ignored(
+    db: TestDatabase,
+) {
+    let key = CheckpointKey::generate().unwrap();
+    let trusted = vec![key.public_key()];
+    let reader = |key: Option<CheckpointKey>| {
+        audit::AuditReader::new(db.store.clone(), trusted.clone(), key)
+    };
+    record(&db.store, 6).await;
+    assert_eq!(reader(Some(key.clone())).verify(false).await.unwrap().verified_before, 0);
+    let recorded = db.store.verified_prefix().await.unwrap().expect("recorded");
+    assert_eq!(recorded.seq, 6);
+    assert!(checkpoint::check_verified_prefix(&recorded, &trusted).is_ok());
+    // Not a checkpoint: its signature covers another text.
+    assert!(checkpoint::check_signature(&recorded, &trusted).is_err());
+
+    // A new process (another reader) starts after the recorded prefix.
+    record(&db.store, 2).await;
+    let restarted = reader(Some(key.clone())).verify(false).await.unwrap();
+    assert_eq!((restarted.events, restarted.verified_before, restarted.first_broken), (8, 6, None));
+    assert_eq!(db.store.verified_prefix().await.unwrap().unwrap().seq, 8, "moved forward");
+
+    // Moved back or forward by someone without the key: ignored, the whole chain is verified.
+    execute(&db.store, "UPDATE audit_verified_prefix SET seq = 3").await.unwrap();
+    assert_eq!(reader(None).verify(false).await.unwrap().verified_before, 0);
+    // Signed by a key that is not trusted: ignored too.
+    let stranger = CheckpointKey::generate().unwrap();
+    execute(&db.store, "DELETE FROM audit_verified_prefix").await.unwrap();
+    db.store.record_verified_prefix(&stranger.sign_verified_prefix(8, recorded.hash)).await.unwrap();
+    assert_eq!(reader(None).verify(false).await.unwrap().verified_before, 0);
+
+    // A process with the key replaces it with what it verified itself.
+    let reader = reader(Some(key));
+    reader.verify(true).await.unwrap();
+    let replaced = db.store.verified_prefix().await.unwrap().unwrap();
+    assert!(checkpoint::check_verified_prefix(&replaced, &trusted).is_ok());
+
+    // A break found inside the recorded prefix forgets it.
+    drop_protection(&db.store).await;
+    execute(&db.store, "UPDATE audit_events SET outcome = 'failure' WHERE seq = 2").await.unwrap();
+    assert_eq!(reader.verify(true).await.unwrap().first_broken.map(|b| b.seq), Some(2));
+    assert_eq!(db.store.verified_prefix().await.unwrap(), None);
 }
 
 /// What an administrator would do to delete checkpoints too.

@@ -406,11 +406,17 @@ pub async fn person(
     (user, principal)
 }
 
-/// Tests call the in-process router one request at a time. Leptos spawns its rendering work on a
-/// process-wide executor, while each test runs its own tokio runtime: with many page renders at
-/// once in different runtimes, one sometimes never completed (a `GET /` hung under the full
-/// parallel suite, never alone). meshport itself runs one runtime, so this is a test-only limit.
-pub static ROUTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One request through the in-process router: its status, headers and body.
+pub async fn call(
+    app: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (axum::http::StatusCode, axum::http::HeaderMap, bytes::Bytes) {
+    use tower::ServiceExt;
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 10 * 1024 * 1024).await.unwrap();
+    (parts.status, parts.headers, bytes)
+}
 
 /// An S3-compatible server for one test: `moto_server` (PyPI `moto[server]`, installed by
 /// scripts/setup.sh into the venv on `PATH`) on a free loopback port. Returns the process,

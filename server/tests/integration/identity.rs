@@ -12,7 +12,6 @@ use meshport_server::store::Store;
 use meshport_server::vault::Vault;
 use meshport_server::web::{AppState, router};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use crate::harness::{
     Backend, OIDC_CLIENT_SECRET, TEST_PUBLIC_URL, TestDatabase, oidc_issuer, oidc_password, openbao,
@@ -99,17 +98,9 @@ async fn send(
         Some(cookie) => request.header(header::COOKIE, cookie),
         None => request,
     };
-    let one_at_a_time = crate::harness::ROUTER.lock().await;
-    let response = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-    let (parts, body) = response.into_parts();
-    jar.take_from(&parts.headers);
-    let bytes = axum::body::to_bytes(body, 10 * 1024 * 1024).await.unwrap();
-    drop(one_at_a_time);
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
+    let (status, headers, bytes) = crate::harness::call(app, request.body(body).unwrap()).await;
+    jar.take_from(&headers);
+    Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
 }
 
 /// A server-function call as meshport's own page makes it: same-origin, JSON back.

@@ -7,7 +7,6 @@ use axum::http::{Request, StatusCode, header};
 use meshport_server::config::Config;
 use meshport_server::vault::{Vault, VaultConfig};
 use meshport_server::web::{AppState, router};
-use tower::ServiceExt;
 
 use crate::harness::{Backend, TestDatabase, openbao};
 
@@ -28,12 +27,8 @@ async fn send(
     app: &axum::Router,
     request: Request<Body>,
 ) -> (StatusCode, header::HeaderMap, String) {
-    let one_at_a_time = crate::harness::ROUTER.lock().await;
-    let response = app.clone().oneshot(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 10 * 1024 * 1024).await.unwrap();
-    drop(one_at_a_time);
-    (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+    let (status, headers, bytes) = crate::harness::call(app, request).await;
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn assert_json(body: &str, expected: serde_json::Value) {
@@ -87,9 +82,8 @@ async fn responses_are_compressed_when_the_client_accepts_it() {
     let (app, _db) = app(openbao()).await;
     let request =
         Request::get("/").header(header::ACCEPT_ENCODING, "gzip").body(Body::empty()).unwrap();
-    let _one_at_a_time = crate::harness::ROUTER.lock().await;
-    let response = app.oneshot(request).await.unwrap();
-    assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+    let (_, headers, _) = crate::harness::call(&app, request).await;
+    assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
 }
 
 #[tokio::test]

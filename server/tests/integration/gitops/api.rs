@@ -9,7 +9,6 @@ use http::{Request, StatusCode, header};
 use meshport_server::store::{NewUser, Store};
 use meshport_server::vault::Vault;
 use meshport_server::web::{AppState, router};
-use tower::ServiceExt;
 
 use super::{Remote, cart_request, git, proposal};
 use crate::harness::{Backend, TestDatabase, openbao};
@@ -63,9 +62,7 @@ async fn call(
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Body::empty())
         .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let (status, _, bytes) = crate::harness::call(app, request).await;
     (status, serde_json::from_slice(&bytes).unwrap_or_default())
 }
 

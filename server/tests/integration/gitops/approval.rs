@@ -13,7 +13,6 @@ use meshport_server::store::Store;
 use meshport_server::vault::Vault;
 use meshport_server::web::{AppState, router};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use uuid::Uuid;
 
 use super::api::token;
@@ -40,9 +39,7 @@ async fn call(
         request = request.header(header::CONTENT_TYPE, "application/json");
     }
     let body = body.map_or_else(Body::empty, |json| Body::from(json.to_string()));
-    let response = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let (status, _, bytes) = crate::harness::call(app, request.body(body).unwrap()).await;
     (status, serde_json::from_slice(&bytes).unwrap_or_default())
 }
 

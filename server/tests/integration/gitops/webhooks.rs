@@ -16,7 +16,6 @@ use meshport_server::store::PullRequestRecord;
 use meshport_server::vault::Vault;
 use meshport_server::web::{AppState, router};
 use serde_json::json;
-use tower::ServiceExt;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -408,9 +407,7 @@ async fn the_webhook_route_takes_forge_posts_without_a_browser_origin() {
     let send = |request: Request<Body>| {
         let app = app.clone();
         async move {
-            let response = app.oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            let (status, _, bytes) = crate::harness::call(&app, request).await;
             (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap())
         }
     };
