@@ -12,8 +12,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+#[cfg(test)]
 use super::AuditEvent;
-use crate::store::{Store, StoreError, parse_audit_page};
+use crate::store::{Store, StoreError};
 
 /// Chunks are flushed at about this size.
 const CHUNK: usize = 64 * 1024;
@@ -140,9 +141,11 @@ async fn produce(
         let (pages_sender, mut pages) = mpsc::channel(2);
         tokio::spawn(read_pages(store.clone(), first - 1, last, pages_sender));
         while let Some(page) = pages.recv().await {
-            let events = parse_audit_page(&page?)?;
+            let page = page?;
+            let events: Vec<PagedEvent> = serde_json::from_str(&page)
+                .map_err(|e| StoreError::Corrupt(format!("an audit page: {e}")))?;
             // A clock step could put an event of another period between the first and last.
-            for event in events.iter().filter(|e| e.occurred_at >= from && e.occurred_at < to) {
+            for event in events.iter().filter(|e| *e.occurred_at >= *from && *e.occurred_at < *to) {
                 encoder.push(event);
             }
             if encoder.buffered() >= CHUNK && sender.send(Ok(encoder.take())).await.is_err() {
@@ -183,6 +186,44 @@ async fn read_pages(
     }
 }
 
+/// An event of a page as the database packs it: `AuditEvent`'s fields in its order, so it
+/// reads the same arrays and writes the same JSON, but each text borrows from the page unless
+/// it has escapes (as `details` does). An export copies only those.
+#[derive(Debug, Serialize, Deserialize)]
+struct PagedEvent<'a> {
+    seq: i64,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    occurred_at: Cow<'a, str>,
+    #[serde(borrow)]
+    actor_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    actor_subject: Cow<'a, str>,
+    #[serde(borrow)]
+    actor_email: Cow<'a, str>,
+    #[serde(borrow)]
+    actor_roles: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow)]
+    target_kind: Cow<'a, str>,
+    #[serde(borrow)]
+    target_namespace: Cow<'a, str>,
+    #[serde(borrow)]
+    target_name: Cow<'a, str>,
+    #[serde(borrow)]
+    request_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    details: Cow<'a, str>,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    #[serde(borrow)]
+    prev_hash: Cow<'a, str>,
+    #[serde(borrow)]
+    hash: Cow<'a, str>,
+}
+
 /// Encodes events one by one into a buffer.
 struct Encoder {
     format: Format,
@@ -202,14 +243,14 @@ impl Encoder {
         Self { format, csv, buffer: Vec::with_capacity(CHUNK * 2), trailer: Trailer::default() }
     }
 
-    fn push(&mut self, event: &AuditEvent) {
+    fn push(&mut self, event: &PagedEvent) {
         self.trailer.add(event.seq, &event.hash);
         match self.format {
             Format::Csv | Format::CsvExcel => {
                 let writer = self.csv.as_mut().expect("a CSV writer");
                 let seq = event.seq.to_string();
-                let cells = [
-                    seq.as_str(),
+                let cells: [&str; 16] = [
+                    &seq,
                     &event.id,
                     &event.occurred_at,
                     event.actor_user_id.as_deref().unwrap_or(""),
@@ -527,10 +568,10 @@ struct OcsfUnmapped<'a> {
 const MESHPORT: OcsfNamed<'static> = OcsfNamed { name: "meshport" };
 
 /// One event as OCSF class 6003.
-pub fn ocsf(event: &AuditEvent) -> OcsfEvent<'_> {
+fn ocsf<'a>(event: &'a PagedEvent<'_>) -> OcsfEvent<'a> {
     // Create for new things, Update for decisions and changes, Delete for removals, Read for
     // exports and sign-ins (which change no resource).
-    let (activity_id, activity_name) = match event.action.as_str() {
+    let (activity_id, activity_name) = match &*event.action {
         "request_submitted" | "api_token_created" | "pull_request_opened" => (1, "Create"),
         "sign_in" | "sign_out" | "export_performed" => (2, "Read"),
         "service_offboarded" | "api_token_revoked" | "vault_values_discarded" => (4, "Delete"),
@@ -583,7 +624,25 @@ pub fn ocsf(event: &AuditEvent) -> OcsfEvent<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::spreadsheet_safe;
+    use super::{AuditEvent, Cow, PagedEvent, spreadsheet_safe};
+
+    #[test]
+    fn a_paged_event_reads_and_writes_what_an_audit_event_does() {
+        // As the database packs a page: one array per event, in the columns' order.
+        let page = serde_json::json!([
+            [7, "id-7", "2026-12-07T10:00:00.000001Z", null, "dana", "dana@shop.example",
+             "developer,auditor", "request_submitted", "request", "prod-app", "cart", "r-1",
+             "{\"reason\":\"line\\nbreak \\u00e9 \\\"quoted\\\"\"}", "success", "prev", "hash"],
+            [8, "id-8", "2026-12-07T10:00:01Z", "u-1", "é ü", "", "", "sign_in", "", "", "", null,
+             "{}", "failure", "hash", "next"]
+        ])
+        .to_string();
+        let owned: Vec<AuditEvent> = serde_json::from_str(&page).unwrap();
+        let paged: Vec<PagedEvent> = serde_json::from_str(&page).unwrap();
+        assert_eq!(serde_json::to_string(&owned).unwrap(), serde_json::to_string(&paged).unwrap());
+        // Texts without escapes are borrowed from the page; `details` has some.
+        assert!(matches!(paged[0].id, Cow::Borrowed(_)) && matches!(paged[0].details, Cow::Owned(_)));
+    }
 
     #[test]
     fn cells_a_spreadsheet_would_evaluate_get_a_leading_quote() {

@@ -89,14 +89,17 @@ impl Store {
         up_to: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         match self.audit_packed(after_seq, up_to, Some(PAGE)).await? {
-            Some(json) => parse_audit_page(&json),
+            // Each event comes as an array in `EVENT_COLUMNS` order, which is `AuditEvent`'s
+            // field order: serde reads a struct from such an array.
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("an audit page: {e}"))),
             None => Ok(Vec::new()),
         }
     }
 
     /// The events numbered in `(after_seq, after_seq + PAGE]` (and at most `up_to`), still
-    /// packed as the database wrote them (parse with [`parse_audit_page`]; `None` when the
-    /// range has none), and the number the next range starts after. A page by number range
+    /// packed as the database wrote them (one JSON array of `AuditEvent` arrays; `None` when
+    /// the range has none), and the number the next range starts after. A page by number range
     /// needs no parsing to know where the next one starts, so an export reads the next page
     /// while it parses and encodes this one.
     pub async fn audit_range_packed(
@@ -363,11 +366,4 @@ impl Tx {
         on_tx!(self, conn => sqlx::query(head).bind(&e.hash).execute(&mut **conn).await.map(drop)?);
         Ok(())
     }
-}
-
-/// The events of a page packed by the database ([`Store::audit_range_packed`]). Each event
-/// comes as an array in `EVENT_COLUMNS` order, which is `AuditEvent`'s field order: serde reads
-/// a struct from such an array.
-pub fn parse_audit_page(json: &str) -> Result<Vec<AuditEvent>, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("an audit page: {e}")))
 }

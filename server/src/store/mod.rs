@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-pub use audit::{AuditEvent, Checkpoint, EvidenceRequest, parse_audit_page};
+pub use audit::{AuditEvent, Checkpoint, EvidenceRequest};
 pub use jobs::{Job, JobKind, JobState, JobStep};
 pub use pull_requests::{MergedAs, NewPullRequest, PrState, PullRequestKind, PullRequestRecord};
 pub use request_rows::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
