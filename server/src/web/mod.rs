@@ -18,6 +18,7 @@ use app::account::ssr::AccountService;
 use app::audit::ssr::AuditService;
 use app::platform::ssr::ReadinessProbe;
 use app::request_api::ssr::RequestService;
+use app::notifications::ssr::NotificationService;
 use app::secret_rotation::ssr::RotationService;
 use app::status_report::ssr::StatusService;
 use app::users::ssr::UserAdminService;
@@ -42,6 +43,7 @@ use crate::identity::session::{self, Sessions};
 use crate::identity::{Accounts, Identity, UserAdmin};
 use crate::request_service::Requests;
 use crate::rotation::Rotations;
+use crate::notify::{NotificationSettings, Notifications};
 use crate::status::alerts::Alerts;
 use crate::status::{Refresh, StatusBoard};
 use crate::store::Store;
@@ -81,6 +83,8 @@ pub struct AppState {
     pub status: Arc<StatusBoard>,
     /// Rotating services' secrets and delivering them.
     pub rotations: Arc<Rotations>,
+    /// People's notification settings and failed deliveries.
+    pub notification_settings: Arc<NotificationSettings>,
     /// The bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<secrecy::SecretString>,
 }
@@ -137,7 +141,9 @@ impl AppState {
             rules: config.onboarding_rules(),
             clusters: config.clusters.iter().cloned().map(|c| Arc::new(Cluster::new(c))).collect(),
         });
+        let notifications = Arc::new(Notifications::new(&config.notify, &config.public_url()));
         Ok(Self {
+            notification_settings: Arc::new(NotificationSettings { store: store.clone() }),
             rotations,
             status,
             metrics_token: config.status.metrics_token.clone(),
@@ -155,6 +161,7 @@ impl AppState {
                 vault: vault.clone(),
                 settings: config.artifact_settings(),
                 gitops: Some(gitops),
+                notifications,
             }),
             accounts: Arc::new(Accounts {
                 store: store.clone(),
@@ -180,6 +187,7 @@ impl AppState {
         provide_context(self.audit.clone() as Arc<dyn AuditService>);
         provide_context(self.status.clone() as Arc<dyn StatusService>);
         provide_context(self.rotations.clone() as Arc<dyn RotationService>);
+        provide_context(self.notification_settings.clone() as Arc<dyn NotificationService>);
         provide_context(AvailableSignIns {
             oidc: self.identity.oidc.is_some(),
             demo: self.identity.demo,
