@@ -1,13 +1,15 @@
 """A real SMTP server for the notification tests (aiosmtpd, from PyPI through
 scripts/requirements.txt). It offers and requires STARTTLS with a self-signed certificate for
 127.0.0.1 that it writes to FOLDER/cert.pem, keeps each accepted message as FOLDER/mail/N.json
-(envelope and raw content), and can answer the first N messages with a temporary refusal.
+(envelope, subject, decoded plain-text and HTML bodies, raw content), and can answer the first N messages with a temporary refusal.
 Runs until SIGTERM.
 
     python3 smtp_sink.py PORT FOLDER [REFUSE_FIRST]
 """
 
 import datetime
+import email
+import email.policy
 import ipaddress
 import json
 import os
@@ -71,10 +73,15 @@ class Sink:
                 return "451 4.3.0 Try again later"
             self.count += 1
             number = self.count
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        part = lambda kind: (parsed.get_body((kind,)) or parsed).get_content()
         message = {
             "from": envelope.mail_from,
             "to": envelope.rcpt_tos,
             "tls": session.ssl is not None,
+            "subject": str(parsed["Subject"]),
+            "text": part("plain"),
+            "html": part("html"),
             "data": envelope.content.decode("utf-8", "replace"),
         }
         path = os.path.join(self.folder, f"{number:04}.json")
