@@ -68,7 +68,7 @@ pub fn App() -> impl IntoView {
                     </span>
                     <span class="flex gap-4 text-sm">
                         <a href="/onboard" class="text-indigo-700 hover:underline">"Onboard"</a>
-                        <a href="/requests" class="text-indigo-700 hover:underline">"Requests"</a>
+                        <a href="/requests" class="text-indigo-700 hover:underline">"Requests"<pages::DecisionQueueCount /></a>
                         <a href="/services" class="text-indigo-700 hover:underline">"Services"</a>
                         <a href="/status" class="text-indigo-700 hover:underline">"Status"</a>
                     </span>
@@ -82,6 +82,7 @@ pub fn App() -> impl IntoView {
                     // work without JavaScript (streamed Suspense needs a script to resolve).
                     <Route path=StaticSegment("signin") view=pages::SignInPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("audit") view=pages::AuditPage />
+                    <Route path=StaticSegment("account") view=pages::AccountPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("onboard") view=pages::OnboardPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("requests") view=pages::RequestsPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("services") view=pages::ServicesPage ssr=SsrMode::Async />

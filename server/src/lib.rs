@@ -95,7 +95,8 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
             config.artifact_settings(),
             config.onboarding_rules(),
         )
-        .with_lease(std::time::Duration::from_secs(config.jobs.lease_seconds)),
+        .with_lease(std::time::Duration::from_secs(config.jobs.lease_seconds))
+        .with_notifications(state.requests.notifications.clone()),
     );
     engine.clone().spawn(std::time::Duration::from_millis(config.jobs.poll_millis));
     if config.jobs.drift_minutes > 0 {

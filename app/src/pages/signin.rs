@@ -99,6 +99,7 @@ pub fn AccountMenu() -> impl IntoView {
                                     <span class="font-medium">{principal.name}</span>
                                     <span class="text-slate-500">" · " <span id="signed-in-roles">{roles}</span></span>
                                 </span>
+                                <a id="account" href="/account" class="text-indigo-700 hover:underline">"Account"</a>
                                 {admin.then(|| view! {
                                     <a id="admin-users" href="/admin/users" class="text-indigo-700 hover:underline">"Users"</a>
                                 })}

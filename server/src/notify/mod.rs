@@ -208,6 +208,11 @@ impl Notifications {
         }
     }
 
+    /// Whether any channel is configured.
+    pub fn enabled(&self) -> bool {
+        self.email || !self.webhooks.is_empty()
+    }
+
     /// Queues `event`'s message for each recipient who has not muted its kind and each
     /// configured webhook of its audience. Nothing when the event was queued before.
     pub async fn queue(&self, tx: &mut Tx, event: &Event<'_>) -> Result<(), StoreError> {

@@ -114,12 +114,11 @@ impl AppState {
         let security = Arc::new(security);
         let audit_key =
             config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
-        let gitops = Arc::new(Gitops::from_config(
-            &config.gitops,
-            &config.data_dir,
-            &config.public_url(),
-            store.clone(),
-        )?);
+        let notifications = Arc::new(Notifications::new(&config.notify, &config.public_url()));
+        let gitops = Arc::new(
+            Gitops::from_config(&config.gitops, &config.data_dir, &config.public_url(), store.clone())?
+                .with_notifications(notifications.clone()),
+        );
         let status = Arc::new(StatusBoard::new(
             store.clone(),
             vault.clone(),
@@ -130,7 +129,7 @@ impl AppState {
                 every: std::time::Duration::from_secs(config.status.refresh_seconds),
                 max_backoff: std::time::Duration::from_secs(config.status.max_backoff_seconds),
             },
-            config.status.alert_webhook.clone().map(Alerts::new),
+            Alerts::configured(config.status.alert_webhook.clone(), notifications.clone()),
         ));
         let rotations = Arc::new(Rotations {
             store: store.clone(),
@@ -141,7 +140,6 @@ impl AppState {
             rules: config.onboarding_rules(),
             clusters: config.clusters.iter().cloned().map(|c| Arc::new(Cluster::new(c))).collect(),
         });
-        let notifications = Arc::new(Notifications::new(&config.notify, &config.public_url()));
         Ok(Self {
             notification_settings: Arc::new(NotificationSettings { store: store.clone() }),
             rotations,

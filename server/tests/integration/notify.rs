@@ -395,3 +395,94 @@ async fn a_delivery_that_keeps_failing_is_shown_to_admins() {
     let error = failed[0].last_error.as_deref().unwrap();
     assert!(error.contains("did not answer") && !error.contains("127.0.0.1"), "{error}");
 }
+
+#[tokio::test]
+async fn a_merge_and_a_failed_provisioning_are_queued_for_the_requester_admins_and_channels() {
+    use meshport_server::jobs::{Engine, GitopsProposals};
+
+    let platform = Platform::new().await;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    // Queued only: no sender runs, so no SMTP server is needed.
+    let notify = NotifyConfig {
+        smtp_host: "127.0.0.1".into(),
+        platform_webhook: Some(SecretString::from("http://127.0.0.1:9/platform".to_owned())),
+        team_webhooks: BTreeMap::from([(
+            "cart".to_owned(),
+            SecretString::from("http://127.0.0.1:9/cart".to_owned()),
+        )]),
+        ..NotifyConfig::default()
+    };
+    let notifications = Arc::new(Notifications::new(&notify, PUBLIC_URL));
+    let remote = crate::gitops::Remote::new();
+    let gitops = Arc::new(
+        crate::gitops::open_gitops(&remote.settings(), db.store.clone())
+            .unwrap()
+            .with_notifications(notifications.clone()),
+    );
+    let proposals = || Arc::new(GitopsProposals { gitops: gitops.clone(), store: db.store.clone() });
+    let engine = Engine::new(
+        db.store.clone(),
+        platform.meshport.clone(),
+        proposals(),
+        platform.settings.clone(),
+        OnboardingRules::default(),
+    )
+    .with_notifications(notifications.clone());
+    let requests = Requests { gitops: Some(gitops.clone()), ..requests(&platform, &db.store, &notify) };
+    let dana = member(&db.store, "dana", &[Role::Developer]).await;
+    let alex = member(&db.store, "alex", &[Role::PlatformAdmin]).await;
+    member(&db.store, "blake", &[Role::PlatformAdmin]).await;
+    let recipients = |kind: &'static str| {
+        let store = db.store.clone();
+        async move {
+            let mut to: Vec<String> = store
+                .notifications()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|n| n.kind == kind)
+                .map(|n| format!("{} {}", n.channel, n.recipient))
+                .collect();
+            to.sort();
+            to
+        }
+    };
+    let everyone = [
+        "email alex@shop.example",
+        "email blake@shop.example",
+        "email dana@shop.example",
+        "webhook platform",
+        "webhook team:cart",
+    ];
+
+    let id = requests.submit(&dana, cart().0).await.unwrap();
+    requests.decide(&alex, &id, Decision::Approve, "").await.unwrap();
+    assert!(engine.run_next().await.unwrap().is_some());
+    let pulls = db.store.pull_requests_of(id.parse().unwrap()).await.unwrap();
+    gitops.merge(pulls[0].id, meshport_server::audit::Actor::from(&alex)).await.unwrap();
+    assert_eq!(recipients("pull_request_merged").await, everyone);
+    let merged = db.store.notifications().await.unwrap();
+    let merged = merged.iter().find(|n| n.kind == "pull_request_merged").unwrap();
+    assert_eq!(merged.link, format!("{PUBLIC_URL}/requests/{id}"));
+    assert!(merged.body_text.contains(&pulls[0].url), "{}", merged.body_text);
+
+    // The platform has since stopped allowing the namespace: provisioning fails for good.
+    let refusing = Engine::new(
+        db.store.clone(),
+        platform.meshport.clone(),
+        proposals(),
+        platform.settings.clone(),
+        OnboardingRules { namespaces: vec!["elsewhere".into()], ..Default::default() },
+    )
+    .with_notifications(notifications.clone());
+    let mut basket = cart().0;
+    basket.service = "basket".into();
+    let id = requests.submit(&dana, basket).await.unwrap();
+    requests.decide(&alex, &id, Decision::Approve, "").await.unwrap();
+    assert!(refusing.run_next().await.unwrap().is_some());
+    assert_eq!(recipients("provisioning_failed").await, everyone);
+    let failed = db.store.notifications().await.unwrap();
+    let failed = failed.iter().find(|n| n.kind == "provisioning_failed").unwrap();
+    assert!(failed.subject.contains("prod-app/basket"), "{}", failed.subject);
+    assert!(failed.body_text.contains("namespace"), "{}", failed.body_text);
+}
