@@ -354,7 +354,9 @@ impl RequestService for Requests {
         });
         audit::record(&mut tx, request_event(admin, action, &record, details)).await?;
         let approved = decision == Decision::Approve;
-        self.notifications.queue(&mut tx, &Event::Decided { request: &record, approved, reason }).await?;
+        self.notifications
+            .queue(&mut tx, &Event::Decided { request: &record, approved, reason })
+            .await?;
         if decision == Decision::Approve {
             let job = match record.kind {
                 ChangeKind::Onboard | ChangeKind::Modify => JobKind::Provision,

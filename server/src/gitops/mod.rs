@@ -590,7 +590,8 @@ impl Gitops {
             let flagged = event(&updated, Action::ChangedAfterApproval, actor, source);
             audit::record(tx, flagged).await?;
         }
-        if merged && updated.kind != PullRequestKind::Rollout
+        if merged
+            && updated.kind != PullRequestKind::Rollout
             && let Some(request) = tx.request(updated.request_id).await?
         {
             let (pull_request, url) = (updated.id, updated.url.as_str());

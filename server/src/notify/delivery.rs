@@ -50,10 +50,8 @@ impl Deliveries {
     /// Deliveries as `config` describes them.
     pub fn new(store: Store, config: &NotifyConfig) -> anyhow::Result<Self> {
         let mailer = config.email().then(|| mailer(config)).transpose()?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         Ok(Self {
             store,
             mailer,
@@ -115,7 +113,9 @@ impl Deliveries {
         match notification.channel.as_str() {
             "email" => self.send_mail(notification).await,
             "webhook" => self.post(notification).await,
-            other => Err(Failure { message: format!("unknown channel `{other}`"), retryable: false }),
+            other => {
+                Err(Failure { message: format!("unknown channel `{other}`"), retryable: false })
+            }
         }
     }
 
@@ -125,10 +125,9 @@ impl Deliveries {
             // Configuration may come back on a later start: keep trying until attempts run out.
             return Err(Failure { message: "notify.smtp_host is not set".into(), retryable: true });
         };
-        let to: Mailbox = notification
-            .recipient
-            .parse()
-            .map_err(|e| permanent(format!("the address `{}` is invalid: {e}", notification.recipient)))?;
+        let to: Mailbox = notification.recipient.parse().map_err(|e| {
+            permanent(format!("the address `{}` is invalid: {e}", notification.recipient))
+        })?;
         let email = lettre::Message::builder()
             .from(mailer.from.clone())
             .to(to)

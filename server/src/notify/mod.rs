@@ -19,8 +19,7 @@ use uuid::Uuid;
 use self::settings::NotifyConfig;
 use crate::errors::internal;
 use crate::store::{
-    NewNotification, NotificationChannel, OnboardingRequestRecord, Recipient, Store, StoreError,
-    Tx,
+    NewNotification, NotificationChannel, OnboardingRequestRecord, Recipient, Store, StoreError, Tx,
 };
 
 /// Something people should hear about.
@@ -32,7 +31,12 @@ pub enum Event<'a> {
     Decided { request: &'a OnboardingRequestRecord, approved: bool, reason: Option<&'a str> },
     /// Provisioning stopped: its retries are spent, or it needs an admin. `attempt` tells
     /// failures after an admin's retry apart.
-    ProvisioningFailed { request: &'a OnboardingRequestRecord, error: &'a str, job: Uuid, attempt: i32 },
+    ProvisioningFailed {
+        request: &'a OnboardingRequestRecord,
+        error: &'a str,
+        job: Uuid,
+        attempt: i32,
+    },
     /// The change set's pull request was merged.
     PullRequestMerged { request: &'a OnboardingRequestRecord, pull_request: Uuid, url: &'a str },
     /// Commits were pushed to the pull request after its approval: a second admin checks them.
@@ -349,7 +353,8 @@ mod tests {
     #[test]
     fn a_rejection_carries_its_reason_escaped_in_html() {
         let request = cart();
-        let event = Event::Decided { request: &request, approved: false, reason: Some("<b>no</b>") };
+        let event =
+            Event::Decided { request: &request, approved: false, reason: Some("<b>no</b>") };
         let message = message(&event, "https://mp.example");
         assert!(message.text.contains("Reason: <b>no</b>"), "{}", message.text);
         assert!(message.html.contains("Reason: &lt;b&gt;no&lt;/b&gt;"), "{}", message.html);

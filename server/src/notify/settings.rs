@@ -77,20 +77,32 @@ impl NotifyConfig {
 
     /// The configured webhooks by the name notifications use: `platform`, `team:<name>`.
     pub fn webhooks(&self) -> BTreeMap<String, SecretString> {
-        let teams = self.team_webhooks.iter().map(|(team, url)| (format!("team:{team}"), url.clone()));
-        self.platform_webhook.iter().map(|url| ("platform".to_owned(), url.clone())).chain(teams).collect()
+        let teams =
+            self.team_webhooks.iter().map(|(team, url)| (format!("team:{team}"), url.clone()));
+        self.platform_webhook
+            .iter()
+            .map(|url| ("platform".to_owned(), url.clone()))
+            .chain(teams)
+            .collect()
     }
 
     /// The first setting that cannot work, as (dotted key, rule).
     pub fn problem(&self) -> Option<(&'static str, &'static str)> {
         let http_url = |url: &SecretString| {
-            url::Url::parse(url.expose_secret()).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+            url::Url::parse(url.expose_secret())
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
         };
         if self.email() && self.from.parse::<lettre::message::Mailbox>().is_err() {
-            return Some(("notify.from", "must be a mailbox such as `meshport <meshport@example.com>`"));
+            return Some((
+                "notify.from",
+                "must be a mailbox such as `meshport <meshport@example.com>`",
+            ));
         }
         if self.smtp_username.is_some() != self.smtp_password.is_some() {
-            return Some(("notify.smtp_username", "must be set together with `notify.smtp_password`"));
+            return Some((
+                "notify.smtp_username",
+                "must be set together with `notify.smtp_password`",
+            ));
         }
         if !self.platform_webhook.as_ref().is_none_or(http_url) {
             return Some(("notify.platform_webhook", "must be an http(s) URL"));

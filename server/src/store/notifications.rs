@@ -170,9 +170,15 @@ impl Store {
     }
 
     /// Mutes or unmutes a kind for `user_id`.
-    pub async fn set_muted(&self, user_id: Uuid, kind: &str, muted: bool) -> Result<(), StoreError> {
+    pub async fn set_muted(
+        &self,
+        user_id: Uuid,
+        kind: &str,
+        muted: bool,
+    ) -> Result<(), StoreError> {
         if muted {
-            let sql = "INSERT INTO notification_mutes (user_id, kind, created_at) VALUES ($1, $2, $3)
+            let sql =
+                "INSERT INTO notification_mutes (user_id, kind, created_at) VALUES ($1, $2, $3)
                        ON CONFLICT (user_id, kind) DO NOTHING";
             on_pool!(self, pool => sqlx::query(sql)
                 .bind(user_id)

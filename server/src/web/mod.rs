@@ -16,9 +16,9 @@ use app::access::Principal;
 use app::account::AvailableSignIns;
 use app::account::ssr::AccountService;
 use app::audit::ssr::AuditService;
+use app::notifications::ssr::NotificationService;
 use app::platform::ssr::ReadinessProbe;
 use app::request_api::ssr::RequestService;
-use app::notifications::ssr::NotificationService;
 use app::secret_rotation::ssr::RotationService;
 use app::status_report::ssr::StatusService;
 use app::users::ssr::UserAdminService;
@@ -41,9 +41,9 @@ use crate::config::Config;
 use crate::gitops::Gitops;
 use crate::identity::session::{self, Sessions};
 use crate::identity::{Accounts, Identity, UserAdmin};
+use crate::notify::{NotificationSettings, Notifications};
 use crate::request_service::Requests;
 use crate::rotation::Rotations;
-use crate::notify::{NotificationSettings, Notifications};
 use crate::status::alerts::Alerts;
 use crate::status::{Refresh, StatusBoard};
 use crate::store::Store;
@@ -116,8 +116,13 @@ impl AppState {
             config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
         let notifications = Arc::new(Notifications::new(&config.notify, &config.public_url()));
         let gitops = Arc::new(
-            Gitops::from_config(&config.gitops, &config.data_dir, &config.public_url(), store.clone())?
-                .with_notifications(notifications.clone()),
+            Gitops::from_config(
+                &config.gitops,
+                &config.data_dir,
+                &config.public_url(),
+                store.clone(),
+            )?
+            .with_notifications(notifications.clone()),
         );
         let status = Arc::new(StatusBoard::new(
             store.clone(),
@@ -226,10 +231,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/services/{namespace}/{service}/offboard", post(api::propose_offboarding))
         .route("/api/v1/services/{namespace}/{service}/adopt", post(api::adopt))
         .route("/api/v1/services/{namespace}/{service}/secrets", get(api::secrets))
-        .route(
-            "/api/v1/services/{namespace}/{service}/secrets/{secret}/rotate",
-            post(api::rotate),
-        )
+        .route("/api/v1/services/{namespace}/{service}/secrets/{secret}/rotate", post(api::rotate))
         .route("/api/v1/users", get(api::users))
         .route("/api/v1/users/{id}", get(api::user))
         .route("/api/v1/users/{id}/actions", post(api::act_on_user))

@@ -75,7 +75,10 @@ impl SmtpSink {
             .expect("python3 runs (scripts/setup.sh installs aiosmtpd into the venv)");
         let deadline = Instant::now() + Duration::from_secs(60);
         while !folder.path().join("cert.pem").exists() {
-            assert!(process.is_running(), "the SMTP server exited at start (is aiosmtpd installed?)");
+            assert!(
+                process.is_running(),
+                "the SMTP server exited at start (is aiosmtpd installed?)"
+            );
             assert!(Instant::now() < deadline, "the SMTP server did not start in 60 s");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -88,10 +91,7 @@ impl SmtpSink {
             .unwrap_or_default();
         paths.retain(|p| p.extension().is_some_and(|e| e == "json"));
         paths.sort();
-        paths
-            .iter()
-            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-            .collect()
+        paths.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
     }
 
     fn mails_to(&self, address: &str) -> Vec<Mail> {
@@ -130,7 +130,10 @@ fn config(sink: &SmtpSink, platform_hook: &str, team_hook: &str) -> NotifyConfig
         smtp_ca_file: Some(sink.folder.path().join("cert.pem")),
         from: "meshport <meshport@shop.example>".into(),
         platform_webhook: Some(SecretString::from(platform_hook.to_owned())),
-        team_webhooks: BTreeMap::from([("cart".to_owned(), SecretString::from(team_hook.to_owned()))]),
+        team_webhooks: BTreeMap::from([(
+            "cart".to_owned(),
+            SecretString::from(team_hook.to_owned()),
+        )]),
         retry_seconds: 1,
         ..NotifyConfig::default()
     }
@@ -419,7 +422,8 @@ async fn a_merge_and_a_failed_provisioning_are_queued_for_the_requester_admins_a
             .unwrap()
             .with_notifications(notifications.clone()),
     );
-    let proposals = || Arc::new(GitopsProposals { gitops: gitops.clone(), store: db.store.clone() });
+    let proposals =
+        || Arc::new(GitopsProposals { gitops: gitops.clone(), store: db.store.clone() });
     let engine = Engine::new(
         db.store.clone(),
         platform.meshport.clone(),
@@ -428,7 +432,8 @@ async fn a_merge_and_a_failed_provisioning_are_queued_for_the_requester_admins_a
         OnboardingRules::default(),
     )
     .with_notifications(notifications.clone());
-    let requests = Requests { gitops: Some(gitops.clone()), ..requests(&platform, &db.store, &notify) };
+    let requests =
+        Requests { gitops: Some(gitops.clone()), ..requests(&platform, &db.store, &notify) };
     let dana = member(&db.store, "dana", &[Role::Developer]).await;
     let alex = member(&db.store, "alex", &[Role::PlatformAdmin]).await;
     member(&db.store, "blake", &[Role::PlatformAdmin]).await;
