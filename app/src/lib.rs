@@ -68,7 +68,7 @@ pub fn App() -> impl IntoView {
                     </span>
                     <span class="flex gap-4 text-sm">
                         <a href="/onboard" class="text-indigo-700 hover:underline">"Onboard"</a>
-                        <a href="/requests" class="text-indigo-700 hover:underline">"Requests"<pages::DecisionQueueCount /></a>
+                        <a href="/requests" class="text-indigo-700 hover:underline">"Requests"</a>
                         <a href="/services" class="text-indigo-700 hover:underline">"Services"</a>
                         <a href="/status" class="text-indigo-700 hover:underline">"Status"</a>
                     </span>

@@ -7,9 +7,7 @@ use leptos::prelude::*;
 
 use crate::access::Role;
 use crate::account::whoami;
-use crate::notifications::{
-    SetNotificationMuted, decision_queue_count, failed_notifications, notification_settings,
-};
+use crate::notifications::{SetNotificationMuted, failed_notifications, notification_settings};
 
 const BUTTON: &str = "rounded border border-slate-300 px-2 py-0.5 text-sm hover:bg-slate-100";
 
@@ -102,27 +100,6 @@ fn FailedDeliveries() -> impl IntoView {
                         </table>
                     }.into_any(),
                 }
-            })}
-        </Transition>
-    }
-}
-
-/// The decision queue's length beside "Requests", for those who decide.
-#[component]
-pub fn DecisionQueueCount() -> impl IntoView {
-    let count = Resource::new(|| (), |()| decision_queue_count());
-    view! {
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                count.await.ok().flatten().filter(|n| *n > 0).map(|n| view! {
-                    <span
-                        id="decision-queue-count"
-                        class="ml-1 rounded-full bg-indigo-600 px-1.5 text-xs font-semibold text-white"
-                        title="Change sets waiting for a decision"
-                    >
-                        {n}
-                    </span>
-                })
             })}
         </Transition>
     }

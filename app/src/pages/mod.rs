@@ -10,7 +10,7 @@ mod signin;
 mod status;
 mod users;
 
-pub use account::{AccountPage, DecisionQueueCount};
+pub use account::AccountPage;
 pub use audit::AuditPage;
 pub use home::HomePage;
 pub use onboard::{LiveService, OnboardPage, PostedForm, ServiceForm};
