@@ -6,6 +6,7 @@
 pub mod access;
 pub mod account;
 pub mod audit;
+pub mod notifications;
 pub mod onboarding;
 pub mod pages;
 pub mod platform;
@@ -81,6 +82,7 @@ pub fn App() -> impl IntoView {
                     // work without JavaScript (streamed Suspense needs a script to resolve).
                     <Route path=StaticSegment("signin") view=pages::SignInPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("audit") view=pages::AuditPage />
+                    <Route path=StaticSegment("account") view=pages::AccountPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("onboard") view=pages::OnboardPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("requests") view=pages::RequestsPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("services") view=pages::ServicesPage ssr=SsrMode::Async />

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::artifacts::ArtifactSettings;
 use crate::cluster::{ClusterConfig, clusters_problem};
 use crate::gitops::GitopsConfig;
+use crate::notify::settings::NotifyConfig;
 use crate::rotation::settings::RotationConfig;
 use crate::telemetry::{LogFormat, TelemetryConfig};
 use crate::vault::{VaultConfig, VaultLogin};
@@ -43,7 +44,7 @@ pub const ENV_PREFIX: &str = "MESHPORT_";
 /// The top-level keys of [`Config`]. Only `MESHPORT_*` variables naming one of them are read, so
 /// other variables with the prefix (the scripts' and tests' own) are not taken for typos, while
 /// an unknown key in the file or under a known section is refused.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 18] = [
     "listen",
     "public_url",
     "data_dir",
@@ -58,6 +59,7 @@ const KEYS: [&str; 17] = [
     "jobs",
     "status",
     "rotation",
+    "notify",
     "clusters",
     "telemetry",
     "dev",
@@ -95,6 +97,8 @@ pub struct Config {
     pub status: StatusConfig,
     /// Rotating services' secrets: schedule, maintenance window, delivery to pods.
     pub rotation: RotationConfig,
+    /// Notifications by e-mail and Slack-compatible webhooks.
+    pub notify: NotifyConfig,
     /// Clusters whose cert-manager certificates and Linkerd identity are shown, as
     /// `[[clusters]]` tables. Default: none.
     pub clusters: Vec<ClusterConfig>,
@@ -291,6 +295,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             status: StatusConfig::default(),
             rotation: RotationConfig::default(),
+            notify: NotifyConfig::default(),
             clusters: Vec::new(),
             telemetry: TelemetryConfig::default(),
             dev: DevConfig::default(),
@@ -428,6 +433,7 @@ impl Config {
             .or_else(|| self.vault.problem())
             .or_else(|| self.own_problem())
             .or_else(|| self.rotation.problem())
+            .or_else(|| self.notify.problem())
             .or_else(|| self.telemetry.problem())
             .or_else(|| clusters_problem(&self.clusters));
         match problem {

@@ -13,6 +13,7 @@ pub mod errors;
 pub mod gitops;
 pub mod identity;
 pub mod jobs;
+pub mod notify;
 pub mod process_metrics;
 pub mod request_service;
 pub mod rotation;
@@ -94,12 +95,16 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
             config.artifact_settings(),
             config.onboarding_rules(),
         )
-        .with_lease(std::time::Duration::from_secs(config.jobs.lease_seconds)),
+        .with_lease(std::time::Duration::from_secs(config.jobs.lease_seconds))
+        .with_notifications(state.requests.notifications.clone()),
     );
     engine.clone().spawn(std::time::Duration::from_millis(config.jobs.poll_millis));
     if config.jobs.drift_minutes > 0 {
         engine.spawn_drift_checks(std::time::Duration::from_secs(config.jobs.drift_minutes * 60));
     }
+    // Notifications: every replica sends due ones; leases make each go out once.
+    let deliveries = Arc::new(notify::delivery::Deliveries::new(store.clone(), &config.notify)?);
+    deliveries.spawn(std::time::Duration::from_millis(config.notify.poll_millis));
     // Scheduled rotations and restart rollouts: every replica looks; claims make each happen once.
     state.rotations.clone().spawn(std::time::Duration::from_secs(30));
     // The local provider's state lives in meshport itself: nothing to poll.

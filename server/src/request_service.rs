@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::artifacts::{ArtifactSettings, ServiceArtifacts, change_digest, dropped_secrets};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
 use crate::errors::internal;
+use crate::notify::{Event, Notifications};
 use crate::store::{
     JobKind, JobState, NewOnboardingRequest, OnboardingRequestRecord, PullRequestRecord,
     RequestFilter, ServiceRecord, Store, StoreError, Tx,
@@ -43,6 +44,8 @@ pub struct Requests {
     pub settings: ArtifactSettings,
     /// The GitOps repository previews are compared with, when there is one.
     pub gitops: Option<Arc<crate::gitops::Gitops>>,
+    /// Queues who hears of submissions and decisions, in their transactions.
+    pub notifications: Arc<Notifications>,
 }
 
 fn no_such_request() -> AppError {
@@ -350,6 +353,10 @@ impl RequestService for Requests {
             "digest": record.digest,
         });
         audit::record(&mut tx, request_event(admin, action, &record, details)).await?;
+        let approved = decision == Decision::Approve;
+        self.notifications
+            .queue(&mut tx, &Event::Decided { request: &record, approved, reason })
+            .await?;
         if decision == Decision::Approve {
             let job = match record.kind {
                 ChangeKind::Onboard | ChangeKind::Modify => JobKind::Provision,
@@ -701,6 +708,7 @@ impl Requests {
             request_event(requester, Action::RequestSubmitted, &record, details),
         )
         .await?;
+        self.notifications.queue(&mut tx, &Event::DecisionNeeded { request: &record }).await?;
         let provided: ProvidedValues = valid
             .secrets
             .iter()

@@ -1,5 +1,6 @@
 //! The pages of the portal, one module each.
 
+mod account;
 mod audit;
 mod home;
 mod onboard;
@@ -9,6 +10,7 @@ mod signin;
 mod status;
 mod users;
 
+pub use account::AccountPage;
 pub use audit::AuditPage;
 pub use home::HomePage;
 pub use onboard::{LiveService, OnboardPage, PostedForm, ServiceForm};

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 
 use crate::access::Role;
 use crate::account::{AvailableSignIns, sign_in_options, whoami};
+use crate::notifications::decision_queue_count;
 
 /// The sign-in page.
 #[component]
@@ -87,6 +88,13 @@ pub fn AccountMenu() -> impl IntoView {
                 match me.await.ok().flatten() {
                     Some(principal) => {
                         let admin = principal.has(Role::PlatformAdmin);
+                        // Asked in this one suspense, and only by those who decide: no second
+                        // resource in every page's header.
+                        let waiting = if principal.may_make_decisions().is_ok() {
+                            decision_queue_count().await.ok().flatten()
+                        } else {
+                            None
+                        };
                         let roles = principal
                             .roles
                             .iter()
@@ -99,6 +107,13 @@ pub fn AccountMenu() -> impl IntoView {
                                     <span class="font-medium">{principal.name}</span>
                                     <span class="text-slate-500">" · " <span id="signed-in-roles">{roles}</span></span>
                                 </span>
+                                {waiting.map(|n| view! {
+                                    <a id="decision-queue" href="/requests" class="text-indigo-700 hover:underline" title="Change sets waiting for a decision">
+                                        "Decisions "
+                                        <span id="decision-queue-count" class="rounded-full bg-indigo-600 px-1.5 text-xs font-semibold text-white">{n}</span>
+                                    </a>
+                                })}
+                                <a id="account" href="/account" class="text-indigo-700 hover:underline">"Account"</a>
                                 {admin.then(|| view! {
                                     <a id="admin-users" href="/admin/users" class="text-indigo-700 hover:underline">"Users"</a>
                                 })}

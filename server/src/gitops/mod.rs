@@ -124,6 +124,8 @@ pub struct Gitops {
     auto_merge: bool,
     /// How old the fetched base branch may be when a preview reads it.
     preview_fetch_age: std::time::Duration,
+    /// Who hears of merges and of changes after approval.
+    notifications: Arc<crate::notify::Notifications>,
 }
 
 impl std::fmt::Debug for Gitops {
@@ -193,6 +195,11 @@ impl Gitops {
         Ok(Self::new(repo, provider, store, settings, public_url, repository_names))
     }
 
+    /// The same service, telling people of merges and of changes after approval.
+    pub fn with_notifications(self, notifications: Arc<crate::notify::Notifications>) -> Self {
+        Self { notifications, ..self }
+    }
+
     /// The service over an explicit repository and provider (tests give a provider of their
     /// own); the rest of the settings come from `settings`.
     pub fn new(
@@ -216,6 +223,7 @@ impl Gitops {
             repository_names,
             auto_merge: settings.auto_merge,
             preview_fetch_age: std::time::Duration::from_secs(settings.preview_fetch_seconds),
+            notifications: Arc::default(),
         }
     }
 
@@ -581,6 +589,18 @@ impl Gitops {
             );
             let flagged = event(&updated, Action::ChangedAfterApproval, actor, source);
             audit::record(tx, flagged).await?;
+        }
+        if merged
+            && updated.kind != PullRequestKind::Rollout
+            && let Some(request) = tx.request(updated.request_id).await?
+        {
+            let (pull_request, url) = (updated.id, updated.url.as_str());
+            let event = if changed_after_approval {
+                crate::notify::Event::ChangedAfterApproval { request: &request, pull_request, url }
+            } else {
+                crate::notify::Event::PullRequestMerged { request: &request, pull_request, url }
+            };
+            self.notifications.queue(tx, &event).await?;
         }
         // The request follows its onboarding pull request to "merged" (from "provisioning"
         // too: an auto-merge lands before the provisioning step records the open PR), unless

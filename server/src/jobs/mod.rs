@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::artifacts::{ArtifactFile, ArtifactSettings, ServiceArtifacts};
 use crate::audit::{self, Action, Actor, NewEvent, Outcome, Target};
+use crate::notify::{Event, Notifications};
 use crate::store::{Job, JobKind, JobState, OnboardingRequestRecord, Store, StoreError};
 use crate::vault::Vault;
 use crate::vault::provision::Part;
@@ -161,6 +162,8 @@ pub struct Engine {
     owner: String,
     /// How long a claim lasts without renewal; renewed every third of it while a step runs.
     lease: Duration,
+    /// Who hears of a job that stopped for good.
+    notifications: Arc<Notifications>,
 }
 
 impl Engine {
@@ -172,7 +175,21 @@ impl Engine {
         rules: OnboardingRules,
     ) -> Self {
         let owner = format!("{}-{}", std::process::id(), Uuid::new_v4().simple());
-        Self { store, vault, proposals, settings, rules, owner, lease: Duration::from_secs(60) }
+        Self {
+            store,
+            vault,
+            proposals,
+            settings,
+            rules,
+            owner,
+            lease: Duration::from_secs(60),
+            notifications: Arc::default(),
+        }
+    }
+
+    /// The same engine, telling the requester and admins when a job stops for good.
+    pub fn with_notifications(self, notifications: Arc<Notifications>) -> Self {
+        Self { notifications, ..self }
     }
 
     /// The same engine with claims lasting `lease` (`jobs.lease_seconds`).
@@ -480,6 +497,13 @@ impl Engine {
                     RequestStatus::Failed,
                 )
                 .await?;
+                let failed = Event::ProvisioningFailed {
+                    request,
+                    error: &error.message,
+                    job: job.id,
+                    attempt: job.attempts,
+                };
+                self.notifications.queue(&mut tx, &failed).await?;
             }
         }
         tracing::warn!(job = %job.id, retry, error = %error.message, "provisioning step failed");

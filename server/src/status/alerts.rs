@@ -1,18 +1,25 @@
 //! Alerts on transitions into a state that needs attention (due soon, overdue, failing,
 //! expired), posted as Slack-compatible JSON (`{"text": …}`, which Slack, Mattermost and
 //! Rocket.Chat incoming webhooks accept). Each transition is sent once: the store records the
-//! last state per item, and only the replica whose write changed it sends.
+//! last state per item, and only the replica whose write changed it sends. The owning team of
+//! the item's service is also notified (its members by e-mail, its channel), through the
+//! notification queue.
+
+use std::sync::Arc;
 
 use app::status_report::{StatusItem, utc};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::store::Store;
+use crate::notify::{Event, Notifications};
+use crate::store::{Store, StoreError};
 
 /// Where alerts go.
 pub struct Alerts {
-    webhook: SecretString,
+    webhook: Option<SecretString>,
     http: reqwest::Client,
+    /// The owning teams' notifications.
+    notifications: Arc<Notifications>,
 }
 
 impl Alerts {
@@ -22,7 +29,50 @@ impl Alerts {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Self { webhook, http }
+        Self { webhook: Some(webhook), http, notifications: Arc::default() }
+    }
+
+    /// Alerts to `webhook` if set and notifications to the owning teams if any are configured;
+    /// `None` when neither is.
+    pub fn configured(
+        webhook: Option<SecretString>,
+        notifications: Arc<Notifications>,
+    ) -> Option<Self> {
+        if webhook.is_none() && !notifications.enabled() {
+            return None;
+        }
+        let alerts = Self::new(SecretString::from(String::new()));
+        Some(Self { webhook, notifications, ..alerts })
+    }
+
+    /// Queues the owning team's notification of `item`'s transition: one per item, state and
+    /// date, so a transition seen again after a failed post is not queued twice.
+    async fn notify_team(&self, store: &Store, item: &StatusItem) -> Result<(), StoreError> {
+        let Some((namespace, service)) = item.service.as_deref().and_then(|s| s.split_once('/'))
+        else {
+            return Ok(());
+        };
+        let Some(record) = store.service(namespace, service).await? else { return Ok(()) };
+        let state = item.judgement.state;
+        let key = format!(
+            "{}:{}:{}",
+            item.key(),
+            state.as_str(),
+            item.next_date().map(|d| d.to_string()).unwrap_or_default()
+        );
+        let what = format!("{} {}/{}", item.kind.label(), item.namespace, item.name);
+        let event = Event::RotationDue {
+            team: &record.team,
+            namespace,
+            service,
+            item: &what,
+            state: state.label(),
+            reason: &item.judgement.reason,
+            key: &key,
+        };
+        let mut tx = store.begin().await?;
+        self.notifications.queue(&mut tx, &event).await?;
+        tx.commit().await
     }
 
     /// Records the states of `items` and posts one message per transition into a state that
@@ -45,7 +95,13 @@ impl Alerts {
             if !changed.contains(&key) {
                 continue;
             }
-            if let Err(error) = self.post(item).await {
+            if self.notifications.enabled()
+                && let Err(error) = self.notify_team(store, item).await
+            {
+                tracing::warn!(%error, item = %key, "cannot queue the owning team's notification");
+            }
+            let Some(webhook) = &self.webhook else { continue };
+            if let Err(error) = self.post(webhook, item).await {
                 tracing::warn!(%error, item = %key, "alert not delivered; retrying at the next refresh");
                 if let Err(error) = store.forget_status_state(&key).await {
                     tracing::warn!(%error, "cannot reset the status state for a retry");
@@ -54,10 +110,10 @@ impl Alerts {
         }
     }
 
-    async fn post(&self, item: &StatusItem) -> Result<(), String> {
+    async fn post(&self, webhook: &SecretString, item: &StatusItem) -> Result<(), String> {
         let response = self
             .http
-            .post(self.webhook.expose_secret())
+            .post(webhook.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(message(item).to_string())
             .send()

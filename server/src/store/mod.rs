@@ -6,6 +6,7 @@
 mod alert_states;
 mod audit;
 mod jobs;
+mod notifications;
 mod pull_requests;
 mod request_rows;
 mod rotations;
@@ -23,6 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use audit::{AuditEvent, Checkpoint, EvidenceRequest};
 pub use jobs::{Job, JobKind, JobState, JobStep};
+pub use notifications::{NewNotification, Notification, NotificationChannel, Recipient};
 pub use pull_requests::{MergedAs, NewPullRequest, PrState, PullRequestKind, PullRequestRecord};
 pub use request_rows::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
 pub use rotations::{RolloutRecord, RotationTrigger};

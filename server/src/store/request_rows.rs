@@ -199,6 +199,19 @@ impl Store {
 }
 
 impl Tx {
+    /// The request with this id, if any, read in the transaction.
+    pub async fn request(
+        &mut self,
+        id: Uuid,
+    ) -> Result<Option<OnboardingRequestRecord>, StoreError> {
+        let sql = format!("SELECT {REQUEST_COLUMNS} FROM onboarding_requests WHERE id = $1");
+        let row = on_tx!(self, conn => sqlx::query_as::<_, Row>(&sql)
+            .bind(id)
+            .fetch_optional(&mut **conn)
+            .await?);
+        row.map(TryInto::try_into).transpose()
+    }
+
     /// Stores a new request in state `submitted`.
     #[tracing::instrument(skip_all)]
     pub async fn create_request(

@@ -16,6 +16,7 @@ use app::access::Principal;
 use app::account::AvailableSignIns;
 use app::account::ssr::AccountService;
 use app::audit::ssr::AuditService;
+use app::notifications::ssr::NotificationService;
 use app::platform::ssr::ReadinessProbe;
 use app::request_api::ssr::RequestService;
 use app::secret_rotation::ssr::RotationService;
@@ -40,6 +41,7 @@ use crate::config::Config;
 use crate::gitops::Gitops;
 use crate::identity::session::{self, Sessions};
 use crate::identity::{Accounts, Identity, UserAdmin};
+use crate::notify::{NotificationSettings, Notifications};
 use crate::request_service::Requests;
 use crate::rotation::Rotations;
 use crate::status::alerts::Alerts;
@@ -81,6 +83,8 @@ pub struct AppState {
     pub status: Arc<StatusBoard>,
     /// Rotating services' secrets and delivering them.
     pub rotations: Arc<Rotations>,
+    /// People's notification settings and failed deliveries.
+    pub notification_settings: Arc<NotificationSettings>,
     /// The bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<secrecy::SecretString>,
 }
@@ -110,12 +114,16 @@ impl AppState {
         let security = Arc::new(security);
         let audit_key =
             config.audit.signing_key.as_ref().map(CheckpointKey::from_base64).transpose()?;
-        let gitops = Arc::new(Gitops::from_config(
-            &config.gitops,
-            &config.data_dir,
-            &config.public_url(),
-            store.clone(),
-        )?);
+        let notifications = Arc::new(Notifications::new(&config.notify, &config.public_url()));
+        let gitops = Arc::new(
+            Gitops::from_config(
+                &config.gitops,
+                &config.data_dir,
+                &config.public_url(),
+                store.clone(),
+            )?
+            .with_notifications(notifications.clone()),
+        );
         let status = Arc::new(StatusBoard::new(
             store.clone(),
             vault.clone(),
@@ -126,7 +134,7 @@ impl AppState {
                 every: std::time::Duration::from_secs(config.status.refresh_seconds),
                 max_backoff: std::time::Duration::from_secs(config.status.max_backoff_seconds),
             },
-            config.status.alert_webhook.clone().map(Alerts::new),
+            Alerts::configured(config.status.alert_webhook.clone(), notifications.clone()),
         ));
         let rotations = Arc::new(Rotations {
             store: store.clone(),
@@ -138,6 +146,7 @@ impl AppState {
             clusters: config.clusters.iter().cloned().map(|c| Arc::new(Cluster::new(c))).collect(),
         });
         Ok(Self {
+            notification_settings: Arc::new(NotificationSettings { store: store.clone() }),
             rotations,
             status,
             metrics_token: config.status.metrics_token.clone(),
@@ -156,6 +165,7 @@ impl AppState {
                 vault: vault.clone(),
                 settings: config.artifact_settings(),
                 gitops: Some(gitops),
+                notifications,
             }),
             accounts: Arc::new(Accounts {
                 store: store.clone(),
@@ -181,6 +191,7 @@ impl AppState {
         provide_context(self.audit.clone() as Arc<dyn AuditService>);
         provide_context(self.status.clone() as Arc<dyn StatusService>);
         provide_context(self.rotations.clone() as Arc<dyn RotationService>);
+        provide_context(self.notification_settings.clone() as Arc<dyn NotificationService>);
         provide_context(AvailableSignIns {
             oidc: self.identity.oidc.is_some(),
             demo: self.identity.demo,
@@ -221,10 +232,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/services/{namespace}/{service}/offboard", post(api::propose_offboarding))
         .route("/api/v1/services/{namespace}/{service}/adopt", post(api::adopt))
         .route("/api/v1/services/{namespace}/{service}/secrets", get(api::secrets))
-        .route(
-            "/api/v1/services/{namespace}/{service}/secrets/{secret}/rotate",
-            post(api::rotate),
-        )
+        .route("/api/v1/services/{namespace}/{service}/secrets/{secret}/rotate", post(api::rotate))
         .route("/api/v1/users", get(api::users))
         .route("/api/v1/users/{id}", get(api::user))
         .route("/api/v1/users/{id}/actions", post(api::act_on_user))

@@ -60,6 +60,7 @@ impl Portal {
             vault,
             settings: platform.settings.clone(),
             gitops: Some(gitops.clone()),
+            notifications: Default::default(),
         };
         let (_, dana) = person(&db.store, "dana", &[Role::Developer]).await;
         let (_, alex) = person(&db.store, "alex", &[Role::PlatformAdmin]).await;

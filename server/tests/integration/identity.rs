@@ -1477,3 +1477,59 @@ async fn malformed_server_function_calls_answer_400_not_500() {
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
     assert_eq!(meshport.store.list_requests(&Default::default()).await.unwrap().len(), 0);
 }
+
+/// A plain form post to a server function, as `ActionForm` sends it; JSON back.
+async fn form_fn(app: &axum::Router, jar: &mut Jar, name: &str, form: &str) -> Answer {
+    let request = Request::post(format!("/api/{name}"))
+        .header("sec-fetch-site", "same-origin")
+        .header(header::ORIGIN, TEST_PUBLIC_URL)
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    send(app, jar, request, Body::from(form.to_owned())).await
+}
+
+#[tokio::test]
+async fn each_person_mutes_only_their_own_notifications_and_admins_alone_see_failures_and_the_queue()
+ {
+    let meshport = meshport().await;
+    let app = &meshport.app;
+    let mut dana = sign_in(app, "dana").await;
+    let mut blake = sign_in(app, "blake").await;
+    let muted = |settings: Value| {
+        let list = settings.as_array().unwrap().clone();
+        list.iter().filter(|s| s["muted"] == true).map(|s| s["kind"].clone()).collect::<Vec<_>>()
+    };
+
+    let answer = form_fn(app, &mut dana, "set_notification_muted", "kind=decided&muted=true").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let dana_settings = form_fn(app, &mut dana, "notification_settings", "").await.json();
+    assert_eq!(dana_settings.as_array().unwrap().len(), 6);
+    assert_eq!(muted(dana_settings), [json!("decided")]);
+    let blake_settings = form_fn(app, &mut blake, "notification_settings", "").await.json();
+    assert!(muted(blake_settings).is_empty(), "a mute is the caller's own");
+
+    let answer = form_fn(app, &mut dana, "set_notification_muted", "kind=secrets&muted=true").await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert!(answer.body.contains("kind: must be one of"), "{}", answer.body);
+    let answer = form_fn(app, &mut Jar::default(), "notification_settings", "").await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+
+    let answer = form_fn(app, &mut dana, "failed_notifications", "").await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    let answer = form_fn(app, &mut blake, "failed_notifications", "").await;
+    assert_eq!((answer.status, answer.json()), (StatusCode::OK, json!([])));
+
+    let answer = form_fn(app, &mut dana, "decision_queue_count", "").await;
+    assert_eq!((answer.status, answer.json()), (StatusCode::OK, Value::Null), "not for developers");
+    let answer = form_fn(app, &mut blake, "decision_queue_count", "").await;
+    assert_eq!((answer.status, answer.json()), (StatusCode::OK, json!(0)));
+
+    let page = send(app, &mut dana, Request::get("/account"), Body::empty()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"notify-decided\""), "{}", page.body);
+    assert!(!page.body.contains("failed-notifications"), "admins only");
+    assert!(!page.body.contains("decision-queue-count"), "deciders only");
+    let page = send(app, &mut blake, Request::get("/account"), Body::empty()).await;
+    assert!(page.body.contains("id=\"failed-notifications\""), "{}", page.body);
+    assert!(page.body.contains("id=\"decision-queue-count\""), "{}", page.body);
+}

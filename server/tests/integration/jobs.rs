@@ -269,6 +269,7 @@ async fn a_request_runs_from_submission_through_approval_provisioning_and_merge_
         vault: platform.meshport.clone(),
         settings: platform.settings.clone(),
         gitops: Some(gitops.clone()),
+        notifications: Default::default(),
     };
     let (_, dana) = crate::harness::person(&db.store, "dana", &[Role::Developer]).await;
     let (_, alex) = crate::harness::person(&db.store, "alex", &[Role::PlatformAdmin]).await;
@@ -559,6 +560,7 @@ async fn an_admin_retries_or_cancels_a_failed_job() {
         vault: platform.meshport.clone(),
         settings: platform.settings.clone(),
         gitops: None,
+        notifications: Default::default(),
     };
     let (_, admin) = crate::harness::person(&db.store, "blake", &[Role::PlatformAdmin]).await;
     let (_, developer) = crate::harness::person(&db.store, "dana", &[Role::Developer]).await;
@@ -644,6 +646,7 @@ async fn a_policy_made_by_hand_is_refused_until_an_admin_adopts_it() {
         vault: platform.meshport.clone(),
         settings: platform.settings.clone(),
         gitops: None,
+        notifications: Default::default(),
     };
     let (_, dana) = crate::harness::person(&db.store, "dana", &[Role::Developer]).await;
     let (_, alex) = crate::harness::person(&db.store, "alex", &[Role::PlatformAdmin]).await;

@@ -12,6 +12,7 @@ mod changes;
 mod gitops;
 mod identity;
 mod jobs;
+mod notify;
 mod observability;
 mod process;
 mod provisioning;

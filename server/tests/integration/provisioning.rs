@@ -826,6 +826,7 @@ async fn a_provided_secret_value_reaches_no_log_line_and_no_database_row() {
         vault: platform.meshport.clone(),
         settings: platform.settings.clone(),
         gitops: None,
+        notifications: Default::default(),
     };
     // Submission stages the value in Vault, away from the service's path; provisioning adds
     // metadata, policy and role and moves the value into place.
@@ -1359,6 +1360,7 @@ async fn a_typed_value_is_staged_and_a_rejection_leaves_an_existing_secret_untou
         vault: platform.meshport.clone(),
         settings: platform.settings.clone(),
         gitops: None,
+        notifications: Default::default(),
     };
     let (_, dana) = crate::harness::person(&platform.db.store, "dana", &[Role::Developer]).await;
     let (_, alex) =
