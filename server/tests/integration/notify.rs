@@ -536,5 +536,8 @@ async fn an_overdue_secret_of_cart_mails_its_team_and_posts_to_its_channel_once(
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0]["meshport"]["kind"], "rotation_due");
     let platform = platform_posts.lock().unwrap();
-    assert!(platform.iter().all(|p| p["meshport"]["kind"] == "decision_needed"), "the team's business");
+    assert!(
+        platform.iter().all(|p| p["meshport"]["kind"] == "decision_needed"),
+        "the team's business"
+    );
 }
