@@ -61,12 +61,13 @@ impl Alerts {
             item.next_date().map(|d| d.to_string()).unwrap_or_default()
         );
         let what = format!("{} {}/{}", item.kind.label(), item.namespace, item.name);
+        let state_text = state.label().to_lowercase();
         let event = Event::RotationDue {
             team: &record.team,
             namespace,
             service,
             item: &what,
-            state: state.label(),
+            state: &state_text,
             reason: &item.judgement.reason,
             key: &key,
         };

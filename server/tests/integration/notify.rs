@@ -491,3 +491,53 @@ async fn a_merge_and_a_failed_provisioning_are_queued_for_the_requester_admins_a
     assert!(failed.subject.contains("prod-app/basket"), "{}", failed.subject);
     assert!(failed.body_text.contains("namespace"), "{}", failed.body_text);
 }
+
+#[tokio::test]
+async fn an_overdue_secret_of_cart_mails_its_team_and_posts_to_its_channel_once() {
+    use app::rotation::{Judgement, RotationState};
+    use app::status_report::{ItemKind, StatusItem};
+    use meshport_server::status::alerts::Alerts;
+
+    let platform = Platform::new().await;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let sink = SmtpSink::start(0);
+    let (platform_hook, platform_posts) = webhook_receiver().await;
+    let (team_hook, team_posts) = webhook_receiver().await;
+    let notify = config(&sink, &platform_hook, &team_hook);
+    let notifications = Arc::new(Notifications::new(&notify, PUBLIC_URL));
+    let requests = requests(&platform, &db.store, &notify);
+    let dana = member(&db.store, "dana", &[Role::Developer]).await;
+    // Submitting claims the service prod-app/cart for team cart.
+    requests.submit(&dana, cart().0).await.unwrap();
+    // Only the alerts' record of states tells transitions: no status webhook is configured.
+    let alerts = Alerts::configured(None, notifications).expect("notifications are configured");
+    let item = StatusItem {
+        kind: ItemKind::Secret,
+        source: "vault".into(),
+        namespace: "prod-app".into(),
+        name: "cart/valkey_password".into(),
+        service: Some("prod-app/cart".into()),
+        expires_at: Some(1_700_000_000),
+        renews_at: None,
+        judgement: Judgement::new(RotationState::Overdue, "rotation was due 3 days ago"),
+    };
+    // Two refreshes see it overdue: one transition, one notification per recipient.
+    alerts.notify(&db.store, std::slice::from_ref(&item), Utc::now()).await;
+    alerts.notify(&db.store, std::slice::from_ref(&item), Utc::now()).await;
+    let sender = Arc::new(Deliveries::new(db.store.clone(), &notify).unwrap());
+    drain(&[sender], &db.store).await;
+
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].to, ["dana@shop.example"]);
+    assert!(mails[0].subject.contains("valkey_password is overdue"), "{}", mails[0].subject);
+    assert!(mails[0].text.contains(&format!("{PUBLIC_URL}/status/prod-app/cart")));
+    let posts = team_posts.lock().unwrap();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["meshport"]["kind"], "rotation_due");
+    let platform = platform_posts.lock().unwrap();
+    assert!(
+        platform.iter().all(|p| p["meshport"]["kind"] == "decision_needed"),
+        "the team's business"
+    );
+}
