@@ -82,19 +82,17 @@ fn SignInChoices(options: AvailableSignIns) -> impl IntoView {
 #[component]
 pub fn AccountMenu() -> impl IntoView {
     let me = Resource::new(|| (), |()| whoami());
+    // A resource, so the browser hydrates with the server's answer: a server function called
+    // inside the suspense would run again in the browser while hydrating, and the admins'
+    // pages then never hydrated. It answers `None` to those who do not decide.
+    let waiting = Resource::new(|| (), |()| decision_queue_count());
     view! {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
                 match me.await.ok().flatten() {
                     Some(principal) => {
                         let admin = principal.has(Role::PlatformAdmin);
-                        // Asked in this one suspense, and only by those who decide: no second
-                        // resource in every page's header.
-                        let waiting = if principal.may_make_decisions().is_ok() {
-                            decision_queue_count().await.ok().flatten()
-                        } else {
-                            None
-                        };
+                        let waiting = waiting.await.ok().flatten();
                         let roles = principal
                             .roles
                             .iter()
