@@ -305,8 +305,10 @@ impl NotificationService for NotificationSettings {
             .collect())
     }
 
-    async fn decision_queue(&self, _admin: &Principal) -> Result<u64, AppError> {
-        let count = self.store.submitted_requests().await.map_err(internal)?;
+    async fn decision_queue(&self, admin: &Principal) -> Result<u64, AppError> {
+        // A principal without a meshport id (an API token's) has submitted nothing.
+        let id = Uuid::parse_str(&admin.user_id).unwrap_or_default();
+        let count = self.store.decisions_waiting_for(id).await.map_err(internal)?;
         Ok(u64::try_from(count).unwrap_or_default())
     }
 }

@@ -145,20 +145,7 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>, StoreError> {
-        let runnable = "SELECT id FROM jobs
-             WHERE (state = 'queued' AND next_run_at <= $3)
-                OR (state = 'running' AND lease_until < $3)
-             ORDER BY next_run_at, id LIMIT 1";
-        let skip_locked = match self {
-            Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Store::Sqlite(_) => "",
-        };
-        let sql = format!(
-            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2,
-                             attempts = attempts + 1, updated_at = $3
-             WHERE id = ({runnable}{skip_locked})
-             RETURNING {JOB_COLUMNS}"
-        );
+        let sql = self.lease_statement("jobs", JOB_COLUMNS);
         let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
             .bind(owner)
             .bind(lease_until)

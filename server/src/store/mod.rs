@@ -117,6 +117,26 @@ impl StoreError {
 }
 
 impl Store {
+    /// The statement that leases the oldest due row of the queue `table` (queued and due, or
+    /// running with an expired lease) to `$1` until `$2` at time `$3`, counts the attempt and
+    /// returns `columns`. The job engine and the notification sender share it. PostgreSQL
+    /// skips a row another engine is claiming; SQLite writes one at a time anyway.
+    pub(crate) fn lease_statement(&self, table: &str, columns: &str) -> String {
+        let skip_locked = match self {
+            Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Store::Sqlite(_) => "",
+        };
+        format!(
+            "UPDATE {table} SET state = 'running', lease_owner = $1, lease_until = $2,
+                                attempts = attempts + 1, updated_at = $3
+             WHERE id = (SELECT id FROM {table}
+                         WHERE (state = 'queued' AND next_run_at <= $3)
+                            OR (state = 'running' AND lease_until < $3)
+                         ORDER BY next_run_at, id LIMIT 1{skip_locked})
+             RETURNING {columns}"
+        )
+    }
+
     /// Connects to the database the URL names. A SQLite file is created if missing.
     #[tracing::instrument(skip_all)]
     pub async fn connect(url: &SecretString) -> Result<Self, StoreError> {

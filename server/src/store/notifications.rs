@@ -93,20 +93,7 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Notification>, StoreError> {
-        let due = "SELECT id FROM notifications
-             WHERE (state = 'queued' AND next_run_at <= $3)
-                OR (state = 'running' AND lease_until < $3)
-             ORDER BY next_run_at, id LIMIT 1";
-        let skip_locked = match self {
-            Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Store::Sqlite(_) => "",
-        };
-        let sql = format!(
-            "UPDATE notifications SET state = 'running', lease_owner = $1, lease_until = $2,
-                                      attempts = attempts + 1, updated_at = $3
-             WHERE id = ({due}{skip_locked})
-             RETURNING {COLUMNS}"
-        );
+        let sql = self.lease_statement("notifications", COLUMNS);
         Ok(on_pool!(self, pool => sqlx::query_as::<_, Notification>(&sql)
             .bind(owner)
             .bind(lease_until)
@@ -199,10 +186,11 @@ impl Store {
         Ok(())
     }
 
-    /// Change sets waiting for a decision.
-    pub async fn submitted_requests(&self) -> Result<i64, StoreError> {
-        let sql = "SELECT COUNT(*) FROM onboarding_requests WHERE status = 'submitted'";
-        Ok(on_pool!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await?))
+    /// Change sets waiting for a decision that `admin` may take: not their own submissions.
+    pub async fn decisions_waiting_for(&self, admin: Uuid) -> Result<i64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM onboarding_requests
+                   WHERE status = 'submitted' AND requested_by <> $1";
+        Ok(on_pool!(self, pool => sqlx::query_scalar(sql).bind(admin).fetch_one(pool).await?))
     }
 }
 

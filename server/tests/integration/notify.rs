@@ -225,6 +225,9 @@ async fn submitting_cart_mails_the_admins_and_approving_it_mails_the_requester_w
 
     let id = requests.submit(&dana, cart_with_typed_secret()).await.unwrap();
     let link = format!("{PUBLIC_URL}/requests/{id}");
+    // The decision count in the header: one for an admin, none of one's own submissions.
+    let waiting = |who: &Principal| db.store.decisions_waiting_for(who.user_id.parse().unwrap());
+    assert_eq!((waiting(&alex).await.unwrap(), waiting(&dana).await.unwrap()), (1, 0));
     drain(&[sender.clone()], &db.store).await;
     let mails = sink.mails();
     let mut to: Vec<&str> = mails.iter().flat_map(|m| m.to.iter().map(String::as_str)).collect();
