@@ -27,7 +27,16 @@ use leptos_router::{
 pub const OUTPUT_NAME: &str = "meshport";
 
 /// The HTML document around [`App`], rendered on the server only.
+///
+/// Islands mode: only the interactive parts (`#[island]` components) hydrate, and a page
+/// without any loads no script and no WASM at all ([`pages::has_islands`]).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // Outside islands nothing hydrates: no hydration ids, no serialised resources.
+    if let Some(context) = Owner::current_shared_context() {
+        context.set_is_hydrating(false);
+    }
+    let scripts = pages::has_islands(&request_path())
+        .then(|| view! { <HydrationScripts options=options.clone() islands=true /> });
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -35,7 +44,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                {scripts}
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <MetaTags />
             </head>
@@ -123,10 +132,19 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The WASM entry point: hydrates the server-rendered page.
+/// The path of the request being rendered (empty outside a request).
+fn request_path() -> String {
+    #[cfg(feature = "ssr")]
+    if let Some(parts) = use_context::<http::request::Parts>() {
+        return parts.uri.path().to_owned();
+    }
+    String::new()
+}
+
+/// The WASM entry point: the island script calls it, then hydrates each island on the page.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    leptos::mount::hydrate_islands();
 }

@@ -26,12 +26,37 @@ const STEPS: [(&str, &str); 4] = [
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    // Effects run only in the browser, so this marks the page once the WASM has hydrated it.
+    let readiness = Resource::new(|| (), |_| platform_status());
+    view! {
+        <div class="space-y-8">
+            <Introduction />
+            <div class="rounded-lg border border-slate-200 bg-white p-4">
+                <h2 class="text-lg font-semibold">"Platform status"</h2>
+                <Suspense fallback=|| view! { <p class="text-slate-500">"Checking…"</p> }>
+                    {move || Suspend::new(async move {
+                        match readiness.await {
+                            Ok(report) => view! { <ReadinessList report /> }.into_any(),
+                            Err(_) => {
+                                view! {
+                                    <p class="text-red-700">"The status could not be read."</p>
+                                }
+                                    .into_any()
+                            }
+                        }
+                    })}
+                </Suspense>
+            </div>
+        </div>
+    }
+}
+
+/// What meshport does and, on request, the steps: the start page's island.
+#[island]
+fn Introduction() -> impl IntoView {
+    // Effects run only in the browser, so this marks the island once the WASM has hydrated it.
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
-
     let (steps_open, set_steps_open) = signal(false);
-    let readiness = Resource::new(|| (), |_| platform_status());
 
     view! {
         <section data-hydrated=move || hydrated.get().to_string() class="space-y-8">
@@ -71,23 +96,6 @@ pub fn HomePage() -> impl IntoView {
                         })
                         .collect_view()}
                 </ol>
-            </div>
-
-            <div class="rounded-lg border border-slate-200 bg-white p-4">
-                <h2 class="text-lg font-semibold">"Platform status"</h2>
-                <Suspense fallback=|| view! { <p class="text-slate-500">"Checking…"</p> }>
-                    {move || Suspend::new(async move {
-                        match readiness.await {
-                            Ok(report) => view! { <ReadinessList report /> }.into_any(),
-                            Err(_) => {
-                                view! {
-                                    <p class="text-red-700">"The status could not be read."</p>
-                                }
-                                    .into_any()
-                            }
-                        }
-                    })}
-                </Suspense>
             </div>
         </section>
     }

@@ -22,6 +22,15 @@ pub use users::{UserPage, UsersPage};
 
 use leptos::prelude::*;
 
+/// Whether the page at `path` holds an island, so it needs the island script and the WASM:
+/// the start page (the steps toggle), the service form (`/onboard` and a live service's
+/// change form) and a request's page (decisions and live progress). Every other page is
+/// plain server-rendered HTML and loads no script.
+pub fn has_islands(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    matches!(segments.as_slice(), [""] | ["onboard"] | ["requests", _] | ["services", _, _, "change"])
+}
+
 /// Shown for any path no route matches.
 #[component]
 pub fn NotFound() -> impl IntoView {
@@ -36,5 +45,20 @@ pub fn NotFound() -> impl IntoView {
                 "Back to the start page"
             </a>
         </p>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_islands;
+
+    #[test]
+    fn only_the_interactive_pages_load_the_wasm() {
+        for path in ["/", "/onboard", "/requests/0c1e", "/services/prod-app/cart/change"] {
+            assert!(has_islands(path), "{path}");
+        }
+        for path in ["/status", "/requests", "/services", "/services/prod-app/cart", "/audit", "/account", "/admin/users", "/signin", "/status/prod-app/cart"] {
+            assert!(!has_islands(path), "{path}");
+        }
     }
 }

@@ -8,13 +8,12 @@
 //! `submit_form`, and "Preview" shows every file the request would create.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_navigate;
 use serde::{Deserialize, Serialize};
 
 use crate::access::AppError;
 use crate::onboarding::{
-    Alphabet, EnvRow, FieldError, OnboardForm, OnboardingRequest, PortRow, Protocol, RowEdit,
-    RowGroup, SecretRow, field_name, row_field_name,
+    Alphabet, EnvRow, FieldError, OnboardForm, OnboardingRequest, OnboardingRules, PortRow,
+    Protocol, RowEdit, RowGroup, SecretRow, field_name, row_field_name,
 };
 use crate::request_api::{
     ChangePreview, PreviewChange, PreviewForm, SubmitChange, SubmitForm, form_rules,
@@ -22,10 +21,13 @@ use crate::request_api::{
 
 /// The live service a [`ServiceForm`] changes: its submission proposes a change set, and its
 /// preview compares with the live version.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveService {
     pub namespace: String,
     pub service: String,
+    /// The spec the form opens with (secret values left out): the browser's validator judges
+    /// a change against it.
+    pub spec: OnboardingRequest,
 }
 
 /// The form as the server shows it again after a post without JavaScript (the server provides
@@ -40,49 +42,58 @@ pub struct PostedForm {
     pub problem: Option<String>,
 }
 
-/// The onboarding page.
-#[component]
-pub fn OnboardPage() -> impl IntoView {
-    view! {
-        <h1 class="text-2xl font-semibold">"Onboard a service"</h1>
-        <p class="mt-1 text-sm text-slate-600">"Every field is checked as you type; a platform admin approves the request before anything is created."</p>
-        <ServiceForm initial=OnboardingRequest::default() />
+impl PostedForm {
+    /// What a form page shows first: the server's [`PostedForm`] when the page answers a post
+    /// without JavaScript (the server provides it as context), else the form of `initial`.
+    /// Secret values are never shown: a `provided` secret's row opens with an empty value.
+    pub fn shown(initial: &OnboardingRequest) -> Self {
+        use_context::<PostedForm>().unwrap_or_else(|| PostedForm {
+            form: OnboardForm::from_request(&initial.without_secret_values()),
+            ..PostedForm::default()
+        })
     }
 }
 
-/// The service form, shared by onboarding and modifying a live service.
-///
-/// `initial` is the spec the form opens with: [`OnboardingRequest::default`] for a new service,
-/// or a live service's current spec, e.g.
-/// `<ServiceForm initial=spec.without_secret_values() />`. Secret values are never shown: a
-/// `provided` secret's row opens with an empty value. When the page was rendered for a post
-/// of the form without JavaScript, the server's [`PostedForm`] wins over `initial`.
-///
-/// The form posts back to the page's own URL, and submits with `submit_form` (a new request);
-/// a page at another path needs the server's `POST` handler of `/onboard` on its path too.
-///
-/// With `live`, the form changes that live service (`initial` is then its spec): "Submit"
-/// proposes a change set with `submit_change`, the browser runs the validator's rules for a
-/// change, and "Preview" shows the differences from the live version.
+/// The onboarding page.
 #[component]
+pub fn OnboardPage() -> impl IntoView {
+    let rules = Resource::new(|| (), |()| form_rules());
+    view! {
+        <h1 class="text-2xl font-semibold">"Onboard a service"</h1>
+        <p class="mt-1 text-sm text-slate-600">"Every field is checked as you type; a platform admin approves the request before anything is created."</p>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let rules = rules.await.unwrap_or_default();
+                view! { <ServiceForm shown=PostedForm::shown(&OnboardingRequest::default()) rules live=None /> }
+            })}
+        </Suspense>
+    }
+}
+
+/// The service form, shared by onboarding and modifying a live service: an island, the part
+/// of the page that ships to the browser. Its props are serialised into the page, so the
+/// browser hydrates the form the server drew.
+///
+/// `shown` is what the form opens with ([`PostedForm::shown`]), `rules` the validator's
+/// settings ([`form_rules`]). The form posts back to the page's own URL, and submits with
+/// `submit_form` (a new request); a page at another path needs the server's `POST` handler of
+/// `/onboard` on its path too.
+///
+/// With `live`, the form changes that live service: "Submit" proposes a change set with
+/// `submit_change`, the browser runs the validator's rules for a change, and "Preview" shows
+/// the differences from the live version.
+#[island]
 pub fn ServiceForm(
-    initial: OnboardingRequest,
-    #[prop(optional)] live: Option<LiveService>,
+    shown: PostedForm,
+    rules: OnboardingRules,
+    live: Option<LiveService>,
 ) -> impl IntoView {
-    let live_spec = StoredValue::new(live.is_some().then(|| initial.without_secret_values()));
+    let live_spec = StoredValue::new(live.as_ref().map(|live| live.spec.clone()));
     let live = StoredValue::new(live);
-    // Serialised into the page, so the browser hydrates the form the server drew.
-    let shown = SharedValue::new(move || {
-        use_context::<PostedForm>().unwrap_or_else(|| PostedForm {
-            form: OnboardForm::from_request(&initial),
-            ..PostedForm::default()
-        })
-    })
-    .into_inner();
+    let rules = StoredValue::new(rules);
     let form = RwSignal::new(shown.form);
     let posted = StoredValue::new((shown.errors, shown.problem));
     let touched = RwSignal::new(false);
-    let rules = Resource::new(|| (), |()| form_rules());
     let submit = ServerAction::<SubmitForm>::new();
     let propose = ServerAction::<SubmitChange>::new();
     let preview = ServerAction::<PreviewForm>::new();
@@ -91,8 +102,9 @@ pub fn ServiceForm(
     let submitted = Signal::derive(move || propose.value().get().or_else(|| submit.value().get()));
     // The browser's judgement, from the same validator the server runs.
     let errors = Memo::new(move |_| {
-        let rules = rules.get().and_then(Result::ok).unwrap_or_default();
-        live_spec.with_value(|live| form.read().errors_against(live.as_ref(), &rules))
+        rules.with_value(|rules| {
+            live_spec.with_value(|live| form.read().errors_against(live.as_ref(), rules))
+        })
     });
     // The server's: of the last submission from this page, or of the post it came back from
     // (until the first edit, after which the browser's own judgement is current).
@@ -124,10 +136,10 @@ pub fn ServiceForm(
     // Marks the form once the WASM has hydrated it (the browser tests wait for it).
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
-    let navigate = use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(id)) = submitted.get() {
-            navigate(&format!("/requests/{id}"), Default::default());
+            // No client-side router in islands mode: the request's page is a page load.
+            let _ = window().location().set_href(&format!("/requests/{id}"));
         }
     });
     // One labelled input (or, `multiline`, a text area) bound to a field of the form.
@@ -279,7 +291,7 @@ pub fn ServiceForm(
                 ev.prevent_default();
                 touched.set(true);
                 match live.get_value() {
-                    Some(LiveService { namespace, service }) => {
+                    Some(LiveService { namespace, service, .. }) => {
                         propose.dispatch(SubmitChange { namespace, service, form: form.get() });
                     }
                     None => {
@@ -336,7 +348,7 @@ pub fn ServiceForm(
                 <button type="submit" id="submit" class="rounded-md bg-indigo-600 px-3 py-2 text-sm font-medium text-white hover:bg-indigo-700 focus:outline-none focus:ring-2 focus:ring-indigo-500">"Submit for approval"</button>
                 <button type="button" id="preview" class="rounded-md border border-slate-300 px-3 py-2 text-sm hover:bg-slate-100"
                     on:click=move |_| match live.get_value() {
-                        Some(LiveService { namespace, service }) => {
+                        Some(LiveService { namespace, service, .. }) => {
                             preview_change.dispatch(PreviewChange { namespace, service, form: form.get() });
                         }
                         None => {

@@ -108,49 +108,76 @@ pub(super) fn StatusBadge(status: RequestStatus) -> impl IntoView {
     }
 }
 
-/// One request.
+/// One request: read on the server, then handed to [`LiveRequest`], the page's island.
 #[component]
 pub fn RequestPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
-    let act = ServerAction::<ActOnRequest>::new();
-    let withdraw = ServerAction::<WithdrawRequest>::new();
-    // While provisioning runs, the page asks again every two seconds (in the browser).
-    let (tick, set_tick) = signal(0u32);
-    let running = RwSignal::new(false);
-    Effect::new(move |_| {
-        let poll = move || {
-            if running.get_untracked() {
-                set_tick.update(|t| *t += 1);
-            }
-        };
-        if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(2)) {
-            on_cleanup(move || handle.clear());
-        }
-    });
-    let detail = Resource::new(
-        move || (id(), act.version().get(), withdraw.version().get(), tick.get()),
-        |(id, ..)| get_request(id),
-    );
+    let detail = Resource::new(id, get_request);
     let me = Resource::new(|| (), |()| whoami());
     view! {
-        <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let me = me.await.ok().flatten();
                 let admin = me.as_ref().is_some_and(|p| p.has(Role::PlatformAdmin));
                 let my_id = me.map(|p| p.user_id).unwrap_or_default();
                 match detail.await {
                     Err(error) => view! { <p role="alert" class="text-red-700">{error.to_string()}</p> }.into_any(),
-                    Ok(detail) => {
-                        running.set(
-                            matches!(detail.request.status, RequestStatus::Approved | RequestStatus::Provisioning)
-                                || detail.jobs.iter().any(|j| j.state == "queued" || j.state == "running"),
-                        );
-                        view! { <Detail detail admin my_id act withdraw /> }.into_any()
-                    }
+                    Ok(detail) => view! { <LiveRequest detail admin my_id /> }.into_any(),
                 }
             })}
-        </Transition>
+        </Suspense>
+    }
+}
+
+/// A request's page in the browser: the decision and admin forms, and, while provisioning
+/// runs, the page asks the server again every two seconds. Which forms it shows is only
+/// presentation: the server checks the caller's role on every action.
+#[island]
+fn LiveRequest(detail: RequestDetail, admin: bool, my_id: String) -> impl IntoView {
+    let id = detail.request.id.clone();
+    let act = ServerAction::<ActOnRequest>::new();
+    let withdraw = ServerAction::<WithdrawRequest>::new();
+    let detail = RwSignal::new(detail);
+    let reload = move || {
+        let id = id.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(fresh) = get_request(id).await {
+                detail.set(fresh);
+            }
+        });
+    };
+    // After each decision or withdrawal (in the browser; effects do not run on the server).
+    Effect::new({
+        let reload = reload.clone();
+        move |previous: Option<(usize, usize)>| {
+            let versions = (act.version().get(), withdraw.version().get());
+            if previous.is_some_and(|previous| previous != versions) {
+                reload();
+            }
+            versions
+        }
+    });
+    Effect::new(move |_| {
+        let reload = reload.clone();
+        let poll = move || {
+            let running = detail.with_untracked(|detail| {
+                matches!(detail.request.status, RequestStatus::Approved | RequestStatus::Provisioning)
+                    || detail.jobs.iter().any(|j| j.state == "queued" || j.state == "running")
+            });
+            if running {
+                reload();
+            }
+        };
+        if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(2)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    view! {
+        {move || {
+            let my_id = my_id.clone();
+            view! { <Detail detail=detail.get() admin my_id act withdraw /> }.into_any()
+        }}
     }
 }
 

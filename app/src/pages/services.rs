@@ -8,10 +8,13 @@ use leptos_router::hooks::use_params_map;
 
 use super::onboard::{LiveService, ServiceForm};
 use super::requests::RequestTable;
-use crate::onboarding::OnboardingRequest;
+use super::onboard::PostedForm;
 use crate::access::Role;
 use crate::account::whoami;
-use crate::request_api::{RequestOffboarding, ServiceDetail, get_service, list_services};
+use crate::onboarding::OnboardingRequest;
+use crate::request_api::{
+    RequestOffboarding, ServiceDetail, form_rules, get_service, list_services,
+};
 
 /// The services the caller may see, with their version and any change in flight.
 #[component]
@@ -151,9 +154,11 @@ pub fn ChangePage() -> impl IntoView {
         (params.get("namespace").unwrap_or_default(), params.get("service").unwrap_or_default())
     };
     let detail = Resource::new(key, |(namespace, service)| get_service(namespace, service));
+    let rules = Resource::new(|| (), |()| form_rules());
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let rules = rules.await.unwrap_or_default();
                 match detail.await {
                     Err(error) => view! { <p role="alert" class="text-red-700">{error.to_string()}</p> }.into_any(),
                     Ok(ServiceDetail { spec: None, namespace, service, .. }) => view! {
@@ -162,13 +167,14 @@ pub fn ChangePage() -> impl IntoView {
                     Ok(ServiceDetail { spec: Some(spec), namespace, service, version, .. }) => {
                         // The change set needs its own justification, not the live one's.
                         let initial = OnboardingRequest { justification: String::new(), ..spec.without_secret_values() };
-                        let live = LiveService { namespace: namespace.clone(), service: service.clone() };
+                        let shown = PostedForm::shown(&initial);
+                        let live = LiveService { namespace: namespace.clone(), service: service.clone(), spec: initial };
                         view! {
                             <h1 class="text-2xl font-semibold">{format!("Change {namespace}/{service}")}</h1>
                             <p class="mt-1 text-sm text-slate-600">
                                 {format!("The form holds version {version}. Say why in the justification; a platform admin other than you approves the change, and only what differs is written.")}
                             </p>
-                            <ServiceForm initial live />
+                            <ServiceForm shown rules live=Some(live) />
                         }.into_any()
                     }
                 }
