@@ -155,6 +155,15 @@ pub async fn get_status_overview() -> Result<StatusOverview, AppError> {
     service()?.overview().await.map_err(crate::access::ssr::fail)
 }
 
+/// The platform overview as the status page's HTML. The board renders it once per report
+/// and hands the same HTML to every caller until the next report: everyone signed in sees
+/// the same overview, and no one else sees any of it.
+#[server(endpoint = "status_overview_html")]
+pub async fn status_overview_html() -> Result<String, AppError> {
+    crate::access::ssr::require_principal()?;
+    Ok(service()?.overview_html(&crate::pages::render_overview).to_string())
+}
+
 /// One service's certificates and secrets. Everyone signed in may see it.
 #[server(endpoint = "service_status")]
 pub async fn get_service_status(
@@ -190,6 +199,8 @@ pub fn utc(seconds: i64) -> String {
 /// The service the server implements.
 #[cfg(feature = "ssr")]
 pub mod ssr {
+    use std::sync::Arc;
+
     use super::{ServiceStatus, StatusOverview};
     use crate::access::AppError;
 
@@ -197,6 +208,8 @@ pub mod ssr {
     #[async_trait::async_trait]
     pub trait StatusService: Send + Sync {
         async fn overview(&self) -> Result<StatusOverview, AppError>;
+        /// The overview rendered by `render`, reused until the board publishes a new report.
+        fn overview_html(&self, render: &dyn Fn(StatusOverview) -> String) -> Arc<str>;
         async fn service(&self, namespace: &str, service: &str) -> Result<ServiceStatus, AppError>;
     }
 }

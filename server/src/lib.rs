@@ -79,6 +79,8 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
     vault.keep_logged_in(None);
     let state = web::AppState::new(&config, store.clone(), vault, demo).await?;
     state.sessions.spawn_cleanup(std::time::Duration::from_secs(600));
+    // Tokens' last use is noted in memory on each request and written here, once a minute.
+    state.identity.token_uses.clone().spawn_writes(store.clone(), std::time::Duration::from_secs(60));
     // Access follows the identity provider: users are asked about again on schedule.
     state.identity.spawn_revalidation();
     // Certificate and rotation status: every replica reads the sources; alerts are sent once.

@@ -17,7 +17,7 @@ pub use onboard::{LiveService, OnboardPage, PostedForm, ServiceForm};
 pub use requests::{RequestPage, RequestsPage};
 pub use services::{ChangePage, ServicePage, ServicesPage};
 pub use signin::{AccountMenu, DemoBanner, SignInPage};
-pub use status::{ServiceStatusPage, StatusPage};
+pub use status::{ServiceStatusPage, StatusPage, render_overview};
 pub use users::{UserPage, UsersPage};
 
 use leptos::prelude::*;

@@ -9,39 +9,45 @@ use leptos::form::ActionForm;
 use crate::rotation::RotationState;
 use crate::secret_rotation::{PodsVersion, RotateSecret, ServiceSecrets, get_service_secrets};
 use crate::status_report::{
-    SourceHealth, StatusItem, get_service_status, get_status_overview, utc,
+    SourceHealth, StatusItem, StatusOverview, get_service_status, status_overview_html, utc,
 };
 
-/// The platform overview.
+/// The platform overview: the board's cached rendering ([`render_overview`]), so a page view
+/// costs the caller's menu and the page around it, not the overview.
 #[component]
 pub fn StatusPage() -> impl IntoView {
-    let overview = Resource::new(|| (), |()| get_status_overview());
     view! {
         <h1 class="text-2xl font-semibold">"Certificates and rotation"</h1>
         <Suspense fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match overview.await {
+                match status_overview_html().await {
                     Err(error) => view! { <p role="alert" class="mt-4 text-red-700">{error.to_string()}</p> }.into_any(),
-                    Ok(overview) => view! {
-                        <Sources sources=overview.sources generated_at=overview.generated_at />
-                        <ul id="status-counts" class="mt-4 flex flex-wrap gap-3">
-                            {overview.counts.into_iter().map(|(state, count)| view! {
-                                <li data-state=state.as_str() class=format!("rounded px-3 py-2 text-sm {}", colour(state))>
-                                    <span class="block text-2xl font-semibold">{count}</span>
-                                    {state.label()}
-                                </li>
-                            }).collect_view()}
-                        </ul>
-                        <Timeline svg=overview.timeline_svg />
-                        <h2 class="mt-6 text-lg font-medium">"Needs attention"</h2>
-                        <ItemTable id="status-attention" items=overview.attention empty="Everything is OK." />
-                        <h2 class="mt-6 text-lg font-medium">"Soonest renewals and expiries"</h2>
-                        <ItemTable id="status-soonest" items=overview.soonest empty="Nothing expires." />
-                    }.into_any(),
+                    Ok(html) => view! { <div id="status-overview" inner_html=html></div> }.into_any(),
                 }
             })}
         </Suspense>
     }
+}
+
+/// The overview's HTML, rendered on the server once per status report.
+pub fn render_overview(overview: StatusOverview) -> String {
+    view! {
+        <Sources sources=overview.sources generated_at=overview.generated_at />
+        <ul id="status-counts" class="mt-4 flex flex-wrap gap-3">
+            {overview.counts.into_iter().map(|(state, count)| view! {
+                <li data-state=state.as_str() class=format!("rounded px-3 py-2 text-sm {}", colour(state))>
+                    <span class="block text-2xl font-semibold">{count}</span>
+                    {state.label()}
+                </li>
+            }).collect_view()}
+        </ul>
+        <Timeline svg=overview.timeline_svg />
+        <h2 class="mt-6 text-lg font-medium">"Needs attention"</h2>
+        <ItemTable id="status-attention" items=overview.attention empty="Everything is OK." />
+        <h2 class="mt-6 text-lg font-medium">"Soonest renewals and expiries"</h2>
+        <ItemTable id="status-soonest" items=overview.soonest empty="Nothing expires." />
+    }
+    .to_html()
 }
 
 /// One service's certificates and secrets.

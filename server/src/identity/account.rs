@@ -88,7 +88,9 @@ impl AccountService for Accounts {
         }
         let event = token_event(owner, Action::ApiTokenRevoked, &id, json!({ "token_id": id }));
         audit::record(&mut tx, event).await?;
-        Ok(tx.commit().await?)
+        tx.commit().await?;
+        super::callers::access_changed();
+        Ok(())
     }
 }
 

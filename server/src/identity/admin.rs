@@ -149,7 +149,9 @@ impl UserAdminService for UserAdmin {
             outcome: Outcome::Success,
         };
         audit::record(&mut tx, event).await?;
-        Ok(tx.commit().await?)
+        tx.commit().await?;
+        super::callers::access_changed();
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod account;
 mod admin;
+pub mod callers;
 pub mod oidc;
 mod revalidation;
 mod routes;
@@ -42,6 +43,12 @@ pub struct Identity {
     pub config: IdentityConfig,
     /// Seals the refresh tokens kept for re-validation; none for a public client.
     pub sealer: Option<sealing::Sealer>,
+    /// Sessions' access as last read, by meshport's session id.
+    pub sessions_seen: callers::Remembered<uuid::Uuid, Option<crate::store::SessionAccess>>,
+    /// Tokens' access as last read, by the token's hash.
+    pub tokens_seen: callers::Remembered<String, Option<crate::store::TokenAccess>>,
+    /// When tokens were last used, written in the background.
+    pub token_uses: std::sync::Arc<callers::TokenUses>,
 }
 
 impl Identity {
@@ -56,6 +63,9 @@ impl Identity {
             public_url,
             config: config.identity.clone(),
             sealer: sealing::Sealer::new(&config.identity)?,
+            sessions_seen: Default::default(),
+            tokens_seen: Default::default(),
+            token_uses: Default::default(),
         })
     }
 

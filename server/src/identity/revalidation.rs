@@ -80,6 +80,7 @@ impl Identity {
                         .await?;
                 }
                 tx.commit().await?;
+                super::callers::access_changed();
                 Ok(Revalidation::Confirmed)
             }
         }
@@ -97,6 +98,7 @@ impl Identity {
         });
         audit::record(&mut tx, user_event(user, Action::UserDeprovisioned, details)).await?;
         tx.commit().await?;
+        super::callers::access_changed();
         tracing::info!(user = %user.id, reason, sessions, tokens, "user deprovisioned");
         Ok(())
     }

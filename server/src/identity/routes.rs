@@ -272,6 +272,8 @@ async fn signed_in(
     let details = serde_json::json!({ "method": principal.method, "teams": principal.teams });
     audit::record(&mut tx, session_event(&principal, Action::SignIn, details)).await?;
     tx.commit().await?;
+    // The user's stored roles and teams may have changed with this sign-in.
+    super::callers::access_changed();
     tracing::info!(user = %user.id, roles = ?principal.roles, "signed in");
     Ok(SignedIn::Session(principal, session_id))
 }
@@ -284,7 +286,9 @@ async fn signed_out(identity: &Identity, auth: &SessionAuth) -> Result<(), Store
     }
     let event = session_event(&auth.principal, Action::SignOut, serde_json::json!({}));
     audit::record(&mut tx, event).await?;
-    tx.commit().await
+    tx.commit().await?;
+    super::callers::access_changed();
+    Ok(())
 }
 
 fn session_event(principal: &Principal, action: Action, details: serde_json::Value) -> NewEvent {

@@ -150,7 +150,7 @@ pub async fn resolve_principal(
     let changes = !request.method().is_safe();
     if let Some(header) = request.headers().get(AUTHORIZATION) {
         let resolved = match header.to_str().ok().and_then(bearer_token) {
-            Some(token) => tokens::principal_for(&identity.store, token.trim()).await,
+            Some(token) => tokens::principal_for(&identity, token.trim()).await,
             None => None,
         };
         let principal = match resolved {
@@ -230,7 +230,9 @@ async fn session_principal(identity: &Identity, session: &Session) -> Option<(Pr
     let now = Utc::now().timestamp();
     let (idle, max_age) = limits(identity);
     let access = match auth.session_id {
-        Some(id) if now - auth.signed_in_at < max_age => identity.store.session_access(id).await,
+        Some(id) if now - auth.signed_in_at < max_age => {
+            identity.sessions_seen.get(&id, || identity.store.session_access(id)).await
+        }
         _ => Ok(None),
     };
     let user = match access {

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::store::{ApiTokenRecord, NewApiToken, Store, StoreError, Tx, User};
+use super::Identity;
+use crate::store::{ApiTokenRecord, NewApiToken, Tx, User};
 
 /// Every token starts with this, so secret scanners can spot a leaked one.
 pub const TOKEN_PREFIX: &str = "mpt_";
@@ -55,31 +56,31 @@ pub async fn create(
 
 /// The caller a live token stands for, with its owner as stored now; none for an unknown,
 /// expired or revoked token or a disabled owner. The token acts with what it was given, as far
-/// as its owner still holds it.
-pub async fn principal_for(store: &Store, token: &str) -> Option<(Principal, User)> {
+/// as its owner still holds it. At most one indexed read ([`callers`](super::callers)).
+pub async fn principal_for(identity: &Identity, token: &str) -> Option<(Principal, User)> {
     if !token.starts_with(TOKEN_PREFIX) {
         return None;
     }
-    let lookup = async {
-        let Some(record) = store.use_api_token(&hash(token)).await? else { return Ok(None) };
-        let Some(user) = store.user(record.user_id).await? else { return Ok(None) };
-        Ok::<_, StoreError>(Some((record, user)))
-    };
-    match lookup.await {
-        Ok(Some((_, user))) if user.disabled_at.is_some() => None,
-        Ok(Some((record, user))) => {
+    let hash = hash(token);
+    let store = &identity.store;
+    match identity.tokens_seen.get(&hash, || store.api_token_access(&hash)).await {
+        Ok(Some(access))
+            if access.user.disabled_at.is_none() && access.token_expires_at > Utc::now() =>
+        {
+            identity.token_uses.mark(access.token_id);
+            let user = access.user;
             let principal = Principal {
                 user_id: user.id.to_string(),
                 subject: user.subject.clone(),
                 email: user.email.clone(),
                 name: user.display_name.clone(),
-                roles: split(&record.roles).filter_map(Role::from_name).collect(),
-                teams: split(&record.teams).map(str::to_owned).collect(),
+                roles: split(&access.token_roles).filter_map(Role::from_name).collect(),
+                teams: split(&access.token_teams).map(str::to_owned).collect(),
                 method: SignInMethod::ApiToken,
             };
             Some((super::session::limited(principal, &user), user))
         }
-        Ok(None) => None,
+        Ok(_) => None,
         Err(error) => {
             tracing::warn!(%error, "could not check an API token");
             None

@@ -135,6 +135,9 @@ pub struct StatusBoard {
     alerts: Option<alerts::Alerts>,
     sources: Mutex<BTreeMap<String, SourceState>>,
     report: RwLock<Arc<StatusReport>>,
+    /// The overview's HTML and the report it was rendered from (`/status` serves it until
+    /// the next report).
+    overview_html: RwLock<Option<(Arc<StatusReport>, Arc<str>)>>,
     /// Secret paths per onboarded request, kept across refreshes.
     secret_paths: Mutex<HashMap<uuid::Uuid, Vec<String>>>,
 }
@@ -159,6 +162,7 @@ impl StatusBoard {
             alerts,
             sources: Mutex::new(BTreeMap::new()),
             report: RwLock::new(Arc::new(StatusReport::default())),
+            overview_html: RwLock::new(None),
             secret_paths: Mutex::new(HashMap::new()),
         }
     }
@@ -347,7 +351,28 @@ impl StatusBoard {
 
     /// The overview, from the latest report.
     pub fn overview(&self) -> StatusOverview {
+        Self::overview_of(&self.report())
+    }
+
+    /// The overview rendered by `render`: once per report, then the same HTML until the next
+    /// report is published. The cached report is held, so its address cannot be reused by a
+    /// newer one.
+    pub fn overview_html(&self, render: &dyn Fn(StatusOverview) -> String) -> Arc<str> {
         let report = self.report();
+        let cached = self.overview_html.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((of, html)) = cached.as_ref()
+            && Arc::ptr_eq(of, &report)
+        {
+            return html.clone();
+        }
+        drop(cached);
+        let html: Arc<str> = render(Self::overview_of(&report)).into();
+        *self.overview_html.write().unwrap_or_else(|e| e.into_inner()) =
+            Some((report, html.clone()));
+        html
+    }
+
+    fn overview_of(report: &StatusReport) -> StatusOverview {
         let now = report.generated_at;
         let attention: Vec<StatusItem> = report
             .items
@@ -400,6 +425,10 @@ fn sort(items: &mut [StatusItem]) {
 impl app::status_report::ssr::StatusService for StatusBoard {
     async fn overview(&self) -> Result<StatusOverview, AppError> {
         Ok(StatusBoard::overview(self))
+    }
+
+    fn overview_html(&self, render: &dyn Fn(StatusOverview) -> String) -> Arc<str> {
+        StatusBoard::overview_html(self, render)
     }
 
     async fn service(&self, namespace: &str, service: &str) -> Result<ServiceStatus, AppError> {

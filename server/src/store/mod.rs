@@ -29,7 +29,7 @@ pub use pull_requests::{MergedAs, NewPullRequest, PrState, PullRequestKind, Pull
 pub use request_rows::{NewOnboardingRequest, OnboardingRequestRecord, RequestFilter};
 pub use rotations::{RolloutRecord, RotationTrigger};
 pub use services::{NewService, ServiceRecord};
-pub use tokens::{ApiTokenRecord, NewApiToken};
+pub use tokens::{ApiTokenRecord, NewApiToken, TokenAccess};
 pub use users::{NewUser, SessionAccess, User, UserOverview, UserSession};
 pub use vault_objects::VaultObjectRecord;
 

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreError, Tx, on_pool, on_tx};
+use super::users::USER_COLUMNS;
+use super::{Store, StoreError, Tx, User, on_pool, on_tx};
 
 /// A stored API token (never the token itself).
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -21,6 +22,19 @@ pub struct ApiTokenRecord {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// A live token as a request needs it, with its owner as stored now.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TokenAccess {
+    #[sqlx(flatten)]
+    pub user: User,
+    pub token_id: Uuid,
+    /// Comma-separated role names.
+    pub token_roles: String,
+    /// Comma-separated team names.
+    pub token_teams: String,
+    pub token_expires_at: DateTime<Utc>,
+}
+
 /// A token about to be stored.
 #[derive(Clone, Debug)]
 pub struct NewApiToken<'a> {
@@ -32,9 +46,6 @@ pub struct NewApiToken<'a> {
     pub teams: &'a str,
     pub expires_at: DateTime<Utc>,
 }
-
-/// How precisely a token's last use is recorded.
-const LAST_USED_RESOLUTION: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 const TOKEN_COLUMNS: &str =
     "id, user_id, name, roles, teams, created_at, expires_at, revoked_at, last_used_at";
@@ -53,36 +64,32 @@ impl Store {
         Ok(records)
     }
 
-    /// The live (not revoked, not expired) token with this hash, marked as used now. The mark
-    /// is written at most once a minute per token: a write per API call would serialise every
-    /// call on SQLite's single writer.
+    /// What a request with a token needs, in one indexed read: the live token's roles, teams
+    /// and expiry with its owner as stored now; none for an unknown or revoked token.
     #[tracing::instrument(skip_all)]
-    pub async fn use_api_token(
+    pub async fn api_token_access(
         &self,
         token_hash: &str,
-    ) -> Result<Option<ApiTokenRecord>, StoreError> {
-        let now = Utc::now();
-        let select = format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens
-             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2"
+    ) -> Result<Option<TokenAccess>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, t.id AS token_id, t.roles AS token_roles,
+                    t.teams AS token_teams, t.expires_at AS token_expires_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
         );
-        let record = on_pool!(self, pool => sqlx::query_as::<_, ApiTokenRecord>(&select)
+        Ok(on_pool!(self, pool => sqlx::query_as::<_, TokenAccess>(&sql)
             .bind(token_hash)
-            .bind(now)
             .fetch_optional(pool)
-            .await?);
-        let Some(mut record) = record else { return Ok(None) };
-        if record.last_used_at.is_none_or(|at| now - at >= LAST_USED_RESOLUTION) {
-            let update = "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2";
-            on_pool!(self, pool => sqlx::query(update)
-                .bind(now)
-                .bind(record.id)
-                .execute(pool)
-                .await
-                .map(drop)?);
-            record.last_used_at = Some(now);
-        }
-        Ok(Some(record))
+            .await?))
+    }
+
+    /// Records that the token was used at `at` (never moving the mark back).
+    #[tracing::instrument(skip_all)]
+    pub async fn mark_api_token_used(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let sql = "UPDATE api_tokens SET last_used_at = $1
+                   WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)";
+        on_pool!(self, pool => sqlx::query(sql).bind(at).bind(id).execute(pool).await.map(drop)?);
+        Ok(())
     }
 }
 

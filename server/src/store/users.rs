@@ -67,7 +67,7 @@ pub struct NewUser<'a> {
     pub display_name: &'a str,
 }
 
-const USER_COLUMNS: &str = "u.id, u.issuer, u.subject, u.email, u.display_name, u.created_at, \
+pub(super) const USER_COLUMNS: &str = "u.id, u.issuer, u.subject, u.email, u.display_name, u.created_at, \
      u.last_login_at, u.roles, u.teams, u.disabled_at, u.disabled_reason, u.validated_at";
 const SESSION_COLUMNS: &str = "id, user_id, method, signed_in_at, expires_at, revoked_at";
 

@@ -413,6 +413,8 @@ async fn age_confirmation(store: &Store, user: uuid::Uuid) {
             sqlx::query(sql).bind(long_ago).bind(user).execute(pool).await.unwrap();
         }
     }
+    // An hour on, no caller read before is remembered any more.
+    meshport_server::identity::callers::access_changed();
 }
 
 #[tokio::test]
@@ -945,6 +947,9 @@ async fn api_tokens_carry_a_subset_of_roles_and_stop_working_when_revoked() {
         .execute(pool)
         .await
         .unwrap();
+    // A sign-in that stores new roles tells the callers' cache (`identity::callers`) at once;
+    // this direct write stands for it.
+    meshport_server::identity::callers::access_changed();
     let mut other = cart_request("cart");
     other["request"]["service"] = json!("cart-two");
     let answer =
@@ -955,6 +960,7 @@ async fn api_tokens_carry_a_subset_of_roles_and_stop_working_when_revoked() {
         .execute(pool)
         .await
         .unwrap();
+    meshport_server::identity::callers::access_changed();
 
     // The token is a developer only: no admin decisions, and it cannot mint tokens.
     let approve =
@@ -1417,6 +1423,48 @@ async fn status_pages_and_their_server_functions_need_a_signed_in_caller() {
     let page =
         send(&meshport.app, &mut jar, Request::get("/status/prod-app/cart"), Body::empty()).await;
     assert!(page.body.contains("prod-app/cart: certificates and secrets"), "{}", page.body);
+}
+
+/// `/status` serves the overview the board rendered once per report: the same HTML until the
+/// board publishes a new report, then the new one; a caller who is not signed in gets none of
+/// it, even while it is cached.
+#[tokio::test]
+async fn the_cached_status_overview_follows_the_board_and_is_never_shown_to_anonymous_callers() {
+    let meshport = meshport().await;
+    let ten = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00Z").unwrap().to_utc();
+    meshport.status.refresh(ten).await;
+    let mut jar = sign_in(&meshport.app, "dana").await;
+    let page = send(&meshport.app, &mut jar, Request::get("/status"), Body::empty()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("As of 2026-12-07 10:00 UTC."), "{}", page.body);
+    assert!(page.body.contains(r#"data-source="vault""#), "{}", page.body);
+
+    let anonymous = send(&meshport.app, &mut Jar::default(), Request::get("/status"), Body::empty()).await;
+    for shown in ["As of", "data-source", "status-counts", "status-overview"] {
+        assert!(!anonymous.body.contains(shown), "{shown} shown to an anonymous caller: {}", anonymous.body);
+    }
+
+    // A new report: the page shows it.
+    meshport.status.refresh(ten + chrono::TimeDelta::hours(2)).await;
+    let page = send(&meshport.app, &mut jar, Request::get("/status"), Body::empty()).await;
+    assert!(page.body.contains("As of 2026-12-07 12:00 UTC."), "{}", page.body);
+    assert!(!page.body.contains("As of 2026-12-07 10:00 UTC."), "{}", page.body);
+
+    // Rendered once per report: a second view reuses it, a new report renders again.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let renders = AtomicUsize::new(0);
+    let render = |overview: app::status_report::StatusOverview| {
+        renders.fetch_add(1, Ordering::SeqCst);
+        format!("as of {}", overview.generated_at)
+    };
+    let board = &meshport.status;
+    board.refresh(ten + chrono::TimeDelta::hours(3)).await;
+    let first = board.overview_html(&render);
+    assert_eq!(board.overview_html(&render), first);
+    assert_eq!(renders.load(Ordering::SeqCst), 1);
+    board.refresh(ten + chrono::TimeDelta::hours(4)).await;
+    assert_ne!(board.overview_html(&render), first);
+    assert_eq!(renders.load(Ordering::SeqCst), 2);
 }
 
 /// A callback that does not carry the pending sign-in's state is refused before anything in it
