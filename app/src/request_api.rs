@@ -10,6 +10,27 @@ use crate::onboarding::{
     ChangeKind, OnboardForm, OnboardingRequest, OnboardingRules, RequestStatus, SpecDifference,
 };
 
+/// Which page of a long list: the items after the cursor `after` (the previous page's
+/// [`Page::next`]; none: the first page), at most `limit` of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+pub struct PageRequest {
+    /// The cursor of the page to show: the previous page's `next`.
+    pub after: Option<String>,
+    /// At most this many items (each list has its default and its maximum).
+    pub limit: Option<u32>,
+}
+
+/// One page of a list, in a stable order, and the cursor of the next page (none: the last).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// How many items a list page of the portal shows.
+pub const PAGE_SIZE: u32 = 50;
+
 /// A request in a list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -200,11 +221,22 @@ pub async fn submit_request(request: OnboardingRequest) -> Result<String, AppErr
 }
 
 /// The requests the caller may see: all for admins and auditors, their teams' for developers.
+/// The newest 100; [`requests_page`] pages through all of them.
 #[server(endpoint = "list_requests")]
 pub async fn list_requests() -> Result<Vec<RequestSummary>, AppError> {
     use crate::access::ssr;
     let principal = ssr::require_principal()?;
-    service()?.list(&principal).await.map_err(ssr::fail)
+    let page = service()?.list(&principal, PageRequest::default()).await.map_err(ssr::fail)?;
+    Ok(page.items)
+}
+
+/// A page of the requests the caller may see, newest first, from the cursor `after`.
+#[server(endpoint = "requests_page")]
+pub async fn requests_page(after: Option<String>) -> Result<Page<RequestSummary>, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    let page = PageRequest { after, limit: Some(PAGE_SIZE) };
+    service()?.list(&principal, page).await.map_err(ssr::fail)
 }
 
 /// Approves or rejects a submitted request (a rejection needs a reason). Platform admins only,
@@ -318,11 +350,22 @@ pub async fn act_on_request(
 
 /// The services being onboarded or live that the caller may see (all for admins and auditors,
 /// their teams' for developers), without spec or history.
+/// The first 1,000 by namespace and name; [`services_page`] pages through all of them.
 #[server(endpoint = "list_services")]
 pub async fn list_services() -> Result<Vec<ServiceDetail>, AppError> {
     use crate::access::ssr;
     let principal = ssr::require_principal()?;
-    requests()?.services(&principal).await.map_err(ssr::fail)
+    let page = requests()?.services(&principal, PageRequest::default()).await;
+    Ok(page.map_err(ssr::fail)?.items)
+}
+
+/// A page of the services the caller may see, by namespace and name, from the cursor `after`.
+#[server(endpoint = "services_page")]
+pub async fn services_page(after: Option<String>) -> Result<Page<ServiceDetail>, AppError> {
+    use crate::access::ssr;
+    let principal = ssr::require_principal()?;
+    let page = PageRequest { after, limit: Some(PAGE_SIZE) };
+    requests()?.services(&principal, page).await.map_err(ssr::fail)
 }
 
 /// A service with its live spec and history, for whoever may see its team.
@@ -434,7 +477,12 @@ pub mod ssr {
             requester: &Principal,
             request: OnboardingRequest,
         ) -> Result<String, AppError>;
-        async fn list(&self, viewer: &Principal) -> Result<Vec<RequestSummary>, AppError>;
+        /// A page of the requests the viewer may see, newest first.
+        async fn list(
+            &self,
+            viewer: &Principal,
+            page: super::PageRequest,
+        ) -> Result<super::Page<RequestSummary>, AppError>;
         /// One request the viewer may see, with its provisioning.
         async fn detail(&self, viewer: &Principal, id: &str) -> Result<RequestDetail, AppError>;
         /// A platform admin's action on a request after its approval.
@@ -452,7 +500,11 @@ pub mod ssr {
             reason: &str,
         ) -> Result<(), AppError>;
         /// The services the viewer may see, without spec or history.
-        async fn services(&self, viewer: &Principal) -> Result<Vec<ServiceDetail>, AppError>;
+        async fn services(
+            &self,
+            viewer: &Principal,
+            page: super::PageRequest,
+        ) -> Result<super::Page<ServiceDetail>, AppError>;
         /// A service the viewer may see: live spec, version, history.
         async fn service(
             &self,

@@ -14,8 +14,9 @@ use app::onboarding::{
 };
 use app::request_api::ssr::RequestService;
 use app::request_api::{
-    AdminAction, ChangePreview, Decision, DriftSummary, JobSummary, PreviewFile,
-    PullRequestSummary, RequestDetail, RequestSummary, ServiceDetail, StepSummary, VaultDifference,
+    AdminAction, ChangePreview, Decision, DriftSummary, JobSummary, Page, PageRequest,
+    PreviewFile, PullRequestSummary, RequestDetail, RequestSummary, ServiceDetail, StepSummary,
+    VaultDifference,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -160,13 +161,26 @@ impl RequestService for Requests {
         Ok(record.id.to_string())
     }
 
-    async fn list(&self, viewer: &Principal) -> Result<Vec<RequestSummary>, AppError> {
+    async fn list(
+        &self,
+        viewer: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<RequestSummary>, AppError> {
+        let limit = page.limit.unwrap_or(100).clamp(1, 500);
+        let after = page.after.as_deref().map(cursor::parse_request).transpose()?;
         let filter = RequestFilter {
             teams: (!viewer.sees_all_teams()).then(|| viewer.teams.iter().cloned().collect()),
+            // One more than shown: whether there is a next page.
+            limit: Some(limit + 1),
+            after,
             ..RequestFilter::default()
         };
-        let records = self.store.list_requests(&filter).await?;
-        Ok(records.into_iter().map(summary).collect())
+        let mut records = self.store.list_requests(&filter).await?;
+        let next = (records.len() > limit as usize).then(|| {
+            records.truncate(limit as usize);
+            records.last().map(|last| cursor::request(last.created_at, last.id))
+        });
+        Ok(Page { items: records.into_iter().map(summary).collect(), next: next.flatten() })
     }
 
     async fn detail(&self, viewer: &Principal, id: &str) -> Result<RequestDetail, AppError> {
@@ -371,13 +385,23 @@ impl RequestService for Requests {
         Ok(())
     }
 
-    async fn services(&self, viewer: &Principal) -> Result<Vec<ServiceDetail>, AppError> {
-        Ok(self
-            .store
-            .all_services()
-            .await?
+    async fn services(
+        &self,
+        viewer: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<ServiceDetail>, AppError> {
+        let limit = page.limit.unwrap_or(1000).clamp(1, 1000);
+        let after = page.after.as_deref().map(cursor::parse_service).transpose()?;
+        let teams: Option<Vec<String>> =
+            (!viewer.sees_all_teams()).then(|| viewer.teams.iter().cloned().collect());
+        let after = after.as_ref().map(|(n, s)| (n.as_str(), s.as_str()));
+        let mut records = self.store.services_page(teams.as_deref(), after, limit + 1).await?;
+        let next = (records.len() > limit as usize).then(|| {
+            records.truncate(limit as usize);
+            records.last().map(|last| cursor::service(&last.namespace, &last.service_name))
+        });
+        let items = records
             .into_iter()
-            .filter(|s| viewer.may_view_team(&s.team))
             .map(|s| ServiceDetail {
                 namespace: s.namespace,
                 service: s.service_name,
@@ -387,7 +411,8 @@ impl RequestService for Requests {
                 open_change: s.open_change.map(|id| id.to_string()),
                 history: Vec::new(),
             })
-            .collect())
+            .collect();
+        Ok(Page { items, next: next.flatten() })
     }
 
     async fn service(
@@ -913,5 +938,54 @@ fn request_event(
         request_id: Some(record.id),
         details,
         outcome: Outcome::Success,
+    }
+}
+
+/// The cursors of the paged lists: where the previous page ended, as text a client hands back.
+mod cursor {
+    use app::access::AppError;
+    use chrono::{DateTime, Utc};
+    use uuid::Uuid;
+
+    fn invalid() -> AppError {
+        AppError::Invalid("after: not a cursor of this list (use a page's `next`)".into())
+    }
+
+    /// A request's place: newest first, then by id.
+    pub fn request(created_at: DateTime<Utc>, id: Uuid) -> String {
+        format!("{}_{id}", created_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+    }
+
+    pub fn parse_request(cursor: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
+        let (at, id) = cursor.rsplit_once('_').ok_or_else(invalid)?;
+        let at = DateTime::parse_from_rfc3339(at).map_err(|_| invalid())?.to_utc();
+        Ok((at, id.parse().map_err(|_| invalid())?))
+    }
+
+    /// A service's place: by namespace, then name.
+    pub fn service(namespace: &str, service: &str) -> String {
+        format!("{namespace}/{service}")
+    }
+
+    pub fn parse_service(cursor: &str) -> Result<(String, String), AppError> {
+        let (namespace, service) = cursor.split_once('/').ok_or_else(invalid)?;
+        Ok((namespace.to_owned(), service.to_owned()))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn cursors_read_back_what_they_wrote_and_refuse_anything_else() {
+            let at = DateTime::parse_from_rfc3339("2026-12-07T10:00:00.123456789Z").unwrap().to_utc();
+            let id = Uuid::from_u128(7);
+            assert_eq!(parse_request(&request(at, id)).unwrap(), (at, id));
+            assert_eq!(parse_service(&service("prod-app", "cart")).unwrap(), ("prod-app".into(), "cart".into()));
+            for bad in ["", "yesterday_0", "2026-12-07T10:00:00Z_not-a-uuid"] {
+                assert!(parse_request(bad).is_err(), "{bad}");
+            }
+            assert!(parse_service("no-slash").is_err());
+        }
     }
 }

@@ -48,6 +48,34 @@ pub fn NotFound() -> impl IntoView {
     }
 }
 
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The links under a paged list: back to its first page (when not on it) and to the next
+/// page (when there is one), at the page's own `path`.
+#[component]
+fn PageLinks(path: &'static str, first: bool, next: Option<String>) -> impl IntoView {
+    view! {
+        <nav aria-label="Pages" class="mt-4 flex gap-4 text-sm">
+            {(!first).then(|| view! { <a id="first-page" class="text-indigo-700 underline" href=path>"First page"</a> })}
+            {next.map(|cursor| view! {
+                <a id="next-page" rel="next" class="text-indigo-700 underline" href=format!("{path}?after={}", encode(&cursor))>"Next page"</a>
+            })}
+        </nav>
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::has_islands;

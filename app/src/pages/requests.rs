@@ -4,7 +4,9 @@
 
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use super::PageLinks;
 
 use crate::access::Role;
 use crate::account::whoami;
@@ -12,13 +14,16 @@ use crate::onboarding::ChangeKind;
 use crate::onboarding::RequestStatus;
 use crate::request_api::{
     ActOnRequest, JobSummary, PreviewFile, RequestDetail, RequestSummary, WithdrawRequest,
-    get_request, list_requests,
+    get_request, requests_page,
 };
 
-/// The list of requests; for platform admins, those waiting for a decision come first.
+/// The list of requests, newest first, a page at a time; for platform admins, those of the
+/// page that wait for a decision come first.
 #[component]
 pub fn RequestsPage() -> impl IntoView {
-    let requests = Resource::new(|| (), |()| list_requests());
+    let query = use_query_map();
+    let after = move || query.read().get("after");
+    let requests = Resource::new(after, requests_page);
     let me = Resource::new(|| (), |()| whoami());
     view! {
         <h1 class="text-2xl font-semibold">"Requests"</h1>
@@ -28,8 +33,9 @@ pub fn RequestsPage() -> impl IntoView {
                 let admin = me.as_ref().is_some_and(|p| p.has(Role::PlatformAdmin));
                 match requests.await {
                     Err(error) => view! { <p role="alert" class="mt-4 text-red-700">{error.to_string()}</p> }.into_any(),
-                    Ok(list) => {
-                        let (waiting, rest): (Vec<_>, Vec<_>) = list.into_iter().partition(|r| {
+                    Ok(page) => {
+                        let first = after().is_none();
+                        let (waiting, rest): (Vec<_>, Vec<_>) = page.items.into_iter().partition(|r| {
                             admin && r.status == RequestStatus::Submitted
                                 && me.as_ref().is_some_and(|p| p.user_id != r.requested_by)
                         });
@@ -40,6 +46,7 @@ pub fn RequestsPage() -> impl IntoView {
                                 <h2 class="mt-6 font-medium">"All requests"</h2>
                             })}
                             <RequestTable id="requests" requests=rest empty="No requests yet." />
+                            <PageLinks path="/requests" first next=page.next />
                         }.into_any()
                     }
                 }

@@ -4,22 +4,26 @@
 
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::onboard::{LiveService, ServiceForm};
 use super::requests::RequestTable;
+use super::PageLinks;
 use super::onboard::PostedForm;
 use crate::access::Role;
 use crate::account::whoami;
 use crate::onboarding::OnboardingRequest;
 use crate::request_api::{
-    RequestOffboarding, ServiceDetail, form_rules, get_service, list_services,
+    RequestOffboarding, ServiceDetail, form_rules, get_service, services_page,
 };
 
-/// The services the caller may see, with their version and any change in flight.
+/// The services the caller may see, with their version and any change in flight, a page at
+/// a time by namespace and name.
 #[component]
 pub fn ServicesPage() -> impl IntoView {
-    let services = Resource::new(|| (), |()| list_services());
+    let query = use_query_map();
+    let after = move || query.read().get("after");
+    let services = Resource::new(after, services_page);
     view! {
         <h1 class="text-2xl font-semibold">"Services"</h1>
         <p class="mt-1 text-sm text-slate-600">"Services being onboarded or live; each links to its versions, its changes and its status."</p>
@@ -27,8 +31,8 @@ pub fn ServicesPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match services.await {
                     Err(error) => view! { <p role="alert" class="mt-4 text-red-700">{error.to_string()}</p> }.into_any(),
-                    Ok(list) if list.is_empty() => view! { <p id="services" class="mt-2 text-slate-600">"No service is onboarded yet."</p> }.into_any(),
-                    Ok(list) => view! {
+                    Ok(page) if page.items.is_empty() => view! { <p id="services" class="mt-2 text-slate-600">"No service is onboarded yet."</p> }.into_any(),
+                    Ok(page) => view! {
                         <table id="services" class="mt-2 w-full text-left text-sm">
                             <thead><tr class="border-b border-slate-200">
                                 <th scope="col" class="py-1">"Service"</th>
@@ -36,8 +40,9 @@ pub fn ServicesPage() -> impl IntoView {
                                 <th scope="col">"Version"</th>
                                 <th scope="col">"Change in flight"</th>
                             </tr></thead>
-                            <tbody>{list.into_iter().map(service_row).collect_view()}</tbody>
+                            <tbody>{page.items.into_iter().map(service_row).collect_view()}</tbody>
                         </table>
+                        <PageLinks path="/services" first=after().is_none() next=page.next />
                     }.into_any(),
                 }
             })}

@@ -63,6 +63,8 @@ pub struct RequestFilter {
     pub status: Option<RequestStatus>,
     /// At most this many (default 100).
     pub limit: Option<u32>,
+    /// Only requests listed after this one (its `created_at` and id): the next page.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
 }
 
 /// The row as the database returns it; the status is checked when turned into a record.
@@ -177,7 +179,12 @@ impl Store {
             if let Some(status) = filter.status {
                 query.push(" AND status = ").push_bind(status.as_str());
             }
-            query.push(" ORDER BY created_at DESC, id LIMIT ").push_bind(limit);
+            if let Some((created_at, id)) = filter.after {
+                query.push(" AND (created_at < ").push_bind(created_at);
+                query.push(" OR (created_at = ").push_bind(created_at);
+                query.push(" AND id < ").push_bind(id).push("))");
+            }
+            query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
             query.build_query_as::<Row>().fetch_all(pool).await?
         });
         rows.into_iter().map(TryInto::try_into).collect()

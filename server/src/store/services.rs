@@ -72,6 +72,39 @@ impl Store {
             .await?))
     }
 
+    /// Up to `limit` services by namespace and name, after `after` (namespace, name), of
+    /// `teams` only when given.
+    #[tracing::instrument(skip_all)]
+    pub async fn services_page(
+        &self,
+        teams: Option<&[String]>,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        if teams.is_some_and(<[String]>::is_empty) {
+            return Ok(Vec::new());
+        }
+        Ok(on_pool!(self, pool => {
+            let mut query =
+                sqlx::QueryBuilder::new(format!("SELECT {SERVICE_COLUMNS} FROM services WHERE 1 = 1"));
+            if let Some(teams) = teams {
+                query.push(" AND team IN (");
+                let mut separated = query.separated(", ");
+                for team in teams {
+                    separated.push_bind(team.as_str());
+                }
+                query.push(")");
+            }
+            if let Some((namespace, service)) = after {
+                query.push(" AND (namespace > ").push_bind(namespace);
+                query.push(" OR (namespace = ").push_bind(namespace);
+                query.push(" AND service_name > ").push_bind(service).push("))");
+            }
+            query.push(" ORDER BY namespace, service_name LIMIT ").push_bind(i64::from(limit));
+            query.build_query_as::<ServiceRecord>().fetch_all(pool).await?
+        }))
+    }
+
     /// Every service whose Vault objects are applied, with the change set they follow.
     #[tracing::instrument(skip_all)]
     pub async fn live_services(

@@ -6,7 +6,8 @@
 use app::onboarding::OnboardingRequest;
 use app::request_api::ssr::RequestService;
 use app::request_api::{
-    AdminAction, ChangePreview, Decision, RequestDetail, RequestSummary, ServiceDetail,
+    AdminAction, ChangePreview, Decision, PageRequest, RequestDetail, RequestSummary,
+    ServiceDetail,
 };
 use app::onboarding::SecretValue;
 use app::secret_rotation::ssr::RotationService;
@@ -15,7 +16,7 @@ use app::users::ssr::UserAdminService;
 use app::users::{UserAction, UserDetail, UserSummary};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -103,19 +104,37 @@ pub async fn submit(
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
-/// The requests the caller may see, newest first.
+/// The requests the caller may see, newest first: a page of `limit` (default 100, at most
+/// 500) after the cursor `after`; the next page's URL is in the `Link` header (`rel="next"`).
 #[utoipa::path(
     get, path = "/api/v1/requests", tag = "requests",
+    params(PageRequest),
     responses(
         (status = 200, description = "Requests", body = [RequestSummary]),
+        (status = 400, description = "Not a cursor of this list", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
     )
 )]
 pub async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
-) -> ApiResult<Json<Vec<RequestSummary>>> {
-    Ok(Json(state.requests.list(&principal).await?))
+    Query(page): Query<PageRequest>,
+) -> ApiResult<Response> {
+    let limit = page.limit;
+    let page = state.requests.list(&principal, page).await?;
+    let mut response = Json(page.items).into_response();
+    if let Some(next) = page.next {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("after", &next);
+        if let Some(limit) = limit {
+            query.append_pair("limit", &limit.to_string());
+        }
+        let link = format!("</api/v1/requests?{}>; rel=\"next\"", query.finish());
+        if let Ok(value) = http::HeaderValue::from_str(&link) {
+            response.headers_mut().insert(http::header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 /// One request with its provisioning jobs and their finished steps.

@@ -1300,6 +1300,24 @@ async fn the_rest_api_runs_submit_list_detail_and_decisions_with_api_tokens() {
         (detail["jobs"][0]["kind"].as_str(), detail["jobs"][0]["state"].as_str()),
         (Some("provision"), Some("queued"))
     );
+
+    // Pages: `limit` items, newest first, the next page's URL in the `Link` header; a cursor
+    // meshport did not hand out is refused.
+    let mut second = cart_request("cart")["request"].clone();
+    second["service"] = json!("cart-two");
+    let answer = rest(app, Some(&dana), "POST", "/api/v1/requests", Some(second)).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let first_page = rest(app, Some(&ari), "GET", "/api/v1/requests?limit=1", None).await;
+    assert_eq!(first_page.json().as_array().map(Vec::len), Some(1), "{}", first_page.body);
+    assert_eq!(first_page.json()[0]["service"], "cart-two");
+    let link = first_page.headers.get(header::LINK).expect("a next page").to_str().unwrap();
+    let next = link.strip_prefix('<').and_then(|l| l.strip_suffix(">; rel=\"next\"")).unwrap();
+    let second_page = rest(app, Some(&ari), "GET", next, None).await;
+    assert_eq!(second_page.json().as_array().map(Vec::len), Some(1), "{}", second_page.body);
+    assert_eq!(second_page.json()[0]["id"], id.as_str());
+    assert!(second_page.headers.get(header::LINK).is_none(), "the last page");
+    let forged = rest(app, Some(&ari), "GET", "/api/v1/requests?after=yesterday", None).await;
+    assert_eq!(forged.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", forged.body);
 }
 
 #[tokio::test]

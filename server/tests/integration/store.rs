@@ -152,6 +152,13 @@ async fn requests_are_filtered_and_newest_first(db: TestDatabase) {
     let no_teams = RequestFilter { teams: Some(vec![]), ..Default::default() };
     assert!(db.store.list_requests(&no_teams).await.unwrap().is_empty());
 
+    // The next page starts after the last request of the one before.
+    let first = RequestFilter { limit: Some(2), ..Default::default() };
+    let first = db.store.list_requests(&first).await.unwrap();
+    let last = first.last().unwrap();
+    let rest = RequestFilter { after: Some((last.created_at, last.id)), ..Default::default() };
+    assert_eq!(names(db.store.list_requests(&rest).await.unwrap()), ["cart"]);
+
     let by_bob = RequestFilter { requested_by: Some(bob.id), ..Default::default() };
     assert_eq!(names(db.store.list_requests(&by_bob).await.unwrap()), ["checkout", "payment"]);
 
