@@ -244,7 +244,8 @@ async fn main() -> anyhow::Result<()> {
     let mut page_bundles = Vec::new();
     for path in ["/", "/onboard", "/status", "/services", "/requests", "/audit", "/account"] {
         let page_url = format!("http://127.0.0.1:{port}{path}");
-        let html = client.get(&page_url).header("authorization", &auth).send().await?.text().await?;
+        let html =
+            client.get(&page_url).header("authorization", &auth).send().await?.text().await?;
         let mut bytes = Vec::new();
         let files = bundle_files(&html);
         for file in &files {

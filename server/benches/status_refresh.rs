@@ -112,7 +112,10 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let status = std::process::Command::new("bash")
             .arg(platform.folder.path().join("loop.sh"))
-            .env("PATH", format!("{}:{}", bao_dir.display(), std::env::var("PATH").unwrap_or_default()))
+            .env(
+                "PATH",
+                format!("{}:{}", bao_dir.display(), std::env::var("PATH").unwrap_or_default()),
+            )
             .env("BAO_ADDR", &addr)
             .env("BAO_TOKEN", &token)
             .stdout(std::process::Stdio::null())

@@ -14,9 +14,8 @@ use app::onboarding::{
 };
 use app::request_api::ssr::RequestService;
 use app::request_api::{
-    AdminAction, ChangePreview, Decision, DriftSummary, JobSummary, Page, PageRequest,
-    PreviewFile, PullRequestSummary, RequestDetail, RequestSummary, ServiceDetail, StepSummary,
-    VaultDifference,
+    AdminAction, ChangePreview, Decision, DriftSummary, JobSummary, Page, PageRequest, PreviewFile,
+    PullRequestSummary, RequestDetail, RequestSummary, ServiceDetail, StepSummary, VaultDifference,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -175,12 +174,9 @@ impl RequestService for Requests {
             after,
             ..RequestFilter::default()
         };
-        let mut records = self.store.list_requests(&filter).await?;
-        let next = (records.len() > limit as usize).then(|| {
-            records.truncate(limit as usize);
-            records.last().map(|last| cursor::request(last.created_at, last.id))
-        });
-        Ok(Page { items: records.into_iter().map(summary).collect(), next: next.flatten() })
+        let records = self.store.list_requests(&filter).await?;
+        let (records, next) = cursor::page(records, limit, |r| cursor::request(r.created_at, r.id));
+        Ok(Page { items: records.into_iter().map(summary).collect(), next })
     }
 
     async fn detail(&self, viewer: &Principal, id: &str) -> Result<RequestDetail, AppError> {
@@ -395,11 +391,9 @@ impl RequestService for Requests {
         let teams: Option<Vec<String>> =
             (!viewer.sees_all_teams()).then(|| viewer.teams.iter().cloned().collect());
         let after = after.as_ref().map(|(n, s)| (n.as_str(), s.as_str()));
-        let mut records = self.store.services_page(teams.as_deref(), after, limit + 1).await?;
-        let next = (records.len() > limit as usize).then(|| {
-            records.truncate(limit as usize);
-            records.last().map(|last| cursor::service(&last.namespace, &last.service_name))
-        });
+        let records = self.store.services_page(teams.as_deref(), after, limit + 1).await?;
+        let (records, next) =
+            cursor::page(records, limit, |r| cursor::service(&r.namespace, &r.service_name));
         let items = records
             .into_iter()
             .map(|s| ServiceDetail {
@@ -412,7 +406,7 @@ impl RequestService for Requests {
                 history: Vec::new(),
             })
             .collect();
-        Ok(Page { items, next: next.flatten() })
+        Ok(Page { items, next })
     }
 
     async fn service(
@@ -947,6 +941,19 @@ mod cursor {
     use chrono::{DateTime, Utc};
     use uuid::Uuid;
 
+    /// The first `limit` of `rows` (read one more than shown) and, when there were more, the
+    /// cursor after the last one shown.
+    pub fn page<R>(
+        mut rows: Vec<R>,
+        limit: u32,
+        cursor: impl Fn(&R) -> String,
+    ) -> (Vec<R>, Option<String>) {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = more.then(|| rows.last().map(cursor)).flatten();
+        (rows, next)
+    }
+
     fn invalid() -> AppError {
         AppError::Invalid("after: not a cursor of this list (use a page's `next`)".into())
     }
@@ -978,10 +985,14 @@ mod cursor {
 
         #[test]
         fn cursors_read_back_what_they_wrote_and_refuse_anything_else() {
-            let at = DateTime::parse_from_rfc3339("2026-12-07T10:00:00.123456789Z").unwrap().to_utc();
+            let at =
+                DateTime::parse_from_rfc3339("2026-12-07T10:00:00.123456789Z").unwrap().to_utc();
             let id = Uuid::from_u128(7);
             assert_eq!(parse_request(&request(at, id)).unwrap(), (at, id));
-            assert_eq!(parse_service(&service("prod-app", "cart")).unwrap(), ("prod-app".into(), "cart".into()));
+            assert_eq!(
+                parse_service(&service("prod-app", "cart")).unwrap(),
+                ("prod-app".into(), "cart".into())
+            );
             for bad in ["", "yesterday_0", "2026-12-07T10:00:00Z_not-a-uuid"] {
                 assert!(parse_request(bad).is_err(), "{bad}");
             }

@@ -128,9 +128,7 @@ mod tests {
     async fn a_remembered_value_is_read_again_after_a_change_of_access() {
         let remembered = Remembered::<u8, u32>::default();
         let reads = std::sync::atomic::AtomicU32::new(0);
-        let read = || async {
-            Ok::<_, StoreError>(reads.fetch_add(1, Ordering::SeqCst) + 1)
-        };
+        let read = || async { Ok::<_, StoreError>(reads.fetch_add(1, Ordering::SeqCst) + 1) };
         assert_eq!(remembered.get(&1, read).await.unwrap(), 1);
         assert_eq!(remembered.get(&1, read).await.unwrap(), 1, "remembered");
         access_changed();
