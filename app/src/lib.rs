@@ -6,6 +6,7 @@
 pub mod access;
 pub mod account;
 pub mod audit;
+pub mod fleet;
 pub mod notifications;
 pub mod onboarding;
 pub mod pages;
