@@ -95,7 +95,10 @@ impl ServiceDrift {
     /// Whether an upgrade change set would change the repository.
     pub fn needs_upgrade(&self) -> bool {
         !self.in_flight
-            && self.files.iter().any(|f| !matches!(f.class, DriftClass::Current | DriftClass::Adopted))
+            && self
+                .files
+                .iter()
+                .any(|f| !matches!(f.class, DriftClass::Current | DriftClass::Adopted))
     }
 
     /// Whether the repository holds hand changes an upgrade must not overwrite silently.

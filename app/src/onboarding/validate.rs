@@ -878,11 +878,7 @@ pub fn upgrade_selection(
         "namespace" => Some(UpgradeScope::Namespace(named(value))),
         "team" => Some(UpgradeScope::Team(named(value))),
         _ => {
-            error(
-                "scope".into(),
-                Rule::NotAllowed,
-                "choose `all`, `namespace` or `team`".into(),
-            );
+            error("scope".into(), Rule::NotAllowed, "choose `all`, `namespace` or `team`".into());
             None
         }
     };

@@ -75,10 +75,10 @@ impl ArtifactSettings {
     pub fn generator_version(&self) -> String {
         let mut version = format!("{}+r{GENERATOR_REVISION}", env!("CARGO_PKG_VERSION"));
         if let Some((key, value)) = &self.extra_annotation {
-            let digest = content_digest("test", &[ArtifactFile {
-                path: key.clone(),
-                contents: value.clone(),
-            }]);
+            let digest = content_digest(
+                "test",
+                &[ArtifactFile { path: key.clone(), contents: value.clone() }],
+            );
             version.push_str(&format!(".test-{}", &digest[..8]));
         }
         version
@@ -122,7 +122,9 @@ impl KubeObject {
     }
 
     /// The object's metadata.
-    pub fn metadata_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    pub fn metadata_mut(
+        &mut self,
+    ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
         match self {
             Self::ServiceAccount(object) => &mut object.metadata,
             Self::Service(object) => &mut object.metadata,
@@ -317,7 +319,10 @@ impl ServiceArtifacts {
         if let Some((key, value)) = &settings.extra_annotation {
             for manifest in &mut manifests {
                 let metadata = manifest.object.metadata_mut();
-                metadata.annotations.get_or_insert_with(Default::default).insert(key.clone(), value.clone());
+                metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(key.clone(), value.clone());
             }
         }
         let owner = format!("{}/{}", request.namespace, request.service);

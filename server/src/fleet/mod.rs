@@ -161,7 +161,13 @@ impl Fleet {
                     adopted.get(&folder).unwrap_or(&no_adoptions),
                 )
             };
-            services.push(ServiceDrift { namespace, service: name, team: service.team, in_flight, files });
+            services.push(ServiceDrift {
+                namespace,
+                service: name,
+                team: service.team,
+                in_flight,
+                files,
+            });
         }
         services.sort_by(|a, b| (&a.namespace, &a.service).cmp(&(&b.namespace, &b.service)));
         self.store.record_renderings(&new_renderings).await?;
@@ -172,7 +178,8 @@ impl Fleet {
             base_commit,
             services,
         };
-        let json = serde_json::to_string(&report).map_err(|e| FleetError::Corrupt(e.to_string()))?;
+        let json =
+            serde_json::to_string(&report).map_err(|e| FleetError::Corrupt(e.to_string()))?;
         self.store.save_fleet_report(checked_at, &json).await?;
         Ok(report)
     }
@@ -188,7 +195,10 @@ impl Fleet {
     }
 
     /// The last report with only the services `viewer` may see.
-    pub async fn visible_report(&self, viewer: &Principal) -> Result<Option<FleetReport>, AppError> {
+    pub async fn visible_report(
+        &self,
+        viewer: &Principal,
+    ) -> Result<Option<FleetReport>, AppError> {
         Ok(self.report().await?.map(|mut report| {
             report.services.retain(|s| viewer.may_view_team(&s.team));
             report
@@ -205,7 +215,10 @@ impl Fleet {
         self.visible_report(viewer)
             .await?
             .and_then(|report| {
-                report.services.into_iter().find(|s| s.namespace == namespace && s.service == service)
+                report
+                    .services
+                    .into_iter()
+                    .find(|s| s.namespace == namespace && s.service == service)
             })
             .ok_or_else(|| {
                 AppError::NotFound(
@@ -218,17 +231,33 @@ impl Fleet {
     /// The last report and the upgrade progress as Prometheus text, for `/metrics`.
     pub async fn metrics(&self, body: &mut String) -> Result<(), FleetError> {
         use crate::process_metrics::{escape, family};
-        family(body, "meshport_fleet_files", "Files of live services in the GitOps repository by drift class (last pass).", "gauge");
-        family(body, "meshport_fleet_services", "Live services by their worst drift class and namespace (last pass).", "gauge");
+        family(
+            body,
+            "meshport_fleet_files",
+            "Files of live services in the GitOps repository by drift class (last pass).",
+            "gauge",
+        );
+        family(
+            body,
+            "meshport_fleet_services",
+            "Live services by their worst drift class and namespace (last pass).",
+            "gauge",
+        );
         family(body, "meshport_fleet_upgrades", "Upgrade change sets by progress.", "gauge");
         if let Some(report) = self.report().await? {
             let totals = report.totals();
             for class in app::fleet::DriftClass::ALL {
-                body.push_str(&format!("meshport_fleet_files{{class=\"{}\"}} {}\n", class.as_str(), totals.of(class)));
+                body.push_str(&format!(
+                    "meshport_fleet_files{{class=\"{}\"}} {}\n",
+                    class.as_str(),
+                    totals.of(class)
+                ));
             }
             let mut services: std::collections::BTreeMap<(String, &str), u32> = Default::default();
             for service in &report.services {
-                *services.entry((service.namespace.clone(), service.worst().as_str())).or_default() += 1;
+                *services
+                    .entry((service.namespace.clone(), service.worst().as_str()))
+                    .or_default() += 1;
             }
             for ((namespace, class), count) in services {
                 let namespace = escape(&namespace);
@@ -250,7 +279,8 @@ impl Fleet {
 
     /// Upgrade change sets by progress.
     pub async fn progress(&self) -> Result<UpgradeProgress, StoreError> {
-        let mut progress = UpgradeProgress { max_open: self.max_open, ..UpgradeProgress::default() };
+        let mut progress =
+            UpgradeProgress { max_open: self.max_open, ..UpgradeProgress::default() };
         for (status, count) in self.store.upgrade_statuses().await? {
             let Ok(status) = status.parse::<RequestStatus>() else { continue };
             for _ in 0..count {
@@ -286,7 +316,9 @@ impl app::fleet::ssr::FleetService for Fleet {
             for batch in &mut batches {
                 batch.changes.retain(|c| {
                     report.as_ref().is_some_and(|r| {
-                        r.services.iter().any(|s| s.namespace == c.namespace && s.service == c.service)
+                        r.services
+                            .iter()
+                            .any(|s| s.namespace == c.namespace && s.service == c.service)
                     })
                 });
             }
@@ -299,8 +331,12 @@ impl app::fleet::ssr::FleetService for Fleet {
 /// one JSON line per live service with the class of each file.
 pub async fn plan(config: &crate::config::Config) -> anyhow::Result<Vec<String>> {
     let store = crate::open_store(config).await?;
-    let gitops =
-        Arc::new(Gitops::from_config(&config.gitops, &config.data_dir, &config.public_url(), store.clone())?);
+    let gitops = Arc::new(Gitops::from_config(
+        &config.gitops,
+        &config.data_dir,
+        &config.public_url(),
+        store.clone(),
+    )?);
     let requests = Arc::new(Requests {
         store: store.clone(),
         rules: config.onboarding_rules(),

@@ -70,7 +70,11 @@ impl Fleet {
             return Err(AppError::Conflict(format!(
                 "No service of `{}` needs an upgrade it can get{}; nothing was opened.",
                 selection.scope.label(),
-                if skipped.is_empty() { String::new() } else { format!(" ({})", skipped.join("; ")) }
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", skipped.join("; "))
+                }
             )));
         }
         let batch = UpgradeBatchRecord {
@@ -87,7 +91,8 @@ impl Fleet {
             let name = format!("{}/{}", service.namespace, service.service);
             let mut kept = Vec::new();
             if decision == Some(HandEditDecision::Adopt) {
-                let on_base = self.gitops.current_files(&service.namespace, &service.service).await?;
+                let on_base =
+                    self.gitops.current_files(&service.namespace, &service.service).await?;
                 for file in service.files.iter().filter(|f| f.class.is_hand_change()) {
                     if let Some((path, contents)) = on_base.iter().find(|(p, _)| *p == file.path) {
                         kept.push(ArtifactFile { path: path.clone(), contents: contents.clone() });
@@ -182,9 +187,7 @@ impl Fleet {
         }
         let reason = format!("Approved with upgrade batch {id}.");
         for request in &waiting {
-            self.requests
-                .decide(admin, &request.to_string(), Decision::Approve, &reason)
-                .await?;
+            self.requests.decide(admin, &request.to_string(), Decision::Approve, &reason).await?;
         }
         Ok(waiting.len())
     }

@@ -187,7 +187,10 @@ impl Store {
 
 impl Tx {
     /// Stores a new batch.
-    pub async fn create_upgrade_batch(&mut self, batch: &UpgradeBatchRecord) -> Result<(), StoreError> {
+    pub async fn create_upgrade_batch(
+        &mut self,
+        batch: &UpgradeBatchRecord,
+    ) -> Result<(), StoreError> {
         let sql = "INSERT INTO upgrade_batches (id, requested_by, selection, skipped, created_at)
                    VALUES ($1, $2, $3, $4, $5)";
         on_tx!(self, conn => sqlx::query(sql)
@@ -203,7 +206,10 @@ impl Tx {
     }
 
     /// Adds an upgrade change set to its batch, with the files it keeps.
-    pub async fn add_upgrade_change(&mut self, change: &UpgradeChangeRecord) -> Result<(), StoreError> {
+    pub async fn add_upgrade_change(
+        &mut self,
+        change: &UpgradeChangeRecord,
+    ) -> Result<(), StoreError> {
         let sql = "INSERT INTO upgrade_changes (request_id, batch_id, kept) VALUES ($1, $2, $3)";
         on_tx!(self, conn => sqlx::query(sql)
             .bind(change.request_id)

@@ -130,8 +130,8 @@ pub async fn propose(
 ) -> ApiResult<(StatusCode, Json<UpgradeBatch>)> {
     let Json(request) = body?;
     let decisions: Vec<(String, String)> = request.decisions.into_iter().collect();
-    let selection = upgrade_selection(&request.scope, &request.value, &decisions)
-        .map_err(AppError::from)?;
+    let selection =
+        upgrade_selection(&request.scope, &request.value, &decisions).map_err(AppError::from)?;
     let batch = state.fleet.propose_upgrades(&principal, &selection).await?;
     Ok((StatusCode::CREATED, Json(batch)))
 }
@@ -259,7 +259,8 @@ fn caller(request: &Request) -> Option<Principal> {
 /// Back to the page with what happened (`done`) or what was refused (`problem`), with the
 /// refusal's status: the page reads the message from its query.
 fn back(outcome: Result<String, AppError>) -> Response {
-    let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
     match outcome {
         Ok(done) => Redirect::to(&format!("/fleet?done={}", encode(&done))).into_response(),
         Err(AppError::SignInRequired) => Redirect::to("/signin").into_response(),
