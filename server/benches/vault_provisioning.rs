@@ -202,10 +202,7 @@ async fn main() -> anyhow::Result<()> {
     let mut script = String::from("set -e\n");
     for (i, service) in services(&phase_config(&base, "cli"), n_services).iter().enumerate() {
         let calls = writes(service);
-        std::fs::write(
-            folder.path().join(format!("policy-{i}.hcl")),
-            service.policy.as_ref().unwrap().to_hcl(),
-        )?;
+        std::fs::write(folder.path().join(format!("policy-{i}.hcl")), service.policy.as_ref().unwrap().to_hcl())?;
         std::fs::write(folder.path().join(format!("role-{i}.json")), calls[1].1.to_string())?;
         let secret = &service.secrets[0];
         let metadata: Vec<String> = secret
@@ -214,11 +211,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|(k, v)| format!("-custom-metadata={}", shell_quote(&format!("{k}={v}"))))
             .collect();
         let value = calls[3].1["data"][&secret.key].as_str().unwrap().to_owned();
-        writeln!(
-            script,
-            "bao policy write {} policy-{i}.hcl",
-            service.policy.as_ref().unwrap().name
-        )?;
+        writeln!(script, "bao policy write {} policy-{i}.hcl", service.policy.as_ref().unwrap().name)?;
         writeln!(script, "bao write {} @role-{i}.json", calls[1].0)?;
         writeln!(
             script,

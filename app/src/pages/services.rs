@@ -8,9 +8,9 @@ use leptos_router::hooks::use_params_map;
 
 use super::onboard::{LiveService, ServiceForm};
 use super::requests::RequestTable;
+use crate::onboarding::OnboardingRequest;
 use crate::access::Role;
 use crate::account::whoami;
-use crate::onboarding::OnboardingRequest;
 use crate::request_api::{RequestOffboarding, ServiceDetail, get_service, list_services};
 
 /// The services the caller may see, with their version and any change in flight.

@@ -385,11 +385,8 @@ fn contract_an_audience_comes_with_the_projected_token_the_agent_logs_in_with() 
     let plain = ServiceArtifacts::build(&checkout(), &settings(false), None);
     assert_eq!(plain.role.audience, None);
     let annotations = pod_annotations(&plain);
-    assert!(
-        !annotations.contains_key("vault.hashicorp.com/agent-service-account-token-volume-name")
-    );
-    let volumes =
-        deployment(&plain).spec.as_ref().unwrap().template.spec.as_ref().unwrap().volumes.clone();
+    assert!(!annotations.contains_key("vault.hashicorp.com/agent-service-account-token-volume-name"));
+    let volumes = deployment(&plain).spec.as_ref().unwrap().template.spec.as_ref().unwrap().volumes.clone();
     assert!(volumes.unwrap_or_default().iter().all(|v| v.projected.is_none()));
 
     let mut settings = settings(false);
@@ -401,8 +398,7 @@ fn contract_an_audience_comes_with_the_projected_token_the_agent_logs_in_with() 
         .get("vault.hashicorp.com/agent-service-account-token-volume-name")
         .expect("the agent is told which token to use");
     let pod = deployment(&bound).spec.as_ref().unwrap().template.spec.as_ref().unwrap();
-    let volume =
-        pod.volumes.iter().flatten().find(|v| &v.name == volume_name).expect("the volume exists");
+    let volume = pod.volumes.iter().flatten().find(|v| &v.name == volume_name).expect("the volume exists");
     let token = volume.projected.as_ref().unwrap().sources.as_ref().unwrap()[0]
         .service_account_token
         .as_ref()
@@ -420,11 +416,8 @@ fn each_port_admits_only_its_own_callers() {
         protocol: Protocol::Http,
         allowed_callers: Some(vec!["monitoring/prometheus".into()]),
     });
-    let artifacts = ServiceArtifacts::build(
-        &ValidRequest::new(request, &rules()).unwrap(),
-        &settings(false),
-        None,
-    );
+    let artifacts =
+        ServiceArtifacts::build(&ValidRequest::new(request, &rules()).unwrap(), &settings(false), None);
     let mut policies = BTreeMap::new();
     let mut authentications = BTreeMap::new();
     for manifest in &artifacts.manifests {
@@ -432,10 +425,7 @@ fn each_port_admits_only_its_own_callers() {
             KubeObject::AuthorizationPolicy(p) => {
                 let spec = &p.spec;
                 assert_eq!(spec.target_ref.name, p.metadata.name.clone().unwrap());
-                policies.insert(
-                    spec.target_ref.name.clone(),
-                    spec.required_authentication_refs[0].name.clone(),
-                );
+                policies.insert(spec.target_ref.name.clone(), spec.required_authentication_refs[0].name.clone());
             }
             KubeObject::MeshTlsAuthentication(a) => {
                 let callers: Vec<String> = a
@@ -462,10 +452,7 @@ fn pki_roles_refuse_ip_sans_and_localhost() {
     let role = artifacts.pki_role.unwrap();
     assert!(!role.allow_ip_sans && !role.allow_localhost);
     let body = serde_json::to_value(&role).unwrap();
-    assert_eq!(
-        (body["allow_ip_sans"].clone(), body["allow_localhost"].clone()),
-        (false.into(), false.into())
-    );
+    assert_eq!((body["allow_ip_sans"].clone(), body["allow_localhost"].clone()), (false.into(), false.into()));
 }
 
 #[test]
@@ -474,45 +461,30 @@ fn probes_and_the_container_security_follow_the_form() {
     request.ports[0].protocol = Protocol::Http;
     request.ports[0].name = "http".into();
     request.health_check_path = Some("/healthz".into());
-    let artifacts = ServiceArtifacts::build(
-        &ValidRequest::new(request.clone(), &rules()).unwrap(),
-        &settings(false),
-        None,
-    );
+    let artifacts =
+        ServiceArtifacts::build(&ValidRequest::new(request.clone(), &rules()).unwrap(), &settings(false), None);
     let pod = deployment(&artifacts).spec.clone().unwrap().template.spec.unwrap();
     let container = &pod.containers[0];
     for probe in [&container.readiness_probe, &container.liveness_probe] {
         let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
         assert_eq!(get.path.as_deref(), Some("/healthz"));
-        assert_eq!(
-            get.port,
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("http".into())
-        );
+        assert_eq!(get.port, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("http".into()));
     }
     let security = container.security_context.as_ref().unwrap();
-    assert_eq!(
-        (security.run_as_non_root, security.read_only_root_filesystem),
-        (Some(true), Some(true))
-    );
+    assert_eq!((security.run_as_non_root, security.read_only_root_filesystem), (Some(true), Some(true)));
     assert_eq!(container.volume_mounts.as_ref().unwrap()[0].mount_path, "/tmp", "a writable /tmp");
     assert!(pod.volumes.unwrap().iter().any(|v| v.name == "tmp" && v.empty_dir.is_some()));
 
     request.health_check_path = None;
     request.security.read_only_root_filesystem = false;
     request.security.run_as_non_root = false;
-    let artifacts = ServiceArtifacts::build(
-        &ValidRequest::new(request, &rules()).unwrap(),
-        &settings(false),
-        None,
-    );
+    let artifacts =
+        ServiceArtifacts::build(&ValidRequest::new(request, &rules()).unwrap(), &settings(false), None);
     let pod = deployment(&artifacts).spec.clone().unwrap().template.spec.unwrap();
     let container = &pod.containers[0];
     assert!(container.readiness_probe.is_none() && container.liveness_probe.is_none());
     let security = container.security_context.as_ref().unwrap();
-    assert_eq!(
-        (security.run_as_non_root, security.read_only_root_filesystem),
-        (Some(false), Some(false))
-    );
+    assert_eq!((security.run_as_non_root, security.read_only_root_filesystem), (Some(false), Some(false)));
     assert!(container.volume_mounts.is_none());
 }
 

@@ -112,8 +112,7 @@ impl ServicePolicy {
                 .add_label(rule.path.as_str())
                 .add_attribute(("capabilities", hcl::Expression::Array(capabilities)));
             if !rule.allowed_parameters.is_empty() {
-                block =
-                    block.add_attribute(("allowed_parameters", limits(&rule.allowed_parameters)));
+                block = block.add_attribute(("allowed_parameters", limits(&rule.allowed_parameters)));
             }
             if !rule.denied_parameters.is_empty() {
                 block = block.add_attribute(("denied_parameters", limits(&rule.denied_parameters)));

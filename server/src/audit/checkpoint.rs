@@ -133,11 +133,7 @@ pub fn check_verified_prefix(prefix: &Checkpoint, trusted: &[String]) -> Result<
     check_signed(prefix, trusted, verified_message)
 }
 
-fn check_signed(
-    checkpoint: &Checkpoint,
-    trusted: &[String],
-    message: Message,
-) -> Result<(), String> {
+fn check_signed(checkpoint: &Checkpoint, trusted: &[String], message: Message) -> Result<(), String> {
     let named = |key: &&String| {
         if checkpoint.key_id.is_empty() {
             **key == checkpoint.public_key

@@ -630,51 +630,18 @@ mod tests {
     fn a_paged_event_reads_and_writes_what_an_audit_event_does() {
         // As the database packs a page: one array per event, in the columns' order.
         let page = serde_json::json!([
-            [
-                7,
-                "id-7",
-                "2026-12-07T10:00:00.000001Z",
-                null,
-                "dana",
-                "dana@shop.example",
-                "developer,auditor",
-                "request_submitted",
-                "request",
-                "prod-app",
-                "cart",
-                "r-1",
-                "{\"reason\":\"line\\nbreak \\u00e9 \\\"quoted\\\"\"}",
-                "success",
-                "prev",
-                "hash"
-            ],
-            [
-                8,
-                "id-8",
-                "2026-12-07T10:00:01Z",
-                "u-1",
-                "é ü",
-                "",
-                "",
-                "sign_in",
-                "",
-                "",
-                "",
-                null,
-                "{}",
-                "failure",
-                "hash",
-                "next"
-            ]
+            [7, "id-7", "2026-12-07T10:00:00.000001Z", null, "dana", "dana@shop.example",
+             "developer,auditor", "request_submitted", "request", "prod-app", "cart", "r-1",
+             "{\"reason\":\"line\\nbreak \\u00e9 \\\"quoted\\\"\"}", "success", "prev", "hash"],
+            [8, "id-8", "2026-12-07T10:00:01Z", "u-1", "é ü", "", "", "sign_in", "", "", "", null,
+             "{}", "failure", "hash", "next"]
         ])
         .to_string();
         let owned: Vec<AuditEvent> = serde_json::from_str(&page).unwrap();
         let paged: Vec<PagedEvent> = serde_json::from_str(&page).unwrap();
         assert_eq!(serde_json::to_string(&owned).unwrap(), serde_json::to_string(&paged).unwrap());
         // Texts without escapes are borrowed from the page; `details` has some.
-        assert!(
-            matches!(paged[0].id, Cow::Borrowed(_)) && matches!(paged[0].details, Cow::Owned(_))
-        );
+        assert!(matches!(paged[0].id, Cow::Borrowed(_)) && matches!(paged[0].details, Cow::Owned(_)));
     }
 
     #[test]

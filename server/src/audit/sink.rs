@@ -57,10 +57,7 @@ pub enum Sink {
         /// first tokio runtime that used it, which hang once that runtime is gone.
         http: reqwest::Client,
     },
-    Syslog {
-        address: String,
-        tcp: bool,
-    },
+    Syslog { address: String, tcp: bool },
 }
 
 impl std::fmt::Display for Sink {
@@ -327,7 +324,8 @@ impl Sink {
                         list.with_continuation_token(token.clone());
                     }
                     let url = list.sign(SIGNED_FOR);
-                    let body = answer(http.get(url.as_str()), &format!("{self}: LIST")).await?;
+                    let body =
+                        answer(http.get(url.as_str()), &format!("{self}: LIST")).await?;
                     let page = rusty_s3::actions::ListObjectsV2::parse_response(&body)
                         .map_err(|e| failed(format!("{self}: an unreadable listing ({e})")))?;
                     names.extend(

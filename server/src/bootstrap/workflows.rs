@@ -106,8 +106,7 @@ const HELMFILE_DIFF: &str = "helmfile diff --suppress-secrets --context 5\n";
 /// Applies the platform; meshport joins only once its credentials Secret exists (README, step
 /// 5), so a push before that applies everything else instead of failing on meshport.
 fn helmfile_apply() -> String {
-    let (namespace, secret) =
-        (super::platform::MESHPORT_NAMESPACE, super::meshport::CREDENTIALS_SECRET);
+    let (namespace, secret) = (super::platform::MESHPORT_NAMESPACE, super::meshport::CREDENTIALS_SECRET);
     format!(
         "if kubectl -n {namespace} get secret {secret} >/dev/null 2>&1; then\n  \
          helmfile apply --suppress-secrets\n\
@@ -166,7 +165,11 @@ fn deploy_platform(config: &BootstrapConfig) -> Workflow {
                     ("role-session-name", "deploy-platform".to_owned()),
                 ],
             ),
-            Step::uses("Install Helm", SETUP_HELM, &[("version", config.versions.helm.clone())]),
+            Step::uses(
+                "Install Helm",
+                SETUP_HELM,
+                &[("version", config.versions.helm.clone())],
+            ),
             Step::run("Install Helmfile and helm-diff", INSTALL_HELMFILE),
             Step::run("Point kubectl at the cluster", KUBECONFIG),
             helmfile,
@@ -235,7 +238,10 @@ fn deploy_application(config: &BootstrapConfig) -> Workflow {
             "workflow_dispatch": {},
         }),
         permissions: BTreeMap::from([("contents", "read")]),
-        concurrency: Some(Concurrency { group: "deploy-application", cancel_in_progress: false }),
+        concurrency: Some(Concurrency {
+            group: "deploy-application",
+            cancel_in_progress: false,
+        }),
         env: BTreeMap::from([
             ("APPLICATION", SERVICES_APPLICATION.to_owned()),
             ("ARGOCD_VERSION", config.versions.argocd_cli.clone()),

@@ -174,9 +174,7 @@ impl Rotations {
                 .map_err(internal)?;
             details["rollout"] = json!(rollout.id);
         }
-        audit::record_alone(&self.store, event(details, Outcome::Success))
-            .await
-            .map_err(internal)?;
+        audit::record_alone(&self.store, event(details, Outcome::Success)).await.map_err(internal)?;
         Ok(Some(version))
     }
 

@@ -33,10 +33,7 @@ pub fn portal_policy(
         rules.extend([
             role_rule(settings, &names, namespace, &token_policy),
             // Values are written (first values, rotations) but never read back.
-            PolicyRule::new(
-                format!("{}/data/{namespace}/*", settings.kv_mount),
-                vec![Create, Update],
-            ),
+            PolicyRule::new(format!("{}/data/{namespace}/*", settings.kv_mount), vec![Create, Update]),
             PolicyRule::new(
                 format!("{}/metadata/{namespace}/*", settings.kv_mount),
                 vec![Create, Read, Update, Delete, List],

@@ -178,17 +178,17 @@ impl VaultConfig {
             (
                 "vault.tls_secret",
                 self.tls_secret.is_empty()
-                    || (self.tls_secret.len() <= 253 && self.tls_secret.split('.').all(is_label)),
+                    || (self.tls_secret.len() <= 253
+                        && self.tls_secret.split('.').all(is_label)),
                 "must be a Secret name (a DNS name), or empty for none",
             ),
             (
                 "vault.ca_cert_path",
                 self.ca_cert_path.starts_with('/')
                     && self.ca_cert_path.len() <= 255
-                    && self
-                        .ca_cert_path
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b)),
+                    && self.ca_cert_path.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || b"-._/".contains(&b)
+                    }),
                 "must be an absolute file path such as `/vault/tls/ca.crt`",
             ),
         ];

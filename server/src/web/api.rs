@@ -4,11 +4,11 @@
 //! document at `/api/openapi.json`, derived from the types it uses.
 
 use app::onboarding::OnboardingRequest;
-use app::onboarding::SecretValue;
 use app::request_api::ssr::RequestService;
 use app::request_api::{
     AdminAction, ChangePreview, Decision, RequestDetail, RequestSummary, ServiceDetail,
 };
+use app::onboarding::SecretValue;
 use app::secret_rotation::ssr::RotationService;
 use app::secret_rotation::{Rotated, ServiceSecrets};
 use app::users::ssr::UserAdminService;

@@ -101,10 +101,7 @@ fn payment() -> (OnboardingRequest, ArtifactSettings) {
         ],
         allowed_callers: vec!["checkout".into()],
         rotation_days: 90,
-        security: WorkloadSecurity {
-            read_only_root_filesystem: false,
-            ..WorkloadSecurity::default()
-        },
+        security: WorkloadSecurity { read_only_root_filesystem: false, ..WorkloadSecurity::default() },
         ..OnboardingRequest::default()
     };
     let mut config = Config::default();

@@ -713,10 +713,7 @@ async fn a_signed_verified_prefix_outlives_the_process_and_a_forged_one_is_ignor
     // Signed by a key that is not trusted: ignored too.
     let stranger = CheckpointKey::generate().unwrap();
     execute(&db.store, "DELETE FROM audit_verified_prefix").await.unwrap();
-    db.store
-        .record_verified_prefix(&stranger.sign_verified_prefix(8, recorded.hash))
-        .await
-        .unwrap();
+    db.store.record_verified_prefix(&stranger.sign_verified_prefix(8, recorded.hash)).await.unwrap();
     assert_eq!(reader(None).verify(false).await.unwrap().verified_before, 0);
 
     // A process with the key replaces it with what it verified itself.

@@ -354,12 +354,7 @@ fn the_bootstrap_orders_the_first_install_and_later_changes() {
         let releases = helmfile["releases"].as_array().unwrap();
         let needs = |name: &str| -> Vec<String> {
             let release = releases.iter().find(|r| r["name"] == name).unwrap();
-            release["needs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|n| n.as_str().unwrap().to_owned())
-                .collect()
+            release["needs"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect()
         };
         let root = needs("argocd-root");
         assert!(root.contains(&"linkerd/linkerd-control-plane".to_owned()), "{root:?}");
@@ -371,25 +366,13 @@ fn the_bootstrap_orders_the_first_install_and_later_changes() {
         assert_eq!(diff["concurrency"]["cancel-in-progress"], true);
         assert_eq!(apply["concurrency"]["cancel-in-progress"], false);
         assert_ne!(diff["concurrency"]["group"], apply["concurrency"]["group"]);
-        let apply_script =
-            apply["steps"].as_array().unwrap().last().unwrap()["run"].as_str().unwrap();
-        assert!(
-            apply_script.contains("kubectl -n meshport get secret meshport-credentials"),
-            "{apply_script}"
-        );
+        let apply_script = apply["steps"].as_array().unwrap().last().unwrap()["run"].as_str().unwrap();
+        assert!(apply_script.contains("kubectl -n meshport get secret meshport-credentials"), "{apply_script}");
         assert!(apply_script.contains("--selector name!=meshport"), "{apply_script}");
-        for step in platform["jobs"]
-            .as_object()
-            .unwrap()
-            .values()
-            .flat_map(|j| j["steps"].as_array().unwrap())
-        {
+        for step in platform["jobs"].as_object().unwrap().values().flat_map(|j| j["steps"].as_array().unwrap()) {
             if let Some(action) = step["uses"].as_str() {
                 let version = action.split_once('@').unwrap().1;
-                assert!(
-                    is_exact(version.trim_start_matches('v')),
-                    "{action} is not pinned to a release"
-                );
+                assert!(is_exact(version.trim_start_matches('v')), "{action} is not pinned to a release");
             }
         }
 
@@ -398,8 +381,7 @@ fn the_bootstrap_orders_the_first_install_and_later_changes() {
         assert!(!wait.contains("app sync"), "the Application syncs itself: {wait}");
         assert!(wait.contains("argocd app wait"), "{wait}");
 
-        let bundle =
-            yaml(file(&files, "manifests/platform/pki/bundle-linkerd-identity-trust-roots.yaml"));
+        let bundle = yaml(file(&files, "manifests/platform/pki/bundle-linkerd-identity-trust-roots.yaml"));
         let sources = bundle["spec"]["sources"].as_array().unwrap();
         assert_eq!(sources.len(), 2, "{sources:?}");
         assert_eq!(sources[0]["secret"]["name"], "linkerd-trust-anchor");
@@ -410,13 +392,7 @@ fn the_bootstrap_orders_the_first_install_and_later_changes() {
         );
 
         let readme = &file(&files, "README.md").contents;
-        for step in [
-            "secrets enable pki",
-            "pki/root/generate/internal",
-            "pki/config/urls",
-            "meshport vault preflight --pki",
-            "linkerd-previous-anchor",
-        ] {
+        for step in ["secrets enable pki", "pki/root/generate/internal", "pki/config/urls", "meshport vault preflight --pki", "linkerd-previous-anchor"] {
             assert!(readme.contains(step), "the README lacks `{step}`");
         }
         let meshport_policy = &file(&files, "vault/sys/policies/acl/meshport.hcl").contents;
@@ -434,23 +410,11 @@ fn the_templated_policy_mode_renders_the_workload_policy_and_no_policy_writes() 
     let meshport_policy = &file(&files, "vault/sys/policies/acl/meshport.hcl").contents;
     assert!(!meshport_policy.contains("sys/policies/acl"), "{meshport_policy}");
     let workloads = &file(&files, "vault/sys/policies/acl/meshport-workloads.hcl").contents;
-    assert!(
-        workloads.contains(
-            "identity.entity.aliases.KUBERNETES_AUTH_ACCESSOR.metadata.service_account_namespace"
-        ),
-        "{workloads}"
-    );
+    assert!(workloads.contains("identity.entity.aliases.KUBERNETES_AUTH_ACCESSOR.metadata.service_account_namespace"), "{workloads}");
     let readme = &file(&files, "README.md").contents;
     assert!(readme.contains("policy write meshport-workloads -"), "{readme}");
-    let toml = files
-        .iter()
-        .find(|f| f.path.ends_with("meshport.toml") || f.contents.contains("policy_mode"))
-        .map(|f| f.contents.clone())
-        .unwrap_or_default();
-    assert!(
-        toml.contains("policy_mode = \"templated\""),
-        "the chart's meshport.toml says the mode: {toml}"
-    );
+    let toml = files.iter().find(|f| f.path.ends_with("meshport.toml") || f.contents.contains("policy_mode")).map(|f| f.contents.clone()).unwrap_or_default();
+    assert!(toml.contains("policy_mode = \"templated\""), "the chart's meshport.toml says the mode: {toml}");
 }
 
 /// `meshport dev`'s local repository starts with the platform, and meshport still proposes

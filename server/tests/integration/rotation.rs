@@ -5,8 +5,8 @@
 
 use app::access::{AppError, Role};
 use app::onboarding::{
-    CertificateSpec, Delivery, OnboardingRequest, RotationPlan, RotationPolicy, SecretSource,
-    SecretSpec, SecretValue,
+    CertificateSpec, Delivery, OnboardingRequest, RotationPlan, RotationPolicy, SecretSource, SecretSpec,
+    SecretValue,
 };
 use app::secret_rotation::PodsVersion;
 use app::secret_rotation::ssr::RotationService;
