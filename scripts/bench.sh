@@ -14,7 +14,7 @@ flock 9
 
 echo "== release build (cargo leptos build --release)"
 cargo leptos build --release
-for bench in load status_refresh vault_provisioning audit_export; do
+for bench in load status_refresh vault_provisioning audit_export fleet_drift; do
   echo "== cargo bench -p server --bench $bench"
   cargo bench -p server --bench "$bench"
 done
