@@ -15,7 +15,7 @@ flock 9
 echo "== release build (cargo leptos build --release)"
 cargo leptos build --release
 # Name benchmarks to run only those (e.g. `scripts/bench.sh load`); the default is all of them.
-benches=("${@:-load load-10k status_refresh status_refresh-10k vault_provisioning audit_export}")
+benches=("${@:-load load-10k status_refresh status_refresh-10k vault_provisioning audit_export fleet_drift}")
 for bench in ${benches[*]}; do
   case "$bench" in
     # The same benchmark over 10,000 onboarded services (the CLI loop anchor would take most of

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod account;
 pub mod audit;
+pub mod fleet;
 pub mod notifications;
 pub mod onboarding;
 pub mod pages;
@@ -80,6 +81,7 @@ pub fn App() -> impl IntoView {
                         <a href="/requests" class="text-indigo-700 hover:underline">"Requests"</a>
                         <a href="/services" class="text-indigo-700 hover:underline">"Services"</a>
                         <a href="/status" class="text-indigo-700 hover:underline">"Status"</a>
+                        <a href="/fleet" class="text-indigo-700 hover:underline">"Fleet"</a>
                     </span>
                     <pages::AccountMenu />
                 </nav>
@@ -96,6 +98,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("requests") view=pages::RequestsPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("services") view=pages::ServicesPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("status") view=pages::StatusPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("fleet") view=pages::FleetPage ssr=SsrMode::Async />
                     <Route
                         path=(StaticSegment("status"), ParamSegment("namespace"), ParamSegment("service"))
                         view=pages::ServiceStatusPage

@@ -44,7 +44,7 @@ pub const ENV_PREFIX: &str = "MESHPORT_";
 /// The top-level keys of [`Config`]. Only `MESHPORT_*` variables naming one of them are read, so
 /// other variables with the prefix (the scripts' and tests' own) are not taken for typos, while
 /// an unknown key in the file or under a known section is refused.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "listen",
     "public_url",
     "data_dir",
@@ -63,6 +63,7 @@ const KEYS: [&str; 18] = [
     "clusters",
     "telemetry",
     "dev",
+    "fleet",
 ];
 
 /// Everything meshport can be configured with.
@@ -106,6 +107,25 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Settings of `meshport dev` only.
     pub dev: DevConfig,
+    /// Repository drift and generator upgrades across the fleet.
+    pub fleet: FleetConfig,
+}
+
+/// Repository drift and generator upgrades across the fleet (`[fleet]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Upgrade pull requests open at once; the rest wait queued until open ones merge or
+    /// close. Default 5 (1 to 100).
+    pub max_open_upgrade_prs: u32,
+    /// Minutes between repository drift passes; 0 turns them off. Default 15.
+    pub drift_minutes: u64,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self { max_open_upgrade_prs: 5, drift_minutes: 15 }
+    }
 }
 
 /// Sign-in, sessions and the mapping of identity-provider groups to roles and teams.
@@ -299,6 +319,7 @@ impl Default for Config {
             clusters: Vec::new(),
             telemetry: TelemetryConfig::default(),
             dev: DevConfig::default(),
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -446,7 +467,12 @@ impl Config {
     fn own_problem(&self) -> Option<(&'static str, &'static str)> {
         let is_label = app::onboarding::is_dns_label;
         let identity = &self.identity;
-        let checks: [(&'static str, bool, &'static str); 15] = [
+        let checks: [(&'static str, bool, &'static str); 16] = [
+            (
+                "fleet.max_open_upgrade_prs",
+                (1..=100).contains(&self.fleet.max_open_upgrade_prs),
+                "must be between 1 and 100",
+            ),
             (
                 "onboarding.namespaces",
                 !self.onboarding.namespaces.is_empty()
@@ -628,6 +654,7 @@ impl Config {
             ca_cert_path: self.vault.ca_cert_path.clone(),
             policy_mode: self.vault.policy_mode,
             render_interval: self.rotation.render_interval.clone(),
+            extra_annotation: None,
         }
     }
 

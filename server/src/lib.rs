@@ -10,6 +10,7 @@ pub mod config;
 pub mod dev;
 pub mod error_chain;
 pub mod errors;
+pub mod fleet;
 pub mod gitops;
 pub mod identity;
 pub mod jobs;
@@ -98,8 +99,13 @@ pub(crate) async fn serve_with(config: Config, demo: bool) -> anyhow::Result<()>
             config.onboarding_rules(),
         )
         .with_lease(std::time::Duration::from_secs(config.jobs.lease_seconds))
-        .with_notifications(state.requests.notifications.clone()),
+        .with_notifications(state.requests.notifications.clone())
+        .with_max_open_upgrades(config.fleet.max_open_upgrade_prs),
     );
+    // Repository drift of the fleet: every replica may pass; each pass replaces the report.
+    if config.fleet.drift_minutes > 0 {
+        state.fleet.clone().spawn(std::time::Duration::from_secs(config.fleet.drift_minutes * 60));
+    }
     engine.clone().spawn(std::time::Duration::from_millis(config.jobs.poll_millis));
     if config.jobs.drift_minutes > 0 {
         engine.spawn_drift_checks(std::time::Duration::from_secs(config.jobs.drift_minutes * 60));

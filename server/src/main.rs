@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: VaultCommand,
     },
+    /// Repository drift of the live services and generator upgrades.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// Write the platform's GitOps repository (Helmfile, platform manifests, ArgoCD
     /// Applications, GitHub workflows, README) for the bootstrap configuration given with
     /// `--config`.
@@ -54,6 +59,14 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// Run a drift pass (one fetch of the base branch) and print one JSON line per live
+    /// service with the class of each file: current, generator_upgrade, hand_edit, missing,
+    /// extra, adopted. Exit 0 whatever drifted; for CI.
+    Plan,
 }
 
 #[derive(Subcommand)]
@@ -184,6 +197,9 @@ async fn main() -> std::process::ExitCode {
         Command::Dev => dev::run(config).await,
         Command::Audit { command } => run_audit(&config, command).await,
         Command::Vault { command } => run_vault(&config, command).await,
+        Command::Fleet { command: FleetCommand::Plan } => meshport_server::fleet::plan(&config)
+            .await
+            .map(|lines| lines.iter().for_each(|line| println!("{line}"))),
         Command::Bootstrap { .. } => {
             unreachable!("handled before the portal configuration is read")
         }

@@ -369,7 +369,10 @@ impl RequestService for Requests {
             .await?;
         if decision == Decision::Approve {
             let job = match record.kind {
-                ChangeKind::Onboard | ChangeKind::Modify => JobKind::Provision,
+                // An upgrade's provisioning skips Vault: only its pull request runs.
+                ChangeKind::Onboard | ChangeKind::Modify | ChangeKind::Upgrade => {
+                    JobKind::Provision
+                }
                 ChangeKind::Offboard => JobKind::Offboard,
             };
             tx.enqueue_job(id, job).await?;
@@ -750,6 +753,38 @@ impl Requests {
         }
         tx.commit().await?;
         Ok(record)
+    }
+
+    /// Stores an upgrade change set of the live service `namespace/service` (kind `upgrade`,
+    /// its spec unchanged, rendered by the running generator), requested by `admin`. The
+    /// fleet's batches call this; the decision and provisioning follow the change-set path.
+    pub(crate) async fn propose_upgrade(
+        &self,
+        admin: &Principal,
+        namespace: &str,
+        service: &str,
+        justification: &str,
+    ) -> Result<OnboardingRequestRecord, AppError> {
+        let (found, live) = self.live_service(admin, namespace, service).await?;
+        let spec =
+            OnboardingRequest { justification: justification.to_owned(), ..stored_spec(&live)? };
+        let valid = ValidRequest::from_stored(spec, &self.rules)?;
+        let proposed = self.artifacts_of(&found, &valid)?;
+        let current = self.stored_artifacts(&found, &live)?;
+        let digest =
+            change_digest(ChangeKind::Upgrade, &proposed, Some(&current)).map_err(internal)?;
+        let tx = self.store.begin().await?;
+        self.store_change(
+            tx,
+            admin,
+            &valid,
+            ChangeKind::Upgrade,
+            Some(live.id),
+            Uuid::new_v4(),
+            &digest,
+            &proposed,
+        )
+        .await
     }
 
     /// A live service the caller may see, with the change set Vault holds.

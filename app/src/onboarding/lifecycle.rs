@@ -130,10 +130,13 @@ pub enum ChangeKind {
     Modify,
     /// The service leaves the mesh.
     Offboard,
+    /// A live service's files rendered again by a newer generator: the spec is unchanged, no
+    /// Vault object changes, the pull request holds only the re-rendered files.
+    Upgrade,
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 3] = [Self::Onboard, Self::Modify, Self::Offboard];
+    pub const ALL: [ChangeKind; 4] = [Self::Onboard, Self::Modify, Self::Offboard, Self::Upgrade];
 
     /// The stable name stored in the database.
     pub fn as_str(self) -> &'static str {
@@ -141,6 +144,7 @@ impl ChangeKind {
             Self::Onboard => "onboard",
             Self::Modify => "modify",
             Self::Offboard => "offboard",
+            Self::Upgrade => "upgrade",
         }
     }
 }

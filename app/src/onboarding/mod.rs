@@ -27,6 +27,7 @@ pub use validate::{
     RESERVED_SERVICE_NAMES, Rule, ValidRequest, ValidationErrors, check, is_dns_label,
     secret_file_env,
 };
+pub use validate::{HandEditDecision, UpgradeScope, UpgradeSelection, upgrade_selection};
 
 #[cfg(test)]
 mod tests;

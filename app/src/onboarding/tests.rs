@@ -488,3 +488,25 @@ fn the_form_carries_the_rotation_plan_both_ways() {
     let errors = bad.to_request().unwrap_err();
     assert!(errors.iter().any(|e| e.field == "rotation.delivery" && e.rule == Rule::Format));
 }
+
+#[test]
+fn an_upgrade_selection_names_each_broken_field_and_rule() {
+    use super::{HandEditDecision, UpgradeScope, upgrade_selection};
+    let ok = upgrade_selection("team", "cart", &[("prod-app/cart".into(), "adopt".into())]);
+    let ok = ok.unwrap();
+    assert_eq!(ok.scope, UpgradeScope::Team("cart".into()));
+    assert_eq!(ok.decisions["prod-app/cart"], HandEditDecision::Adopt);
+    let undecided = upgrade_selection("all", "", &[("prod-app/cart".into(), String::new())]);
+    assert!(undecided.unwrap().decisions.is_empty(), "an empty choice decides nothing");
+
+    let errors = upgrade_selection("everything", "", &[]).unwrap_err();
+    assert_eq!((errors.0[0].field.as_str(), errors.0[0].rule), ("scope", Rule::NotAllowed));
+    let errors = upgrade_selection("namespace", "", &[]).unwrap_err();
+    assert_eq!((errors.0[0].field.as_str(), errors.0[0].rule), ("value", Rule::Required));
+    let errors = upgrade_selection("namespace", "Prod App", &[]).unwrap_err();
+    assert_eq!(errors.0[0].rule, Rule::Format);
+    let hostile = [("../etc".to_owned(), "replace".to_owned()), ("a/b".into(), "delete".into())];
+    let errors = upgrade_selection("all", "", &hostile).unwrap_err();
+    let fields: Vec<(&str, Rule)> = errors.0.iter().map(|e| (e.field.as_str(), e.rule)).collect();
+    assert_eq!(fields, [("decisions[../etc]", Rule::Format), ("decisions[a/b]", Rule::NotAllowed)]);
+}

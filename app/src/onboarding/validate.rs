@@ -793,3 +793,123 @@ fn is_env_name(value: &str) -> bool {
     !value.starts_with(|c: char| c.is_ascii_digit())
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
+
+/// Which live services an admin's upgrade batch covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "scope", content = "value")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum UpgradeScope {
+    /// Every live service.
+    All,
+    /// The live services of one namespace.
+    Namespace(String),
+    /// The live services of one team.
+    Team(String),
+}
+
+impl UpgradeScope {
+    /// `all`, `namespace:<ns>` or `team:<team>`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::All => "all".to_owned(),
+            Self::Namespace(namespace) => format!("namespace:{namespace}"),
+            Self::Team(team) => format!("team:{team}"),
+        }
+    }
+
+    /// Whether the service `namespace`, owned by `team`, is selected.
+    pub fn covers(&self, namespace: &str, team: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Namespace(selected) => selected == namespace,
+            Self::Team(selected) => selected == team,
+        }
+    }
+}
+
+/// What happens to a service's hand edits in an upgrade: never decided silently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum HandEditDecision {
+    /// The upgrade writes meshport's rendering over the hand edit.
+    Replace,
+    /// The upgrade keeps the repository's file; later passes show it as adopted.
+    Adopt,
+}
+
+/// An upgrade batch as an admin asks for it, checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct UpgradeSelection {
+    pub scope: UpgradeScope,
+    /// Decisions on hand-edited services, keyed `<namespace>/<service>`.
+    #[serde(default)]
+    pub decisions: std::collections::BTreeMap<String, HandEditDecision>,
+}
+
+/// Checks an upgrade batch as posted: `scope` is `all`, `namespace` or `team`, `value` names
+/// the namespace or team (a DNS label), each decision's key is `<namespace>/<service>` and
+/// its value `replace` or `adopt` (empty: undecided). Every broken rule names its field.
+pub fn upgrade_selection(
+    scope: &str,
+    value: &str,
+    decisions: &[(String, String)],
+) -> Result<UpgradeSelection, ValidationErrors> {
+    let mut errors = Vec::new();
+    let mut error = |field: String, rule: Rule, message: String| {
+        errors.push(FieldError { field, rule, message })
+    };
+    let value = value.trim();
+    let named = |value: &str| value.to_owned();
+    let scope = match scope {
+        "all" => Some(UpgradeScope::All),
+        "namespace" | "team" if !is_dns_label(value) || value.len() > 63 => {
+            error(
+                "value".into(),
+                if value.is_empty() { Rule::Required } else { Rule::Format },
+                format!(
+                    "name the {scope} to upgrade: a DNS label (lowercase letters, digits, '-', at \
+                     most 63)"
+                ),
+            );
+            None
+        }
+        "namespace" => Some(UpgradeScope::Namespace(named(value))),
+        "team" => Some(UpgradeScope::Team(named(value))),
+        _ => {
+            error("scope".into(), Rule::NotAllowed, "choose `all`, `namespace` or `team`".into());
+            None
+        }
+    };
+    let mut chosen = std::collections::BTreeMap::new();
+    for (key, decision) in decisions {
+        let field = format!("decisions[{key}]");
+        let well_formed = key
+            .split_once('/')
+            .is_some_and(|(ns, svc)| is_dns_label(ns) && is_dns_label(svc) && key.len() <= 127);
+        if !well_formed {
+            error(field, Rule::Format, "name the service as `<namespace>/<service>`".into());
+            continue;
+        }
+        match decision.as_str() {
+            "" => {}
+            "replace" => {
+                chosen.insert(key.clone(), HandEditDecision::Replace);
+            }
+            "adopt" => {
+                chosen.insert(key.clone(), HandEditDecision::Adopt);
+            }
+            _ => error(
+                field,
+                Rule::NotAllowed,
+                "choose `replace` (write meshport's rendering) or `adopt` (keep the hand edit)"
+                    .into(),
+            ),
+        }
+    }
+    match scope {
+        Some(scope) if errors.is_empty() => Ok(UpgradeSelection { scope, decisions: chosen }),
+        _ => Err(ValidationErrors(errors)),
+    }
+}

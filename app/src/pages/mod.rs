@@ -2,6 +2,7 @@
 
 mod account;
 mod audit;
+mod fleet;
 mod home;
 mod onboard;
 mod requests;
@@ -12,6 +13,7 @@ mod users;
 
 pub use account::AccountPage;
 pub use audit::AuditPage;
+pub use fleet::FleetPage;
 pub use home::HomePage;
 pub use onboard::{LiveService, OnboardPage, PostedForm, ServiceForm};
 pub use requests::{RequestPage, RequestsPage};

@@ -217,6 +217,7 @@ fn Detail(
         ChangeKind::Onboard => "Onboarding of",
         ChangeKind::Modify => "Change of",
         ChangeKind::Offboard => "Offboarding of",
+        ChangeKind::Upgrade => "Generator upgrade of",
     };
     let head_to_approve = detail
         .pull_requests

@@ -113,9 +113,14 @@ pub async fn store_services(
             .await?;
         let approved =
             tx.decide_request(stored.id, admin.id, RequestStatus::Approved, None).await?;
-        let merged = tx
-            .transition_request(stored.id, RequestStatus::Approved, RequestStatus::Merged)
+        // The lifecycle has no step from approved to merged: through provisioning.
+        let provisioning = tx
+            .transition_request(stored.id, RequestStatus::Approved, RequestStatus::Provisioning)
             .await?;
+        let merged = provisioning
+            && tx
+                .transition_request(stored.id, RequestStatus::Provisioning, RequestStatus::Merged)
+                .await?;
         anyhow::ensure!(approved && merged, "the request could not be stored as merged");
     }
     tx.commit().await?;

@@ -58,9 +58,32 @@ pub struct ArtifactSettings {
     /// How often the agent of a service with `reload` delivery re-renders static secrets, as
     /// the injector reads it (`60s`, `5m`).
     pub render_interval: String,
+    /// Test builds only: an annotation `(key, value)` put on every manifest, a rendering rule
+    /// that changes the generator's output (and its [`Self::generator_version`]) the way a new
+    /// meshport release would. Never set from configuration.
+    pub extra_annotation: Option<(String, String)>,
 }
 
+/// The revision of the manifest renderer: raised whenever a change to this module changes
+/// what an unchanged spec renders to, so the fleet pass can tell an older rendering apart.
+pub const GENERATOR_REVISION: u32 = 1;
+
 impl ArtifactSettings {
+    /// The version of the generator that renders with these settings: the crate's version and
+    /// [`GENERATOR_REVISION`] (plus the test-only rule, when set). Digests of renderings are
+    /// recorded under it, so a later version recognises an older rendering.
+    pub fn generator_version(&self) -> String {
+        let mut version = format!("{}+r{GENERATOR_REVISION}", env!("CARGO_PKG_VERSION"));
+        if let Some((key, value)) = &self.extra_annotation {
+            let digest = content_digest(
+                "test",
+                &[ArtifactFile { path: key.clone(), contents: value.clone() }],
+            );
+            version.push_str(&format!(".test-{}", &digest[..8]));
+        }
+        version
+    }
+
     /// The one ACL-templated policy every workload's role carries in [`PolicyMode::Templated`].
     pub fn workload_policy_name(&self) -> String {
         format!("{}workloads", self.name_prefix)
@@ -95,6 +118,20 @@ impl KubeObject {
             Self::Server(_) => "Server",
             Self::MeshTlsAuthentication(_) => "MeshTLSAuthentication",
             Self::AuthorizationPolicy(_) => "AuthorizationPolicy",
+        }
+    }
+
+    /// The object's metadata.
+    pub fn metadata_mut(
+        &mut self,
+    ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Self::ServiceAccount(object) => &mut object.metadata,
+            Self::Service(object) => &mut object.metadata,
+            Self::Deployment(object) => &mut object.metadata,
+            Self::Server(object) => &mut object.metadata,
+            Self::MeshTlsAuthentication(object) => &mut object.metadata,
+            Self::AuthorizationPolicy(object) => &mut object.metadata,
         }
     }
 
@@ -279,6 +316,15 @@ impl ServiceArtifacts {
             request_id,
         );
         manifests.sort_by(|a, b| a.path.cmp(&b.path));
+        if let Some((key, value)) = &settings.extra_annotation {
+            for manifest in &mut manifests {
+                let metadata = manifest.object.metadata_mut();
+                metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(key.clone(), value.clone());
+            }
+        }
         let owner = format!("{}/{}", request.namespace, request.service);
         Self { owner, manifests, policy, role, secrets, pki_role }
     }
@@ -367,6 +413,7 @@ pub fn change_digest(
     proposed: &ServiceArtifacts,
     base: Option<&ServiceArtifacts>,
 ) -> Result<String, RenderError> {
+    // An upgrade writes the same spec's files, so it binds to them like a change does.
     let mut files = proposed.all_files()?;
     if kind == app::onboarding::ChangeKind::Offboard {
         return Ok(content_digest("remove", &files));

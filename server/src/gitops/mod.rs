@@ -250,6 +250,13 @@ impl Gitops {
         blocking(move || repo.files_on_base(&directory, max_age)).await
     }
 
+    /// One fetch of the base branch and every file under `manifests/` with its git blob id,
+    /// for the fleet's drift pass. Returns the commit read and `(path, blob id)` pairs.
+    pub async fn manifests_tree(&self) -> Result<(String, Vec<(String, String)>), GitopsError> {
+        let repo = self.repo.clone();
+        blocking(move || repo.tree_on_base("manifests/")).await
+    }
+
     /// Commits the service's manifests on `meshport/<service>-<request id>` and opens a pull
     /// request. Idempotent per request: a second call returns the pull request already opened.
     #[tracing::instrument(skip_all, fields(request = %change.request_id))]
@@ -607,6 +614,10 @@ impl Gitops {
         // what was merged is not what was approved.
         if merged && !changed_after_approval && updated.kind == PullRequestKind::Onboarding {
             merge_request(tx, updated.request_id).await?;
+        }
+        // Upgrades wait for a free slot under `fleet.max_open_upgrade_prs`: one just ended.
+        if matches!(remote.state, PrState::Merged | PrState::Closed) {
+            tx.wake_upgrade_jobs().await?;
         }
         // An offboarding job waits for its removal to merge before it deletes Vault access.
         if remote.state == PrState::Merged && updated.kind == PullRequestKind::Offboarding {

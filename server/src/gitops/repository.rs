@@ -204,6 +204,35 @@ impl GitRepository {
             .collect()
     }
 
+    /// Fetches the base branch once and lists every file under `prefix` with its blob id
+    /// (`git ls-tree -r`): the fleet's drift pass compares these ids with the renderings'
+    /// without a checkout and without reading a file. Returns the commit read and
+    /// `(path, blob id)` pairs in path order. The work tree's lock is not taken.
+    #[tracing::instrument(skip_all)]
+    pub fn tree_on_base(&self, prefix: &str) -> Result<(String, Vec<(String, String)>), GitError> {
+        {
+            let mut fetched = self.remote.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.fetch_base_locked(&mut fetched)?;
+        }
+        let base = self.git([
+            "rev-parse",
+            "--verify",
+            &format!("{}^{{commit}}", self.remote_ref(&self.base_branch)),
+        ])?;
+        let listing = self.git(["ls-tree", "-r", "--full-tree", &base, "--", prefix])?;
+        let files = listing
+            .lines()
+            .filter_map(|line| {
+                // `<mode> <type> <id>\t<path>`; only blobs (not submodules).
+                let (meta, path) = line.split_once('\t')?;
+                let mut fields = meta.split(' ');
+                let (_mode, kind, id) = (fields.next()?, fields.next()?, fields.next()?);
+                (kind == "blob").then(|| (path.to_owned(), id.to_owned()))
+            })
+            .collect();
+        Ok((base, files))
+    }
+
     /// Merges `branch` into the base branch (a merge commit with `message`) and pushes the base
     /// branch, redoing the merge on the latest base when the push is refused. Returns the merge
     /// commit and the branch's head that was merged. Only for the local repository, which has

@@ -70,7 +70,10 @@ impl Proposals for GitopsProposals {
             author,
             approver,
             summary: request.justification.clone(),
-            changes_live: request.kind == app::onboarding::ChangeKind::Modify,
+            changes_live: matches!(
+                request.kind,
+                app::onboarding::ChangeKind::Modify | app::onboarding::ChangeKind::Upgrade
+            ),
         };
         let pull_request = self.gitops.propose(&change).await.map_err(step_error)?;
         Ok(Proposal { url: pull_request.url })

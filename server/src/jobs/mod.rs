@@ -125,6 +125,12 @@ impl Step {
         }
     }
 
+    /// Whether the step runs for a change set of `kind`: an upgrade changes no Vault object,
+    /// only the rendered files.
+    pub fn applies_to(self, kind: ChangeKind) -> bool {
+        kind != ChangeKind::Upgrade || matches!(self, Self::PullRequest)
+    }
+
     /// The steps of a kind of job, in order. Offboarding proposes the removal first, so the
     /// workload stops using Vault before its role and policy go.
     pub fn of(kind: JobKind) -> &'static [Step] {
@@ -164,6 +170,8 @@ pub struct Engine {
     lease: Duration,
     /// Who hears of a job that stopped for good.
     notifications: Arc<Notifications>,
+    /// Upgrade pull requests open at once (`fleet.max_open_upgrade_prs`).
+    max_open_upgrades: u32,
 }
 
 impl Engine {
@@ -184,7 +192,13 @@ impl Engine {
             owner,
             lease: Duration::from_secs(60),
             notifications: Arc::default(),
+            max_open_upgrades: 5,
         }
+    }
+
+    /// The same engine, opening at most `limit` upgrade pull requests at once.
+    pub fn with_max_open_upgrades(self, limit: u32) -> Self {
+        Self { max_open_upgrades: limit.max(1), ..self }
     }
 
     /// The same engine, telling the requester and admins when a job stops for good.
@@ -261,7 +275,7 @@ impl Engine {
         let done: HashSet<String> =
             self.store.job_steps(job.id).await?.into_iter().map(|s| s.step).collect();
         for &step in Step::of(job.kind) {
-            if done.contains(step.name()) {
+            if done.contains(step.name()) || !step.applies_to(request.kind) {
                 continue;
             }
             let started = std::time::Instant::now();
@@ -379,8 +393,24 @@ impl Engine {
                 Ok(json!({ "retired": retired }))
             }
             Step::PullRequest => {
-                let files =
+                let mut files =
                     artifacts.gitops_files().map_err(|e| StepError::permanent(e.to_string()))?;
+                // What this version renders is recorded before it is proposed, so a later
+                // version tells this rendering from a hand edit.
+                let renderings = crate::fleet::renderings_of(
+                    &request.namespace,
+                    &request.service_name,
+                    &request.spec,
+                    &self.settings.generator_version(),
+                    &files,
+                );
+                self.store
+                    .record_renderings(&renderings)
+                    .await
+                    .map_err(|e| StepError::transient(e.to_string()))?;
+                if request.kind == ChangeKind::Upgrade {
+                    files = self.upgrade_files(request, files).await?;
+                }
                 let proposal = self.proposals.propose(request, files).await?;
                 Ok(json!({ "url": proposal.url }))
             }
@@ -403,6 +433,35 @@ impl Engine {
                 Ok(json!({ "removed": removed }))
             }
         }
+    }
+
+    /// An upgrade's files: waits while `fleet.max_open_upgrade_prs` upgrade pull requests are
+    /// open (a merge or close wakes it), and keeps the repository's version of adopted hand
+    /// edits.
+    async fn upgrade_files(
+        &self,
+        request: &OnboardingRequestRecord,
+        mut files: Vec<ArtifactFile>,
+    ) -> Result<Vec<ArtifactFile>, StepError> {
+        let transient = |e: StoreError| StepError::transient(e.to_string());
+        let open = self.store.open_upgrade_pull_requests().await.map_err(transient)?;
+        if open >= i64::from(self.max_open_upgrades) {
+            return Err(StepError::waiting(format!(
+                "queued: {open} upgrade pull requests are open (fleet.max_open_upgrade_prs = {})",
+                self.max_open_upgrades
+            )));
+        }
+        let kept = match self.store.upgrade_change(request.id).await.map_err(transient)? {
+            Some(change) => serde_json::from_str::<Vec<ArtifactFile>>(&change.kept)
+                .map_err(|e| StepError::permanent(format!("the kept files do not parse: {e}")))?,
+            None => Vec::new(),
+        };
+        for keep in kept {
+            files.retain(|file| file.path != keep.path);
+            files.push(keep);
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
     }
 
     /// Compares every provisioned service's Vault objects with its approved state and records

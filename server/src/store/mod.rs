@@ -5,6 +5,7 @@
 
 mod alert_states;
 mod audit;
+mod fleet;
 mod jobs;
 mod notifications;
 mod pull_requests;
@@ -23,6 +24,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use audit::{AuditEvent, Checkpoint, EvidenceRequest};
+pub use fleet::{Adoption, Rendering, UpgradeBatchRecord, UpgradeChangeRecord};
 pub use jobs::{Job, JobKind, JobState, JobStep};
 pub use notifications::{NewNotification, Notification, NotificationChannel, Recipient};
 pub use pull_requests::{MergedAs, NewPullRequest, PrState, PullRequestKind, PullRequestRecord};

@@ -261,7 +261,7 @@ impl Tx {
                 })
                 .await?;
             }
-            ChangeKind::Modify | ChangeKind::Offboard => {
+            ChangeKind::Modify | ChangeKind::Offboard | ChangeKind::Upgrade => {
                 if !self.open_change(request.namespace, request.service_name, record.id).await? {
                     return Err(StoreError::ServiceBusy {
                         service: format!("{}/{}", request.namespace, request.service_name),

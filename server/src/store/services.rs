@@ -203,12 +203,16 @@ impl Tx {
         let kind: ChangeKind = kind.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?;
         let statements: &[&str] = match (to, kind) {
             // Vault now holds this change set's spec.
-            (RequestStatus::PrOpen, ChangeKind::Onboard | ChangeKind::Modify) => {
-                &["UPDATE services SET live_change = $1 WHERE open_change = $1"]
-            }
+            (
+                RequestStatus::PrOpen,
+                ChangeKind::Onboard | ChangeKind::Modify | ChangeKind::Upgrade,
+            ) => &["UPDATE services SET live_change = $1 WHERE open_change = $1"],
             // A merge makes a version; the next change set may start. (From provisioning too:
             // a pull request merged before its step was recorded.)
-            (RequestStatus::Merged, ChangeKind::Onboard | ChangeKind::Modify) => &[
+            (
+                RequestStatus::Merged,
+                ChangeKind::Onboard | ChangeKind::Modify | ChangeKind::Upgrade,
+            ) => &[
                 "UPDATE onboarding_requests SET version =
                      (SELECT version + 1 FROM services WHERE open_change = $1)
                  WHERE id = $1",

@@ -45,17 +45,20 @@ pub struct Reason {
     paths(
         submit, list, detail, approve, reject, act, withdraw, service, preview_change,
         propose_change, propose_offboarding, adopt, secrets, rotate, users, user, act_on_user,
-        super::audit::export_events, super::audit::evidence_report, super::audit::verify_chain
+        super::audit::export_events, super::audit::evidence_report, super::audit::verify_chain,
+        super::fleet::report, super::fleet::check, super::fleet::service, super::fleet::batches,
+        super::fleet::propose, super::fleet::batch, super::fleet::approve
     ),
     components(schemas(
         ErrorBody, Created, Reason, ActionBody, Justification, Adopted, UserActionBody,
-        RotateBody
+        RotateBody, super::fleet::UpgradeRequest, super::fleet::BatchApproval
     )),
     modifiers(&BearerToken),
     security(("api_token" = [])),
     tags(
         (name = "requests", description = "Change sets: onboardings, changes, offboardings"),
         (name = "services", description = "Live services, their versions and changes"),
+        (name = "fleet", description = "Repository drift of live services and generator upgrades"),
         (name = "users", description = "People's sessions and tokens (platform admins)"),
         (name = "audit", description = "The audit trail: exports, the change-evidence report, verification (auditors, platform admins)"),
     )

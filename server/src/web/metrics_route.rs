@@ -37,6 +37,9 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         "counter",
     );
     body.push_str(&format!("meshport_gitops_fetches_total {}\n", state.gitops.fetches()));
+    if let Err(error) = state.fleet.metrics(&mut body).await {
+        tracing::warn!(%error, "cannot read the fleet report for /metrics");
+    }
     match state.status.job_counts().await {
         Ok(counts) => {
             for (job_state, count) in counts {

@@ -3,6 +3,7 @@
 
 mod api;
 mod audit;
+mod fleet;
 mod health;
 mod metrics_route;
 mod onboard;
@@ -87,6 +88,8 @@ pub struct AppState {
     pub notification_settings: Arc<NotificationSettings>,
     /// The bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<secrecy::SecretString>,
+    /// Repository drift of the live services and their generator upgrades.
+    pub fleet: Arc<crate::fleet::Fleet>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -145,7 +148,24 @@ impl AppState {
             rules: config.onboarding_rules(),
             clusters: config.clusters.iter().cloned().map(|c| Arc::new(Cluster::new(c))).collect(),
         });
+        let requests = Arc::new(Requests {
+            store: store.clone(),
+            rules: config.onboarding_rules(),
+            vault: vault.clone(),
+            settings: config.artifact_settings(),
+            gitops: Some(gitops.clone()),
+            notifications,
+        });
+        let fleet = Arc::new(crate::fleet::Fleet {
+            store: store.clone(),
+            gitops: gitops.clone(),
+            requests: requests.clone(),
+            settings: config.artifact_settings(),
+            rules: config.onboarding_rules(),
+            max_open: config.fleet.max_open_upgrade_prs,
+        });
         Ok(Self {
+            fleet,
             notification_settings: Arc::new(NotificationSettings { store: store.clone() }),
             rotations,
             status,
@@ -159,14 +179,7 @@ impl AppState {
             audit_key,
             refusals: Arc::new(Refusals::new(store.clone(), config.audit.refusals_per_minute)),
             leptos_options: crate::leptos_options(config),
-            requests: Arc::new(Requests {
-                store: store.clone(),
-                rules: config.onboarding_rules(),
-                vault: vault.clone(),
-                settings: config.artifact_settings(),
-                gitops: Some(gitops),
-                notifications,
-            }),
+            requests,
             accounts: Arc::new(Accounts {
                 store: store.clone(),
                 default_days: config.identity.token_days,
@@ -192,6 +205,7 @@ impl AppState {
         provide_context(self.status.clone() as Arc<dyn StatusService>);
         provide_context(self.rotations.clone() as Arc<dyn RotationService>);
         provide_context(self.notification_settings.clone() as Arc<dyn NotificationService>);
+        provide_context(self.fleet.clone() as Arc<dyn app::fleet::ssr::FleetService>);
         provide_context(AvailableSignIns {
             oidc: self.identity.oidc.is_some(),
             demo: self.identity.demo,
@@ -233,6 +247,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/services/{namespace}/{service}/adopt", post(api::adopt))
         .route("/api/v1/services/{namespace}/{service}/secrets", get(api::secrets))
         .route("/api/v1/services/{namespace}/{service}/secrets/{secret}/rotate", post(api::rotate))
+        .route("/api/v1/fleet", get(fleet::report))
+        .route("/api/v1/fleet/check", post(fleet::check))
+        .route("/api/v1/fleet/services/{namespace}/{service}", get(fleet::service))
+        .route("/api/v1/fleet/upgrades", get(fleet::batches).post(fleet::propose))
+        .route("/api/v1/fleet/upgrades/{id}", get(fleet::batch))
+        .route("/api/v1/fleet/upgrades/{id}/approve", post(fleet::approve))
         .route("/api/v1/users", get(api::users))
         .route("/api/v1/users/{id}", get(api::user))
         .route("/api/v1/users/{id}/actions", post(api::act_on_user))
@@ -249,6 +269,9 @@ pub fn router(state: AppState) -> Router {
         // Beside the page's GET: the form posted without JavaScript.
         .route("/onboard", post(onboard::post_form))
         .route("/services/{namespace}/{service}/change", post(onboard::post_change_form))
+        .route("/fleet/check", post(fleet::post_check))
+        .route("/fleet/upgrades", post(fleet::post_upgrades))
+        .route("/fleet/upgrades/{id}/approve", post(fleet::post_approve))
         .layer(axum::middleware::from_fn(server_fns::error_status))
         // Per matched route (the pattern, not the path), after routing.
         .route_layer(axum::middleware::from_fn(record_request))

@@ -9,6 +9,7 @@ mod artifacts;
 mod audit;
 mod bootstrap;
 mod changes;
+mod fleet;
 mod gitops;
 mod identity;
 mod jobs;
