@@ -39,6 +39,10 @@ pub enum FleetError {
 impl From<FleetError> for AppError {
     fn from(error: FleetError) -> Self {
         match error {
+            // Not meshport's fault, and an answer to act on rather than a server error.
+            FleetError::Gitops(GitopsError::Git(error)) => AppError::Conflict(format!(
+                "the GitOps repository could not be read, so no drift pass ran: {error}"
+            )),
             FleetError::Gitops(error) => error.into(),
             FleetError::Store(error) => error.into(),
             FleetError::Corrupt(error) => internal(error),

@@ -62,6 +62,7 @@ pub async fn report(
         (status = 200, description = "The new report", body = FleetReport),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not a platform admin", body = ErrorBody),
+        (status = 409, description = "The GitOps repository could not be read", body = ErrorBody),
     )
 )]
 pub async fn check(

@@ -27,6 +27,8 @@ struct Meshport {
     status: Arc<meshport_server::status::StatusBoard>,
     refusals: Arc<meshport_server::audit::refusals::Refusals>,
     _db: TestDatabase,
+    /// meshport's data folder (the GitOps cache a drift pass clones into), not the source tree.
+    _data: tempfile::TempDir,
 }
 
 async fn meshport_with(demo: bool, configure: impl FnOnce(&mut Config)) -> Meshport {
@@ -40,6 +42,8 @@ async fn meshport_on(
 ) -> Meshport {
     let db = TestDatabase::new(backend).await;
     let mut config = Config::default();
+    let data = tempfile::tempdir().unwrap();
+    config.data_dir = data.path().to_owned();
     config.public_url = Some(TEST_PUBLIC_URL.into());
     config.identity.issuer_url = Some(oidc_issuer());
     config.identity.client_secret = Some(OIDC_CLIENT_SECRET.into());
@@ -48,7 +52,8 @@ async fn meshport_on(
     let state = AppState::new(&config, db.store.clone(), vault, demo).await.unwrap();
     let status = state.status.clone();
     let (identity, refusals) = (state.identity.clone(), state.refusals.clone());
-    Meshport { app: router(state), store: db.store.clone(), identity, status, refusals, _db: db }
+    let store = db.store.clone();
+    Meshport { app: router(state), store, identity, status, refusals, _db: db, _data: data }
 }
 
 async fn meshport() -> Meshport {
@@ -1335,6 +1340,12 @@ async fn the_openapi_document_describes_every_route_and_the_token_scheme() {
             "/api/audit/evidence",
             "/api/audit/export",
             "/api/audit/verify",
+            "/api/v1/fleet",
+            "/api/v1/fleet/check",
+            "/api/v1/fleet/services/{namespace}/{service}",
+            "/api/v1/fleet/upgrades",
+            "/api/v1/fleet/upgrades/{id}",
+            "/api/v1/fleet/upgrades/{id}/approve",
             "/api/v1/requests",
             "/api/v1/requests/{id}",
             "/api/v1/requests/{id}/actions",

@@ -210,6 +210,11 @@ fn readme_commands_work_beside_the_demo(folder: &std::path::Path, request_id: &s
         ok("meshport vault rotate prod-app/cart/db_password").trim(),
         "prod-app/cart/db_password: version 2"
     );
+    // The fleet report for CI: JSON Lines, one line per live service.
+    for line in ok("meshport fleet plan").lines() {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not JSON: {line}");
+    }
     assert!(!ok("meshport audit public-key").trim().is_empty());
     ok("meshport audit verify");
     for format in ["csv", "jsonl", "ocsf"] {
