@@ -12,6 +12,26 @@ cd "$MESHPORT_ROOT"
 exec 9>"$MESHPORT_CACHE/build.lock"
 flock 9
 
+# `MESHPORT_BENCH_BASELINE_REV=<commit>` also builds that commit (once; kept in the cache), and
+# the load benchmark measures its bundle, idle memory and time to interactive in this same run:
+# the "before" figures.
+if [ -n "${MESHPORT_BENCH_BASELINE_REV:-}" ]; then
+  rev="$(git rev-parse --short "$MESHPORT_BENCH_BASELINE_REV")"
+  export MESHPORT_BENCH_BASELINE="$MESHPORT_CACHE/baseline-$rev"
+  if [ ! -x "$MESHPORT_BENCH_BASELINE/meshport" ]; then
+    echo "== baseline build of $rev (cargo leptos build --release)"
+    tree="$(mktemp -d)"
+    trap 'git worktree remove --force "$tree/src" 2>/dev/null; rm -rf "$tree"' EXIT
+    git worktree add --detach "$tree/src" "$rev"
+    ln -s "$MESHPORT_ROOT/node_modules" "$tree/src/node_modules"
+    (cd "$tree/src" && cargo leptos build --release)
+    mkdir -p "$MESHPORT_BENCH_BASELINE.tmp"
+    cp "$CARGO_TARGET_DIR/release/meshport" "$MESHPORT_BENCH_BASELINE.tmp/"
+    cp -r "$tree/src/target/site" "$MESHPORT_BENCH_BASELINE.tmp/site"
+    rm -rf "$MESHPORT_BENCH_BASELINE" && mv "$MESHPORT_BENCH_BASELINE.tmp" "$MESHPORT_BENCH_BASELINE"
+  fi
+fi
+
 echo "== release build (cargo leptos build --release)"
 cargo leptos build --release
 # Name benchmarks to run only those (e.g. `scripts/bench.sh load`); the default is all of them.

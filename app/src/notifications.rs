@@ -121,10 +121,9 @@ pub async fn failed_notifications() -> Result<Vec<FailedNotification>, AppError>
 #[server(endpoint = "decision_queue_count")]
 pub async fn decision_queue_count() -> Result<Option<u64>, AppError> {
     let Some(principal) = crate::access::ssr::principal() else { return Ok(None) };
-    if principal.may_make_decisions().is_err() {
-        return Ok(None);
-    }
-    ssr_service()?.decision_queue(&principal).await.map(Some).map_err(crate::access::ssr::fail)
+    ssr::decisions_waiting(ssr_service()?.as_ref(), &principal)
+        .await
+        .map_err(crate::access::ssr::fail)
 }
 
 #[cfg(feature = "ssr")]
@@ -151,6 +150,18 @@ pub mod ssr {
         ) -> Result<(), AppError>;
         async fn failed(&self, admin: &Principal) -> Result<Vec<FailedNotification>, AppError>;
         async fn decision_queue(&self, admin: &Principal) -> Result<u64, AppError>;
+    }
+
+    /// The header's decision count of `caller`: a number for those who decide, `None` for
+    /// others.
+    pub async fn decisions_waiting(
+        service: &dyn NotificationService,
+        caller: &Principal,
+    ) -> Result<Option<u64>, AppError> {
+        if caller.may_make_decisions().is_err() {
+            return Ok(None);
+        }
+        service.decision_queue(caller).await.map(Some)
     }
 }
 

@@ -308,6 +308,35 @@ pub async fn get_request(id: String) -> Result<RequestDetail, AppError> {
     service()?.detail(&principal, &id).await.map_err(ssr::fail)
 }
 
+/// Where a request's provisioning stands, as one string that changes whenever the request's
+/// page would: its status, each job's state, attempts and finished steps, its pull requests'
+/// states. The page's island compares it rather than fetching the whole [`RequestDetail`].
+#[server(endpoint = "request_progress")]
+pub async fn request_progress(id: String) -> Result<String, AppError> {
+    Ok(get_request(id).await?.progress())
+}
+
+impl RequestDetail {
+    /// See [`request_progress`].
+    pub fn progress(&self) -> String {
+        let jobs =
+            self.jobs.iter().map(|j| format!("{}:{}:{}", j.state, j.attempts, j.steps.len()));
+        let pulls = self.pull_requests.iter().map(|pr| pr.state.clone());
+        std::iter::once(self.request.status.as_str().to_owned())
+            .chain(jobs)
+            .chain(pulls)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Whether provisioning may still change the page: approved, provisioning, or a job
+    /// queued or running.
+    pub fn running(&self) -> bool {
+        matches!(self.request.status, RequestStatus::Approved | RequestStatus::Provisioning)
+            || self.jobs.iter().any(|j| j.state == "queued" || j.state == "running")
+    }
+}
+
 /// What the buttons of a request's page do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -13,10 +13,14 @@
 //!   (`end2end/bench/tti.mjs`; `scripts/bench.sh` builds the site with `cargo leptos build
 //!   --release` first).
 //!
+//! With `MESHPORT_BENCH_BASELINE` (a folder with an earlier build's `meshport` and `site/`;
+//! `MESHPORT_BENCH_BASELINE_REV=<commit> scripts/bench.sh` makes it), the earlier build's
+//! bundle, fresh idle memory and time to interactive are measured in the same run.
+//!
 //! Prints a table; asserts nothing. Run: `scripts/bench.sh`, or `cargo bench -p server --bench
 //! load` (`MESHPORT_BENCH_SERVICES`, default 1000; `MESHPORT_BENCH_SECONDS`, default 10).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -76,8 +80,18 @@ fn milliseconds(text: &str) -> anyhow::Result<f64> {
     Ok(number.parse::<f64>()? * factor)
 }
 
-/// Resident and peak memory of a process, in MB.
-fn memory(pid: u32) -> anyhow::Result<(f64, f64)> {
+/// Resident memory of a process, in MB.
+struct Memory {
+    /// All of it (`VmRSS`).
+    rss: f64,
+    /// Its own, not the pages of the binary and libraries mapped from files (`RssAnon`).
+    anonymous: f64,
+    /// The most it held (`VmHWM`).
+    peak: f64,
+}
+
+/// The resident memory of process `pid`.
+fn memory(pid: u32) -> anyhow::Result<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb = |key: &str| -> anyhow::Result<f64> {
         let line = status
@@ -86,11 +100,40 @@ fn memory(pid: u32) -> anyhow::Result<(f64, f64)> {
             .ok_or_else(|| anyhow::anyhow!("no {key}"))?;
         Ok(line.split_whitespace().nth(1).unwrap_or("0").parse::<f64>()? / 1024.0)
     };
-    Ok((kb("VmRSS:")?, kb("VmHWM:")?))
+    Ok(Memory { rss: kb("VmRSS:")?, anonymous: kb("RssAnon:")?, peak: kb("VmHWM:")? })
 }
 
-/// Starts the release `meshport serve` on `port` with `env`, and waits until it is ready.
+/// A build of meshport: the `meshport` binary and the site it serves (`pkg/` with the WASM).
+struct Build {
+    binary: PathBuf,
+    site: PathBuf,
+}
+
+impl Build {
+    /// This checkout's release build (`cargo leptos build --release`).
+    fn current() -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        Self { binary: env!("CARGO_BIN_EXE_meshport").into(), site: root.join("target/site") }
+    }
+
+    /// The build `scripts/bench.sh` made of an earlier commit (`MESHPORT_BENCH_BASELINE`, a
+    /// folder with `meshport` and `site/`), measured in the same run for the "before" figures.
+    fn baseline() -> Option<Self> {
+        let folder = PathBuf::from(std::env::var_os("MESHPORT_BENCH_BASELINE")?);
+        Some(Self { binary: folder.join("meshport"), site: folder.join("site") })
+    }
+
+    /// The WASM bundle's raw, gzip and brotli sizes, if the site has one.
+    fn wasm_sizes(&self) -> anyhow::Result<Option<(f64, f64, f64)>> {
+        let wasm = self.site.join("pkg/meshport.wasm");
+        std::fs::read(&wasm).ok().map(|bytes| sizes(&bytes)).transpose()
+    }
+}
+
+/// Starts the release `meshport serve` of `build` on `port` with `env`, and waits until it is
+/// ready.
 async fn serve(
+    build: &Build,
     data: &Path,
     port: u16,
     platform: &common::Platform,
@@ -98,9 +141,10 @@ async fn serve(
 ) -> anyhow::Result<ServiceProcess> {
     std::fs::create_dir_all(data)?;
     let log = std::fs::File::create(data.join("log"))?;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_meshport"));
+    let mut command = Command::new(&build.binary);
     command
         .arg("serve")
+        .env("MESHPORT_SITE_ROOT", &build.site)
         .env("MESHPORT_LISTEN", format!("127.0.0.1:{port}"))
         .env("MESHPORT_DATA_DIR", data)
         .env("MESHPORT_VAULT__ADDR", &platform.addr)
@@ -196,13 +240,32 @@ async fn main() -> anyhow::Result<()> {
         std::env::var("MESHPORT_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let platform = common::platform(n).await?;
 
-    // Idle memory of a fresh meshport (its own empty database) after a minute of idling with
-    // the status refresh, job polling and session clean-up running.
+    let build = Build::current();
+    let onboard_hydrated = r#"#onboard-form[data-hydrated="true"]"#;
+
+    // The earlier build's figures that need no data of this run's schema: its bundle, its
+    // fresh idle memory and its time to interactive.
+    let mut before = None;
+    if let Some(baseline) = Build::baseline() {
+        let port = free_loopback_port()?;
+        let mut fresh =
+            serve(&baseline, &platform.folder.path().join("baseline"), port, &platform, &[])
+                .await?;
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let rss = memory(fresh.id())?;
+        let tti =
+            time_to_interactive(&format!("http://127.0.0.1:{port}/onboard"), onboard_hydrated);
+        tokio::task::spawn_blocking(move || fresh.stop(Duration::from_secs(10))).await?;
+        before = Some((baseline.wasm_sizes()?, rss, tti));
+    }
+
+    // Idle memory of a fresh meshport (its own empty database) after 20 s of idling with the
+    // status refresh, job polling and session clean-up running.
     let fresh_port = free_loopback_port()?;
     let mut fresh =
-        serve(&platform.folder.path().join("fresh"), fresh_port, &platform, &[]).await?;
+        serve(&build, &platform.folder.path().join("fresh"), fresh_port, &platform, &[]).await?;
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let (fresh_rss, fresh_peak) = memory(fresh.id())?;
+    let fresh_memory = memory(fresh.id())?;
     tokio::task::spawn_blocking(move || fresh.stop(Duration::from_secs(10))).await?;
 
     // meshport over the platform's database: 1,000 services, 2,001 status items.
@@ -212,7 +275,8 @@ async fn main() -> anyhow::Result<()> {
         ("MESHPORT_DATABASE_URL", secrecy::ExposeSecret::expose_secret(&database).to_owned()),
         ("MESHPORT_STATUS__REFRESH_SECONDS", "30".to_owned()),
     ];
-    let mut meshport = serve(&platform.folder.path().join("loaded"), port, &platform, &env).await?;
+    let mut meshport =
+        serve(&build, &platform.folder.path().join("loaded"), port, &platform, &env).await?;
     let client = reqwest::Client::new();
     let auth = format!("Bearer {}", platform.api_token);
     let url = format!("http://127.0.0.1:{port}/status");
@@ -229,7 +293,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (loaded_rss, _) = memory(meshport.id())?;
+    let loaded = memory(meshport.id())?;
 
     let header = format!("Authorization: {auth}");
     let dashboard = wrk(&url, 16, seconds, Some(&header))?;
@@ -240,7 +304,6 @@ async fn main() -> anyhow::Result<()> {
         lists.push((path, wrk(&list_url, 1, seconds.div_ceil(2), Some(&header))?));
     }
     // What each page loads of the bundle: only pages with islands load any.
-    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site");
     let mut page_bundles = Vec::new();
     for path in ["/", "/onboard", "/status", "/services", "/requests", "/audit", "/account"] {
         let page_url = format!("http://127.0.0.1:{port}{path}");
@@ -249,21 +312,17 @@ async fn main() -> anyhow::Result<()> {
         let mut bytes = Vec::new();
         let files = bundle_files(&html);
         for file in &files {
-            bytes.extend(std::fs::read(site.join(file.trim_start_matches('/')))?);
+            bytes.extend(std::fs::read(build.site.join(file.trim_start_matches('/')))?);
         }
         page_bundles.push((path, files.len(), sizes(&bytes)?));
     }
-    let tti = time_to_interactive(
-        &format!("http://127.0.0.1:{port}/onboard"),
-        r#"#onboard-form[data-hydrated="true"]"#,
-    );
-    let (after_rss, peak_rss) = memory(meshport.id())?;
+    let tti = time_to_interactive(&format!("http://127.0.0.1:{port}/onboard"), onboard_hydrated);
+    let after = memory(meshport.id())?;
     tokio::task::spawn_blocking(move || meshport.stop(Duration::from_secs(10))).await?;
     let bare_url = bare_axum(bytes::Bytes::from(page.clone())).await?;
     let bare = wrk(&bare_url, 16, seconds, None)?;
 
-    let wasm = site.join("pkg/meshport.wasm");
-    let wasm_sizes = std::fs::read(&wasm).ok().map(|bytes| sizes(&bytes)).transpose()?;
+    let wasm_sizes = build.wasm_sizes()?;
 
     println!("{:<62} {:>14}", "", "measured");
     let row = |name: &str, value: String| println!("{name:<62} {value:>14}");
@@ -289,29 +348,32 @@ async fn main() -> anyhow::Result<()> {
             format!("{:.2} / {:.2}", load.p50_ms, load.p99_ms),
         );
     }
-    row(
-        "idle meshport serve, empty database: RSS / peak MB",
-        format!("{fresh_rss:.1} / {fresh_peak:.1}"),
-    );
-    row(&format!("idle meshport serve, {n} services: RSS MB"), format!("{loaded_rss:.1}"));
-    row("after the load: RSS / peak MB", format!("{after_rss:.1} / {peak_rss:.1}"));
-    row(
-        "WASM bundle: raw / gzip -9 / brotli KB",
-        wasm_sizes.map_or_else(
-            || format!("missing: {}", wasm.display()),
+    let mb = |m: &Memory| format!("{:.1} / {:.1} / {:.1}", m.rss, m.anonymous, m.peak);
+    row("idle meshport serve, empty database: RSS / anonymous / peak MB", mb(&fresh_memory));
+    row(&format!("idle meshport serve, {n} services: RSS / anonymous / peak MB"), mb(&loaded));
+    row("after the load: RSS / anonymous / peak MB", mb(&after));
+    let bundle = |sizes: Option<(f64, f64, f64)>| {
+        sizes.map_or_else(
+            || "missing".to_owned(),
             |(raw, gzip, brotli)| format!("{raw:.0} / {gzip:.0} / {brotli:.0}"),
-        ),
-    );
+        )
+    };
+    let tti_ms = |tti: &anyhow::Result<f64>| {
+        tti.as_ref().map_or_else(|e| format!("failed: {e}"), |ms| format!("{ms:.0}"))
+    };
+    row("WASM bundle: raw / gzip -9 / brotli KB", bundle(wasm_sizes));
     for (path, files, (raw, gzip, brotli)) in &page_bundles {
         row(
             &format!("{path}: script + WASM files / raw / gzip / brotli KB"),
             format!("{files} / {raw:.0} / {gzip:.0} / {brotli:.0}"),
         );
     }
-    row(
-        "/onboard time to interactive, CPU 4x slower: median ms",
-        tti.as_ref().map_or_else(|e| format!("failed: {e}"), |ms| format!("{ms:.0}")),
-    );
+    row("/onboard time to interactive, CPU 4x slower: median ms", tti_ms(&tti));
+    if let Some((wasm, rss, tti)) = &before {
+        row("before (MESHPORT_BENCH_BASELINE): WASM raw / gzip / brotli KB", bundle(*wasm));
+        row("before: idle meshport serve, empty database: RSS / anonymous / peak MB", mb(rss));
+        row("before: /onboard time to interactive, CPU 4x slower: median ms", tti_ms(tti));
+    }
     println!(
         "dashboard: {:.0} % of the static-bytes throughput (goal >= 25 %); p99 {:.2} ms under 16 connections (goal <= 10 ms); p50 {:.2} ms with one connection (goal < 10 ms)",
         100.0 * dashboard.requests_per_second / bare.requests_per_second,
@@ -319,7 +381,10 @@ async fn main() -> anyhow::Result<()> {
         dashboard_one.p50_ms
     );
     println!(
-        "idle RSS: {fresh_rss:.1} MB fresh, {loaded_rss:.1} MB holding {n} services (goal <= 40 MB); WASM gzip: {} (goal <= 120 KB)",
+        "idle RSS: {:.1} MB fresh, {:.1} MB holding {n} services (goal <= 40 MB; of it the binary's mapped pages {:.1} MB); WASM gzip: {} (goal <= 120 KB)",
+        fresh_memory.rss,
+        loaded.rss,
+        loaded.rss - loaded.anonymous,
         wasm_sizes.map_or("missing".into(), |(_, gzip, _)| format!("{gzip:.0} KB"))
     );
     platform.stop().await

@@ -18,7 +18,9 @@ pub use home::HomePage;
 pub use onboard::{LiveService, OnboardPage, PostedForm, ServiceForm};
 pub use requests::{RequestPage, RequestsPage};
 pub use services::{ChangePage, ServicePage, ServicesPage};
-pub use signin::{AccountMenu, DemoBanner, SignInPage};
+pub use signin::{
+    ACCOUNT_MENU_SLOT, AccountMenu, AccountMenuSlot, DemoBanner, SignInPage, account_menu_html,
+};
 pub use status::{ServiceStatusPage, StatusPage, render_overview};
 pub use users::{UserPage, UsersPage};
 
@@ -30,7 +32,10 @@ use leptos::prelude::*;
 /// plain server-rendered HTML and loads no script.
 pub fn has_islands(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    matches!(segments.as_slice(), [""] | ["onboard"] | ["requests", _] | ["services", _, _, "change"])
+    matches!(
+        segments.as_slice(),
+        [""] | ["onboard"] | ["requests", _] | ["services", _, _, "change"]
+    )
 }
 
 /// Shown for any path no route matches.
@@ -87,7 +92,17 @@ mod tests {
         for path in ["/", "/onboard", "/requests/0c1e", "/services/prod-app/cart/change"] {
             assert!(has_islands(path), "{path}");
         }
-        for path in ["/status", "/requests", "/services", "/services/prod-app/cart", "/audit", "/account", "/admin/users", "/signin", "/status/prod-app/cart"] {
+        for path in [
+            "/status",
+            "/requests",
+            "/services",
+            "/services/prod-app/cart",
+            "/audit",
+            "/account",
+            "/admin/users",
+            "/signin",
+            "/status/prod-app/cart",
+        ] {
             assert!(!has_islands(path), "{path}");
         }
     }

@@ -14,7 +14,7 @@ use crate::onboarding::ChangeKind;
 use crate::onboarding::RequestStatus;
 use crate::request_api::{
     ActOnRequest, JobSummary, PreviewFile, RequestDetail, RequestSummary, WithdrawRequest,
-    get_request, requests_page,
+    get_request, request_progress, requests_page,
 };
 
 /// The list of requests, newest first, a page at a time; for platform admins, those of the
@@ -115,13 +115,17 @@ pub(super) fn StatusBadge(status: RequestStatus) -> impl IntoView {
     }
 }
 
-/// One request: read on the server, then handed to [`LiveRequest`], the page's island.
+/// One request, drawn on the server: its decision and admin forms are plain forms (the server
+/// checks the caller's role on every action), and while provisioning runs the [`FollowProgress`]
+/// island reloads the page when it moves on.
 #[component]
 pub fn RequestPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let detail = Resource::new(id, get_request);
     let me = Resource::new(|| (), |()| whoami());
+    let act = ServerAction::<ActOnRequest>::new();
+    let withdraw = ServerAction::<WithdrawRequest>::new();
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -130,62 +134,39 @@ pub fn RequestPage() -> impl IntoView {
                 let my_id = me.map(|p| p.user_id).unwrap_or_default();
                 match detail.await {
                     Err(error) => view! { <p role="alert" class="text-red-700">{error.to_string()}</p> }.into_any(),
-                    Ok(detail) => view! { <LiveRequest detail admin my_id /> }.into_any(),
+                    Ok(detail) => {
+                        let follow = detail.running().then(|| {
+                            view! { <FollowProgress id=detail.request.id.clone() progress=detail.progress() /> }
+                        });
+                        view! { <Detail detail admin my_id act withdraw /> {follow} }.into_any()
+                    }
                 }
             })}
         </Suspense>
     }
 }
 
-/// A request's page in the browser: the decision and admin forms, and, while provisioning
-/// runs, the page asks the server again every two seconds. Which forms it shows is only
-/// presentation: the server checks the caller's role on every action.
+/// While provisioning runs, asks the server every two seconds where the request stands
+/// ([`request_progress`], one short string) and reloads the page once that differs from
+/// `progress`, the state the page was drawn in. The island is all of the request page's
+/// JavaScript; everything it shows is the server's HTML.
 #[island]
-fn LiveRequest(detail: RequestDetail, admin: bool, my_id: String) -> impl IntoView {
-    let id = detail.request.id.clone();
-    let act = ServerAction::<ActOnRequest>::new();
-    let withdraw = ServerAction::<WithdrawRequest>::new();
-    let detail = RwSignal::new(detail);
-    let reload = move || {
-        let id = id.clone();
-        leptos::task::spawn_local(async move {
-            if let Ok(fresh) = get_request(id).await {
-                detail.set(fresh);
-            }
-        });
-    };
-    // After each decision or withdrawal (in the browser; effects do not run on the server).
-    Effect::new({
-        let reload = reload.clone();
-        move |previous: Option<(usize, usize)>| {
-            let versions = (act.version().get(), withdraw.version().get());
-            if previous.is_some_and(|previous| previous != versions) {
-                reload();
-            }
-            versions
-        }
-    });
+fn FollowProgress(id: String, progress: String) -> impl IntoView {
     Effect::new(move |_| {
-        let reload = reload.clone();
+        let (id, progress) = (id.clone(), progress.clone());
         let poll = move || {
-            let running = detail.with_untracked(|detail| {
-                matches!(detail.request.status, RequestStatus::Approved | RequestStatus::Provisioning)
-                    || detail.jobs.iter().any(|j| j.state == "queued" || j.state == "running")
+            let (id, progress) = (id.clone(), progress.clone());
+            leptos::task::spawn_local(async move {
+                if request_progress(id).await.is_ok_and(|now| now != progress) {
+                    let _ = window().location().reload();
+                }
             });
-            if running {
-                reload();
-            }
         };
         if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(2)) {
             on_cleanup(move || handle.clear());
         }
     });
-    view! {
-        {move || {
-            let my_id = my_id.clone();
-            view! { <Detail detail=detail.get() admin my_id act withdraw /> }.into_any()
-        }}
-    }
+    view! { <span id="follow-progress" class="sr-only" aria-live="polite">"Provisioning runs; this page follows it."</span> }
 }
 
 #[component]
@@ -476,6 +457,36 @@ mod tests {
             let withdraw = ServerAction::<WithdrawRequest>::new();
             view! { <Detail detail admin=true my_id="alex".to_owned() act withdraw /> }.to_html()
         })
+    }
+
+    #[test]
+    fn the_page_follows_provisioning_only_while_it_runs_and_sees_every_step() {
+        use crate::request_api::JobSummary;
+        let mut detail = detail(false);
+        assert!(!detail.running(), "a merged request does not change by itself");
+        detail.request.status = RequestStatus::Approved;
+        detail.jobs.push(JobSummary {
+            id: "j1".into(),
+            kind: "provision".into(),
+            state: "running".into(),
+            attempts: 1,
+            last_error: None,
+            next_run_at: "2026-12-07T04:00:00Z".into(),
+            steps: Vec::new(),
+        });
+        assert!(detail.running());
+        let before = detail.progress();
+        detail.jobs[0].steps.push(crate::request_api::StepSummary {
+            name: "vault_policy".into(),
+            finished_at: "2026-12-07T04:00:01Z".into(),
+            detail: serde_json::Value::Null,
+        });
+        assert_ne!(detail.progress(), before, "a finished step changes the page");
+        let step = detail.progress();
+        detail.request.status = RequestStatus::PrOpen;
+        detail.jobs[0].state = "done".into();
+        assert_ne!(detail.progress(), step);
+        assert!(!detail.running());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use crate::access::Role;
+use crate::access::{Principal, Role};
 use crate::account::{AvailableSignIns, sign_in_options, whoami};
 use crate::notifications::decision_queue_count;
 
@@ -77,10 +77,23 @@ fn SignInChoices(options: AvailableSignIns) -> impl IntoView {
     }
 }
 
+/// Where a page served from a cache leaves the account corner for each response to fill
+/// (`/status`, see [`account_menu_html`]): with [`AccountMenuSlot`] in context,
+/// [`AccountMenu`] renders exactly this.
+pub const ACCOUNT_MENU_SLOT: &str = "<meshport-account-menu></meshport-account-menu>";
+
+/// In context while the server renders a page to cache: the account corner becomes
+/// [`ACCOUNT_MENU_SLOT`].
+#[derive(Clone, Copy, Debug)]
+pub struct AccountMenuSlot;
+
 /// The header's account corner: who is signed in, with their roles and a sign-out button, or a
 /// sign-in link.
 #[component]
 pub fn AccountMenu() -> impl IntoView {
+    if use_context::<AccountMenuSlot>().is_some() {
+        return view! { <meshport-account-menu></meshport-account-menu> }.into_any();
+    }
     let me = Resource::new(|| (), |()| whoami());
     // A resource, so the browser hydrates with the server's answer: a server function called
     // inside the suspense would run again in the browser while hydrating, and the admins'
@@ -91,42 +104,8 @@ pub fn AccountMenu() -> impl IntoView {
             {move || Suspend::new(async move {
                 match me.await.ok().flatten() {
                     Some(principal) => {
-                        let admin = principal.has(Role::PlatformAdmin);
                         let waiting = waiting.await.ok().flatten();
-                        let roles = principal
-                            .roles
-                            .iter()
-                            .map(|role| role.label())
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        view! {
-                            <div class="flex items-center gap-3 text-sm">
-                                <span id="signed-in-as">
-                                    <span class="font-medium">{principal.name}</span>
-                                    <span class="text-slate-500">" · " <span id="signed-in-roles">{roles}</span></span>
-                                </span>
-                                {waiting.map(|n| view! {
-                                    <a id="decision-queue" href="/requests" class="text-indigo-700 hover:underline" title="Change sets waiting for a decision">
-                                        "Decisions "
-                                        <span id="decision-queue-count" class="rounded-full bg-indigo-600 px-1.5 text-xs font-semibold text-white">{n}</span>
-                                    </a>
-                                })}
-                                <a id="account" href="/account" class="text-indigo-700 hover:underline">"Account"</a>
-                                {admin.then(|| view! {
-                                    <a id="admin-users" href="/admin/users" class="text-indigo-700 hover:underline">"Users"</a>
-                                })}
-                                <form method="post" action="/auth/logout">
-                                    <button
-                                        type="submit"
-                                        id="sign-out"
-                                        class="rounded border border-slate-300 px-2 py-1 hover:bg-slate-100 focus:outline-none focus:ring-2 focus:ring-indigo-500"
-                                    >
-                                        "Sign out"
-                                    </button>
-                                </form>
-                            </div>
-                        }
-                            .into_any()
+                        view! { <SignedIn principal waiting /> }.into_any()
                     }
                     None => {
                         view! {
@@ -139,6 +118,47 @@ pub fn AccountMenu() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+    .into_any()
+}
+
+/// The account corner of `principal` as HTML, for a page served from a cache.
+pub fn account_menu_html(principal: Principal, waiting: Option<u64>) -> String {
+    Owner::new().with(|| view! { <SignedIn principal waiting /> }.to_html())
+}
+
+/// Who is signed in, their roles, the decision count (`waiting`, for those who decide), and
+/// the account links.
+#[component]
+fn SignedIn(principal: Principal, waiting: Option<u64>) -> impl IntoView {
+    let admin = principal.has(Role::PlatformAdmin);
+    let roles = principal.roles.iter().map(|role| role.label()).collect::<Vec<_>>().join(", ");
+    view! {
+        <div class="flex items-center gap-3 text-sm">
+            <span id="signed-in-as">
+                <span class="font-medium">{principal.name}</span>
+                <span class="text-slate-500">" · " <span id="signed-in-roles">{roles}</span></span>
+            </span>
+            {waiting.map(|n| view! {
+                <a id="decision-queue" href="/requests" class="text-indigo-700 hover:underline" title="Change sets waiting for a decision">
+                    "Decisions "
+                    <span id="decision-queue-count" class="rounded-full bg-indigo-600 px-1.5 text-xs font-semibold text-white">{n}</span>
+                </a>
+            })}
+            <a id="account" href="/account" class="text-indigo-700 hover:underline">"Account"</a>
+            {admin.then(|| view! {
+                <a id="admin-users" href="/admin/users" class="text-indigo-700 hover:underline">"Users"</a>
+            })}
+            <form method="post" action="/auth/logout">
+                <button
+                    type="submit"
+                    id="sign-out"
+                    class="rounded border border-slate-300 px-2 py-1 hover:bg-slate-100 focus:outline-none focus:ring-2 focus:ring-indigo-500"
+                >
+                    "Sign out"
+                </button>
+            </form>
+        </div>
     }
 }
 

@@ -150,7 +150,11 @@ impl Store {
                     .create_if_missing(true)
                     .foreign_keys(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(5));
+                    .busy_timeout(Duration::from_secs(5))
+                    // Each connection keeps its own page cache (2 MB by default), a copy of what
+                    // the kernel's page cache holds anyway: 512 KB each keeps an idle meshport's
+                    // eight connections from holding 16 MB after a status refresh.
+                    .pragma("cache_size", "-512");
                 let pool =
                     SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
                 Ok(Self::Sqlite(pool))

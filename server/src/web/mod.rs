@@ -10,6 +10,7 @@ mod onboard;
 mod pull_requests;
 pub mod security;
 mod server_fns;
+mod status_page;
 
 use std::sync::{Arc, OnceLock};
 
@@ -86,6 +87,8 @@ pub struct AppState {
     pub rotations: Arc<Rotations>,
     /// People's notification settings and failed deliveries.
     pub notification_settings: Arc<NotificationSettings>,
+    /// `/status` as last rendered, without its account corner.
+    pub status_page: Arc<status_page::Cache>,
     /// The bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<secrecy::SecretString>,
     /// Repository drift of the live services and their generator upgrades.
@@ -167,6 +170,7 @@ impl AppState {
         Ok(Self {
             fleet,
             notification_settings: Arc::new(NotificationSettings { store: store.clone() }),
+            status_page: Arc::default(),
             rotations,
             status,
             metrics_token: config.status.metrics_token.clone(),
@@ -223,7 +227,8 @@ impl AppState {
 /// The whole HTTP application. From the outside in: tracing, compression, security headers,
 /// cross-site refusal, sessions, the caller's principal, then the routes.
 pub fn router(state: AppState) -> Router {
-    let routes = page_routes();
+    // `/status` is served from its cache, which the app renders (status_page).
+    let routes = page_routes().into_iter().filter(|r| r.path() != status_page::PATH).collect();
     let shell_options = state.leptos_options.clone();
     let (page_state, fallback_state) = (state.clone(), state.clone());
     let session_layer = session::layer(&state.identity, state.sessions.clone());
@@ -266,6 +271,7 @@ pub fn router(state: AppState) -> Router {
             move || page_state.provide_context(),
             move || app::shell(shell_options.clone()),
         )
+        .route(status_page::PATH, get(status_page::get))
         // Beside the page's GET: the form posted without JavaScript.
         .route("/onboard", post(onboard::post_form))
         .route("/services/{namespace}/{service}/change", post(onboard::post_change_form))

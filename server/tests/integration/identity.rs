@@ -1472,6 +1472,23 @@ async fn the_cached_status_overview_follows_the_board_and_is_never_shown_to_anon
     for shown in ["As of", "data-source", "status-counts", "status-overview"] {
         assert!(!anonymous.body.contains(shown), "{shown} shown to an anonymous caller: {}", anonymous.body);
     }
+    assert!(anonymous.body.contains(r#"id="sign-in""#), "{}", anonymous.body);
+
+    // The page is cached once for everyone; each caller gets their own account corner (an
+    // admin's with the decision count), and nothing of another's.
+    let mut blake = sign_in(&meshport.app, "blake").await;
+    let admin = send(&meshport.app, &mut blake, Request::get("/status"), Body::empty()).await;
+    let page = send(&meshport.app, &mut jar, Request::get("/status"), Body::empty()).await;
+    assert!(admin.body.contains("As of 2026-12-07 10:00 UTC."), "{}", admin.body);
+    assert!(admin.body.contains("Blake Admin") && admin.body.contains(r#"id="decision-queue-count""#));
+    assert!(admin.body.contains(r#"id="admin-users""#), "{}", admin.body);
+    assert!(page.body.contains("Dana Developer") && !page.body.contains("Blake"), "{}", page.body);
+    assert!(!page.body.contains("decision-queue") && !page.body.contains("admin-users"));
+    for answer in [&page, &admin] {
+        assert!(!answer.body.contains("meshport-account-menu"), "the slot is filled: {}", answer.body);
+        assert!(!answer.body.contains("nonce="), "no per-response nonce is shared: {}", answer.body);
+        assert_eq!(answer.body.matches(r#"id="signed-in-as""#).count(), 1, "{}", answer.body);
+    }
 
     // A new report: the page shows it.
     meshport.status.refresh(ten + chrono::TimeDelta::hours(2)).await;
