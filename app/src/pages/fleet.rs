@@ -9,9 +9,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::access::Role;
 use crate::account::whoami;
-use crate::fleet::{
-    ClassCounts, DriftClass, FleetView, ServiceDrift, UpgradeBatch, fleet_overview,
-};
+use crate::fleet::{ClassCounts, DriftClass, FleetView, ServiceDrift, UpgradeBatch, fleet_overview};
 use crate::onboarding::RequestStatus;
 
 const BUTTON: &str = "rounded border border-slate-300 px-3 py-1 text-sm hover:bg-slate-100 focus:outline-none focus:ring-2 focus:ring-indigo-500";
@@ -61,17 +59,11 @@ fn fleet_view(view: FleetView, admin: bool, my_id: String) -> impl IntoView {
             vec![ClassCounts { group: "all services".into(), ..report.totals() }],
             report.counts_by(|s| &s.namespace),
             report.counts_by(|s| &s.team),
-            report
-                .services
-                .iter()
-                .filter(|s| s.worst() != DriftClass::Current || s.in_flight)
-                .cloned()
-                .collect(),
+            report.services.iter().filter(|s| s.worst() != DriftClass::Current || s.in_flight).cloned().collect(),
         ),
         None => (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
     };
-    let hand_edited: Vec<ServiceDrift> =
-        drifted.iter().filter(|s| s.has_hand_change() && !s.in_flight).cloned().collect();
+    let hand_edited: Vec<ServiceDrift> = drifted.iter().filter(|s| s.has_hand_change() && !s.in_flight).cloned().collect();
     view! {
         <p id="fleet-summary" class="mt-4 text-sm">{summary}</p>
         {admin.then(|| view! {

@@ -6,10 +6,10 @@ use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use super::PageLinks;
-use super::onboard::PostedForm;
 use super::onboard::{LiveService, ServiceForm};
 use super::requests::RequestTable;
+use super::PageLinks;
+use super::onboard::PostedForm;
 use crate::access::Role;
 use crate::account::whoami;
 use crate::onboarding::OnboardingRequest;
