@@ -28,8 +28,8 @@ use leptos::prelude::*;
 
 /// Whether the page at `path` holds an island, so it needs the island script and the WASM:
 /// the start page (the steps toggle), the service form (`/onboard` and a live service's
-/// change form) and a request's page (decisions and live progress). Every other page is
-/// plain server-rendered HTML and loads no script.
+/// change form) and a request's page (it follows provisioning while that runs). Every other
+/// page is plain server-rendered HTML and loads no script.
 pub fn has_islands(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     matches!(
