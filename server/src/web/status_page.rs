@@ -118,3 +118,25 @@ async fn render(state: &AppState, request: Request, slot: bool) -> Response {
     );
     handler(request).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_shared_only_with_one_slot_and_nothing_per_response() {
+        let page = format!("<html><nav>{ACCOUNT_MENU_SLOT}</nav><main>board</main></html>");
+        let trailing = format!("{page}<script nonce=\"abc\">__RESOLVED_RESOURCES=[];</script>");
+        let split = Page::split(&trailing).expect("one slot, data after </html> left out");
+        assert_eq!(
+            split.with_menu("<b>Dana</b>"),
+            "<html><nav><b>Dana</b></nav><main>board</main></html>"
+        );
+
+        let nonce = format!("<html><script nonce=\"abc\"></script>{ACCOUNT_MENU_SLOT}</html>");
+        let two = format!("<html>{ACCOUNT_MENU_SLOT}{ACCOUNT_MENU_SLOT}</html>");
+        for refused in [nonce.as_str(), two.as_str(), "<html>no slot</html>", ACCOUNT_MENU_SLOT] {
+            assert!(Page::split(refused).is_none(), "{refused}");
+        }
+    }
+}
