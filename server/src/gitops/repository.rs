@@ -184,18 +184,7 @@ impl GitRepository {
         directory: &str,
         max_age: Duration,
     ) -> Result<Vec<(String, String)>, GitError> {
-        {
-            let mut fetched = self.remote.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if fetched.is_none_or(|at| at.elapsed() >= max_age) {
-                self.fetch_base_locked(&mut fetched)?;
-            }
-        }
-        // One commit for every read, whatever a concurrent fetch does to the ref meanwhile.
-        let base = self.git([
-            "rev-parse",
-            "--verify",
-            &format!("{}^{{commit}}", self.remote_ref(&self.base_branch)),
-        ])?;
+        let base = self.base_commit(max_age)?;
         let listing = self.git(["ls-tree", "-r", "--name-only", &base, "--", directory])?;
         listing
             .lines()
@@ -204,21 +193,30 @@ impl GitRepository {
             .collect()
     }
 
+    /// The base branch's commit, fetched first unless the last fetch is younger than `max_age`
+    /// (`Duration::ZERO`: always). Callers read everything from this one commit, whatever a
+    /// concurrent fetch does to the ref meanwhile.
+    fn base_commit(&self, max_age: Duration) -> Result<String, GitError> {
+        {
+            let mut fetched = self.remote.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if fetched.is_none_or(|at| at.elapsed() >= max_age) {
+                self.fetch_base_locked(&mut fetched)?;
+            }
+        }
+        self.git([
+            "rev-parse",
+            "--verify",
+            &format!("{}^{{commit}}", self.remote_ref(&self.base_branch)),
+        ])
+    }
+
     /// Fetches the base branch once and lists every file under `prefix` with its blob id
     /// (`git ls-tree -r`): the fleet's drift pass compares these ids with the renderings'
     /// without a checkout and without reading a file. Returns the commit read and
     /// `(path, blob id)` pairs in path order. The work tree's lock is not taken.
     #[tracing::instrument(skip_all)]
     pub fn tree_on_base(&self, prefix: &str) -> Result<(String, Vec<(String, String)>), GitError> {
-        {
-            let mut fetched = self.remote.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            self.fetch_base_locked(&mut fetched)?;
-        }
-        let base = self.git([
-            "rev-parse",
-            "--verify",
-            &format!("{}^{{commit}}", self.remote_ref(&self.base_branch)),
-        ])?;
+        let base = self.base_commit(Duration::ZERO)?;
         let listing = self.git(["ls-tree", "-r", "--full-tree", &base, "--", prefix])?;
         let files = listing
             .lines()
